@@ -1,0 +1,76 @@
+"""The small protocol every database backend implements.
+
+Business code (repositories, the store, the worker) speaks only this protocol; each
+dialect's SQL lives in one module beside this one. Statements that differ between
+databases are built here from pieces the repository hands over, so the *what* (which
+status, which columns) stays in one place and only the *how* varies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from sqlalchemy import ColumnElement, FromClause, Select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from taskstore.settings import Settings
+
+
+class Backend(Protocol):
+    """What differs between PostgreSQL and SQLite."""
+
+    name: str
+    #: alembic must rebuild tables instead of ALTERing them
+    render_as_batch: bool
+    #: execution options for read-only transactions (SQLite: a deferred BEGIN)
+    read_options: dict[str, Any]
+
+    def engine_kwargs(self, settings: Settings) -> dict[str, Any]:
+        """Keyword arguments for `create_async_engine`."""
+        ...
+
+    def configure_engine(self, engine: AsyncEngine, settings: Settings) -> None:
+        """Install per-connection hooks (pragmas, BEGIN mode)."""
+        ...
+
+    def now(self) -> ColumnElement[Any]:
+        """The database's clock, as an expression."""
+        ...
+
+    def now_plus(self, seconds: ColumnElement[Any]) -> ColumnElement[Any]:
+        """The database's clock plus `seconds` (a float expression)."""
+        ...
+
+    def claim_where(self, id_column: ColumnElement[Any], picked: Select[Any]) -> ColumnElement[Any]:
+        """The claim UPDATE's condition: `id_column` is one of the ids `picked` selects
+        (locking them as the database needs)."""
+        ...
+
+    def ids_match(self, column: ColumnElement[Any], key: str) -> ColumnElement[Any]:
+        """`column` is one of the ids bound under `key` (a list of ints)."""
+        ...
+
+    def batch_rows(self, key: str) -> FromClause:
+        """A FROM of (id, attempt, doc) rows bound as one parameter under `key`."""
+        ...
+
+    def batch_params(self, key: str, rows: Sequence[tuple[int, int, str | None]]) -> dict:
+        """The parameters that fill `batch_rows(key)`."""
+        ...
+
+    def json_from_text(self, expr: ColumnElement[Any]) -> ColumnElement[Any]:
+        """Turn a JSON text expression into a value for a JSON column."""
+        ...
+
+    def insert_skip_duplicates(self, table: Any, index_where: Any) -> Any:
+        """INSERT that silently skips rows clashing with the dedup unique index."""
+        ...
+
+    def lock_migrations(self, connection: Any) -> None:
+        """Serialise concurrent migrators (called inside the migration transaction)."""
+        ...
+
+    async def notify(self, conn: AsyncConnection, queues: Sequence[str]) -> None:
+        """Wake listening workers after an enqueue commits (no-op without LISTEN)."""
+        ...

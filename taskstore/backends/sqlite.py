@@ -1,0 +1,135 @@
+"""SQLite backend: one writer at a time, made explicit.
+
+- Every connection gets the configured pragmas (WAL, synchronous, busy_timeout,
+  foreign_keys, cache size).
+- The driver's implicit transaction handling is switched off and we emit BEGIN ourselves:
+  ``BEGIN IMMEDIATE`` for any transaction that may write, so the write lock is taken up
+  front and waits for ``busy_timeout`` instead of failing with "database is locked" when a
+  deferred reader tries to upgrade; ``BEGIN`` (deferred) for read-only work.
+- The claim is ``UPDATE ... WHERE id IN (SELECT ... LIMIT n) RETURNING`` inside that
+  immediate transaction; no row locks are needed because the writer is alone.
+- The database clock is ``strftime('%Y-%m-%d %H:%M:%f')`` padded to the microsecond format
+  SQLAlchemy stores, so stored and computed times compare as strings in time order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    FromClause,
+    Integer,
+    Select,
+    String,
+    Text,
+    bindparam,
+    event,
+    func,
+    select,
+    type_coerce,
+)
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from taskstore.errors import ConfigError
+from taskstore.settings import Settings
+
+_BEGIN_OPTION = "taskstore_sqlite_begin"
+_BEGIN_MODES = {"IMMEDIATE": "BEGIN IMMEDIATE", "DEFERRED": "BEGIN"}
+_CLOCK_FORMAT = "%Y-%m-%d %H:%M:%f000"
+_JOURNAL_MODES = {"WAL", "DELETE", "TRUNCATE", "PERSIST", "MEMORY", "OFF"}
+_SYNC_MODES = {"OFF", "NORMAL", "FULL", "EXTRA"}
+
+
+def _checked(value: str, allowed: set[str], setting: str) -> str:
+    mode = value.strip().upper()
+    if mode not in allowed:
+        raise ConfigError(f"{setting} must be one of {sorted(allowed)}, got {value!r}")
+    return mode
+
+
+class SQLiteBackend:
+    """The embedded default."""
+
+    name = "sqlite"
+    render_as_batch = True  # ALTER TABLE is limited: alembic rebuilds tables instead
+    read_options: dict[str, Any] = {_BEGIN_OPTION: "DEFERRED"}
+
+    def engine_kwargs(self, settings: Settings) -> dict[str, Any]:
+        database = settings.database_url.database
+        if database and database != ":memory:":
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        return {"connect_args": {"timeout": settings.sqlite_busy_timeout_ms / 1000}}
+
+    def configure_engine(self, engine: AsyncEngine, settings: Settings) -> None:
+        pragmas = [
+            "PRAGMA journal_mode="
+            + _checked(
+                settings.sqlite_journal_mode, _JOURNAL_MODES, "TASKSTORE_SQLITE_JOURNAL_MODE"
+            ),
+            "PRAGMA synchronous="
+            + _checked(settings.sqlite_synchronous, _SYNC_MODES, "TASKSTORE_SQLITE_SYNCHRONOUS"),
+            "PRAGMA busy_timeout=" + str(int(settings.sqlite_busy_timeout_ms)),
+            "PRAGMA cache_size=" + str(int(settings.sqlite_cache_size)),
+            "PRAGMA foreign_keys=ON",
+        ]
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # Take transaction control away from the driver; _on_begin emits BEGIN.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            for pragma in pragmas:
+                cursor.execute(pragma)
+            cursor.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(connection: Any) -> None:
+            mode = connection.get_execution_options().get(_BEGIN_OPTION, "IMMEDIATE")
+            connection.exec_driver_sql(_BEGIN_MODES[mode])
+
+    def now(self) -> ColumnElement[Any]:
+        return func.strftime(_CLOCK_FORMAT, "now", type_=String)
+
+    def now_plus(self, seconds: ColumnElement[Any]) -> ColumnElement[Any]:
+        modifier = func.printf("%+.6f seconds", seconds)
+        return func.strftime(_CLOCK_FORMAT, "now", modifier, type_=String)
+
+    def claim_where(self, id_column: ColumnElement[Any], picked: Select[Any]) -> ColumnElement[Any]:
+        # The IMMEDIATE transaction already holds the only write lock: nothing to lock.
+        return id_column.in_(picked.scalar_subquery())
+
+    def ids_match(self, column: ColumnElement[Any], key: str) -> ColumnElement[Any]:
+        return column.in_(bindparam(key, expanding=True))
+
+    def batch_rows(self, key: str) -> FromClause:
+        rows = func.json_each(bindparam(key, type_=Text)).table_valued("value")
+        return select(
+            type_coerce(func.json_extract(rows.c.value, "$[0]"), BigInteger).label("id"),
+            type_coerce(func.json_extract(rows.c.value, "$[1]"), Integer).label("attempt"),
+            func.json_extract(rows.c.value, "$[2]").label("doc"),
+        ).subquery("batch")
+
+    def batch_params(self, key: str, rows: Sequence[tuple[int, int, str | None]]) -> dict:
+        return {key: json.dumps([list(r) for r in rows], separators=(",", ":"))}
+
+    def json_from_text(self, expr: ColumnElement[Any]) -> ColumnElement[Any]:
+        # JSON columns are TEXT here; no cast (CAST AS JSON would apply numeric affinity).
+        return expr
+
+    def insert_skip_duplicates(self, table: Any, index_where: Any) -> Any:
+        return sqlite_insert(table).on_conflict_do_nothing(
+            index_elements=["dedup_key"], index_where=index_where
+        )
+
+    def lock_migrations(self, connection: Any) -> None:
+        # alembic's transaction began IMMEDIATE: concurrent migrators already queue here.
+        return None
+
+    async def notify(self, conn: AsyncConnection, queues: Sequence[str]) -> None:
+        return None  # idle SQLite workers poll with a short backoff instead

@@ -1,0 +1,15 @@
+"""ORM entities: the task table and the polymorphic result entities."""
+
+from taskstore.models.base import Base, UTCDateTime
+from taskstore.models.media import CaptionEntity, MediaEntity, TranscriptEntity, VideoEntity
+from taskstore.models.task import TaskEntity
+
+__all__ = [
+    "Base",
+    "CaptionEntity",
+    "MediaEntity",
+    "TaskEntity",
+    "TranscriptEntity",
+    "UTCDateTime",
+    "VideoEntity",
+]

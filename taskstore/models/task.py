@@ -1,0 +1,109 @@
+"""`TaskEntity`: one row per task; the table *is* the queue.
+
+The indexes are shaped by the queries that run hot:
+- claim: a partial index over claimable rows only, in claim order, so finished history
+  never sits in the claimer's way;
+- heartbeat / rescue: partial indexes over leased rows only (a handful at any time);
+- dedup: a unique partial index, so "one live task per key" is enforced by the database;
+- retention: a partial index over finished rows by finish time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Float,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from taskstore.models.base import Base, JSONDocument
+from taskstore.states import ACTIVE, CLAIMABLE, FINISHED, LEASED, TaskStatus, ordered
+
+TaskId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite: alias of the rowid
+
+
+def status_in(statuses: frozenset[TaskStatus]) -> Any:
+    """A literal predicate (never a bound parameter) so the planner can match partial indexes."""
+    quoted = ", ".join("'" + s + "'" for s in ordered(statuses))
+    return text("status IN (" + quoted + ")")
+
+
+class TaskEntity(Base):
+    """A unit of work: a registered handler's name, a JSON payload and its lifecycle."""
+
+    __tablename__ = "taskstore_tasks"
+
+    id: Mapped[int] = mapped_column(TaskId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    queue: Mapped[str] = mapped_column(String(64), server_default="default")
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    status: Mapped[str] = mapped_column(String(16), server_default=TaskStatus.CREATED.value)
+    priority: Mapped[int] = mapped_column(SmallInteger, server_default="0")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    # NULL means "whatever the handler's @task(max_attempts=...) says".
+    max_attempts: Mapped[int | None] = mapped_column(Integer)
+    run_at: Mapped[dt.datetime] = mapped_column(server_default=text("CURRENT_TIMESTAMP"))
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=text("CURRENT_TIMESTAMP"))
+    updated_at: Mapped[dt.datetime] = mapped_column(server_default=text("CURRENT_TIMESTAMP"))
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+    worker_id: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[dt.datetime | None]
+    progress: Mapped[float | None] = mapped_column(Float)
+    result: Mapped[Any | None] = mapped_column(JSONDocument)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    dedup_key: Mapped[str | None] = mapped_column(String(255))
+
+    __table_args__ = (CheckConstraint(status_in(frozenset(TaskStatus)), name="status_valid"),)
+
+    def __repr__(self) -> str:
+        return f"<TaskEntity id={self.id} name={self.name!r} status={self.status}>"
+
+
+_claim_where = status_in(CLAIMABLE)
+Index(
+    "ix_taskstore_tasks_claim",
+    TaskEntity.queue,
+    TaskEntity.priority.desc(),
+    TaskEntity.run_at,
+    TaskEntity.id,
+    postgresql_where=_claim_where,
+    sqlite_where=_claim_where,
+)
+_leased_where = status_in(LEASED)
+Index(
+    "ix_taskstore_tasks_worker",
+    TaskEntity.worker_id,
+    postgresql_where=_leased_where,
+    sqlite_where=_leased_where,
+)
+Index(
+    "ix_taskstore_tasks_lease",
+    TaskEntity.lease_expires_at,
+    postgresql_where=_leased_where,
+    sqlite_where=_leased_where,
+)
+_dedup_where = text("dedup_key IS NOT NULL AND " + status_in(ACTIVE).text)
+Index(
+    "uq_taskstore_tasks_dedup_key",
+    TaskEntity.dedup_key,
+    unique=True,
+    postgresql_where=_dedup_where,
+    sqlite_where=_dedup_where,
+)
+_finished_where = status_in(FINISHED)
+Index(
+    "ix_taskstore_tasks_finished",
+    TaskEntity.finished_at,
+    postgresql_where=_finished_where,
+    sqlite_where=_finished_where,
+)

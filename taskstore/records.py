@@ -1,0 +1,88 @@
+"""Frozen dataclasses that cross the store boundary instead of live ORM objects."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+from taskstore.states import TaskStatus
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewTask:
+    """A validated task about to be inserted (payload already encoded as JSON text)."""
+
+    name: str
+    payload_json: str
+    queue: str = "default"
+    priority: int = 0
+    delay_seconds: float = 0.0
+    run_at: dt.datetime | None = None
+    max_attempts: int | None = None
+    dedup_key: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ClaimedTask:
+    """What a worker needs to run one attempt of a task it owns."""
+
+    id: int
+    name: str
+    queue: str
+    payload: dict[str, Any]
+    attempt: int
+    max_attempts: int | None
+    priority: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TaskInfo:
+    """A full snapshot of a task row."""
+
+    id: int
+    name: str
+    queue: str
+    status: TaskStatus
+    priority: int
+    attempts: int
+    max_attempts: int | None
+    run_at: dt.datetime
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    worker_id: str | None
+    lease_expires_at: dt.datetime | None
+    progress: float | None
+    payload: dict[str, Any]
+    result: Any
+    error: dict[str, Any] | None
+    dedup_key: str | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> TaskInfo:
+        values = {f.name: getattr(row, f.name) for f in dataclasses.fields(cls)}
+        values["status"] = TaskStatus(values["status"])
+        return cls(**values)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (datetimes as ISO 8601 strings)."""
+        out: dict[str, Any] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            out[field.name] = value.isoformat() if isinstance(value, dt.datetime) else value
+        out["status"] = self.status.value
+        return out
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class QueueStats:
+    """Counts per status for one queue, and the age of its oldest claimable task."""
+
+    queue: str
+    counts: dict[str, int]
+    oldest_pending_seconds: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,516 @@
+"""TaskRepository: every statement that reads or writes the task table.
+
+Statements are SQLAlchemy Core, built once per backend in ``__init__`` and reused with
+bound parameters. Methods take the caller's connection or session and never commit: the
+caller owns the transaction. Status changes take their legal source statuses from
+`taskstore.states.TRANSITIONS`; writes that end or extend a claim are fenced on
+(id, worker id, attempt), so a worker that lost its lease cannot overwrite a newer state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    Float,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from taskstore.backends import Backend
+from taskstore.engine import dumps_json
+from taskstore.errors import IllegalTransition, LeaseLost, TaskNotFound
+from taskstore.models.base import JSONText, UTCDateTime
+from taskstore.models.task import TaskEntity, status_in
+from taskstore.records import ClaimedTask, NewTask, QueueStats, TaskInfo
+from taskstore.states import (
+    ACTIVE,
+    CLAIMABLE,
+    FINISHED,
+    LEASED,
+    Event,
+    TaskStatus,
+    sources,
+    target,
+)
+
+Executor = AsyncConnection | AsyncSession
+T = TaskEntity.__table__
+_CLAIM_COLUMNS = (
+    T.c.id,
+    T.c.name,
+    T.c.queue,
+    T.c.payload,
+    T.c.attempts,
+    T.c.max_attempts,
+    T.c.priority,
+    T.c.run_at,
+)
+_LEASE_EXPIRED_ERROR = dumps_json(
+    {
+        "type": "LeaseExpired",
+        "message": "the worker stopped renewing its lease (crashed or cut off)",
+    }
+)
+
+
+def _status(value: TaskStatus) -> Any:
+    return literal(value.value)
+
+
+class TaskRepository:
+    """Reads and fenced writes of `TaskEntity` rows for one backend."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        b = backend
+        self._now = b.now()
+        self._insert_values = {
+            "name": bindparam("p_name"),
+            "queue": bindparam("p_queue"),
+            # Bound as the JSON text the validator already produced: encoded once, not twice.
+            "payload": bindparam("p_payload", type_=JSONText()),
+            "priority": bindparam("p_priority"),
+            "max_attempts": bindparam("p_max_attempts", type_=Integer),
+            "dedup_key": bindparam("p_dedup_key"),
+            "run_at": func.coalesce(
+                bindparam("p_run_at", type_=UTCDateTime()),
+                b.now_plus(bindparam("p_delay", type_=Float)),
+            ),
+            "created_at": self._now,
+            "updated_at": self._now,
+        }
+        self._insert_plain = (
+            insert(T).values(self._insert_values).returning(T.c.id, sort_by_parameter_order=True)
+        )
+        dedup_where = and_(T.c.dedup_key.is_not(None), status_in(ACTIVE))
+        self._insert_dedup = (
+            b.insert_skip_duplicates(T, dedup_where)
+            .values(self._insert_values)
+            .returning(T.c.id, T.c.dedup_key)
+        )
+        self._live_by_key = select(T.c.dedup_key, T.c.id).where(
+            T.c.dedup_key.in_(bindparam("p_keys", expanding=True)), status_in(ACTIVE)
+        )
+        self._claim = {start: self._build_claim(start) for start in (True, False)}
+        self._heartbeat = (
+            update(T)
+            .where(T.c.worker_id == bindparam("p_worker_id"), status_in(LEASED))
+            .values(lease_expires_at=b.now_plus(bindparam("p_lease", type_=Float)))
+            .returning(T.c.id)
+        )
+        self._select_one = select(*T.c).where(T.c.id == bindparam("p_task_id"))
+
+    # ----------------------------------------------------------------- enqueue
+    async def insert(self, conn: Executor, tasks: Sequence[NewTask]) -> list[int]:
+        """Insert tasks; one returns the live task's id instead where its dedup key is taken.
+
+        Plain rows go in one multi-row INSERT; rows with a dedup key go through
+        ``ON CONFLICT DO NOTHING`` against the unique partial index, so two concurrent
+        enqueuers can never both insert a live task with the same key.
+        """
+        ids: list[int | None] = [None] * len(tasks)
+        plain = [i for i, t in enumerate(tasks) if t.dedup_key is None]
+        if plain:
+            result = await conn.execute(self._insert_plain, [_params(tasks[i]) for i in plain])
+            for i, row in zip(plain, result.all(), strict=True):
+                ids[i] = row.id
+        keyed = [i for i, t in enumerate(tasks) if t.dedup_key is not None]
+        if keyed:
+            by_key = await self._insert_keyed(conn, [tasks[i] for i in keyed])
+            for i in keyed:
+                ids[i] = by_key[tasks[i].dedup_key]  # type: ignore[index]
+        return ids  # type: ignore[return-value]
+
+    async def _insert_keyed(self, conn: Executor, tasks: Sequence[NewTask]) -> dict[str, int]:
+        by_key: dict[str, int] = {}
+        pending = list({t.dedup_key: t for t in reversed(tasks)}.values())  # first per key wins
+        for _ in range(5):  # a holder may finish between our INSERT and SELECT: try again
+            result = await conn.execute(self._insert_dedup, [_params(t) for t in pending])
+            by_key.update({row.dedup_key: row.id for row in result.all()})
+            missing = [t.dedup_key for t in pending if t.dedup_key not in by_key]
+            if not missing:
+                return by_key
+            live = await conn.execute(self._live_by_key, {"p_keys": missing})
+            by_key.update({row.dedup_key: row.id for row in live.all()})
+            pending = [t for t in pending if t.dedup_key not in by_key]
+            if not pending:
+                return by_key
+        raise IllegalTransition("dedup key kept changing hands; enqueue again")
+
+    # ------------------------------------------------------------------- claim
+    def _build_claim(self, start: bool) -> Any:
+        b = self.backend
+        picked: Select[Any] = (
+            select(T.c.id)
+            .where(status_in(CLAIMABLE), T.c.queue == bindparam("p_queue"), T.c.run_at <= self._now)
+            .order_by(T.c.priority.desc(), T.c.run_at, T.c.id)
+            .limit(bindparam("p_limit", type_=Integer))
+        )
+        values: dict[str, Any] = {
+            "status": _status(target(Event.CLAIM_START if start else Event.CLAIM)),
+            "worker_id": bindparam("p_worker_id"),
+            "lease_expires_at": b.now_plus(bindparam("p_lease", type_=Float)),
+            "updated_at": self._now,
+        }
+        if start:
+            values |= {"attempts": T.c.attempts + 1, "started_at": self._now}
+        return (
+            update(T).where(b.claim_where(T.c.id, picked)).values(values).returning(*_CLAIM_COLUMNS)
+        )
+
+    async def claim(
+        self,
+        conn: Executor,
+        *,
+        worker_id: str,
+        queue: str,
+        limit: int,
+        lease_seconds: float,
+        start: bool = True,
+    ) -> list[ClaimedTask]:
+        """Claim up to `limit` due tasks of `queue`, best first.
+
+        With ``start=True`` (the worker's hot path) claim and start are one statement:
+        the tasks go straight to ``running`` and the attempt is counted. With
+        ``start=False`` they are only ``assigned`` (prefetched) and `start` follows.
+        """
+        if limit <= 0:
+            return []
+        params = {
+            "p_queue": queue,
+            "p_limit": limit,
+            "p_worker_id": worker_id,
+            "p_lease": lease_seconds,
+        }
+        rows = (await conn.execute(self._claim[start], params)).all()
+        rows.sort(key=lambda r: (-r.priority, r.run_at, r.id))  # RETURNING has no order
+        return [
+            ClaimedTask(r.id, r.name, r.queue, r.payload, r.attempts, r.max_attempts, r.priority)
+            for r in rows
+        ]
+
+    async def start(self, conn: Executor, *, worker_id: str, task_ids: Iterable[int]) -> list[int]:
+        """Start prefetched (assigned) tasks this worker owns; returns the ids started."""
+        key = "ids"
+        stmt = (
+            update(T)
+            .where(
+                self.backend.ids_match(T.c.id, key),
+                T.c.worker_id == worker_id,
+                status_in(sources(Event.START)),
+            )
+            .values(
+                status=_status(target(Event.START)),
+                attempts=T.c.attempts + 1,
+                started_at=self._now,
+                updated_at=self._now,
+            )
+            .returning(T.c.id)
+        )
+        return list((await conn.execute(stmt, {key: list(task_ids)})).scalars())
+
+    # ---------------------------------------------------------- fenced endings
+    async def complete_many(
+        self, conn: Executor, *, worker_id: str, done: Sequence[tuple[int, int, str | None]]
+    ) -> set[int]:
+        """Complete (task id, attempt, result JSON text) triples this worker owns.
+
+        Returns the ids accepted; a triple whose fence no longer matches (lease lost,
+        cancelled, already rescued) is left untouched and missing from the result.
+        """
+        extra = {"result": "doc", "progress": 1.0}
+        return await self._end_batch(conn, Event.COMPLETE, worker_id, done, extra)
+
+    async def interrupt_many(
+        self, conn: Executor, *, worker_id: str, cut: Sequence[tuple[int, int, str | None]]
+    ) -> set[int]:
+        """Mark running tasks cut off (shutdown) as ``not_finished``; the doc is the error."""
+        extra = {"error": "doc", "worker_id": None}
+        return await self._end_batch(conn, Event.INTERRUPT, worker_id, cut, extra)
+
+    async def release_many(
+        self, conn: Executor, *, worker_id: str, task_ids: Sequence[int]
+    ) -> set[int]:
+        """Hand claimed-but-unstarted tasks back (``created``), attempts untouched."""
+        key = "ids"
+        stmt = (
+            update(T)
+            .where(
+                self.backend.ids_match(T.c.id, key),
+                T.c.worker_id == worker_id,
+                status_in(sources(Event.RELEASE)),
+            )
+            .values(
+                status=_status(target(Event.RELEASE)),
+                worker_id=None,
+                lease_expires_at=None,
+                updated_at=self._now,
+            )
+            .returning(T.c.id)
+        )
+        return set((await conn.execute(stmt, {key: list(task_ids)})).scalars())
+
+    async def _end_batch(
+        self,
+        conn: Executor,
+        event: Event,
+        worker_id: str,
+        rows: Sequence[tuple[int, int, str | None]],
+        extra: dict[str, Any],
+    ) -> set[int]:
+        if not rows:
+            return set()
+        b = self.backend
+        batch = b.batch_rows("batch")
+        values: dict[str, Any] = {
+            "status": _status(target(event)),
+            "updated_at": self._now,
+            "lease_expires_at": None,
+        }
+        if target(event) in FINISHED:
+            values["finished_at"] = self._now
+        for column, value in extra.items():
+            values[column] = b.json_from_text(batch.c.doc) if value == "doc" else value
+        stmt = (
+            update(T)
+            .where(
+                T.c.id == batch.c.id,
+                T.c.attempts == batch.c.attempt,
+                T.c.worker_id == bindparam("p_worker_id"),
+                status_in(sources(event)),
+            )
+            .values(values)
+            .returning(T.c.id)
+        )
+        params = {"p_worker_id": worker_id, **b.batch_params("batch", rows)}
+        return set((await conn.execute(stmt, params)).scalars())
+
+    async def fail(
+        self,
+        conn: Executor,
+        *,
+        task_id: int,
+        worker_id: str,
+        attempt: int,
+        error: dict[str, Any],
+        retry_in: float | None,
+    ) -> TaskStatus:
+        """End a failed attempt: back to ``created`` after `retry_in` seconds, or ``failed``.
+
+        Raises `LeaseLost` if this worker no longer owns that attempt.
+        """
+        event = Event.FAIL if retry_in is None else Event.RETRY
+        values: dict[str, Any] = {"error": error, "lease_expires_at": None}
+        if event is Event.RETRY:
+            values |= {
+                "run_at": self.backend.now_plus(literal(float(retry_in), Float)),
+                "worker_id": None,
+            }
+        else:
+            values["finished_at"] = self._now
+        fence = and_(T.c.worker_id == worker_id, T.c.attempts == attempt)
+        await self._transition(conn, event, task_id, values, fence)
+        return target(event)
+
+    async def set_progress(
+        self, conn: Executor, *, task_id: int, worker_id: str, attempt: int, fraction: float
+    ) -> bool:
+        """Record progress of a running attempt; False if the attempt is no longer ours."""
+        stmt = (
+            update(T)
+            .where(
+                T.c.id == task_id,
+                T.c.worker_id == worker_id,
+                T.c.attempts == attempt,
+                status_in(frozenset({TaskStatus.RUNNING})),
+            )
+            .values(progress=fraction, updated_at=self._now)
+            .returning(T.c.id)
+        )
+        return (await conn.execute(stmt)).first() is not None
+
+    # ------------------------------------------------------ leases and rescue
+    async def heartbeat(self, conn: Executor, *, worker_id: str, lease_seconds: float) -> set[int]:
+        """Extend the lease of every task this worker holds, in one statement.
+
+        Returns the ids still held; a task the worker runs that is missing was cancelled
+        or rescued, and its handler should stop.
+        """
+        params = {"p_worker_id": worker_id, "p_lease": lease_seconds}
+        return set((await conn.execute(self._heartbeat, params)).scalars())
+
+    async def rescue_expired(self, conn: Executor, *, limit: int = 1000) -> dict[int, TaskStatus]:
+        """Take back tasks whose lease expired: ``not_finished`` to run again, or ``failed``
+        once a running task has used its last attempt. Returns id -> new status."""
+        exhausted = and_(
+            T.c.status == _status(TaskStatus.RUNNING),
+            T.c.max_attempts.is_not(None),
+            T.c.attempts >= T.c.max_attempts,
+        )
+        picked = (
+            select(T.c.id).where(status_in(LEASED), T.c.lease_expires_at < self._now).limit(limit)
+        )
+        new_status = case(
+            (exhausted, _status(target(Event.FAIL))), else_=_status(target(Event.INTERRUPT))
+        )
+        stmt = (
+            update(T)
+            .where(self.backend.claim_where(T.c.id, picked), status_in(LEASED))
+            .values(
+                status=new_status,
+                finished_at=case((exhausted, self._now), else_=null()),
+                worker_id=None,
+                lease_expires_at=None,
+                updated_at=self._now,
+                error=self.backend.json_from_text(literal(_LEASE_EXPIRED_ERROR)),
+            )
+            .returning(T.c.id, T.c.status)
+        )
+        return {r.id: TaskStatus(r.status) for r in (await conn.execute(stmt)).all()}
+
+    # --------------------------------------------------------------- operator
+    async def cancel(self, conn: Executor, task_id: int) -> TaskStatus:
+        """Cancel a task that has not finished. A running one's worker notices at its next
+        heartbeat and stops the handler; its late completion is refused by the fence."""
+        values = {"finished_at": self._now, "lease_expires_at": None}
+        return await self._transition(conn, Event.CANCEL, task_id, values)
+
+    async def requeue(self, conn: Executor, task_id: int) -> TaskStatus:
+        """Operator retry of a failed or cancelled task: a fresh set of attempts, due now."""
+        values = {
+            "attempts": 0,
+            "run_at": self._now,
+            "finished_at": None,
+            "worker_id": None,
+            "result": None,
+            "progress": None,
+        }
+        try:
+            return await self._transition(conn, Event.REQUEUE, task_id, values)
+        except IntegrityError:
+            raise IllegalTransition(
+                f"cannot retry task {task_id}: another live task holds its dedup key"
+            ) from None
+
+    async def _transition(
+        self,
+        conn: Executor,
+        event: Event,
+        task_id: int,
+        values: dict[str, Any],
+        fence: Any = None,
+    ) -> TaskStatus:
+        where = [T.c.id == task_id, status_in(sources(event))]
+        if fence is not None:
+            where.append(fence)
+        stmt = (
+            update(T)
+            .where(*where)
+            .values(status=_status(target(event)), updated_at=self._now, **values)
+            .returning(T.c.id)
+        )
+        if (await conn.execute(stmt)).first() is None:
+            await self._explain_refusal(conn, event, task_id, fenced=fence is not None)
+        return target(event)
+
+    async def _explain_refusal(
+        self, conn: Executor, event: Event, task_id: int, *, fenced: bool
+    ) -> None:
+        row = (await conn.execute(select(T.c.status).where(T.c.id == task_id))).first()
+        if row is None:
+            raise TaskNotFound(f"no task with id {task_id}")
+        if fenced and row.status in sources(event):
+            raise LeaseLost(f"task {task_id}: this worker no longer owns the attempt")
+        if fenced:
+            raise LeaseLost(f"task {task_id} is {row.status} now; this attempt's result is void")
+        raise IllegalTransition(f"cannot {event.value} task {task_id}: it is {row.status}")
+
+    # ------------------------------------------------------------------ reads
+    async def get(self, conn: Executor, task_id: int) -> TaskInfo | None:
+        row = (await conn.execute(self._select_one, {"p_task_id": task_id})).first()
+        return None if row is None else TaskInfo.from_row(row)
+
+    async def list(
+        self,
+        conn: Executor,
+        *,
+        status: TaskStatus | None = None,
+        queue: str | None = None,
+        limit: int = 50,
+        before_id: int | None = None,
+    ) -> list[TaskInfo]:
+        """Newest first; page with `before_id`."""
+        stmt = select(*T.c).order_by(T.c.id.desc()).limit(limit)
+        if status is not None:
+            stmt = stmt.where(T.c.status == status.value)
+        if queue is not None:
+            stmt = stmt.where(T.c.queue == queue)
+        if before_id is not None:
+            stmt = stmt.where(T.c.id < before_id)
+        return [TaskInfo.from_row(r) for r in (await conn.execute(stmt)).all()]
+
+    async def stats(self, conn: Executor) -> list[QueueStats]:
+        """Counts per queue and status, and the age of each queue's oldest due task."""
+        now = (await conn.execute(select(type_coerce(self._now, UTCDateTime())))).scalar_one()
+        claimable = status_in(CLAIMABLE)
+        oldest = func.min(case((and_(claimable, T.c.run_at <= self._now), T.c.run_at)))
+        stmt = select(T.c.queue, T.c.status, func.count(), type_coerce(oldest, UTCDateTime()))
+        stmt = stmt.group_by(T.c.queue, T.c.status).order_by(T.c.queue)
+        by_queue: dict[str, QueueStats] = {}
+        for queue, status, count, due in (await conn.execute(stmt)).all():
+            stats = by_queue.setdefault(queue, QueueStats(queue, {}, None))
+            stats.counts[status] = count
+            if due is not None:
+                age = max(0.0, (now - due).total_seconds())
+                if stats.oldest_pending_seconds is None or age > stats.oldest_pending_seconds:
+                    by_queue[queue] = QueueStats(queue, stats.counts, age)
+        return list(by_queue.values())
+
+    async def purge(
+        self,
+        conn: Executor,
+        *,
+        older_than_seconds: float,
+        statuses: frozenset[TaskStatus] = FINISHED,
+        limit: int = 5000,
+    ) -> int:
+        """Delete up to `limit` finished tasks that ended more than the given age ago."""
+        if not statuses <= FINISHED:
+            raise IllegalTransition("only finished tasks (completed, failed, cancelled) are purged")
+        cutoff = self.backend.now_plus(literal(-float(older_than_seconds), Float))
+        picked = (
+            select(T.c.id)
+            .where(status_in(FINISHED), T.c.status.in_([s.value for s in statuses]))
+            .where(T.c.finished_at < cutoff)
+            .limit(limit)
+        )
+        result = await conn.execute(delete(T).where(T.c.id.in_(picked.scalar_subquery())))
+        return result.rowcount or 0
+
+
+def _params(task: NewTask) -> dict[str, Any]:
+    return {
+        "p_name": task.name,
+        "p_queue": task.queue,
+        "p_payload": task.payload_json,
+        "p_priority": task.priority,
+        "p_max_attempts": task.max_attempts,
+        "p_dedup_key": task.dedup_key,
+        "p_run_at": task.run_at,
+        "p_delay": task.delay_seconds,
+    }

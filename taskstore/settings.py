@@ -1,0 +1,154 @@
+"""Settings read from the environment: the database URL priority chain and every tunable.
+
+Priority chain for the URL (first hit wins):
+1. an explicit URL (``--database-url``) or ``TASKSTORE_DATABASE_URL``;
+2. ``TASKSTORE_DATABASE_BACKEND=postgres`` + ``TASKSTORE_POSTGRES_{HOST,PORT,USER,PASSWORD,DB}``;
+3. SQLite at ``$XDG_DATA_HOME/taskstore/taskstore.db`` (``~/.local/share/...`` by default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from taskstore.errors import ConfigError
+
+_ASYNC_DRIVERS = {"postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
+_ALIASES = {"postgres": "postgresql", "postgresql+asyncpg": "postgresql", "pgsql": "postgresql"}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _env_bool(env: Mapping[str, str], key: str, default: bool) -> bool:
+    raw = env.get(key)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{key} must be a boolean (1/0, true/false), got {raw!r}")
+
+
+def _env_int(env: Mapping[str, str], key: str, default: int) -> int:
+    raw = env.get(key)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{key} must be an integer, got {raw!r}") from None
+
+
+def default_sqlite_path(env: Mapping[str, str]) -> Path:
+    """Where the embedded default database lives."""
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "taskstore" / "taskstore.db"
+
+
+def safe_url(url: URL | str) -> str:
+    """Render a URL for humans with any password masked."""
+    if isinstance(url, str):
+        try:
+            url = make_url(url)
+        except ArgumentError:
+            return "<unparseable URL>"
+    return url.render_as_string(hide_password=True)
+
+
+def normalize_url(raw: str) -> URL:
+    """Parse a database URL and map plain schemes onto the async drivers taskstore uses."""
+    text = raw.strip()
+    try:
+        url = make_url(text)
+    except ArgumentError:
+        raise ConfigError(
+            "invalid database URL (expected postgresql://user@host/db or sqlite:///path)"
+        ) from None
+    backend = _ALIASES.get(url.drivername, url.drivername)
+    if backend == "sqlite+aiosqlite":
+        backend = "sqlite"
+    if backend not in _ASYNC_DRIVERS:
+        raise ConfigError(
+            f"unsupported database URL scheme {url.drivername!r} in {safe_url(url)} "
+            "(use postgresql:// or sqlite:///)"
+        )
+    url = url.set(drivername=_ASYNC_DRIVERS[backend])
+    if backend == "postgresql" and not url.database:
+        raise ConfigError(f"database URL {safe_url(url)} names no database")
+    return url
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Every tunable of the store, with its documented default."""
+
+    database_url: URL
+    echo: bool = False
+    sqlite_journal_mode: str = "WAL"
+    sqlite_synchronous: str = "NORMAL"
+    sqlite_busy_timeout_ms: int = 30_000
+    sqlite_cache_size: int = -16_000
+    pool_size: int = 5
+    max_overflow: int = 5
+    pool_pre_ping: bool = True
+    auto_migrate: bool = True
+    max_payload_bytes: int = 1_048_576
+
+    @property
+    def backend(self) -> str:
+        """``postgresql`` or ``sqlite``."""
+        return self.database_url.get_backend_name()
+
+    @property
+    def safe_url(self) -> str:
+        return safe_url(self.database_url)
+
+    @classmethod
+    def from_env(
+        cls, database_url: str | None = None, env: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Build settings from an explicit URL (optional) and the environment."""
+        env = os.environ if env is None else env
+        return cls(
+            database_url=resolve_database_url(database_url, env),
+            echo=_env_bool(env, "TASKSTORE_DATABASE_ECHO", False),
+            sqlite_journal_mode=env.get("TASKSTORE_SQLITE_JOURNAL_MODE", "WAL"),
+            sqlite_synchronous=env.get("TASKSTORE_SQLITE_SYNCHRONOUS", "NORMAL"),
+            sqlite_busy_timeout_ms=_env_int(env, "TASKSTORE_SQLITE_BUSY_TIMEOUT_MS", 30_000),
+            sqlite_cache_size=_env_int(env, "TASKSTORE_SQLITE_CACHE_SIZE", -16_000),
+            pool_size=_env_int(env, "TASKSTORE_POOL_SIZE", 5),
+            max_overflow=_env_int(env, "TASKSTORE_POOL_MAX_OVERFLOW", 5),
+            pool_pre_ping=_env_bool(env, "TASKSTORE_POOL_PRE_PING", True),
+            auto_migrate=_env_bool(env, "TASKSTORE_AUTO_MIGRATE", True),
+            max_payload_bytes=_env_int(env, "TASKSTORE_MAX_PAYLOAD_BYTES", 1_048_576),
+        )
+
+
+def resolve_database_url(explicit: str | None, env: Mapping[str, str]) -> URL:
+    """Apply the priority chain and return a normalised async URL."""
+    if explicit:
+        return normalize_url(explicit)
+    if env.get("TASKSTORE_DATABASE_URL"):
+        return normalize_url(env["TASKSTORE_DATABASE_URL"])
+    backend = env.get("TASKSTORE_DATABASE_BACKEND", "sqlite").strip().lower()
+    if backend in ("postgres", "postgresql"):
+        return URL.create(
+            "postgresql+asyncpg",
+            username=env.get("TASKSTORE_POSTGRES_USER", "postgres"),
+            password=env.get("TASKSTORE_POSTGRES_PASSWORD") or None,
+            host=env.get("TASKSTORE_POSTGRES_HOST", "127.0.0.1"),
+            port=_env_int(env, "TASKSTORE_POSTGRES_PORT", 5432),
+            database=env.get("TASKSTORE_POSTGRES_DB", "taskstore"),
+        )
+    if backend != "sqlite":
+        raise ConfigError(
+            f"TASKSTORE_DATABASE_BACKEND must be 'sqlite' or 'postgres', got {backend!r}"
+        )
+    return URL.create("sqlite+aiosqlite", database=str(default_sqlite_path(env)))

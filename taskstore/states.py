@@ -1,0 +1,80 @@
+"""The task state machine: statuses and the one table of legal transitions.
+
+Every write that changes a task's status takes its allowed source statuses from
+`TRANSITIONS`, so an illegal transition cannot be expressed by accident: the UPDATE simply
+matches no row and the repository raises `IllegalTransition`.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class TaskStatus(enum.StrEnum):
+    """Statuses, stored as short strings."""
+
+    CREATED = "created"
+    ASSIGNED = "assigned"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    NOT_FINISHED = "not_finished"
+    CANCELLED = "cancelled"
+
+
+class Event(enum.StrEnum):
+    """What happens to a task; each event has one row in `TRANSITIONS`."""
+
+    CLAIM = "claim"  # a worker takes it (prefetch): -> assigned
+    CLAIM_START = "claim_start"  # claim and start in one statement: -> running
+    START = "start"  # the handler begins: assigned -> running
+    COMPLETE = "complete"
+    RETRY = "retry"  # failed attempt with attempts left: -> created, run_at pushed
+    FAIL = "fail"
+    RELEASE = "release"  # claimed but never started, worker stopping: -> created
+    INTERRUPT = "interrupt"  # lease expired or cut off at shutdown: -> not_finished
+    CANCEL = "cancel"
+    REQUEUE = "requeue"  # operator retry of a finished task: -> created
+
+
+S = TaskStatus
+
+#: event -> (statuses it may start from, status it leads to)
+TRANSITIONS: dict[Event, tuple[frozenset[TaskStatus], TaskStatus]] = {
+    Event.CLAIM: (frozenset({S.CREATED, S.NOT_FINISHED}), S.ASSIGNED),
+    Event.CLAIM_START: (frozenset({S.CREATED, S.NOT_FINISHED}), S.RUNNING),
+    Event.START: (frozenset({S.ASSIGNED}), S.RUNNING),
+    Event.COMPLETE: (frozenset({S.RUNNING}), S.COMPLETED),
+    Event.RETRY: (frozenset({S.RUNNING}), S.CREATED),
+    Event.FAIL: (frozenset({S.RUNNING}), S.FAILED),
+    Event.RELEASE: (frozenset({S.ASSIGNED}), S.CREATED),
+    Event.INTERRUPT: (frozenset({S.ASSIGNED, S.RUNNING}), S.NOT_FINISHED),
+    Event.CANCEL: (
+        frozenset({S.CREATED, S.ASSIGNED, S.RUNNING, S.NOT_FINISHED}),
+        S.CANCELLED,
+    ),
+    Event.REQUEUE: (frozenset({S.FAILED, S.CANCELLED}), S.CREATED),
+}
+
+#: statuses a worker may claim
+CLAIMABLE: frozenset[TaskStatus] = TRANSITIONS[Event.CLAIM][0]
+#: statuses in which a task is "not finished" (dedup keys stay taken)
+ACTIVE: frozenset[TaskStatus] = frozenset({S.CREATED, S.ASSIGNED, S.RUNNING, S.NOT_FINISHED})
+#: statuses a worker holds under a lease
+LEASED: frozenset[TaskStatus] = frozenset({S.ASSIGNED, S.RUNNING})
+FINISHED: frozenset[TaskStatus] = frozenset({S.COMPLETED, S.FAILED, S.CANCELLED})
+
+
+def sources(event: Event) -> frozenset[TaskStatus]:
+    """Statuses from which `event` is legal."""
+    return TRANSITIONS[event][0]
+
+
+def target(event: Event) -> TaskStatus:
+    """Status `event` leads to."""
+    return TRANSITIONS[event][1]
+
+
+def ordered(statuses: frozenset[TaskStatus]) -> list[str]:
+    """A stable order, so statements built from a set compile to the same SQL every time."""
+    return sorted(s.value for s in statuses)

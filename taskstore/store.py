@@ -1,0 +1,260 @@
+"""TaskStore: the facade producers and operators use.
+
+It owns an engine, validates input at the boundary and runs each operation in its own
+short transaction, or in the caller's (``session=...``) without committing it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, ProgrammingError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+
+from taskstore import schema, validation
+from taskstore.backends import Backend
+from taskstore.engine import create_engine, create_session_factory
+from taskstore.errors import DatabaseUnavailable, InvalidInput, SchemaOutOfDate, TaskNotFound
+from taskstore.records import NewTask, QueueStats, TaskInfo
+from taskstore.repositories.tasks import TaskRepository
+from taskstore.settings import Settings
+from taskstore.states import FINISHED, TaskStatus
+
+_UNREACHABLE = (OperationalError, InterfaceError, OSError, ConnectionError, TimeoutError)
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's own first line, without SQLAlchemy's statement dump."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()
+    return text[0] if text else type(orig).__name__
+
+
+class TaskStore:
+    """Enqueue, inspect and manage tasks in one database."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine: AsyncEngine
+        self.backend: Backend
+        self.engine, self.backend = create_engine(settings)
+        self.sessions: async_sessionmaker[AsyncSession] = create_session_factory(self.engine)
+        self.tasks = TaskRepository(self.backend)
+
+    @classmethod
+    def from_url(cls, url: str | None = None, env: Mapping[str, str] | None = None) -> TaskStore:
+        """A store for `url`, or for the configuration chain when `url` is None."""
+        return cls(Settings.from_env(url, env))
+
+    # -------------------------------------------------------------- lifecycle
+    async def open(self, *, check_schema: bool = True) -> TaskStore:
+        """Connect once (clear error if unreachable) and check the schema is current."""
+        async with self._translate():
+            if check_schema:
+                await schema.check_schema(self.engine, self.backend.read_options)
+            else:
+                async with self.engine.connect():
+                    pass
+        return self
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def __aenter__(self) -> TaskStore:
+        try:
+            return await self.open()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def migrate(self) -> None:
+        """Apply pending migrations (safe when several processes do it at once)."""
+        async with self._translate():
+            await schema.upgrade(self.engine)
+
+    # ----------------------------------------------------------- transactions
+    @contextlib.asynccontextmanager
+    async def _translate(self) -> AsyncIterator[None]:
+        """Turn driver errors about reachability and schema into one-line store errors."""
+        try:
+            yield
+        except ProgrammingError as exc:
+            if "taskstore_" in str(exc) or "no such table" in str(exc):
+                raise SchemaOutOfDate(
+                    f"the taskstore schema is missing or behind ({_reason(exc)}): "
+                    "run `taskstore migrate`"
+                ) from None
+            raise
+        except DBAPIError as exc:
+            if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+                if "no such table" in str(exc):
+                    raise SchemaOutOfDate(
+                        "the taskstore schema is missing: run `taskstore migrate`"
+                    ) from None
+                raise self._unreachable(exc) from None
+            raise
+        except _UNREACHABLE as exc:
+            raise self._unreachable(exc) from None
+
+    def _unreachable(self, exc: BaseException) -> DatabaseUnavailable:
+        return DatabaseUnavailable(
+            f"cannot use the database at {self.settings.safe_url}: {_reason(exc)}"
+        )
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction that commits on success."""
+        async with self._translate(), self.engine.begin() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only transaction (never takes SQLite's write lock)."""
+        async with self._translate(), self.engine.connect() as conn:
+            conn = await conn.execution_options(**self.backend.read_options)
+            async with conn.begin():
+                yield conn
+
+    @contextlib.asynccontextmanager
+    async def _write(self, session: AsyncSession | None) -> AsyncIterator[Any]:
+        """The caller's session (joined, not committed) or a transaction of our own."""
+        if session is not None:
+            async with self._translate():
+                yield session
+        else:
+            async with self.transaction() as conn:
+                yield conn
+
+    # ---------------------------------------------------------------- enqueue
+    async def enqueue(
+        self,
+        name: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        queue: str = "default",
+        priority: int = 0,
+        delay: float | dt.timedelta | None = None,
+        run_at: dt.datetime | None = None,
+        max_attempts: int | None = None,
+        dedup_key: str | None = None,
+        session: AsyncSession | None = None,
+    ) -> int:
+        """Enqueue one task and return its id (the live task's id if `dedup_key` is taken).
+
+        With `session`, the insert joins the caller's transaction: workers see the task
+        only once that transaction commits, and never if it rolls back.
+        """
+        task = validation.new_task(
+            name,
+            payload,
+            max_payload_bytes=self.settings.max_payload_bytes,
+            queue=queue,
+            priority=priority,
+            delay=delay,
+            run_at=run_at,
+            max_attempts=max_attempts,
+            dedup_key=dedup_key,
+        )
+        return (await self._insert([task], session))[0]
+
+    async def enqueue_many(
+        self, tasks: Iterable[Mapping[str, Any]], *, session: AsyncSession | None = None
+    ) -> list[int]:
+        """Enqueue a batch in one round trip; ids come back in the order given.
+
+        Each item has `enqueue`'s keyword names plus ``name`` and ``payload``. The whole
+        batch is validated before anything is written.
+        """
+        limit = self.settings.max_payload_bytes
+        batch = [validation.new_task_from_mapping(item, limit) for item in tasks]
+        return await self._insert(batch, session) if batch else []
+
+    async def _insert(self, batch: Sequence[NewTask], session: AsyncSession | None) -> list[int]:
+        async with self._write(session) as conn:
+            ids = await self.tasks.insert(conn, batch)
+            await self.backend.notify(conn, [t.queue for t in batch])
+        return ids
+
+    # ----------------------------------------------------------------- reads
+    async def get(self, task_id: int) -> TaskInfo | None:
+        async with self.reading() as conn:
+            return await self.tasks.get(conn, task_id)
+
+    async def require(self, task_id: int) -> TaskInfo:
+        """Like `get`, but a missing task is a `TaskNotFound` error."""
+        info = await self.get(task_id)
+        if info is None:
+            raise TaskNotFound(f"no task with id {task_id}")
+        return info
+
+    async def list(
+        self,
+        *,
+        status: TaskStatus | str | None = None,
+        queue: str | None = None,
+        limit: int = 50,
+        before_id: int | None = None,
+    ) -> list[TaskInfo]:
+        parsed = _parse_status(status) if status is not None else None
+        if queue is not None:
+            validation.check_queue(queue)
+        if limit < 1:
+            raise InvalidInput(f"limit must be at least 1, got {limit}")
+        async with self.reading() as conn:
+            return await self.tasks.list(
+                conn, status=parsed, queue=queue, limit=limit, before_id=before_id
+            )
+
+    async def stats(self) -> list[QueueStats]:
+        async with self.reading() as conn:
+            return await self.tasks.stats(conn)
+
+    # -------------------------------------------------------------- operator
+    async def cancel(self, task_id: int, *, session: AsyncSession | None = None) -> TaskStatus:
+        """Cancel a task that has not finished (a running one stops cooperatively)."""
+        async with self._write(session) as conn:
+            return await self.tasks.cancel(conn, task_id)
+
+    async def retry(self, task_id: int, *, session: AsyncSession | None = None) -> TaskStatus:
+        """Run a failed or cancelled task again, with a fresh set of attempts."""
+        async with self._write(session) as conn:
+            status = await self.tasks.requeue(conn, task_id)
+            info = await self.tasks.get(conn, task_id)
+            await self.backend.notify(conn, [info.queue] if info else [])
+        return status
+
+    async def purge(
+        self,
+        older_than: float | dt.timedelta,
+        *,
+        statuses: Iterable[TaskStatus | str] = FINISHED,
+        batch_size: int = 5000,
+    ) -> int:
+        """Delete finished tasks that ended longer ago than `older_than`, in batches."""
+        seconds = older_than.total_seconds() if isinstance(older_than, dt.timedelta) else older_than
+        wanted = frozenset(_parse_status(s) for s in statuses)
+        if not wanted <= FINISHED:
+            raise InvalidInput("purge takes only finished statuses: completed, failed, cancelled")
+        total = 0
+        while True:
+            async with self.transaction() as conn:
+                deleted = await self.tasks.purge(
+                    conn, older_than_seconds=seconds, statuses=wanted, limit=batch_size
+                )
+            total += deleted
+            if deleted < batch_size:
+                return total
+
+
+def _parse_status(value: TaskStatus | str) -> TaskStatus:
+    try:
+        return TaskStatus(value)
+    except ValueError:
+        choices = ", ".join(s.value for s in TaskStatus)
+        raise InvalidInput(f"unknown status {value!r} (one of: {choices})") from None

@@ -1,0 +1,160 @@
+"""Input validation at the store boundary: names, payloads, scheduling options.
+
+Everything is checked before a row is written; each refusal is an `InvalidInput` whose
+message is one line naming the problem.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from taskstore.engine import dumps_json
+from taskstore.errors import InvalidInput
+from taskstore.records import NewTask
+
+QUEUE_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,199}")
+_PRIORITY_RANGE = (-32768, 32767)
+ENQUEUE_KEYS = frozenset(
+    {"name", "payload", "queue", "priority", "delay", "run_at", "max_attempts", "dedup_key"}
+)
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_queue(queue: Any) -> str:
+    if not isinstance(queue, str) or not QUEUE_RE.fullmatch(queue):
+        raise InvalidInput(
+            f"invalid queue name {_shown(queue)}: use 1-64 of a-z 0-9 _ - "
+            "(starting with a letter or digit)"
+        )
+    return queue
+
+
+def check_name(name: Any) -> str:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise InvalidInput(
+            f"invalid task name {_shown(name)}: use a dotted identifier "
+            "(letters, digits, _ . : -, at most 200 characters)"
+        )
+    return name
+
+
+def _check_keys(value: Any, path: str = "payload") -> None:
+    """json.dumps silently turns int/bool/None keys into strings; refuse them instead."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidInput(f"{path} has a non-string key {_shown(key)}")
+            _check_keys(item, f"{path}.{key}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check_keys(item, f"{path}[{index}]")
+
+
+def encode_json(value: Any, what: str, max_bytes: int | None = None) -> str:
+    """Encode a JSON document or explain in one line why it is not one."""
+    _check_keys(value, what)
+    try:
+        text = dumps_json(value)
+    except ValueError:
+        raise InvalidInput(f"{what} is not JSON: NaN and Infinity are not allowed") from None
+    except TypeError as exc:
+        raise InvalidInput(f"{what} is not JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidInput(f"{what} is not JSON: nested too deeply") from None
+    if max_bytes is not None:
+        size = len(text.encode())
+        if size > max_bytes:
+            raise InvalidInput(
+                f"{what} is {size} bytes, over the limit of {max_bytes} "
+                "(TASKSTORE_MAX_PAYLOAD_BYTES)"
+            )
+    return text
+
+
+def encode_payload(payload: Any, max_bytes: int) -> str:
+    if payload is None:
+        payload = {}
+    if not isinstance(payload, Mapping):
+        raise InvalidInput(f"payload must be a JSON object, got {type(payload).__name__}")
+    return encode_json(dict(payload), "payload", max_bytes)
+
+
+def _int(value: Any, what: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidInput(f"{what} must be an integer from {low} to {high}, got {_shown(value)}")
+    return value
+
+
+def _delay_seconds(delay: Any) -> float:
+    if delay is None:
+        return 0.0
+    if isinstance(delay, dt.timedelta):
+        delay = delay.total_seconds()
+    if isinstance(delay, bool) or not isinstance(delay, int | float) or not math.isfinite(delay):
+        raise InvalidInput(f"delay must be a number of seconds or a timedelta, got {_shown(delay)}")
+    if delay < 0:
+        raise InvalidInput(f"delay must not be negative, got {delay}")
+    return float(delay)
+
+
+def _run_at(run_at: Any) -> dt.datetime | None:
+    if run_at is None:
+        return None
+    if not isinstance(run_at, dt.datetime) or run_at.tzinfo is None:
+        raise InvalidInput("run_at must be a timezone-aware datetime")
+    return run_at
+
+
+def new_task(
+    name: Any,
+    payload: Any = None,
+    *,
+    max_payload_bytes: int,
+    queue: Any = "default",
+    priority: Any = 0,
+    delay: Any = None,
+    run_at: Any = None,
+    max_attempts: Any = None,
+    dedup_key: Any = None,
+) -> NewTask:
+    """Validate one enqueue request and return the row to insert."""
+    if delay is not None and run_at is not None:
+        raise InvalidInput("give delay or run_at, not both")
+    if dedup_key is not None and (not isinstance(dedup_key, str) or not 0 < len(dedup_key) <= 255):
+        raise InvalidInput("dedup_key must be a non-empty string of at most 255 characters")
+    return NewTask(
+        name=check_name(name),
+        payload_json=encode_payload(payload, max_payload_bytes),
+        queue=check_queue(queue),
+        priority=_int(priority, "priority", *_PRIORITY_RANGE),
+        delay_seconds=_delay_seconds(delay),
+        run_at=_run_at(run_at),
+        max_attempts=None
+        if max_attempts is None
+        else _int(max_attempts, "max_attempts", 1, 10_000),
+        dedup_key=dedup_key,
+    )
+
+
+def new_task_from_mapping(item: Any, max_payload_bytes: int) -> NewTask:
+    """`enqueue_many` items: mappings with `enqueue`'s keyword names plus name/payload."""
+    if not isinstance(item, Mapping):
+        raise InvalidInput(f"each task must be a mapping, got {type(item).__name__}")
+    unknown = set(item) - ENQUEUE_KEYS
+    if unknown:
+        raise InvalidInput(f"unknown task keys: {', '.join(sorted(map(str, unknown)))}")
+    if "name" not in item:
+        raise InvalidInput("each task needs a 'name'")
+    options = {k: v for k, v in item.items() if k not in ("name", "payload")}
+    return new_task(
+        item["name"], item.get("payload"), max_payload_bytes=max_payload_bytes, **options
+    )
