@@ -26,6 +26,7 @@ __all__ = [
     "SchemaOutOfDate",
     "Settings",
     "TaskInfo",
+    "TaskNotFound",
     "TaskStatus",
     "TaskStore",
     "TaskStoreError",

@@ -7,6 +7,7 @@ short transaction, or in the caller's (``session=...``) without committing it.
 from __future__ import annotations
 
 import contextlib
+import re
 import datetime as dt
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
@@ -29,8 +30,9 @@ _UNREACHABLE = (OperationalError, InterfaceError, OSError, ConnectionError, Time
 def _reason(exc: BaseException) -> str:
     """The driver's own first line, without SQLAlchemy's statement dump."""
     orig = getattr(exc, "orig", None) or exc
-    text = str(orig).strip().splitlines()
-    return text[0] if text else type(orig).__name__
+    lines = str(orig).strip().splitlines()
+    first = lines[0] if lines else type(orig).__name__
+    return re.sub(r"^<class '[\w.]+'>: ", "", first)
 
 
 class TaskStore:
@@ -52,12 +54,16 @@ class TaskStore:
     # -------------------------------------------------------------- lifecycle
     async def open(self, *, check_schema: bool = True) -> TaskStore:
         """Connect once (clear error if unreachable) and check the schema is current."""
-        async with self._translate():
-            if check_schema:
+        try:
+            async with self.engine.connect():
+                pass
+        except (DBAPIError, *_UNREACHABLE) as exc:
+            # Whatever stops the first connection (host, auth, missing database) is
+            # "unreachable" to the user.
+            raise self._unreachable(exc) from None
+        if check_schema:
+            async with self._translate():
                 await schema.check_schema(self.engine, self.backend.read_options)
-            else:
-                async with self.engine.connect():
-                    pass
         return self
 
     async def close(self) -> None:
@@ -104,7 +110,7 @@ class TaskStore:
 
     def _unreachable(self, exc: BaseException) -> DatabaseUnavailable:
         return DatabaseUnavailable(
-            f"cannot use the database at {self.settings.safe_url}: {_reason(exc)}"
+            f"cannot reach the database at {self.settings.safe_url}: {_reason(exc)}"
         )
 
     @contextlib.asynccontextmanager

@@ -36,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from taskstore.errors import ConfigError
+from taskstore.errors import ConfigError, DatabaseUnavailable
 from taskstore.settings import Settings
 
 _BEGIN_OPTION = "taskstore_sqlite_begin"
@@ -63,7 +63,13 @@ class SQLiteBackend:
     def engine_kwargs(self, settings: Settings) -> dict[str, Any]:
         database = settings.database_url.database
         if database and database != ":memory:":
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(database).expanduser().parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseUnavailable(
+                    f"cannot create the SQLite database folder {folder}: {exc.strerror}"
+                ) from None
         return {"connect_args": {"timeout": settings.sqlite_busy_timeout_ms / 1000}}
 
     def configure_engine(self, engine: AsyncEngine, settings: Settings) -> None:

@@ -1,0 +1,5 @@
+"""Placeholder until the worker runtime lands."""
+
+
+def main() -> None:
+    raise SystemExit("taskstore-worker: not implemented yet")
