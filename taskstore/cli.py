@@ -21,7 +21,7 @@ from taskstore import validation
 from taskstore.errors import InvalidInput, TaskStoreError
 from taskstore.formatting import format_age, parse_duration, table
 from taskstore.records import TaskInfo
-from taskstore.schema import head_revisions
+from taskstore.schema import HEAD
 from taskstore.settings import Settings
 from taskstore.states import FINISHED, TaskStatus
 from taskstore.store import TaskStore
@@ -108,7 +108,7 @@ def migrate(url: str | None) -> None:
             await store.close()
 
     where = run_guarded(go)
-    click.echo(f"{where} is at revision {', '.join(sorted(head_revisions()))}")
+    click.echo(f"{where} is at revision {HEAD}")
 
 
 def _parse_payload(text: str | None) -> dict[str, Any]:
@@ -142,8 +142,9 @@ def enqueue(url: str | None, name: str, payload: str | None, as_json: bool, **op
     try:
         body = _parse_payload(payload)
         # Validate before connecting: bad input never needs (or touches) the database.
-        validation.new_task(name, body, max_payload_bytes=Settings.from_env(url).max_payload_bytes,
-                            **options)
+        validation.new_task(
+            name, body, max_payload_bytes=Settings.from_env(url).max_payload_bytes, **options
+        )
     except TaskStoreError as exc:
         fail(str(exc), exc.exit_code)
     task_id = with_store(url, lambda store: store.enqueue(name, body, **options))
@@ -160,16 +161,26 @@ def status(url: str | None, as_json: bool) -> None:
         emit_json({"queues": [s.to_json() for s in stats]})
         return
     rows = [
-        [s.queue, *(s.counts.get(st, 0) for st in _STATUS_ORDER),
-         format_age(s.oldest_pending_seconds)]
+        [
+            s.queue,
+            *(s.counts.get(st, 0) for st in _STATUS_ORDER),
+            format_age(s.oldest_pending_seconds),
+        ]
         for s in stats
     ]
     click.echo(table(["queue", *_STATUS_ORDER, "oldest due"], rows) if rows else "no tasks")
 
 
 def _task_row(info: TaskInfo) -> list[Any]:
-    return [info.id, info.name, info.queue, info.status.value, info.priority, info.attempts,
-            info.created_at.strftime("%Y-%m-%d %H:%M:%S")]
+    return [
+        info.id,
+        info.name,
+        info.queue,
+        info.status.value,
+        info.priority,
+        info.attempts,
+        info.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+    ]
 
 
 @main.command(name="list")
@@ -178,7 +189,9 @@ def _task_row(info: TaskInfo) -> list[Any]:
 @click.option("--limit", default=50, type=click.IntRange(1, 100_000), show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @database_option
-def list_(url: str | None, status_: str | None, queue: str | None, limit: int, as_json: bool) -> None:
+def list_(
+    url: str | None, status_: str | None, queue: str | None, limit: int, as_json: bool
+) -> None:
     """List tasks, newest first."""
     tasks = with_store(url, lambda s: s.list(status=status_, queue=queue, limit=limit))
     if as_json:
@@ -230,11 +243,20 @@ def cancel(url: str | None, task_id: int) -> None:
 
 
 @main.command()
-@click.option("--older-than", "older_than", required=True, metavar="DURATION",
-              help="Age since the task finished, e.g. 90s, 30m, 12h, 7d.")
-@click.option("--status", "statuses", multiple=True,
-              type=click.Choice(sorted(s.value for s in FINISHED)),
-              help="Only these finished statuses (repeatable; default all three).")
+@click.option(
+    "--older-than",
+    "older_than",
+    required=True,
+    metavar="DURATION",
+    help="Age since the task finished, e.g. 90s, 30m, 12h, 7d.",
+)
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(sorted(s.value for s in FINISHED)),
+    help="Only these finished statuses (repeatable; default all three).",
+)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation on a terminal.")
 @database_option
 def purge(url: str | None, older_than: str, statuses: tuple[str, ...], yes: bool) -> None:
@@ -243,8 +265,12 @@ def purge(url: str | None, older_than: str, statuses: tuple[str, ...], yes: bool
         seconds = parse_duration(older_than)
     except TaskStoreError as exc:
         fail(str(exc), exc.exit_code)
-    if not yes and sys.stdin.isatty() and not click.confirm(
-        f"Delete {'/'.join(statuses) or 'finished'} tasks that ended over {older_than} ago?"
+    if (
+        not yes
+        and sys.stdin.isatty()
+        and not click.confirm(
+            f"Delete {'/'.join(statuses) or 'finished'} tasks that ended over {older_than} ago?"
+        )
     ):
         fail("purge aborted", 1)
     chosen = statuses or tuple(s.value for s in FINISHED)

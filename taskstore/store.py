@@ -7,8 +7,8 @@ short transaction, or in the caller's (``session=...``) without committing it.
 from __future__ import annotations
 
 import contextlib
-import re
 import datetime as dt
+import re
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 

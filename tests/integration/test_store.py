@@ -21,8 +21,14 @@ from taskstore.models import TaskEntity
 W = "worker-a"
 
 
-async def claim(store: TaskStore, queue: str = "default", limit: int = 10, worker: str = W,
-                lease: float = 30.0, start: bool = True):
+async def claim(
+    store: TaskStore,
+    queue: str = "default",
+    limit: int = 10,
+    worker: str = W,
+    lease: float = 30.0,
+    start: bool = True,
+):
     async with store.transaction() as conn:
         return await store.tasks.claim(
             conn, worker_id=worker, queue=queue, limit=limit, lease_seconds=lease, start=start
@@ -35,19 +41,25 @@ async def count_rows(store: TaskStore) -> int:
 
 
 async def test_enqueue_returns_id_and_get_returns_the_row(store: TaskStore) -> None:
-    task_id = await store.enqueue("pkg.mod.fn", {"video_id": "v1"}, queue="media", priority=3,
-                                  max_attempts=4)
+    task_id = await store.enqueue(
+        "pkg.mod.fn", {"video_id": "v1"}, queue="media", priority=3, max_attempts=4
+    )
     info = await store.require(task_id)
     assert (info.name, info.queue, info.status, info.priority) == (
-        "pkg.mod.fn", "media", TaskStatus.CREATED, 3)
+        "pkg.mod.fn",
+        "media",
+        TaskStatus.CREATED,
+        3,
+    )
     assert info.payload == {"video_id": "v1"}
     assert (info.attempts, info.max_attempts, info.result, info.error) == (0, 4, None, None)
     assert info.run_at.tzinfo is not None and info.created_at.tzinfo is not None
 
 
 async def test_enqueue_many_returns_ids_in_the_order_given(store: TaskStore) -> None:
-    items = [{"name": "t.n", "payload": {"i": i}, "queue": "q", "priority": i % 3}
-             for i in range(250)]
+    items = [
+        {"name": "t.n", "payload": {"i": i}, "queue": "q", "priority": i % 3} for i in range(250)
+    ]
     ids = await store.enqueue_many(items)
     assert len(ids) == len(set(ids)) == 250
     for i in (0, 17, 249):
@@ -131,9 +143,14 @@ async def test_failed_attempt_with_retry_goes_back_to_created_later(store: TaskS
     task_id = await store.enqueue("t.x")
     [task] = await claim(store)
     async with store.transaction() as conn:
-        status = await store.tasks.fail(conn, task_id=task_id, worker_id=W, attempt=task.attempt,
-                                        error={"type": "ValueError", "message": "boom"},
-                                        retry_in=3600)
+        status = await store.tasks.fail(
+            conn,
+            task_id=task_id,
+            worker_id=W,
+            attempt=task.attempt,
+            error={"type": "ValueError", "message": "boom"},
+            retry_in=3600,
+        )
     assert status is TaskStatus.CREATED
     info = await store.require(task_id)
     assert info.status is TaskStatus.CREATED and info.worker_id is None
@@ -146,8 +163,14 @@ async def test_final_failure_marks_failed_and_keeps_the_error(store: TaskStore) 
     task_id = await store.enqueue("t.x")
     [task] = await claim(store)
     async with store.transaction() as conn:
-        await store.tasks.fail(conn, task_id=task_id, worker_id=W, attempt=task.attempt,
-                               error={"type": "E", "message": "no"}, retry_in=None)
+        await store.tasks.fail(
+            conn,
+            task_id=task_id,
+            worker_id=W,
+            attempt=task.attempt,
+            error={"type": "E", "message": "no"},
+            retry_in=None,
+        )
     info = await store.require(task_id)
     assert info.status is TaskStatus.FAILED and info.finished_at is not None
 
@@ -157,18 +180,30 @@ async def test_fenced_failure_from_a_non_owner_raises_lease_lost(store: TaskStor
     [task] = await claim(store)
     with pytest.raises(LeaseLost):
         async with store.transaction() as conn:
-            await store.tasks.fail(conn, task_id=task_id, worker_id="worker-b",
-                                   attempt=task.attempt, error={}, retry_in=None)
+            await store.tasks.fail(
+                conn,
+                task_id=task_id,
+                worker_id="worker-b",
+                attempt=task.attempt,
+                error={},
+                retry_in=None,
+            )
     with pytest.raises(LeaseLost):
         async with store.transaction() as conn:
-            await store.tasks.fail(conn, task_id=task_id, worker_id=W,
-                                   attempt=task.attempt + 1, error={}, retry_in=None)
+            await store.tasks.fail(
+                conn,
+                task_id=task_id,
+                worker_id=W,
+                attempt=task.attempt + 1,
+                error={},
+                retry_in=None,
+            )
     assert (await store.require(task_id)).status is TaskStatus.RUNNING
 
 
 async def test_illegal_transitions_raise(store: TaskStore) -> None:
     task_id = await store.enqueue("t.x")
-    with pytest.raises(IllegalTransition, match="cannot requeue task .* it is created"):
+    with pytest.raises(IllegalTransition, match=r"cannot requeue task \d+: it is created"):
         await store.retry(task_id)
     await store.cancel(task_id)
     with pytest.raises(IllegalTransition, match="it is cancelled"):
@@ -177,8 +212,9 @@ async def test_illegal_transitions_raise(store: TaskStore) -> None:
         await store.cancel(987654)
     with pytest.raises(LeaseLost):  # completing a task that is not running
         async with store.transaction() as conn:
-            await store.tasks.fail(conn, task_id=task_id, worker_id=W, attempt=0,
-                                   error={}, retry_in=None)
+            await store.tasks.fail(
+                conn, task_id=task_id, worker_id=W, attempt=0, error={}, retry_in=None
+            )
 
 
 async def test_cancel_pending_is_immediate_and_running_is_fenced(store: TaskStore) -> None:
@@ -189,8 +225,9 @@ async def test_cancel_pending_is_immediate_and_running_is_fenced(store: TaskStor
     assert await store.cancel(running) is TaskStatus.CANCELLED
     async with store.transaction() as conn:
         held = await store.tasks.heartbeat(conn, worker_id=W, lease_seconds=30)
-        late = await store.tasks.complete_many(conn, worker_id=W,
-                                               done=[(task.id, task.attempt, None)])
+        late = await store.tasks.complete_many(
+            conn, worker_id=W, done=[(task.id, task.attempt, None)]
+        )
     assert held == set() and late == set()
     assert (await store.require(running)).status is TaskStatus.CANCELLED
     assert await claim(store, queue="a") == []
@@ -198,10 +235,11 @@ async def test_cancel_pending_is_immediate_and_running_is_fenced(store: TaskStor
 
 async def test_retry_runs_a_failed_task_again_with_fresh_attempts(store: TaskStore) -> None:
     task_id = await store.enqueue("t.x", max_attempts=1)
-    [task] = await claim(store)
+    await claim(store)
     async with store.transaction() as conn:
-        await store.tasks.fail(conn, task_id=task_id, worker_id=W, attempt=1, error={},
-                               retry_in=None)
+        await store.tasks.fail(
+            conn, task_id=task_id, worker_id=W, attempt=1, error={}, retry_in=None
+        )
     assert await store.retry(task_id) is TaskStatus.CREATED
     info = await store.require(task_id)
     assert (info.status, info.attempts, info.finished_at) == (TaskStatus.CREATED, 0, None)
@@ -213,9 +251,13 @@ async def test_dedup_key_returns_the_live_task_and_frees_after_it_finishes(
 ) -> None:
     first = await store.enqueue("t.x", {"n": 1}, dedup_key="video-1")
     again = await store.enqueue("t.x", {"n": 2}, dedup_key="video-1")
-    batch = await store.enqueue_many([{"name": "t.x", "dedup_key": "video-1"},
-                                      {"name": "t.x", "dedup_key": "video-2"},
-                                      {"name": "t.x", "dedup_key": "video-2"}])
+    batch = await store.enqueue_many(
+        [
+            {"name": "t.x", "dedup_key": "video-1"},
+            {"name": "t.x", "dedup_key": "video-2"},
+            {"name": "t.x", "dedup_key": "video-2"},
+        ]
+    )
     assert again == first and batch[0] == first and batch[1] == batch[2] != first
     assert await count_rows(store) == 2
     await store.cancel(first)
@@ -383,8 +425,11 @@ async def test_claim_query_uses_the_partial_claim_index(store: TaskStore, backen
     await store.enqueue_many([{"name": "t.x", "queue": f"q{i % 20}"} for i in range(2000)])
     picked = (
         select(TaskEntity.id)
-        .where(text("status IN ('created', 'not_finished')"), TaskEntity.queue == "q3",
-               TaskEntity.run_at <= func.current_timestamp())
+        .where(
+            text("status IN ('created', 'not_finished')"),
+            TaskEntity.queue == "q3",
+            TaskEntity.run_at <= func.current_timestamp(),
+        )
         .order_by(TaskEntity.priority.desc(), TaskEntity.run_at, TaskEntity.id)
         .limit(10)
     )

@@ -1,0 +1,189 @@
+"""The `taskstore` command, run as a real process on both backends."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+SECRET = "s3cr3t-pw"
+
+
+def taskstore(*args: str, url: str | None = None, env: dict | None = None):
+    full_env = {**os.environ, **(env or {})}
+    if url is not None:
+        full_env["TASKSTORE_DATABASE_URL"] = url
+    return subprocess.run(
+        [sys.executable, "-m", "taskstore.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=60,
+    )
+
+
+def assert_one_line_error(result, code: int, *fragments: str) -> None:
+    assert result.returncode == code, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("taskstore: error: "), result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_enqueue_show_list_status_round_trip_as_json(db_url: str) -> None:
+    out = taskstore(
+        "enqueue",
+        "pkg.mod.fn",
+        "--payload",
+        '{"video_id": "v1"}',
+        "--queue",
+        "media",
+        "--priority",
+        "4",
+        "--max-attempts",
+        "2",
+        url=db_url,
+    )
+    assert out.returncode == 0, out.stderr
+    task_id = int(out.stdout.strip())
+    as_json = taskstore("enqueue", "pkg.mod.fn", "--json", "--delay", "60", url=db_url)
+    second = json.loads(as_json.stdout)["id"]
+    shown = json.loads(taskstore("show", str(task_id), "--json", url=db_url).stdout)
+    assert {
+        k: shown[k]
+        for k in (
+            "id",
+            "name",
+            "queue",
+            "status",
+            "priority",
+            "attempts",
+            "max_attempts",
+            "payload",
+            "result",
+            "error",
+        )
+    } == {
+        "id": task_id,
+        "name": "pkg.mod.fn",
+        "queue": "media",
+        "status": "created",
+        "priority": 4,
+        "attempts": 0,
+        "max_attempts": 2,
+        "payload": {"video_id": "v1"},
+        "result": None,
+        "error": None,
+    }
+    assert "run_at" in shown
+    listed = json.loads(taskstore("list", "--json", url=db_url).stdout)
+    assert [t["id"] for t in listed] == [second, task_id]
+    filtered = json.loads(taskstore("list", "--queue", "media", "--json", url=db_url).stdout)
+    assert [t["id"] for t in filtered] == [task_id]
+    status = json.loads(taskstore("status", "--json", url=db_url).stdout)
+    counts = {q["queue"]: q["counts"] for q in status["queues"]}
+    assert counts == {"default": {"created": 1}, "media": {"created": 1}}
+
+
+def test_human_output_is_an_aligned_table(db_url: str) -> None:
+    taskstore("enqueue", "a.b", url=db_url)
+    status = taskstore("status", url=db_url).stdout.splitlines()
+    assert status[0].split()[:3] == ["queue", "created", "assigned"]
+    assert status[2].split()[:2] == ["default", "1"]
+    shown = taskstore("show", "1", url=db_url).stdout
+    assert "status" in shown and "created" in shown
+
+
+def test_cancel_then_retry_then_purge(db_url: str) -> None:
+    task_id = taskstore("enqueue", "a.b", url=db_url).stdout.strip()
+    assert taskstore("cancel", task_id, url=db_url).stdout.strip() == f"task {task_id} is cancelled"
+    again = taskstore("cancel", task_id, url=db_url)
+    assert_one_line_error(again, 1, "it is cancelled")
+    assert taskstore("retry", task_id, url=db_url).stdout.strip() == f"task {task_id} is created"
+    taskstore("cancel", task_id, url=db_url)
+    assert taskstore("purge", "--older-than", "1h", url=db_url).stdout.strip() == "purged 0 tasks"
+    assert taskstore("purge", "--older-than", "0s", "--yes", url=db_url).stdout.strip() == (
+        "purged 1 tasks"
+    )
+    assert_one_line_error(taskstore("show", task_id, url=db_url), 2, f"no task with id {task_id}")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--payload", '{"x": '], "payload is not valid JSON"),
+        (["--payload", "not json"], "payload is not valid JSON"),
+        (["--payload", '{"x": NaN}'], "NaN is not allowed"),
+        (["--payload", "[1, 2]"], "payload must be a JSON object"),
+        (["--queue", "Bad Queue"], "invalid queue name"),
+        (["--queue", "x'; DROP TABLE taskstore_tasks; --"], "invalid queue name"),
+        (["--priority", "99999"], "priority"),
+    ],
+)
+def test_bad_enqueue_input_fails_with_one_line_and_writes_nothing(
+    db_url: str, args: list[str], fragment: str
+) -> None:
+    assert_one_line_error(taskstore("enqueue", "a.b", *args, url=db_url), 2, fragment)
+    assert json.loads(taskstore("list", "--json", url=db_url).stdout) == []
+
+
+def test_invalid_task_name_is_refused(db_url: str) -> None:
+    result = taskstore("enqueue", "1; DROP TABLE x", url=db_url)
+    assert_one_line_error(result, 2, "invalid task name")
+
+
+def test_payload_over_the_limit_is_refused(db_url: str) -> None:
+    result = taskstore(
+        "enqueue",
+        "a.b",
+        "--payload",
+        json.dumps({"s": "x" * 200}),
+        url=db_url,
+        env={"TASKSTORE_MAX_PAYLOAD_BYTES": "100"},
+    )
+    assert_one_line_error(result, 2, "over the limit of 100")
+
+
+@pytest.mark.parametrize(
+    ("url", "code", "fragment"),
+    [
+        ("not a url", 2, "invalid database URL"),
+        (f"mysql://user:{SECRET}@localhost/db", 2, "unsupported database URL scheme"),
+        (f"postgresql://user:{SECRET}@127.0.0.1:1/db", 1, "cannot reach the database"),
+        (f"postgresql://user:{SECRET}@no-such-host.invalid/db", 1, "cannot reach the database"),
+    ],
+)
+def test_bad_or_unreachable_database_fails_with_one_line_and_no_password(
+    url: str, code: int, fragment: str
+) -> None:
+    result = taskstore("enqueue", "a.b", "--database-url", url)
+    assert_one_line_error(result, code, fragment)
+    assert SECRET not in result.stderr
+
+
+def test_database_url_flag_overrides_the_environment(db_url: str, tmp_path) -> None:
+    other = f"sqlite:///{tmp_path / 'never.db'}"
+    out = taskstore("--database-url", db_url, "enqueue", "a.b", url=other)
+    assert out.returncode == 0, out.stderr
+    assert not (tmp_path / "never.db").exists()
+
+
+def test_unmigrated_database_says_run_taskstore_migrate(tmp_path) -> None:
+    result = taskstore("status", url=f"sqlite:///{tmp_path / 'fresh.db'}")
+    assert_one_line_error(result, 1, "taskstore migrate")
+
+
+def test_help_does_not_show_a_password_from_the_environment() -> None:
+    result = taskstore(
+        "enqueue", "--help", env={"TASKSTORE_DATABASE_URL": f"postgresql://u:{SECRET}@h/db"}
+    )
+    assert result.returncode == 0 and SECRET not in result.stdout
+
+
+def test_usage_errors_exit_2() -> None:
+    assert taskstore("show", "not-a-number").returncode == 2
+    assert taskstore("no-such-command").returncode == 2

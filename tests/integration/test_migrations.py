@@ -1,0 +1,152 @@
+"""Migrations: up/down/up on both backends, no drift from the models, safe concurrent
+migrators, a clear error when the schema is behind, and a wheel that carries them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+from taskstore import SchemaOutOfDate, TaskStore
+from taskstore.models import Base
+from taskstore.schema import HEAD, REVISIONS, VERSION_TABLE, alembic_config, downgrade, upgrade
+from tests.conftest import create_pg_database, drop_pg_database
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def empty_db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path):
+    """A database with no schema at all."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    admin = request.getfixturevalue("pg_admin_url")
+    url = create_pg_database(admin, migrate=False)
+    yield url
+    drop_pg_database(admin, url)
+
+
+def _tables(sync_conn) -> set[str]:
+    return set(inspect(sync_conn).get_table_names())
+
+
+def _drift(sync_conn) -> list:
+    ctx = MigrationContext.configure(sync_conn, opts={"version_table": VERSION_TABLE})
+    return compare_metadata(ctx, Base.metadata)
+
+
+async def test_upgrade_downgrade_upgrade_round_trips(empty_db_url: str) -> None:
+    store = TaskStore.from_url(empty_db_url)
+    try:
+        await upgrade(store.engine)
+        async with store.engine.connect() as conn:
+            assert {"taskstore_tasks", "media", "video"} <= await conn.run_sync(_tables)
+        await downgrade(store.engine, "base")
+        async with store.engine.connect() as conn:
+            assert await conn.run_sync(_tables) <= {VERSION_TABLE}
+        await upgrade(store.engine)
+        await store.open()  # schema check passes
+        assert await store.enqueue("t.x") == 1
+    finally:
+        await store.close()
+
+
+async def test_models_and_migrations_do_not_drift(empty_db_url: str) -> None:
+    store = TaskStore.from_url(empty_db_url)
+    try:
+        await store.migrate()
+        async with store.engine.connect() as conn:
+            assert await conn.run_sync(_drift) == []
+    finally:
+        await store.close()
+
+
+async def test_opening_a_store_on_an_unmigrated_database_names_taskstore_migrate(
+    empty_db_url: str,
+) -> None:
+    with pytest.raises(SchemaOutOfDate, match="run `taskstore migrate`"):
+        async with TaskStore.from_url(empty_db_url):
+            pass
+
+
+async def test_opening_a_store_after_a_downgrade_says_the_schema_is_behind(
+    empty_db_url: str,
+) -> None:
+    store = TaskStore.from_url(empty_db_url)
+    try:
+        await store.migrate()
+        await downgrade(store.engine, "base")
+        with pytest.raises(SchemaOutOfDate, match="taskstore migrate"):
+            await store.open()
+    finally:
+        await store.close()
+
+
+def test_the_schema_heads_constant_matches_the_migration_scripts() -> None:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config())
+    assert script.get_heads() == [HEAD]
+    assert [r.revision for r in script.walk_revisions()][::-1] == list(REVISIONS)
+
+
+def test_concurrent_migrators_all_succeed(empty_db_url: str) -> None:
+    cli = [sys.executable, "-m", "taskstore.cli", "--database-url", empty_db_url, "migrate"]
+    procs = [
+        subprocess.Popen(cli, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        assert "is at revision" in out
+
+    async def check() -> None:
+        async with TaskStore.from_url(empty_db_url) as store:
+            assert await store.enqueue("t.x") == 1
+
+    asyncio.run(check())
+
+
+def test_the_wheel_carries_the_migrations_and_migrates_from_any_directory(
+    tmp_path: Path,
+) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(tmp_path / "dist")],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    [wheel] = (tmp_path / "dist").glob("taskstore-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "taskstore/_migrations/env.py" in names
+    assert any(n.startswith("taskstore/_migrations/versions/0001") for n in names)
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site), "TASKSTORE_DATABASE_URL": ""}
+    db = elsewhere / "w.db"
+    code = (
+        "import taskstore, sys; assert taskstore.__file__.startswith(sys.argv[1]), "
+        "taskstore.__file__; from taskstore.cli import main; "
+        "sys.argv = ['taskstore', '--database-url', sys.argv[2], 'migrate']; main()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(site), f"sqlite:///{db}"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "is at revision 0001" in result.stdout

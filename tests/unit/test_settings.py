@@ -1,0 +1,134 @@
+"""The settings chain and URL handling, no database needed."""
+
+from __future__ import annotations
+
+import pytest
+
+from taskstore import ConfigError, Settings
+from taskstore.formatting import parse_duration
+from taskstore.settings import normalize_url, safe_url
+
+
+def test_explicit_url_wins_over_environment() -> None:
+    env = {"TASKSTORE_DATABASE_URL": "sqlite:////tmp/env.db"}
+    assert Settings.from_env("sqlite:////tmp/flag.db", env).database_url.database == "/tmp/flag.db"
+
+
+def test_environment_url_wins_over_backend_fields() -> None:
+    env = {"TASKSTORE_DATABASE_URL": "postgresql://a@h/x", "TASKSTORE_DATABASE_BACKEND": "sqlite"}
+    assert Settings.from_env(None, env).database_url.drivername == "postgresql+asyncpg"
+
+
+def test_postgres_backend_fields_build_the_url() -> None:
+    env = {
+        "TASKSTORE_DATABASE_BACKEND": "postgres",
+        "TASKSTORE_POSTGRES_HOST": "db",
+        "TASKSTORE_POSTGRES_PORT": "6543",
+        "TASKSTORE_POSTGRES_USER": "u",
+        "TASKSTORE_POSTGRES_PASSWORD": "pw",
+        "TASKSTORE_POSTGRES_DB": "jobs",
+    }
+    url = Settings.from_env(None, env).database_url
+    assert (url.drivername, url.host, url.port, url.username, url.database) == (
+        "postgresql+asyncpg",
+        "db",
+        6543,
+        "u",
+        "jobs",
+    )
+    assert "pw" not in Settings.from_env(None, env).safe_url
+
+
+def test_default_is_sqlite_under_xdg_data_home(tmp_path) -> None:
+    url = Settings.from_env(None, {"XDG_DATA_HOME": str(tmp_path)}).database_url
+    assert url.drivername == "sqlite+aiosqlite"
+    assert url.database == str(tmp_path / "taskstore" / "taskstore.db")
+
+
+@pytest.mark.parametrize(
+    ("raw", "driver"),
+    [
+        ("postgresql://u@h/d", "postgresql+asyncpg"),
+        ("postgres://u@h/d", "postgresql+asyncpg"),
+        ("postgresql+asyncpg://u@h/d", "postgresql+asyncpg"),
+        ("sqlite:///x.db", "sqlite+aiosqlite"),
+        ("sqlite+aiosqlite:///x.db", "sqlite+aiosqlite"),
+    ],
+)
+def test_plain_urls_map_to_async_drivers(raw: str, driver: str) -> None:
+    assert normalize_url(raw).drivername == driver
+
+
+@pytest.mark.parametrize("raw", ["nonsense", "mysql://u:pw@h/d", "postgresql://u:pw@h"])
+def test_bad_urls_raise_config_error_without_the_password(raw: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        normalize_url(raw)
+    assert "pw" not in str(info.value)
+
+
+def test_safe_url_masks_the_password() -> None:
+    assert safe_url("postgresql://u:hunter2@h/d") == "postgresql://u:***@h/d"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("TASKSTORE_POOL_SIZE", "many"),
+        ("TASKSTORE_DATABASE_ECHO", "maybe"),
+        ("TASKSTORE_DATABASE_BACKEND", "oracle"),
+    ],
+)
+def test_malformed_settings_name_the_variable(key: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=key):
+        Settings.from_env(None, {key: value})
+
+
+def test_every_tunable_reads_its_environment_variable() -> None:
+    env = {
+        "TASKSTORE_DATABASE_URL": "sqlite:///x.db",
+        "TASKSTORE_DATABASE_ECHO": "1",
+        "TASKSTORE_SQLITE_JOURNAL_MODE": "DELETE",
+        "TASKSTORE_SQLITE_SYNCHRONOUS": "FULL",
+        "TASKSTORE_SQLITE_BUSY_TIMEOUT_MS": "5",
+        "TASKSTORE_SQLITE_CACHE_SIZE": "-1",
+        "TASKSTORE_POOL_SIZE": "7",
+        "TASKSTORE_POOL_MAX_OVERFLOW": "3",
+        "TASKSTORE_POOL_PRE_PING": "0",
+        "TASKSTORE_AUTO_MIGRATE": "false",
+        "TASKSTORE_MAX_PAYLOAD_BYTES": "10",
+    }
+    s = Settings.from_env(None, env)
+    assert (
+        s.echo,
+        s.sqlite_journal_mode,
+        s.sqlite_synchronous,
+        s.sqlite_busy_timeout_ms,
+        s.sqlite_cache_size,
+        s.pool_size,
+        s.max_overflow,
+        s.pool_pre_ping,
+        s.auto_migrate,
+        s.max_payload_bytes,
+    ) == (True, "DELETE", "FULL", 5, -1, 7, 3, False, False, 10)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90", 90),
+        ("45s", 45),
+        ("30m", 1800),
+        ("12h", 43200),
+        ("7d", 604800),
+        ("1h30m", 5400),
+        ("2w", 1209600),
+    ],
+)
+def test_durations_parse(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "7x", "-3d"])
+def test_bad_durations_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="invalid duration"):
+        parse_duration(text)
