@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import JSON, DateTime, MetaData
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -59,8 +60,11 @@ class JSONText(TypeDecorator[str]):
         return None
 
 
-class Base(DeclarativeBase):
-    """Base of every ORM entity taskstore defines; user entities may extend it too."""
+class Base(AsyncAttrs, DeclarativeBase):
+    """Base of every ORM entity taskstore defines; user entities may extend it too.
+
+    `AsyncAttrs` lets code await relationships explicitly: ``await media.awaitable_attrs.captions``.
+    """
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {dt.datetime: UTCDateTime()}

@@ -50,7 +50,13 @@ class MediaEntity(Base):
         back_populates="media", cascade="all, delete-orphan", passive_deletes=True
     )
 
-    __mapper_args__ = {"polymorphic_on": "media_type", "polymorphic_identity": "media"}
+    # Load subclass columns in the same query (lazy loads cannot run under asyncio); this
+    # covers user subclasses defined later too.
+    __mapper_args__ = {
+        "polymorphic_on": "media_type",
+        "polymorphic_identity": "media",
+        "with_polymorphic": "*",
+    }
 
 
 class VideoEntity(MediaEntity):

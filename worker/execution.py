@@ -1,0 +1,123 @@
+"""Running one attempt of one task: call the handler and describe how it ended.
+
+Nothing here writes to the database; `worker.runner` records the `Outcome`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import inspect
+import time
+import traceback
+from typing import Any
+
+import anyio
+
+from taskstore.engine import dumps_json
+from worker.context import TaskContext
+from worker.errors import NonRetryable, TaskTimeout, WrongArguments
+from worker.registry import TaskDef
+
+_TRACEBACK_LIMIT = 16_000
+
+
+@dataclasses.dataclass
+class Running:
+    """Book-keeping for an attempt in progress; `scope` cancels its handler."""
+
+    task_id: int
+    queue: str
+    claimed_at: float
+    scope: anyio.CancelScope = dataclasses.field(default_factory=anyio.CancelScope)
+    reason: str | None = None  # "lost" (cancelled or rescued elsewhere) or "shutdown"
+
+    def stop(self, reason: str) -> None:
+        self.reason = reason
+        self.scope.cancel()
+
+
+@dataclasses.dataclass
+class Outcome:
+    """How an attempt ended: `result_json` on success, `error` on failure, or `abandoned`."""
+
+    ctx: TaskContext | None
+    result_json: str | None = None
+    error: BaseException | None = None
+    abandoned: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.abandoned is None
+
+
+def error_document(error: BaseException, *, attempt: int, worker_id: str) -> dict[str, Any]:
+    """The JSON stored on the task for a failed attempt."""
+    kind = type(error)
+    trace = "".join(traceback.format_exception(error))
+    return {
+        "type": kind.__name__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}",
+        "message": str(error),
+        "traceback": trace[-_TRACEBACK_LIMIT:],
+        "attempt": attempt,
+        "worker": worker_id,
+    }
+
+
+@functools.cache
+def _signature(fn: Any) -> inspect.Signature:
+    return inspect.signature(fn)
+
+
+def _check_arguments(definition: TaskDef, ctx: TaskContext, payload: dict[str, Any]) -> None:
+    try:
+        _signature(definition.fn).bind(ctx, **payload)
+    except TypeError as exc:
+        raise WrongArguments(f"payload does not fit {definition.name}: {exc}") from None
+
+
+async def _call(definition: TaskDef, ctx: TaskContext, payload: dict[str, Any]) -> Any:
+    _check_arguments(definition, ctx, payload)
+    if definition.is_async:
+        return await definition.fn(ctx, **payload)
+    # A thread cannot be interrupted: on timeout or cancellation we stop waiting for it.
+    call = functools.partial(definition.fn, ctx, **payload)
+    return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
+
+
+def _encode_result(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        return dumps_json(value)
+    except (TypeError, ValueError) as exc:
+        raise NonRetryable(f"the handler's return value is not JSON: {exc}") from None
+
+
+async def attempt(
+    definition: TaskDef, ctx: TaskContext, payload: dict[str, Any], running: Running
+) -> Outcome:
+    """Run the handler under its timeout and the attempt's cancel scope."""
+    started = time.perf_counter()
+    outcome = Outcome(ctx)
+    with running.scope:
+        try:
+            limit = anyio.fail_after(definition.timeout) if definition.timeout else None
+            with limit or contextlib.nullcontext():
+                value = await _call(definition, ctx, payload)
+            outcome.result_json = _encode_result(value)
+        except TimeoutError:
+            outcome.error = TaskTimeout(
+                f"{definition.name} ran past its {definition.timeout}s timeout"
+            )
+        except Exception as exc:
+            outcome.error = exc
+    if running.scope.cancelled_caught or running.reason is not None:
+        outcome.abandoned = running.reason or "lost"
+        outcome.error = None
+    outcome.seconds = time.perf_counter() - started
+    return outcome

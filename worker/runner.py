@@ -1,0 +1,419 @@
+"""The worker runtime: fetch -> execute -> complete, with heartbeats, rescue and shutdown.
+
+One process runs:
+- one fetcher, claiming batches per queue sized to free capacity (per queue and overall);
+- the handlers, each attempt in its own cancel scope;
+- an acknowledger, completing finished attempts in batches (flushed on size or after a
+  few milliseconds), fenced on (id, worker, attempt);
+- a heartbeat, extending every lease the worker holds in one statement and stopping
+  handlers whose task was cancelled or rescued elsewhere;
+- a rescuer, returning tasks whose lease expired (a crashed worker's) to the queue.
+The worker never sees SQL: it calls the store's repository.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+import socket
+import time
+import uuid
+from typing import Any
+
+import anyio
+from sqlalchemy.exc import DBAPIError
+
+from taskstore.engine import dumps_json
+from taskstore.errors import LeaseLost, TaskStoreError
+from taskstore.logs import get_logger
+from taskstore.records import ClaimedTask
+from taskstore.store import TaskStore
+from worker import retry
+from worker.context import TaskContext
+from worker.errors import NonRetryable, UnknownTask
+from worker.execution import Outcome, Running, attempt, error_document
+from worker.registry import Registry
+
+log = get_logger("taskstore.worker")
+DB_ERRORS = (TaskStoreError, DBAPIError, OSError)
+DEFAULT_MAX_ATTEMPTS = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerConfig:
+    """How a worker runs; every field is a `taskstore-worker` option."""
+
+    queues: dict[str, int | None]  # queue -> its own concurrency limit (None: only the total)
+    concurrency: int = 10
+    lease_seconds: float = 30.0
+    heartbeat_seconds: float | None = None  # default: a third of the lease
+    rescue_seconds: float | None = None  # default: half the lease
+    poll_min_seconds: float = 0.05
+    poll_max_seconds: float = 1.0
+    shutdown_timeout: float = 30.0
+    burst: bool = False
+    ack_batch: int = 100
+    ack_delay_seconds: float = 0.005
+
+    @property
+    def heartbeat_interval(self) -> float:
+        return self.heartbeat_seconds or self.lease_seconds / 3
+
+    @property
+    def rescue_interval(self) -> float:
+        return self.rescue_seconds or self.lease_seconds / 2
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    """Claims and runs tasks of the configured queues until stopped (or drained, in burst)."""
+
+    def __init__(
+        self,
+        store: TaskStore,
+        registry: Registry,
+        config: WorkerConfig,
+        worker_id: str | None = None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.config = config
+        self.worker_id = worker_id or new_worker_id()
+        self.resources: dict[str, Any] = {}
+        self.running: dict[int, Running] = {}
+        self.in_flight: collections.Counter[str] = collections.Counter()
+        self.counts: collections.Counter[str] = collections.Counter()
+        self._acks: list[tuple[int, int, str | None]] = []
+        self._cut: list[tuple[int, int, str | None]] = []
+        self._wake = anyio.Event()
+        self._ack_ready = anyio.Event()
+        self._stopping = False
+        self._handlers: anyio.abc.TaskGroup | None = None
+        self._queue_order = list(config.queues)
+        self.log = log.bind(worker=self.worker_id)
+
+    # ------------------------------------------------------------- lifecycle
+    def stop(self) -> None:
+        """Stop claiming; running handlers get `shutdown_timeout` to finish."""
+        self._stopping = True
+        self._wake.set()
+
+    def cut_off(self) -> None:
+        """Stop now: cancel running handlers; their tasks are marked to run again."""
+        self.stop()
+        for run in list(self.running.values()):
+            run.stop("shutdown")
+
+    async def run(self) -> None:
+        await self._hooks(self.registry.startup, "startup")
+        self.log.info(
+            "worker started",
+            queues=self.config.queues,
+            concurrency=self.config.concurrency,
+            burst=self.config.burst,
+        )
+        try:
+            async with anyio.create_task_group() as services:
+                services.start_soon(self._heartbeat_loop)
+                services.start_soon(self._rescue_loop)
+                services.start_soon(self._ack_loop)
+                async with anyio.create_task_group() as handlers:
+                    self._handlers = handlers
+                    await self._fetch_loop()
+                    await self._drain()
+                await self._write_interrupted()
+                await self._flush_acks(final=True)
+                services.cancel_scope.cancel()
+        finally:
+            await self._hooks(self.registry.shutdown, "shutdown")
+            self.log.info("worker stopped", **dict(self.counts))
+
+    async def _hooks(self, hooks: list[Any], phase: str) -> None:
+        for hook in hooks:
+            result = hook(self.resources)
+            if hasattr(result, "__await__"):
+                await result
+        if hooks:
+            self.log.info(f"{phase} hooks ran", count=len(hooks))
+
+    async def _drain(self) -> None:
+        """Give running handlers the grace period, then cut off what is left."""
+        with anyio.move_on_after(self.config.shutdown_timeout):
+            while self.running:
+                await self._wait_wake(None)
+        for run in list(self.running.values()):
+            run.stop("shutdown")
+
+    # ------------------------------------------------------------------ fetch
+    def _free(self, queue: str) -> int:
+        total_free = self.config.concurrency - sum(self.in_flight.values())
+        limit = self.config.queues.get(queue)
+        queue_free = total_free if limit is None else limit - self.in_flight[queue]
+        return max(0, min(total_free, queue_free))
+
+    async def _fetch_loop(self) -> None:
+        delay = self.config.poll_min_seconds
+        while not self._stopping:
+            claimed, had_room = await self._claim_round()
+            if claimed:
+                delay = self.config.poll_min_seconds
+                continue
+            if self.config.burst and not self.running:
+                return  # drained: nothing claimable now and nothing in flight
+            if not had_room or self.config.burst:
+                await self._wait_wake(None)  # wait for a handler to finish
+            else:
+                await self._wait_wake(delay)
+                delay = min(delay * 2, self.config.poll_max_seconds)
+
+    async def _claim_round(self) -> tuple[int, bool]:
+        """One claim per queue with room, rotating the start so no queue starves."""
+        self._queue_order.append(self._queue_order.pop(0))
+        claimed, had_room = 0, False
+        for queue in list(self._queue_order):
+            free = self._free(queue)
+            if free <= 0 or self._stopping:
+                continue
+            had_room = True
+            for task in await self._claim(queue, free):
+                self._start(task)
+                claimed += 1
+        return claimed, had_room
+
+    async def _claim(self, queue: str, limit: int) -> list[ClaimedTask]:
+        try:
+            async with self.store.transaction() as conn:
+                return await self.store.tasks.claim(
+                    conn,
+                    worker_id=self.worker_id,
+                    queue=queue,
+                    limit=limit,
+                    lease_seconds=self.config.lease_seconds,
+                )
+        except DB_ERRORS as exc:
+            self.log.warning("claim failed; will retry", queue=queue, error=str(exc))
+            await anyio.sleep(self.config.poll_max_seconds)
+            return []
+
+    async def _wait_wake(self, seconds: float | None) -> None:
+        with anyio.move_on_after(seconds):
+            await self._wake.wait()
+        self._wake = anyio.Event()
+
+    def _start(self, task: ClaimedTask) -> None:
+        self.in_flight[task.queue] += 1
+        run = Running(task.id, task.queue, claimed_at=time.monotonic())
+        self.running[task.id] = run
+        assert self._handlers is not None
+        self._handlers.start_soon(self._execute, task, run)
+
+    # ---------------------------------------------------------------- execute
+    async def _execute(self, task: ClaimedTask, run: Running) -> None:
+        try:
+            outcome = await self._attempt(task, run)
+            await self._record(task, outcome)
+        finally:
+            self.running.pop(task.id, None)
+            self.in_flight[task.queue] -= 1
+            self._wake.set()
+
+    async def _attempt(self, task: ClaimedTask, run: Running) -> Outcome:
+        definition = self.registry.get(task.name)
+        if definition is None:
+            return Outcome(
+                None,
+                error=UnknownTask(f"no handler named {task.name!r} in worker {self.worker_id}"),
+            )
+        max_attempts = task.max_attempts or definition.max_attempts
+        if task.attempt > max_attempts:  # earlier attempts crashed their workers
+            return Outcome(
+                None,
+                error=NonRetryable(
+                    f"attempt {task.attempt} of {max_attempts}: earlier attempts never finished"
+                ),
+            )
+        ctx = TaskContext(
+            task,
+            store=self.store,
+            worker_id=self.worker_id,
+            max_attempts=max_attempts,
+            resources=self.resources,
+        )
+        return await attempt(definition, ctx, task.payload, run)
+
+    async def _record(self, task: ClaimedTask, outcome: Outcome) -> None:
+        session = outcome.ctx.used_session if outcome.ctx else None
+        try:
+            if outcome.ok and session is not None:
+                await self._complete_in_session(task, outcome, session)
+            elif outcome.ok:
+                self._acks.append((task.id, task.attempt, outcome.result_json))
+                self._ack_ready.set()
+                self.counts["completed"] += 1
+            elif session is not None:
+                await session.rollback()
+            if outcome.abandoned == "shutdown":
+                doc = error_document(
+                    NonRetryable("cut off by worker shutdown"),
+                    attempt=task.attempt,
+                    worker_id=self.worker_id,
+                )
+                self._cut.append((task.id, task.attempt, dumps_json(doc)))
+            elif outcome.abandoned:
+                self.log.info("task stopped: cancelled or taken over", task_id=task.id)
+            elif outcome.error is not None:
+                await self._fail(task, outcome.error)
+        finally:
+            if session is not None:
+                await session.close()
+
+    async def _complete_in_session(self, task: ClaimedTask, outcome: Outcome, session: Any) -> None:
+        """Results and completion commit together, or not at all."""
+        try:
+            done = [(task.id, task.attempt, outcome.result_json)]
+            accepted = await self.store.tasks.complete_many(
+                session, worker_id=self.worker_id, done=done
+            )
+            if accepted:
+                await session.commit()
+                self.counts["completed"] += 1
+                return
+            await session.rollback()
+            self.log.warning("completion refused: lease lost; results discarded", task_id=task.id)
+        except DB_ERRORS as exc:
+            await session.rollback()
+            self.log.warning(
+                "completion failed; the task will be rescued and rerun",
+                task_id=task.id,
+                error=str(exc),
+            )
+
+    async def _fail(self, task: ClaimedTask, error: BaseException) -> None:
+        definition = self.registry.get(task.name)
+        max_attempts = task.max_attempts or (
+            definition.max_attempts if definition else DEFAULT_MAX_ATTEMPTS
+        )
+        base = definition.backoff if definition else 1.0
+        retry_in = (
+            retry.backoff_seconds(base, task.attempt)
+            if retry.should_retry(error, task.attempt, max_attempts)
+            else None
+        )
+        doc = error_document(error, attempt=task.attempt, worker_id=self.worker_id)
+        try:
+            async with self.store.transaction() as conn:
+                await self.store.tasks.fail(
+                    conn,
+                    task_id=task.id,
+                    worker_id=self.worker_id,
+                    attempt=task.attempt,
+                    error=doc,
+                    retry_in=retry_in,
+                )
+        except LeaseLost:
+            self.log.warning("failure not recorded: lease lost", task_id=task.id)
+            return
+        except DB_ERRORS as exc:
+            self.log.warning(
+                "failure not recorded; the task will be rescued", task_id=task.id, error=str(exc)
+            )
+            return
+        self.counts["retried" if retry_in is not None else "failed"] += 1
+        self.log.warning(
+            "task attempt failed",
+            task_id=task.id,
+            name=task.name,
+            queue=task.queue,
+            attempt=task.attempt,
+            error=doc["type"],
+            message=doc["message"],
+            retry_in=None if retry_in is None else round(retry_in, 3),
+        )
+
+    # ------------------------------------------------------------------- acks
+    async def _ack_loop(self) -> None:
+        while True:
+            await self._ack_ready.wait()
+            self._ack_ready = anyio.Event()
+            if len(self._acks) < self.config.ack_batch:
+                await anyio.sleep(self.config.ack_delay_seconds)
+            await self._flush_acks()
+
+    async def _flush_acks(self, final: bool = False) -> None:
+        failures = 0
+        while self._acks:
+            batch = self._acks[: self.config.ack_batch]
+            try:
+                async with self.store.transaction() as conn:
+                    accepted = await self.store.tasks.complete_many(
+                        conn, worker_id=self.worker_id, done=batch
+                    )
+            except DB_ERRORS as exc:
+                failures += 1
+                self.log.warning(
+                    "acknowledgement failed; retrying", pending=len(self._acks), error=str(exc)
+                )
+                if final and failures >= 5:
+                    return  # leases will expire and the tasks run again
+                await anyio.sleep(min(5.0, 0.1 * 2**failures))
+                continue
+            del self._acks[: len(batch)]
+            if len(accepted) < len(batch):
+                lost = [t for t, _, _ in batch if t not in accepted]
+                self.log.warning("completions refused: lease lost", task_ids=lost)
+
+    async def _write_interrupted(self) -> None:
+        if not self._cut:
+            return
+        try:
+            async with self.store.transaction() as conn:
+                done = await self.store.tasks.interrupt_many(
+                    conn, worker_id=self.worker_id, cut=self._cut
+                )
+            self.log.warning("tasks cut off at shutdown will run again", task_ids=sorted(done))
+        except DB_ERRORS as exc:
+            self.log.warning(
+                "could not release cut-off tasks; their leases will expire", error=str(exc)
+            )
+
+    # ---------------------------------------------------------- leases, rescue
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await anyio.sleep(self.config.heartbeat_interval)
+            await self.heartbeat()
+
+    async def heartbeat(self) -> None:
+        """Extend all our leases; stop handlers whose task is no longer ours."""
+        started = time.monotonic()
+        try:
+            async with self.store.transaction() as conn:
+                held = await self.store.tasks.heartbeat(
+                    conn, worker_id=self.worker_id, lease_seconds=self.config.lease_seconds
+                )
+        except DB_ERRORS as exc:
+            self.log.warning("heartbeat failed", error=str(exc))
+            return
+        for task_id, run in list(self.running.items()):
+            if task_id not in held and run.claimed_at < started and run.reason is None:
+                run.stop("lost")
+
+    async def _rescue_loop(self) -> None:
+        while True:
+            await anyio.sleep(self.config.rescue_interval)
+            try:
+                async with self.store.transaction() as conn:
+                    rescued = await self.store.tasks.rescue_expired(conn)
+            except DB_ERRORS as exc:
+                self.log.warning("rescue failed", error=str(exc))
+                continue
+            if rescued:
+                self.counts["rescued"] += len(rescued)
+                self.log.warning(
+                    "rescued tasks with expired leases",
+                    tasks={i: s.value for i, s in rescued.items()},
+                )
+                self._wake.set()
