@@ -1,0 +1,248 @@
+"""The worker runtime in-process, on both backends: results, failures, retries, sessions."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+import anyio
+import pytest
+from sqlalchemy import func, select
+
+from taskstore import TaskStatus, TaskStore
+from taskstore.models import MediaEntity, TranscriptEntity, VideoEntity
+from worker import NonRetryable, Registry, TaskContext, Worker, WorkerConfig, task
+
+reg = Registry()
+
+
+@task(name="t.echo", registry=reg)
+async def echo(ctx: TaskContext, value: object) -> dict:
+    return {"value": value, "attempt": ctx.attempt, "queue": ctx.queue, "id": ctx.task_id}
+
+
+@task(name="t.write_then_fail", registry=reg, max_attempts=2, backoff=0.01)
+async def write_then_fail(ctx: TaskContext) -> None:
+    async with ctx.session() as session:
+        session.add(VideoEntity(id=f"w{ctx.task_id}-{ctx.attempt}", url="u", task_id=ctx.task_id))
+        await session.flush()
+    raise RuntimeError(f"exploded on attempt {ctx.attempt}")
+
+
+@task(name="t.write", registry=reg)
+async def write(ctx: TaskContext, n: int) -> None:
+    async with ctx.session() as session:
+        session.add(VideoEntity(id=f"ok{n}", url="u", duration=1.0, task_id=ctx.task_id))
+        session.add(TranscriptEntity(media_id=f"ok{n}", task_id=ctx.task_id, text="t"))
+
+
+@task(name="t.reject", registry=reg, max_attempts=5)
+async def reject(ctx: TaskContext) -> None:
+    raise NonRetryable("never")
+
+
+@task(name="t.slow", registry=reg, timeout=0.2, max_attempts=1)
+async def slow(ctx: TaskContext) -> None:
+    await anyio.sleep(30)
+
+
+@task(name="t.sleep", registry=reg)
+async def sleeper(ctx: TaskContext, seconds: float) -> str:
+    await anyio.sleep(seconds)
+    return "done"
+
+
+@task(name="t.square", registry=reg)
+def square(ctx: TaskContext, x: int) -> int:
+    return x * x
+
+
+@task(name="t.parent", registry=reg, max_attempts=1)
+async def parent(ctx: TaskContext, fail: bool) -> None:
+    await ctx.enqueue("t.echo", {"value": "child"})
+    if fail:
+        raise RuntimeError("parent failed")
+
+
+@task(name="t.progress", registry=reg)
+async def progress(ctx: TaskContext) -> None:
+    await ctx.set_progress(0.5)
+
+
+def make_worker(store: TaskStore, **overrides) -> Worker:
+    options = {"queues": {"default": None}, "burst": True, "lease_seconds": 10.0} | overrides
+    return Worker(store, reg, WorkerConfig(**options))
+
+
+def live_worker(store: TaskStore, **overrides) -> Worker:
+    return make_worker(store, burst=False, poll_max_seconds=0.1, **overrides)
+
+
+async def run_until(
+    worker: Worker, done: Callable[[], Awaitable[bool]], limit_seconds: float = 20.0
+) -> Worker:
+    """Run a (non-burst) worker until `done()` is true, then stop it gracefully."""
+    async with anyio.create_task_group() as group:
+        group.start_soon(worker.run)
+        with anyio.fail_after(limit_seconds):
+            while not await done():  # noqa: ASYNC110 - polling the database is the point
+                await anyio.sleep(0.05)
+        worker.stop()
+    return worker
+
+
+async def status_of(store: TaskStore, task_id: int) -> TaskStatus:
+    return (await store.require(task_id)).status
+
+
+async def test_handler_return_value_is_stored_as_the_json_result(store: TaskStore) -> None:
+    task_id = await store.enqueue("t.echo", {"value": [1, "two"]})
+    await make_worker(store).run()
+    info = await store.require(task_id)
+    assert info.status is TaskStatus.COMPLETED
+    assert info.result == {"value": [1, "two"], "attempt": 1, "queue": "default", "id": task_id}
+
+
+async def test_burst_worker_drains_many_tasks_through_batched_acks(store: TaskStore) -> None:
+    ids = await store.enqueue_many(
+        [{"name": "t.echo", "payload": {"value": i}} for i in range(300)]
+    )
+    worker = make_worker(store, concurrency=16)
+    await worker.run()
+    assert worker.counts["completed"] == 300
+    assert {s.queue: s.counts for s in await store.stats()} == {"default": {"completed": 300}}
+    assert (await store.require(ids[123])).result["value"] == 123
+
+
+async def test_session_writes_commit_with_the_completion_and_load_polymorphically(
+    store: TaskStore,
+) -> None:
+    ids = await store.enqueue_many([{"name": "t.write", "payload": {"n": n}} for n in range(5)])
+    await make_worker(store).run()
+    async with store.sessions() as session:
+        media = (await session.scalars(select(MediaEntity).order_by(MediaEntity.id))).all()
+        transcripts = (await session.scalars(select(TranscriptEntity))).all()
+    assert [type(m) for m in media] == [VideoEntity] * 5
+    assert {m.task_id for m in media} == set(ids) and media[0].duration == 1.0
+    assert len(transcripts) == 5
+
+
+async def test_a_failing_handler_leaves_no_result_rows_and_its_error_is_stored(
+    store: TaskStore,
+) -> None:
+    task_id = await store.enqueue("t.write_then_fail")
+
+    async def finished() -> bool:
+        return await status_of(store, task_id) is TaskStatus.FAILED
+
+    worker = await run_until(live_worker(store), finished)
+    info = await store.require(task_id)
+    assert info.attempts == 2 and worker.counts["retried"] == 1
+    assert info.error["type"] == "RuntimeError"
+    assert info.error["message"] == "exploded on attempt 2"
+    assert "Traceback" in info.error["traceback"] and info.error["worker"] == worker.worker_id
+    async with store.sessions() as session:
+        assert (await session.scalar(select(func.count()).select_from(MediaEntity))) == 0
+
+
+async def test_non_retryable_error_fails_at_once(store: TaskStore) -> None:
+    task_id = await store.enqueue("t.reject")
+    await make_worker(store).run()
+    info = await store.require(task_id)
+    assert (info.status, info.attempts) == (TaskStatus.FAILED, 1)
+    assert info.error["type"] == "worker.errors.NonRetryable"
+
+
+async def test_unknown_task_counts_a_failed_attempt_naming_handler_and_worker(
+    store: TaskStore,
+) -> None:
+    task_id = await store.enqueue("t.not_registered", max_attempts=1)
+    worker = make_worker(store)
+    await worker.run()
+    info = await store.require(task_id)
+    assert info.status is TaskStatus.FAILED
+    assert "t.not_registered" in info.error["message"]
+    assert worker.worker_id in info.error["message"]
+
+
+async def test_payload_that_does_not_fit_the_signature_fails_without_retry(
+    store: TaskStore,
+) -> None:
+    task_id = await store.enqueue("t.echo", {"wrong": 1})
+    await make_worker(store).run()
+    info = await store.require(task_id)
+    assert (info.status, info.attempts) == (TaskStatus.FAILED, 1)
+    assert info.error["type"] == "worker.errors.WrongArguments"
+    assert "payload does not fit t.echo" in info.error["message"]
+
+
+async def test_timeout_cancels_the_handler_and_fails_the_attempt(store: TaskStore) -> None:
+    task_id = await store.enqueue("t.slow")
+    began = time.monotonic()
+    await make_worker(store).run()
+    info = await store.require(task_id)
+    assert info.status is TaskStatus.FAILED and info.error["type"] == "worker.errors.TaskTimeout"
+    assert time.monotonic() - began < 20  # cancelled, not slept out
+
+
+async def test_sync_handlers_run_in_a_thread(store: TaskStore) -> None:
+    task_id = await store.enqueue("t.square", {"x": 12})
+    await make_worker(store).run()
+    assert (await store.require(task_id)).result == 144
+
+
+async def test_follow_up_enqueued_by_a_handler_exists_only_if_it_completes(
+    store: TaskStore,
+) -> None:
+    await store.enqueue("t.parent", {"fail": True})
+    ok = await store.enqueue("t.parent", {"fail": False})
+    await make_worker(store).run()
+    children = [t for t in await store.list() if t.name == "t.echo"]
+    assert len(children) == 1 and children[0].status is TaskStatus.COMPLETED
+    assert (await store.require(ok)).status is TaskStatus.COMPLETED
+
+
+async def test_progress_is_recorded_on_the_task(store: TaskStore) -> None:
+    task_id = await store.enqueue("t.progress")
+    await make_worker(store).run()
+    assert (await store.require(task_id)).progress == 1.0  # completion sets 1.0
+
+
+async def test_a_running_task_cancelled_by_an_operator_is_stopped(store: TaskStore) -> None:
+    task_id = await store.enqueue("t.sleep", {"seconds": 60})
+    began = time.monotonic()
+
+    worker = live_worker(store, lease_seconds=1.5)
+
+    async def cancel_when_running() -> bool:
+        status = await status_of(store, task_id)
+        if status is TaskStatus.RUNNING:
+            await store.cancel(task_id)
+        return status is TaskStatus.CANCELLED and not worker.running
+
+    await run_until(worker, cancel_when_running)
+    assert time.monotonic() - began < 30  # far less than the handler's 60 s
+    info = await store.require(task_id)
+    assert info.status is TaskStatus.CANCELLED and info.result is None
+
+
+@pytest.mark.parametrize("queues", [{"a": 1, "b": None}])
+async def test_per_queue_limits_cap_concurrency(store: TaskStore, queues: dict) -> None:
+    await store.enqueue_many(
+        [{"name": "t.sleep", "payload": {"seconds": 0.2}, "queue": "a"} for _ in range(3)]
+    )
+    worker = make_worker(store, queues=queues, concurrency=8)
+    peak = 0
+
+    async def watch() -> None:
+        nonlocal peak
+        while True:
+            peak = max(peak, worker.in_flight["a"])
+            await anyio.sleep(0.01)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(watch)
+        await worker.run()
+        group.cancel_scope.cancel()
+    assert peak == 1
+    assert {s.queue: s.counts for s in await store.stats()} == {"a": {"completed": 3}}
