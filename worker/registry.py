@@ -107,7 +107,7 @@ def task(
     def register(func: Handler) -> TaskDef:
         if not callable(func):
             raise RegistrationError(f"@task needs a function, got {func!r}")
-        task_name = name or f"{func.__module__}.{func.__qualname__}"
+        task_name = name or f"{func.__module__}.{func.__name__}"
         try:
             check_name(task_name)
             check_queue(queue)

@@ -1,0 +1,186 @@
+"""Worker pieces that need no database: registry, retry policy, queue specs, attempts."""
+
+from __future__ import annotations
+
+import random
+
+import anyio
+import pytest
+
+from taskstore.errors import InvalidInput
+from worker import NonRetryable, RegistrationError, Registry, task
+from worker.cli import parse_queues
+from worker.errors import TaskTimeout, WrongArguments
+from worker.execution import Running, attempt, error_document
+from worker.retry import MAX_BACKOFF_SECONDS, backoff_seconds, should_retry
+
+
+def test_task_name_defaults_to_module_and_function() -> None:
+    reg = Registry()
+
+    @task(registry=reg, queue="media", max_attempts=5, timeout=60, backoff=2)
+    async def transcribe(ctx, video_id: str) -> dict:
+        return {}
+
+    definition = reg.get(f"{__name__}.transcribe")
+    assert definition is transcribe
+    assert (definition.queue, definition.max_attempts, definition.timeout, definition.backoff) == (
+        "media",
+        5,
+        60,
+        2,
+    )
+
+
+def test_duplicate_task_names_are_refused_naming_the_first_owner() -> None:
+    reg = Registry()
+
+    @task(name="dup.name", registry=reg)
+    async def first(ctx) -> None: ...
+
+    with pytest.raises(RegistrationError, match=r"already registered by .*first"):
+
+        @task(name="dup.name", registry=reg)
+        async def second(ctx) -> None: ...
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"name": "bad name!"}, "invalid task name"),
+        ({"queue": "Bad"}, "invalid queue name"),
+        ({"max_attempts": 0}, "max_attempts"),
+        ({"timeout": -1}, "timeout"),
+        ({"backoff": 0}, "backoff"),
+    ],
+)
+def test_invalid_registrations_are_refused(options: dict, message: str) -> None:
+    with pytest.raises(RegistrationError, match=message):
+        task(registry=Registry(), **{"name": "ok.name", **options})(lambda ctx: None)
+
+
+def test_decorated_function_is_still_callable() -> None:
+    @task(name="plain.call", registry=Registry())
+    def add(ctx, a: int, b: int) -> int:
+        return a + b
+
+    assert add(None, 2, 3) == 5
+
+
+def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
+    rng = random.Random(7)
+    for attempt_no in range(1, 6):
+        ceiling = 2.0 * 2 ** (attempt_no - 1)
+        values = [backoff_seconds(2.0, attempt_no, rng) for _ in range(200)]
+        assert all(ceiling / 2 <= v <= ceiling for v in values)
+        assert max(values) - min(values) > ceiling / 4  # really jittered
+    assert backoff_seconds(1.0, 60, rng) <= MAX_BACKOFF_SECONDS
+
+
+def test_retry_policy() -> None:
+    assert should_retry(RuntimeError(), attempt=1, max_attempts=3)
+    assert not should_retry(RuntimeError(), attempt=3, max_attempts=3)
+    assert not should_retry(NonRetryable(), attempt=1, max_attempts=3)
+
+
+def test_queue_specs_parse_limits() -> None:
+    assert parse_queues(("media:4", "email:16", "default"), Registry()) == {
+        "media": 4,
+        "email": 16,
+        "default": None,
+    }
+    reg = Registry()
+    task(name="a.b", queue="media", registry=reg)(lambda ctx: None)
+    assert parse_queues((), reg) == {"media": None}
+
+
+@pytest.mark.parametrize("spec", ["Media", "media:0", "media:x", ""])
+def test_bad_queue_specs_are_refused(spec: str) -> None:
+    with pytest.raises(InvalidInput):
+        parse_queues((spec,), Registry())
+
+
+class FakeCtx:
+    used_session = None
+    attempt = 1
+
+
+async def run_attempt(fn, payload: dict, **options):
+    reg = Registry()
+    definition = task(name="unit.fn", registry=reg, **options)(fn)
+    return await attempt(definition, FakeCtx(), payload, Running(1, "default", 0.0))
+
+
+async def test_attempt_encodes_the_result_as_json() -> None:
+    async def ok(ctx, x: int) -> dict:
+        return {"double": x * 2}
+
+    outcome = await run_attempt(ok, {"x": 4})
+    assert outcome.ok and outcome.result_json == '{"double":8}'
+
+
+async def test_attempt_reports_a_result_that_is_not_json_as_non_retryable() -> None:
+    async def bad(ctx) -> object:
+        return {1, 2}
+
+    outcome = await run_attempt(bad, {})
+    assert isinstance(outcome.error, NonRetryable) and "not JSON" in str(outcome.error)
+
+
+async def test_attempt_times_out() -> None:
+    async def slow(ctx) -> None:
+        await anyio.sleep(10)
+
+    outcome = await run_attempt(slow, {}, timeout=0.05)
+    assert isinstance(outcome.error, TaskTimeout)
+
+
+async def test_attempt_checks_arguments_before_calling() -> None:
+    called = []
+
+    async def fn(ctx, a: int) -> None:
+        called.append(a)
+
+    outcome = await run_attempt(fn, {"b": 1})
+    assert isinstance(outcome.error, WrongArguments) and not called
+
+
+async def test_sync_handler_runs_off_the_event_loop_thread() -> None:
+    import threading
+
+    main = threading.get_ident()
+
+    def where(ctx) -> bool:
+        return threading.get_ident() != main
+
+    outcome = await run_attempt(where, {})
+    assert outcome.result_json == "true"
+
+
+async def test_a_stopped_attempt_is_abandoned_not_failed() -> None:
+    running = Running(1, "default", 0.0)
+
+    async def slow(ctx) -> None:
+        await anyio.sleep(10)
+
+    definition = task(name="unit.slow", registry=Registry())(slow)
+    async with anyio.create_task_group() as group:
+        group.start_soon(lambda: anyio.sleep(0.05))
+        await anyio.sleep(0.01)
+        running.stop("lost")
+        outcome = await attempt(definition, FakeCtx(), {}, running)
+    assert outcome.abandoned == "lost" and outcome.error is None
+
+
+def test_error_document_has_type_message_and_traceback() -> None:
+    try:
+        raise ValueError("bad value")
+    except ValueError as exc:
+        doc = error_document(exc, attempt=2, worker_id="w1")
+    assert (doc["type"], doc["message"], doc["attempt"], doc["worker"]) == (
+        "ValueError",
+        "bad value",
+        2,
+        "w1",
+    )
+    assert "Traceback" in doc["traceback"]
