@@ -74,18 +74,45 @@ async def check_schema(engine: AsyncEngine, read_options: dict[str, Any]) -> Non
     )
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Apply pending migrations; safe when several processes do it at once."""
+async def upgrade(
+    engine: AsyncEngine, revision: str = "heads", extra_version_dirs: tuple[str, ...] = ()
+) -> None:
+    """Apply pending migrations (ours, and an application's in `extra_version_dirs`).
 
+    Safe when several processes do it at once: the migration transaction is serialised by
+    the database (an advisory lock on PostgreSQL, the write lock on SQLite).
+    """
     from alembic import command
 
     def run(sync_conn: Any) -> None:
-        cfg = alembic_config()
+        cfg = alembic_config(extra_version_dirs)
         cfg.attributes["connection"] = sync_conn
         command.upgrade(cfg, revision)
 
     async with engine.begin() as conn:
         await conn.run_sync(run)
+
+
+async def autogenerate(
+    engine: AsyncEngine, message: str, version_dir: Path, extra_version_dirs: tuple[str, ...] = ()
+) -> Path:
+    """Write a revision for models added on top of taskstore's (e.g. an entity subclass).
+
+    Import the modules that define them first; the revision goes into `version_dir`, your
+    application's own folder, and stacks on taskstore's head.
+    """
+    from alembic import command
+
+    def run(sync_conn: Any) -> Path:
+        cfg = alembic_config((str(version_dir), *extra_version_dirs))
+        cfg.attributes["connection"] = sync_conn
+        script = command.revision(
+            cfg, message=message, autogenerate=True, version_path=str(version_dir)
+        )
+        return Path(script.path)  # type: ignore[union-attr]
+
+    async with engine.begin() as conn:
+        return await conn.run_sync(run)
 
 
 async def downgrade(engine: AsyncEngine, revision: str) -> None:
