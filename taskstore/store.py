@@ -181,6 +181,26 @@ class TaskStore:
         batch = [validation.new_task_from_mapping(item, limit) for item in tasks]
         return await self._insert(batch, session) if batch else []
 
+    async def enqueue_periodic(
+        self,
+        name: str,
+        tick: dt.datetime,
+        payload: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> int | None:
+        """Enqueue the task for one tick of a schedule, once across all workers.
+
+        Returns the new id, or None if another worker already enqueued that tick.
+        """
+        task = validation.new_task(
+            name, payload, max_payload_bytes=self.settings.max_payload_bytes, **options
+        )
+        async with self.transaction() as conn:
+            task_id = await self.tasks.insert_periodic(conn, task, tick)
+            if task_id is not None:
+                await self.backend.notify(conn, [task.queue])
+        return task_id
+
     async def _insert(self, batch: Sequence[NewTask], session: AsyncSession | None) -> list[int]:
         async with self._write(session) as conn:
             ids = await self.tasks.insert(conn, batch)

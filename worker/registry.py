@@ -74,6 +74,9 @@ class Registry:
     def queues(self) -> set[str]:
         return {d.queue for d in self.tasks.values()}
 
+    def periodic(self) -> list[TaskDef]:
+        return [d for d in self.tasks.values() if d.cron]
+
 
 registry = Registry()
 
@@ -115,6 +118,8 @@ def task(
             raise RegistrationError(f"cannot register {task_name!r}: {exc}") from None
         if not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or max_attempts < 1:
             raise RegistrationError(f"max_attempts must be an integer >= 1, got {max_attempts!r}")
+        if cron is not None:
+            _check_cron(task_name, cron, func)
         definition = TaskDef(
             name=task_name,
             fn=func,
@@ -128,6 +133,22 @@ def task(
         return registry.add(definition)
 
     return register(fn) if fn is not None else register
+
+
+def _check_cron(task_name: str, cron: str, func: Handler) -> None:
+    from worker.scheduler import is_valid  # croniter is only needed for periodic tasks
+
+    if not isinstance(cron, str) or not is_valid(cron):
+        raise RegistrationError(
+            f"invalid cron expression {cron!r} for {task_name} "
+            "(5 fields: minute hour day month weekday; a 6th, seconds, may follow)"
+        )
+    try:
+        inspect.signature(func).bind(None)
+    except TypeError:
+        raise RegistrationError(
+            f"periodic task {task_name} must take only the context (it gets no payload)"
+        ) from None
 
 
 def on_startup(fn: Hook) -> Hook:

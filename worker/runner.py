@@ -34,6 +34,7 @@ from worker.context import TaskContext
 from worker.errors import NonRetryable, UnknownTask
 from worker.execution import Outcome, Running, attempt, error_document
 from worker.registry import Registry
+from worker.scheduler import run_schedules
 
 log = get_logger("taskstore.worker")
 DB_ERRORS = (TaskStoreError, DBAPIError, OSError)
@@ -50,7 +51,7 @@ class WorkerConfig:
     heartbeat_seconds: float | None = None  # default: a third of the lease
     rescue_seconds: float | None = None  # default: half the lease
     poll_min_seconds: float = 0.05
-    poll_max_seconds: float = 1.0
+    poll_max_seconds: float | None = None  # default: the backend's (shorter without NOTIFY)
     shutdown_timeout: float = 30.0
     burst: bool = False
     ack_batch: int = 100
@@ -94,6 +95,7 @@ class Worker:
         self._stopping = False
         self._handlers: anyio.abc.TaskGroup | None = None
         self._queue_order = list(config.queues)
+        self._poll_max = config.poll_max_seconds or store.backend.idle_poll_max_seconds
         self.log = log.bind(worker=self.worker_id)
 
     # ------------------------------------------------------------- lifecycle
@@ -121,6 +123,11 @@ class Worker:
                 services.start_soon(self._heartbeat_loop)
                 services.start_soon(self._rescue_loop)
                 services.start_soon(self._ack_loop)
+                if not self.config.burst:
+                    services.start_soon(
+                        self.store.backend.listen, self.store.engine, self._on_notify
+                    )
+                    services.start_soon(run_schedules, self.store, self.registry.periodic())
                 async with anyio.create_task_group() as handlers:
                     self._handlers = handlers
                     await self._fetch_loop()
@@ -139,6 +146,10 @@ class Worker:
                 await result
         if hooks:
             self.log.info(f"{phase} hooks ran", count=len(hooks))
+
+    def _on_notify(self, payload: str) -> None:
+        if payload == "*" or not self.config.queues.keys().isdisjoint(payload.split(",")):
+            self._wake.set()
 
     async def _drain(self) -> None:
         """Give running handlers the grace period, then cut off what is left."""
@@ -168,7 +179,7 @@ class Worker:
                 await self._wait_wake(None)  # wait for a handler to finish
             else:
                 await self._wait_wake(delay)
-                delay = min(delay * 2, self.config.poll_max_seconds)
+                delay = min(delay * 2, self._poll_max)
 
     async def _claim_round(self) -> tuple[int, bool]:
         """One claim per queue with room, rotating the start so no queue starves."""
@@ -196,7 +207,7 @@ class Worker:
                 )
         except DB_ERRORS as exc:
             self.log.warning("claim failed; will retry", queue=queue, error=str(exc))
-            await anyio.sleep(self.config.poll_max_seconds)
+            await anyio.sleep(self._poll_max)
             return []
 
     async def _wait_wake(self, seconds: float | None) -> None:

@@ -8,7 +8,7 @@ status, which columns) stays in one place and only the *how* varies.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, FromClause, Select
@@ -63,12 +63,26 @@ class Backend(Protocol):
         """Turn a JSON text expression into a value for a JSON column."""
         ...
 
-    def insert_skip_duplicates(self, table: Any, index_where: Any) -> Any:
-        """INSERT that silently skips rows clashing with the dedup unique index."""
+    def insert_ignoring_conflicts(
+        self, table: Any, index_elements: list[str], index_where: Any = None
+    ) -> Any:
+        """INSERT that silently skips rows clashing with a unique index."""
+        ...
+
+    def tune_tables(self, op: Any) -> None:
+        """Storage settings for the hot table, applied by a migration (PostgreSQL only)."""
         ...
 
     def lock_migrations(self, connection: Any) -> None:
         """Serialise concurrent migrators (called inside the migration transaction)."""
+        ...
+
+    #: longest pause between polls of an idle worker
+    idle_poll_max_seconds: float
+
+    async def listen(self, engine: AsyncEngine, wake: Callable[[str], None]) -> None:
+        """Run forever calling `wake(queues)` when tasks are enqueued (return at once if the
+        database cannot notify)."""
         ...
 
     async def notify(self, conn: AsyncConnection, queues: Sequence[str]) -> None:

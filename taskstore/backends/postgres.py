@@ -11,9 +11,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import anyio
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
@@ -32,12 +33,21 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from taskstore.logs import get_logger
 from taskstore.settings import Settings
+
+log = get_logger("taskstore.listen")
+_LISTEN_PING_SECONDS = 5.0
 
 NOTIFY_CHANNEL = "taskstore"
 _MIGRATION_LOCK_KEY = 0x7461736B73746F  # "tasksto"
 _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 _MAX_NOTIFY_BYTES = 7_900
+_TUNE_TASKS = text(
+    "ALTER TABLE taskstore_tasks SET (fillfactor = 70, "
+    "autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000, "
+    "autovacuum_analyze_scale_factor = 0.02, autovacuum_vacuum_cost_limit = 2000)"
+)
 
 
 def notify_payload(queues: Sequence[str]) -> str:
@@ -95,13 +105,46 @@ class PostgresBackend:
     def json_from_text(self, expr: ColumnElement[Any]) -> ColumnElement[Any]:
         return cast(expr, JSONB)
 
-    def insert_skip_duplicates(self, table: Any, index_where: Any) -> Any:
+    def insert_ignoring_conflicts(
+        self, table: Any, index_elements: list[str], index_where: Any = None
+    ) -> Any:
         return pg_insert(table).on_conflict_do_nothing(
-            index_elements=["dedup_key"], index_where=index_where
+            index_elements=index_elements, index_where=index_where
         )
+
+    def tune_tables(self, op: Any) -> None:
+        # Every task row is updated several times: leave room on each page so updates stay
+        # HOT (no index churn), and vacuum the churned table far sooner than the defaults.
+        op.execute(_TUNE_TASKS)
 
     def lock_migrations(self, connection: Any) -> None:
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+
+    #: with NOTIFY waking idle workers, polling is only the fallback
+    idle_poll_max_seconds = 2.0
+
+    async def listen(self, engine: AsyncEngine, wake: Callable[[str], None]) -> None:
+        """Forever: LISTEN on one dedicated connection, calling `wake(payload)` per NOTIFY.
+
+        After every (re)connect `wake("*")` runs once, since notifications sent while we
+        were away are lost. A dropped connection is noticed by a periodic ping and replaced.
+        """
+        delay = 0.1
+        while True:
+            try:
+                async with engine.connect() as conn:
+                    raw = (await conn.get_raw_connection()).driver_connection
+                    await raw.add_listener(NOTIFY_CHANNEL, lambda *args: wake(args[-1]))
+                    wake("*")
+                    delay = 0.1
+                    while True:
+                        await anyio.sleep(_LISTEN_PING_SECONDS)
+                        with anyio.fail_after(_LISTEN_PING_SECONDS):
+                            await raw.execute("SELECT 1")
+            except Exception as exc:  # connection lost or server down: reconnect with backoff
+                log.warning("LISTEN connection lost; reconnecting", error=str(exc).strip()[:200])
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def notify(self, conn: AsyncConnection, queues: Sequence[str]) -> None:
         await conn.execute(_NOTIFY, {"channel": NOTIFY_CHANNEL, "payload": notify_payload(queues)})

@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,13 +128,24 @@ class SQLiteBackend:
         # JSON columns are TEXT here; no cast (CAST AS JSON would apply numeric affinity).
         return expr
 
-    def insert_skip_duplicates(self, table: Any, index_where: Any) -> Any:
+    def insert_ignoring_conflicts(
+        self, table: Any, index_elements: list[str], index_where: Any = None
+    ) -> Any:
         return sqlite_insert(table).on_conflict_do_nothing(
-            index_elements=["dedup_key"], index_where=index_where
+            index_elements=index_elements, index_where=index_where
         )
+
+    def tune_tables(self, op: Any) -> None:
+        return None  # pragmas are per connection (see configure_engine)
 
     def lock_migrations(self, connection: Any) -> None:
         # alembic's transaction began IMMEDIATE: concurrent migrators already queue here.
+        return None
+
+    #: no NOTIFY on SQLite: an idle worker polls, backing off to this (the idle latency)
+    idle_poll_max_seconds = 0.2
+
+    async def listen(self, engine: AsyncEngine, wake: Callable[[str], None]) -> None:
         return None
 
     async def notify(self, conn: AsyncConnection, queues: Sequence[str]) -> None:

@@ -2,12 +2,14 @@
 
 from taskstore.models.base import Base, UTCDateTime
 from taskstore.models.media import CaptionEntity, MediaEntity, TranscriptEntity, VideoEntity
+from taskstore.models.periodic import PeriodicTick
 from taskstore.models.task import TaskEntity
 
 __all__ = [
     "Base",
     "CaptionEntity",
     "MediaEntity",
+    "PeriodicTick",
     "TaskEntity",
     "TranscriptEntity",
     "UTCDateTime",

@@ -9,6 +9,7 @@ caller owns the transaction. Status changes take their legal source statuses fro
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -35,6 +36,7 @@ from taskstore.backends import Backend
 from taskstore.engine import dumps_json
 from taskstore.errors import IllegalTransition, LeaseLost, TaskNotFound
 from taskstore.models.base import JSONText, UTCDateTime
+from taskstore.models.periodic import PeriodicTick
 from taskstore.models.task import TaskEntity, status_in
 from taskstore.records import ClaimedTask, NewTask, QueueStats, TaskInfo
 from taskstore.states import (
@@ -50,6 +52,7 @@ from taskstore.states import (
 
 Executor = AsyncConnection | AsyncSession
 T = TaskEntity.__table__
+P = PeriodicTick.__table__
 _CLAIM_COLUMNS = (
     T.c.id,
     T.c.name,
@@ -99,7 +102,7 @@ class TaskRepository:
         )
         dedup_where = and_(T.c.dedup_key.is_not(None), status_in(ACTIVE))
         self._insert_dedup = (
-            b.insert_skip_duplicates(T, dedup_where)
+            b.insert_ignoring_conflicts(T, ["dedup_key"], dedup_where)
             .values(self._insert_values)
             .returning(T.c.id, T.c.dedup_key)
         )
@@ -151,6 +154,25 @@ class TaskRepository:
             if not pending:
                 return by_key
         raise IllegalTransition("dedup key kept changing hands; enqueue again")
+
+    async def insert_periodic(self, conn: Executor, task: NewTask, tick: dt.datetime) -> int | None:
+        """Enqueue `task` for a periodic tick unless some worker already did.
+
+        Returns the new id, or None when the tick was taken. Call inside one transaction:
+        the tick row and the task commit together.
+        """
+        claim_tick = (
+            self.backend.insert_ignoring_conflicts(P, ["name", "tick"])
+            .values(name=task.name, tick=tick)
+            .returning(P.c.name)
+        )
+        if (await conn.execute(claim_tick)).first() is None:
+            return None
+        [task_id] = await self.insert(conn, [task])
+        await conn.execute(
+            update(P).where(P.c.name == task.name, P.c.tick == tick).values(task_id=task_id)
+        )
+        return task_id
 
     # ------------------------------------------------------------------- claim
     def _build_claim(self, start: bool) -> Any:

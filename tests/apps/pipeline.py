@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import time
 
+import anyio
+
 from taskstore.models import TranscriptEntity, VideoEntity
 from worker import NonRetryable, TaskContext, task
 
@@ -68,12 +70,11 @@ async def reject(ctx: TaskContext) -> None:
     raise NonRetryable("this input can never work")
 
 
-@task(name="tests.sleep", timeout=60)
+@task(name="tests.sleep", timeout=120)
 async def sleep(ctx: TaskContext, seconds: float) -> str:
+    """Sleeps `seconds` x TEST_SLEEP_SCALE, so a test can rerun the same tasks quickly."""
     log_execution(ctx)
-    import anyio
-
-    await anyio.sleep(seconds)
+    await anyio.sleep(seconds * float(os.environ.get("TEST_SLEEP_SCALE", "1")))
     return "slept"
 
 

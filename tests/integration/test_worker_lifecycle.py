@@ -1,0 +1,154 @@
+"""Real worker processes: graceful shutdown, crash and rescue, cancellation from the CLI."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anyio
+
+from taskstore import TaskStatus, TaskStore
+from tests.helpers.processes import executions, start_worker, stderr_of
+
+
+async def counts(store: TaskStore) -> dict[str, int]:
+    return {k: v for s in await store.stats() for k, v in s.counts.items()}
+
+
+async def wait_for(check, seconds: float = 60.0) -> None:
+    with anyio.fail_after(seconds):
+        while not await check():  # noqa: ASYNC110 - polling the database is the point
+            await anyio.sleep(0.05)
+
+
+async def running(store: TaskStore, n: int) -> None:
+    async def check() -> bool:
+        return (await counts(store)).get("running", 0) == n
+
+    await wait_for(check)
+
+
+async def exit_code(proc: subprocess.Popen, seconds: float = 60) -> int:
+    return await anyio.to_thread.run_sync(lambda: proc.wait(seconds))
+
+
+async def test_sigterm_cuts_off_tasks_past_the_grace_period_and_they_run_once_more(
+    store: TaskStore, db_url: str, tmp_path: Path
+) -> None:
+    ids = await store.enqueue_many(
+        [{"name": "tests.sleep", "payload": {"seconds": 30}} for _ in range(20)]
+    )
+    log = tmp_path / "exec.log"
+    worker = start_worker(db_url, "--concurrency", "20", "--shutdown-timeout", "1", exec_log=log)
+    await running(store, 20)
+    worker.send_signal(signal.SIGTERM)
+    assert await exit_code(worker) == 0, stderr_of(log)
+    assert await counts(store) == {"not_finished": 20}  # none left running
+    info = await store.require(ids[0])
+    assert info.error["message"] == "cut off by worker shutdown" and info.worker_id is None
+
+    again = start_worker(
+        db_url, "--burst", "--concurrency", "20", exec_log=log, env={"TEST_SLEEP_SCALE": "0"}
+    )
+    assert await exit_code(again) == 0, stderr_of(log)
+    assert await counts(store) == {"completed": 20}
+    assert set(executions(log).values()) == {2}  # cut off once, then exactly once more
+
+
+async def test_sigterm_lets_running_tasks_finish_within_the_grace_period(
+    store: TaskStore, db_url: str, tmp_path: Path
+) -> None:
+    await store.enqueue_many([{"name": "tests.sleep", "payload": {"seconds": 1}} for _ in range(5)])
+    log = tmp_path / "exec.log"
+    worker = start_worker(db_url, "--concurrency", "5", "--shutdown-timeout", "20", exec_log=log)
+    await running(store, 5)
+    worker.send_signal(signal.SIGTERM)
+    assert await exit_code(worker) == 0, stderr_of(log)
+    assert await counts(store) == {"completed": 5}
+    assert set(executions(log).values()) == {1}
+
+
+async def test_a_killed_workers_tasks_are_rescued_and_run_again(
+    store: TaskStore, db_url: str, tmp_path: Path
+) -> None:
+    ids = await store.enqueue_many(
+        [{"name": "tests.sleep", "payload": {"seconds": 60}} for _ in range(4)]
+    )
+    last_try = await store.enqueue("tests.sleep", {"seconds": 60}, max_attempts=1)
+    log = tmp_path / "exec.log"
+    doomed = start_worker(db_url, "--concurrency", "5", "--lease-seconds", "2", exec_log=log)
+    await running(store, 5)
+    doomed.send_signal(signal.SIGKILL)
+    await exit_code(doomed)
+    killed_at = time.monotonic()
+
+    rescuer = start_worker(
+        db_url,
+        "--concurrency",
+        "5",
+        "--lease-seconds",
+        "2",
+        exec_log=log,
+        env={"TEST_SLEEP_SCALE": "0"},
+    )
+    try:
+
+        async def all_done() -> bool:
+            return await counts(store) == {"completed": 4, "failed": 1}
+
+        await wait_for(all_done)
+        recovered_in = time.monotonic() - killed_at
+    finally:
+        rescuer.send_signal(signal.SIGTERM)
+        await exit_code(rescuer)
+    for task_id in ids:
+        info = await store.require(task_id)
+        assert (info.status, info.attempts) == (TaskStatus.COMPLETED, 2)
+    failed = await store.require(last_try)
+    assert failed.error["type"] == "LeaseExpired" and failed.attempts == 1
+    assert executions(log)[ids[0]] == 2 and executions(log)[last_try] == 1
+    assert recovered_in < 30
+
+
+async def test_a_running_task_cancelled_from_the_cli_stops_within_two_heartbeats(
+    store: TaskStore, db_url: str, tmp_path: Path
+) -> None:
+    task_id = await store.enqueue("tests.sleep", {"seconds": 120})
+    log = tmp_path / "exec.log"
+    # lease 3 s: heartbeats every second
+    worker = start_worker(db_url, "--lease-seconds", "3", exec_log=log)
+    try:
+        await running(store, 1)
+        cancel = await anyio.run_process(
+            [
+                sys.executable,
+                "-m",
+                "taskstore.cli",
+                "--database-url",
+                db_url,
+                "cancel",
+                str(task_id),
+            ],
+            check=False,
+        )
+        assert cancel.returncode == 0, cancel.stderr
+        cancelled_at = time.monotonic()
+
+        async def stopped() -> bool:
+            for line in stderr_of(log).splitlines():
+                if line.startswith("{") and json.loads(line).get("task_id") == task_id:
+                    return "stopped" in json.loads(line)["event"]
+            return False
+
+        await wait_for(stopped, seconds=30)
+        took = time.monotonic() - cancelled_at
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert await exit_code(worker) == 0
+    assert (await store.require(task_id)).status is TaskStatus.CANCELLED
+    print(f"cancelled task stopped {took:.2f}s after `taskstore cancel` (heartbeat 1 s)")
+    assert took < 2 * 1.0 + 2.0  # two heartbeat intervals, plus slack for a busy machine

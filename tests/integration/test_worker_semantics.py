@@ -1,0 +1,175 @@
+"""Worker semantics on both backends: NOTIFY wake-ups, periodic tasks, scheduling, queues."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import anyio
+import asyncpg
+import pytest
+from croniter import croniter
+
+from taskstore import TaskStatus, TaskStore
+from tests.conftest import _dsn
+from worker import RegistrationError, Registry, TaskContext, Worker, WorkerConfig, task
+
+reg = Registry()
+
+
+@task(name="s.echo", registry=reg)
+async def echo(ctx: TaskContext) -> str:
+    return "ok"
+
+
+@task(name="s.slow", registry=reg, queue="slow")
+async def slow(ctx: TaskContext) -> None:
+    await anyio.sleep(2)
+
+
+@task(name="s.fast", registry=reg, queue="fast")
+async def fast(ctx: TaskContext) -> None:
+    return None
+
+
+EVERY_2S = "* * * * * */2"  # croniter: a sixth field is seconds
+
+
+@task(name="s.tick", registry=reg, cron=EVERY_2S)
+async def tick(ctx: TaskContext) -> None:
+    return None
+
+
+def worker_for(store: TaskStore, **overrides) -> Worker:
+    options = {"queues": {"default": None}, "lease_seconds": 10.0} | overrides
+    return Worker(store, reg, WorkerConfig(**options))
+
+
+async def wait_for(check, seconds: float = 15.0) -> None:
+    with anyio.fail_after(seconds):
+        while not await check():  # noqa: ASYNC110 - polling the database is the point
+            await anyio.sleep(0.02)
+
+
+async def test_an_idle_worker_starts_a_new_task_promptly(store: TaskStore, backend: str) -> None:
+    # PostgreSQL: polling is slowed to a minute, so only NOTIFY can explain a prompt start.
+    # SQLite: no NOTIFY; the idle poll backs off to the backend's short maximum (0.2 s).
+    poll = {"poll_max_seconds": 60.0} if backend == "postgres" else {}
+    worker = worker_for(store, **poll)
+    async with anyio.create_task_group() as group:
+        group.start_soon(worker.run)
+        await anyio.sleep(1.5)  # let the worker go idle
+        task_id = await store.enqueue("s.echo")
+        began = anyio.current_time()
+
+        async def done() -> bool:
+            return (await store.require(task_id)).status is TaskStatus.COMPLETED
+
+        await wait_for(done, seconds=10)
+        waited = anyio.current_time() - began
+        worker.stop()
+    assert waited < 10
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_the_listen_connection_reconnects_after_it_is_killed(db_url: str) -> None:
+    async with TaskStore.from_url(db_url) as store:
+        worker = worker_for(store, poll_max_seconds=60.0)
+        admin = await asyncpg.connect(_dsn(db_url))
+        listening = (
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND query LIKE 'LISTEN%'"
+        )
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(worker.run)
+
+                async def listener() -> bool:
+                    return bool(await admin.fetch(listening))
+
+                await wait_for(listener)
+                [old] = await admin.fetch(listening)
+                await admin.execute("SELECT pg_terminate_backend($1)", old["pid"])
+
+                async def new_listener() -> bool:
+                    rows = await admin.fetch(listening)
+                    return bool(rows) and rows[0]["pid"] != old["pid"]
+
+                await wait_for(new_listener, seconds=30)
+                await anyio.sleep(0.5)
+                task_id = await store.enqueue("s.echo")
+
+                async def done() -> bool:
+                    return (await store.require(task_id)).status is TaskStatus.COMPLETED
+
+                await wait_for(done, seconds=10)
+                worker.stop()
+        finally:
+            await admin.close()
+
+
+async def test_five_workers_on_one_schedule_enqueue_exactly_one_task_per_tick(
+    db_url: str,
+) -> None:
+    stores = [TaskStore.from_url(db_url) for _ in range(5)]
+    for s in stores:
+        await s.open()
+    try:
+        workers = [worker_for(s, queues={"default": None}) for s in stores]
+        start = dt.datetime.now(dt.UTC)
+        ticks = croniter(EVERY_2S, start)
+        first, _, third, fourth = (ticks.get_next(dt.datetime) for _ in range(4))
+        async with anyio.create_task_group() as group:
+            for w in workers:
+                group.start_soon(w.run)
+            # stop between the third and the fourth tick
+            await anyio.sleep((third - dt.datetime.now(dt.UTC)).total_seconds() + 0.9)
+            for w in workers:
+                w.stop()
+        assert dt.datetime.now(dt.UTC) < fourth + dt.timedelta(seconds=1)
+        tasks = [t for t in await stores[0].list(limit=100) if t.name == "s.tick"]
+        assert len(tasks) == 3, [t.created_at for t in tasks]
+        assert first <= min(t.created_at for t in tasks)
+    finally:
+        for s in stores:
+            await s.close()
+
+
+def test_an_invalid_cron_expression_is_refused_at_registration() -> None:
+    with pytest.raises(RegistrationError, match="invalid cron expression 'every minute'"):
+        task(name="s.bad", cron="every minute", registry=Registry())(lambda ctx: None)
+    with pytest.raises(RegistrationError, match="must take only the context"):
+        task(name="s.args", cron="* * * * *", registry=Registry())(lambda ctx, x: None)
+
+
+async def test_a_delayed_task_never_starts_before_its_run_at(store: TaskStore) -> None:
+    task_id = await store.enqueue("s.echo", delay=1.5)
+    worker = worker_for(store, poll_max_seconds=0.1)
+    async with anyio.create_task_group() as group:
+        group.start_soon(worker.run)
+
+        async def done() -> bool:
+            return (await store.require(task_id)).status is TaskStatus.COMPLETED
+
+        await wait_for(done)
+        worker.stop()
+    info = await store.require(task_id)
+    assert info.started_at >= info.run_at
+    assert info.run_at >= info.created_at + dt.timedelta(seconds=1.4)
+
+
+async def test_a_slow_queue_cannot_starve_a_fast_one(store: TaskStore) -> None:
+    await store.enqueue_many([{"name": "s.slow", "queue": "slow"} for _ in range(4)])
+    fast_ids = await store.enqueue_many([{"name": "s.fast", "queue": "fast"} for _ in range(50)])
+    worker = worker_for(store, queues={"slow": 2, "fast": 4}, concurrency=6)
+    async with anyio.create_task_group() as group:
+        group.start_soon(worker.run)
+
+        async def fast_done() -> bool:
+            stats = {s.queue: s.counts for s in await store.stats()}
+            return stats.get("fast", {}).get("completed") == len(fast_ids)
+
+        await wait_for(fast_done, seconds=10)
+        slow_counts = {s.queue: s.counts for s in await store.stats()}["slow"]
+        worker.stop()
+    # all fast tasks finished while the slow ones (2 s each, 2 at a time) were still going
+    assert slow_counts.get("completed", 0) < 4

@@ -1,0 +1,79 @@
+"""Periodic tasks: `@task(cron=...)` schedules become exactly one task per tick.
+
+Every worker runs every schedule; the database decides which worker's insert of a tick
+wins (`TaskStore.enqueue_periodic`), so adding workers never duplicates a tick. Ticks are
+computed from the cron expression (5 fields, or 6 with seconds last) and are absolute
+times, so workers on different hosts agree on them. Ticks that passed while no worker ran
+are not caught up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+
+import anyio
+from croniter import croniter
+
+from taskstore.logs import get_logger
+from taskstore.store import TaskStore
+from worker.registry import TaskDef
+
+log = get_logger("taskstore.scheduler")
+Clock = Callable[[], dt.datetime]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def is_valid(expression: str) -> bool:
+    return croniter.is_valid(expression)
+
+
+def next_tick(expression: str, after: dt.datetime) -> dt.datetime:
+    """The first tick strictly after `after`."""
+    return croniter(expression, after).get_next(dt.datetime)
+
+
+async def enqueue_tick(store: TaskStore, definition: TaskDef, tick: dt.datetime) -> int | None:
+    return await store.enqueue_periodic(
+        definition.name,
+        tick,
+        {},
+        queue=definition.queue,
+        priority=definition.priority,
+        max_attempts=definition.max_attempts,
+    )
+
+
+async def run_schedules(
+    store: TaskStore, definitions: Sequence[TaskDef], clock: Clock = utcnow
+) -> None:
+    """Forever: sleep until the next tick of any schedule, then enqueue it (once)."""
+    if not definitions:
+        return
+    started = clock()
+    upcoming = {d.name: next_tick(d.cron or "", started) for d in definitions}
+    by_name = {d.name: d for d in definitions}
+    while True:
+        soonest = min(upcoming.values())
+        await anyio.sleep(max(0.0, (soonest - clock()).total_seconds()))
+        for name, tick in list(upcoming.items()):
+            if tick > clock():
+                continue
+            try:
+                task_id = await enqueue_tick(store, by_name[name], tick)
+            except Exception as exc:  # the database may be away; try this tick again soon
+                log.warning(
+                    "periodic enqueue failed", task=name, tick=tick.isoformat(), error=str(exc)
+                )
+                await anyio.sleep(1.0)
+                if next_tick(by_name[name].cron or "", tick) > clock():
+                    continue  # still the current tick: retry it
+            else:
+                if task_id is not None:
+                    log.info(
+                        "periodic task enqueued", task=name, tick=tick.isoformat(), task_id=task_id
+                    )
+            upcoming[name] = next_tick(by_name[name].cron or "", tick)
