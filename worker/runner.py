@@ -227,6 +227,12 @@ class Worker:
         try:
             outcome = await self._attempt(task, run)
             await self._record(task, outcome)
+        except Exception as exc:  # never let one task's bookkeeping take the worker down
+            self.log.error(
+                "could not record a task's outcome; its lease will expire",
+                task_id=task.id,
+                error=f"{type(exc).__name__}: {exc}",
+            )
         finally:
             self.running.pop(task.id, None)
             self.in_flight[task.queue] -= 1
@@ -266,7 +272,7 @@ class Worker:
                 self._ack_ready.set()
                 self.counts["completed"] += 1
             elif session is not None:
-                await session.rollback()
+                await _quietly(session.rollback())
             if outcome.abandoned == "shutdown":
                 doc = error_document(
                     NonRetryable("cut off by worker shutdown"),
@@ -280,7 +286,7 @@ class Worker:
                 await self._fail(task, outcome.error)
         finally:
             if session is not None:
-                await session.close()
+                await _quietly(session.close())
 
     async def _complete_in_session(self, task: ClaimedTask, outcome: Outcome, session: Any) -> None:
         """Results and completion commit together, or not at all."""
@@ -296,7 +302,7 @@ class Worker:
             await session.rollback()
             self.log.warning("completion refused: lease lost; results discarded", task_id=task.id)
         except DB_ERRORS as exc:
-            await session.rollback()
+            await _quietly(session.rollback())
             self.log.warning(
                 "completion failed; the task will be rescued and rerun",
                 task_id=task.id,
@@ -428,3 +434,11 @@ class Worker:
                     tasks={i: s.value for i, s in rescued.items()},
                 )
                 self._wake.set()
+
+
+async def _quietly(cleanup: Any) -> None:
+    """Await a rollback/close whose failure (the connection is already gone) changes nothing."""
+    try:
+        await cleanup
+    except Exception as exc:
+        log.debug("cleanup failed", error=str(exc))

@@ -246,3 +246,19 @@ async def test_per_queue_limits_cap_concurrency(store: TaskStore, queues: dict) 
         group.cancel_scope.cancel()
     assert peak == 1
     assert {s.queue: s.counts for s in await store.stats()} == {"a": {"completed": 3}}
+
+
+async def test_a_task_whose_attempts_all_crashed_is_failed_not_retried_forever(
+    store: TaskStore,
+) -> None:
+    task_id = await store.enqueue("t.echo", {"value": 1})  # max_attempts: the handler's (3)
+    for _ in range(3):  # three workers took it and died before finishing
+        async with store.transaction() as conn:
+            await store.tasks.claim(
+                conn, worker_id="crasher", queue="default", limit=1, lease_seconds=-1
+            )
+            await store.tasks.rescue_expired(conn)
+    await make_worker(store).run()
+    info = await store.require(task_id)
+    assert (info.status, info.attempts) == (TaskStatus.FAILED, 4)
+    assert "earlier attempts never finished" in info.error["message"]
