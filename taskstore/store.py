@@ -79,9 +79,19 @@ class TaskStore:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def migrate(self) -> None:
-        """Apply pending migrations (safe when several processes do it at once)."""
+    async def migrate(self, *, if_needed: bool = False) -> None:
+        """Apply pending migrations (safe when several processes do it at once).
+
+        With `if_needed`, a cheap version check comes first and alembic runs only when the
+        schema is behind (a worker's start-up path).
+        """
         async with self._translate():
+            if if_needed:
+                try:
+                    await schema.check_schema(self.engine, self.backend.read_options)
+                    return
+                except SchemaOutOfDate:
+                    pass
             await schema.upgrade(self.engine)
 
     # ----------------------------------------------------------- transactions

@@ -78,7 +78,7 @@ async def serve(url: str | None, config: WorkerConfig) -> Worker:
     store = TaskStore(settings)
     try:
         if settings.auto_migrate:
-            await store.migrate()
+            await store.migrate(if_needed=True)
         await store.open()
         worker = Worker(store, registry, config)
         async with anyio.create_task_group() as group:

@@ -5,7 +5,7 @@ Nothing here writes to the database; `worker.runner` records the `Outcome`.
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import dataclasses
 import functools
 import inspect
@@ -23,19 +23,25 @@ from worker.registry import TaskDef
 _TRACEBACK_LIMIT = 16_000
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Running:
-    """Book-keeping for an attempt in progress; `scope` cancels its handler."""
+    """Book-keeping for an attempt in progress; `stop` cancels its handler.
+
+    Attempts run as plain asyncio tasks: anyio's per-task scopes and handles cost more
+    than a no-op handler, and the database drivers tie the worker to asyncio anyway.
+    """
 
     task_id: int
     queue: str
     claimed_at: float
-    scope: anyio.CancelScope = dataclasses.field(default_factory=anyio.CancelScope)
+    handle: asyncio.Task[Any] | None = None
     reason: str | None = None  # "lost" (cancelled or rescued elsewhere) or "shutdown"
 
     def stop(self, reason: str) -> None:
-        self.reason = reason
-        self.scope.cancel()
+        if self.reason is None:
+            self.reason = reason
+            if self.handle is not None:
+                self.handle.cancel()
 
 
 @dataclasses.dataclass
@@ -101,23 +107,26 @@ def _encode_result(value: Any) -> str | None:
 async def attempt(
     definition: TaskDef, ctx: TaskContext, payload: dict[str, Any], running: Running
 ) -> Outcome:
-    """Run the handler under its timeout and the attempt's cancel scope."""
+    """Run the handler under its timeout; `running.stop()` abandons it."""
     started = time.perf_counter()
     outcome = Outcome(ctx)
-    with running.scope:
-        try:
-            limit = anyio.fail_after(definition.timeout) if definition.timeout else None
-            with limit or contextlib.nullcontext():
-                value = await _call(definition, ctx, payload)
-            outcome.result_json = _encode_result(value)
-        except TimeoutError:
-            outcome.error = TaskTimeout(
-                f"{definition.name} ran past its {definition.timeout}s timeout"
-            )
-        except Exception as exc:
-            outcome.error = exc
-    if running.scope.cancelled_caught or running.reason is not None:
-        outcome.abandoned = running.reason or "lost"
+    try:
+        async with asyncio.timeout(definition.timeout):
+            value = await _call(definition, ctx, payload)
+        outcome.result_json = _encode_result(value)
+    except TimeoutError:
+        limit = definition.timeout
+        outcome.error = TaskTimeout(f"{definition.name} ran past its {limit}s timeout")
+    except asyncio.CancelledError:
+        if running.reason is None:
+            raise  # not ours: the whole worker is being cancelled
+        current = asyncio.current_task()
+        if current is not None:
+            current.uncancel()  # we asked for it; let the bookkeeping that follows run
+    except Exception as exc:
+        outcome.error = exc
+    if running.reason is not None:
+        outcome.abandoned = running.reason
         outcome.error = None
     outcome.seconds = time.perf_counter() - started
     return outcome

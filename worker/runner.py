@@ -2,7 +2,7 @@
 
 One process runs:
 - one fetcher, claiming batches per queue sized to free capacity (per queue and overall);
-- the handlers, each attempt in its own cancel scope;
+- the handlers, each attempt a task of its own that can be cancelled alone;
 - an acknowledger, completing finished attempts in batches (flushed on size or after a
   few milliseconds), fenced on (id, worker, attempt);
 - a heartbeat, extending every lease the worker holds in one statement and stopping
@@ -13,6 +13,7 @@ The worker never sees SQL: it calls the store's repository.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import dataclasses
 import os
@@ -26,6 +27,7 @@ from sqlalchemy.exc import DBAPIError
 
 from taskstore.engine import dumps_json
 from taskstore.errors import LeaseLost, TaskStoreError
+from taskstore.links import Link
 from taskstore.logs import get_logger
 from taskstore.records import ClaimedTask
 from taskstore.store import TaskStore
@@ -56,6 +58,7 @@ class WorkerConfig:
     burst: bool = False
     ack_batch: int = 100
     ack_delay_seconds: float = 0.005
+    claim_linger_seconds: float = 0.002
 
     @property
     def heartbeat_interval(self) -> float:
@@ -90,12 +93,18 @@ class Worker:
         self.counts: collections.Counter[str] = collections.Counter()
         self._acks: list[tuple[int, int, str | None]] = []
         self._cut: list[tuple[int, int, str | None]] = []
-        self._wake = anyio.Event()
-        self._ack_ready = anyio.Event()
+        # asyncio primitives on the hot path: anyio's re-detect the event loop per object.
+        self._wake = asyncio.Event()
+        self._ack_ready = asyncio.Event()
         self._stopping = False
-        self._handlers: anyio.abc.TaskGroup | None = None
         self._queue_order = list(config.queues)
         self._poll_max = config.poll_max_seconds or store.backend.idle_poll_max_seconds
+        self._claim_threshold = max(1, min(config.ack_batch, config.concurrency // 4))
+        # Our own acks and heartbeats touch the same rows: never let them deadlock each other.
+        self._row_lock = anyio.Lock()
+        self._ack_lock = anyio.Lock()
+        self._fetch_link = Link(store)
+        self._ack_link = Link(store)
         self.log = log.bind(worker=self.worker_id)
 
     # ------------------------------------------------------------- lifecycle
@@ -128,14 +137,17 @@ class Worker:
                         self.store.backend.listen, self.store.engine, self._on_notify
                     )
                     services.start_soon(run_schedules, self.store, self.registry.periodic())
-                async with anyio.create_task_group() as handlers:
-                    self._handlers = handlers
+                try:
                     await self._fetch_loop()
                     await self._drain()
+                finally:
+                    await self._cancel_leftovers()
                 await self._write_interrupted()
                 await self._flush_acks(final=True)
                 services.cancel_scope.cancel()
         finally:
+            await self._fetch_link.close()
+            await self._ack_link.close()
             await self._hooks(self.registry.shutdown, "shutdown")
             self.log.info("worker stopped", **dict(self.counts))
 
@@ -150,6 +162,15 @@ class Worker:
     def _on_notify(self, payload: str) -> None:
         if payload == "*" or not self.config.queues.keys().isdisjoint(payload.split(",")):
             self._wake.set()
+
+    async def _cancel_leftovers(self) -> None:
+        """If the worker itself is cancelled, its attempts go too (their leases expire)."""
+        handles = [r.handle for r in self.running.values() if r.handle is not None]
+        for handle in handles:
+            if not handle.done():
+                handle.cancel()
+        if handles:
+            await asyncio.gather(*handles, return_exceptions=True)
 
     async def _drain(self) -> None:
         """Give running handlers the grace period, then cut off what is left."""
@@ -166,15 +187,30 @@ class Worker:
         queue_free = total_free if limit is None else limit - self.in_flight[queue]
         return max(0, min(total_free, queue_free))
 
+    def _total_free(self) -> int:
+        return self.config.concurrency - sum(self.in_flight.values())
+
+    async def _await_room(self) -> None:
+        """Claim in batches: wait for free slots (and for acks to keep up), then linger a
+        moment while busy so one claim fills several slots instead of one claim per slot."""
+        backlog = 4 * self.config.ack_batch
+        while not self._stopping and (self._total_free() == 0 or len(self._acks) >= backlog):
+            await self._wait_wake(None)
+        if self.running and self._total_free() < self._claim_threshold:
+            await anyio.sleep(self.config.claim_linger_seconds)
+
     async def _fetch_loop(self) -> None:
         delay = self.config.poll_min_seconds
-        while not self._stopping:
+        while True:
+            await self._await_room()
+            if self._stopping:
+                return
             claimed, had_room = await self._claim_round()
             if claimed:
                 delay = self.config.poll_min_seconds
                 continue
-            if self.config.burst and not self.running:
-                return  # drained: nothing claimable now and nothing in flight
+            if self._stopping or (self.config.burst and not self.running):
+                return  # stopping, or drained: nothing claimable now and nothing in flight
             if not had_room or self.config.burst:
                 await self._wait_wake(None)  # wait for a handler to finish
             else:
@@ -197,7 +233,7 @@ class Worker:
 
     async def _claim(self, queue: str, limit: int) -> list[ClaimedTask]:
         try:
-            async with self.store.transaction() as conn:
+            async with self._fetch_link.statement() as conn:
                 return await self.store.tasks.claim(
                     conn,
                     worker_id=self.worker_id,
@@ -213,14 +249,13 @@ class Worker:
     async def _wait_wake(self, seconds: float | None) -> None:
         with anyio.move_on_after(seconds):
             await self._wake.wait()
-        self._wake = anyio.Event()
+        self._wake.clear()
 
     def _start(self, task: ClaimedTask) -> None:
         self.in_flight[task.queue] += 1
         run = Running(task.id, task.queue, claimed_at=time.monotonic())
         self.running[task.id] = run
-        assert self._handlers is not None
-        self._handlers.start_soon(self._execute, task, run)
+        run.handle = asyncio.get_running_loop().create_task(self._execute(task, run))
 
     # ---------------------------------------------------------------- execute
     async def _execute(self, task: ClaimedTask, run: Running) -> None:
@@ -355,39 +390,49 @@ class Worker:
     async def _ack_loop(self) -> None:
         while True:
             await self._ack_ready.wait()
-            self._ack_ready = anyio.Event()
+            self._ack_ready.clear()
             if len(self._acks) < self.config.ack_batch:
                 await anyio.sleep(self.config.ack_delay_seconds)
             await self._flush_acks()
 
     async def _flush_acks(self, final: bool = False) -> None:
-        failures = 0
-        while self._acks:
-            batch = self._acks[: self.config.ack_batch]
-            try:
-                async with self.store.transaction() as conn:
-                    accepted = await self.store.tasks.complete_many(
-                        conn, worker_id=self.worker_id, done=batch
-                    )
-            except DB_ERRORS as exc:
+        # One flusher at a time: the final flush must wait for a batch the loop is writing.
+        async with self._ack_lock:
+            failures = 0
+            while self._acks:
+                batch = self._acks[: self.config.ack_batch]
+                del self._acks[: len(batch)]
+                if await self._write_acks(batch):
+                    failures = 0
+                    continue
+                self._acks[:0] = batch  # keep them, oldest first, for the next try
                 failures += 1
-                self.log.warning(
-                    "acknowledgement failed; retrying", pending=len(self._acks), error=str(exc)
-                )
                 if final and failures >= 5:
                     return  # leases will expire and the tasks run again
                 await anyio.sleep(min(5.0, 0.1 * 2**failures))
-                continue
-            del self._acks[: len(batch)]
-            if len(accepted) < len(batch):
-                lost = [t for t, _, _ in batch if t not in accepted]
-                self.log.warning("completions refused: lease lost", task_ids=lost)
+
+    async def _write_acks(self, batch: list[tuple[int, int, str | None]]) -> bool:
+        try:
+            async with self._row_lock, self._ack_link.statement() as conn:
+                accepted = await self.store.tasks.complete_many(
+                    conn, worker_id=self.worker_id, done=batch
+                )
+        except DB_ERRORS as exc:
+            self.log.warning(
+                "acknowledgement failed; retrying", pending=len(self._acks), error=str(exc)
+            )
+            return False
+        self._wake.set()  # the fetcher may be waiting for the backlog to shrink
+        if len(accepted) < len(batch):
+            lost = [t for t, _, _ in batch if t not in accepted]
+            self.log.warning("completions refused: lease lost", task_ids=lost)
+        return True
 
     async def _write_interrupted(self) -> None:
         if not self._cut:
             return
         try:
-            async with self.store.transaction() as conn:
+            async with self._row_lock, self.store.transaction() as conn:
                 done = await self.store.tasks.interrupt_many(
                     conn, worker_id=self.worker_id, cut=self._cut
                 )
@@ -407,7 +452,7 @@ class Worker:
         """Extend all our leases; stop handlers whose task is no longer ours."""
         started = time.monotonic()
         try:
-            async with self.store.transaction() as conn:
+            async with self._row_lock, self.store.transaction() as conn:
                 held = await self.store.tasks.heartbeat(
                     conn, worker_id=self.worker_id, lease_seconds=self.config.lease_seconds
                 )

@@ -25,6 +25,9 @@ class Backend(Protocol):
     render_as_batch: bool
     #: execution options for read-only transactions (SQLite: a deferred BEGIN)
     read_options: dict[str, Any]
+    #: execution options under which one statement runs atomically without BEGIN/COMMIT
+    #: (empty: wrap each statement in a transaction)
+    statement_options: dict[str, Any]
 
     def engine_kwargs(self, settings: Settings) -> dict[str, Any]:
         """Keyword arguments for `create_async_engine`."""
@@ -53,6 +56,10 @@ class Backend(Protocol):
 
     def batch_rows(self, key: str) -> FromClause:
         """A FROM of (id, attempt, doc) rows bound as one parameter under `key`."""
+        ...
+
+    def batch_filter(self, id_column: ColumnElement[Any], key: str) -> ColumnElement[Any]:
+        """An extra condition that lets the planner look batch rows up by primary key."""
         ...
 
     def batch_params(self, key: str, rows: Sequence[tuple[int, int, str | None]]) -> dict:

@@ -62,6 +62,8 @@ class PostgresBackend:
     name = "postgresql"
     render_as_batch = False
     read_options: dict[str, Any] = {}
+    # a single UPDATE ... RETURNING is atomic: no BEGIN/COMMIT round trips around it
+    statement_options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"}
 
     def engine_kwargs(self, settings: Settings) -> dict[str, Any]:
         return {
@@ -94,6 +96,10 @@ class PostgresBackend:
             func.unnest(bindparam(key + "_attempts", type_=ARRAY(Integer))).label("attempt"),
             func.unnest(bindparam(key + "_docs", type_=ARRAY(Text))).label("doc"),
         ).subquery("batch")
+
+    def batch_filter(self, id_column: ColumnElement[Any], key: str) -> ColumnElement[Any]:
+        # Without it the planner hashes every row the worker holds for each batch.
+        return id_column == any_(bindparam(key + "_ids", type_=ARRAY(BigInteger)))
 
     def batch_params(self, key: str, rows: Sequence[tuple[int, int, str | None]]) -> dict:
         return {

@@ -31,6 +31,7 @@ from sqlalchemy import (
     event,
     func,
     select,
+    true,
     type_coerce,
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -59,6 +60,9 @@ class SQLiteBackend:
     name = "sqlite"
     render_as_batch = True  # ALTER TABLE is limited: alembic rebuilds tables instead
     read_options: dict[str, Any] = {_BEGIN_OPTION: "DEFERRED"}
+    # empty: every statement still runs in its own BEGIN IMMEDIATE transaction, because an
+    # autocommit UPDATE can fail to upgrade its read lock ("database is locked")
+    statement_options: dict[str, Any] = {}
 
     def engine_kwargs(self, settings: Settings) -> dict[str, Any]:
         database = settings.database_url.database
@@ -120,6 +124,9 @@ class SQLiteBackend:
             type_coerce(func.json_extract(rows.c.value, "$[1]"), Integer).label("attempt"),
             func.json_extract(rows.c.value, "$[2]").label("doc"),
         ).subquery("batch")
+
+    def batch_filter(self, id_column: ColumnElement[Any], key: str) -> ColumnElement[Any]:
+        return true()  # SQLite walks json_each and looks rows up by rowid already
 
     def batch_params(self, key: str, rows: Sequence[tuple[int, int, str | None]]) -> dict:
         return {key: json.dumps([list(r) for r in rows], separators=(",", ":"))}

@@ -117,6 +117,7 @@ class TaskRepository:
             .returning(T.c.id)
         )
         self._select_one = select(*T.c).where(T.c.id == bindparam("p_task_id"))
+        self._end_batch_cache: dict[tuple[Any, ...], Any] = {}
 
     # ----------------------------------------------------------------- enqueue
     async def insert(self, conn: Executor, tasks: Sequence[NewTask]) -> list[int]:
@@ -220,11 +221,8 @@ class TaskRepository:
             "p_lease": lease_seconds,
         }
         rows = (await conn.execute(self._claim[start], params)).all()
-        rows.sort(key=lambda r: (-r.priority, r.run_at, r.id))  # RETURNING has no order
-        return [
-            ClaimedTask(r.id, r.name, r.queue, r.payload, r.attempts, r.max_attempts, r.priority)
-            for r in rows
-        ]
+        rows.sort(key=_claim_order)  # RETURNING has no order
+        return [ClaimedTask(*row[:7]) for row in rows]
 
     async def start(self, conn: Executor, *, worker_id: str, task_ids: Iterable[int]) -> list[int]:
         """Start prefetched (assigned) tasks this worker owns; returns the ids started."""
@@ -287,6 +285,36 @@ class TaskRepository:
         )
         return set((await conn.execute(stmt, {key: list(task_ids)})).scalars())
 
+    def _end_batch_statement(self, event: Event, extra: dict[str, Any]) -> Any:
+        key = (event, tuple(sorted(extra.items())))
+        stmt = self._end_batch_cache.get(key)
+        if stmt is None:
+            b = self.backend
+            batch = b.batch_rows("batch")
+            values: dict[str, Any] = {
+                "status": _status(target(event)),
+                "updated_at": self._now,
+                "lease_expires_at": None,
+            }
+            if target(event) in FINISHED:
+                values["finished_at"] = self._now
+            for column, value in extra.items():
+                values[column] = b.json_from_text(batch.c.doc) if value == "doc" else value
+            stmt = (
+                update(T)
+                .where(
+                    T.c.id == batch.c.id,
+                    b.batch_filter(T.c.id, "batch"),
+                    T.c.attempts == batch.c.attempt,
+                    T.c.worker_id == bindparam("p_worker_id"),
+                    status_in(sources(event)),
+                )
+                .values(values)
+                .returning(T.c.id)
+            )
+            self._end_batch_cache[key] = stmt
+        return stmt
+
     async def _end_batch(
         self,
         conn: Executor,
@@ -297,29 +325,8 @@ class TaskRepository:
     ) -> set[int]:
         if not rows:
             return set()
-        b = self.backend
-        batch = b.batch_rows("batch")
-        values: dict[str, Any] = {
-            "status": _status(target(event)),
-            "updated_at": self._now,
-            "lease_expires_at": None,
-        }
-        if target(event) in FINISHED:
-            values["finished_at"] = self._now
-        for column, value in extra.items():
-            values[column] = b.json_from_text(batch.c.doc) if value == "doc" else value
-        stmt = (
-            update(T)
-            .where(
-                T.c.id == batch.c.id,
-                T.c.attempts == batch.c.attempt,
-                T.c.worker_id == bindparam("p_worker_id"),
-                status_in(sources(event)),
-            )
-            .values(values)
-            .returning(T.c.id)
-        )
-        params = {"p_worker_id": worker_id, **b.batch_params("batch", rows)}
+        stmt = self._end_batch_statement(event, extra)
+        params = {"p_worker_id": worker_id, **self.backend.batch_params("batch", rows)}
         return set((await conn.execute(stmt, params)).scalars())
 
     async def fail(
@@ -523,6 +530,11 @@ class TaskRepository:
         )
         result = await conn.execute(delete(T).where(T.c.id.in_(picked.scalar_subquery())))
         return result.rowcount or 0
+
+
+def _claim_order(row: Any) -> tuple[int, Any, int]:
+    """Best first: priority (higher first), then due time, then enqueue order."""
+    return (-row[6], row[7], row[0])
 
 
 def _params(task: NewTask) -> dict[str, Any]:
