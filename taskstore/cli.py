@@ -151,24 +151,103 @@ def enqueue(url: str | None, name: str, payload: str | None, as_json: bool, **op
     emit_json({"id": task_id}) if as_json else click.echo(task_id)
 
 
+async def _status_report(store: TaskStore) -> dict[str, Any]:
+    workers = await store.workers()
+    return {
+        "queues": [q.to_json() for q in await store.stats()],
+        "finished": await store.finished_recently(),
+        "workers": {"alive": sum(w.alive for w in workers), "registered": len(workers)},
+    }
+
+
+def _render_status(report: dict[str, Any]) -> str:
+    rows = [
+        [
+            q["queue"],
+            *(q["counts"].get(st, 0) for st in _STATUS_ORDER),
+            format_age(q["oldest_pending_seconds"]),
+        ]
+        for q in report["queues"]
+    ]
+    queues = table(["queue", *_STATUS_ORDER, "oldest due"], rows) if rows else "no tasks"
+    windows = list(report["finished"])
+    recent = table(
+        ["finished", *windows],
+        [
+            [status, *(report["finished"][w][status] for w in windows)]
+            for status in ("completed", "failed")
+        ],
+    )
+    workers = report["workers"]
+    return (
+        f"{queues}\n\n{recent}\n\nworkers: {workers['alive']} alive, "
+        f"{workers['registered']} registered"
+    )
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--watch", is_flag=True, help="Refresh in place until interrupted.")
+@click.option(
+    "--interval",
+    default=2.0,
+    type=click.FloatRange(0.2),
+    show_default=True,
+    help="Seconds between refreshes with --watch.",
+)
+@database_option
+def status(url: str | None, as_json: bool, watch: bool, interval: float) -> None:
+    """Counts per queue and status, oldest due age, recent completions, live workers."""
+    if not watch:
+        report = with_store(url, _status_report)
+        emit_json(report) if as_json else click.echo(_render_status(report))
+        return
+
+    async def loop(store: TaskStore) -> None:
+        while True:
+            report = await _status_report(store)
+            text = json.dumps(report, default=str) if as_json else _render_status(report)
+            click.echo("\x1b[H\x1b[2J" + text if sys.stdout.isatty() else text, nl=True)
+            await asyncio.sleep(interval)
+
+    with_store(url, loop)
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True)
 @database_option
-def status(url: str | None, as_json: bool) -> None:
-    """Counts per queue and status, and the age of each queue's oldest due task."""
-    stats = with_store(url, lambda store: store.stats())
+def workers(url: str | None, as_json: bool) -> None:
+    """Workers registered by their heartbeats: host, pid, queues, load, last heartbeat."""
+    found = with_store(url, lambda store: store.workers())
     if as_json:
-        emit_json({"queues": [s.to_json() for s in stats]})
+        emit_json([w.to_json() for w in found])
         return
     rows = [
         [
-            s.queue,
-            *(s.counts.get(st, 0) for st in _STATUS_ORDER),
-            format_age(s.oldest_pending_seconds),
+            w.id,
+            w.host,
+            w.pid,
+            ",".join(f"{q}:{n}" if n else q for q, n in w.queues.items()),
+            w.concurrency,
+            w.running,
+            w.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            w.last_heartbeat_at.strftime("%H:%M:%S"),
+            "yes" if w.alive else "no",
         ]
-        for s in stats
+        for w in found
     ]
-    click.echo(table(["queue", *_STATUS_ORDER, "oldest due"], rows) if rows else "no tasks")
+    headers = [
+        "id",
+        "host",
+        "pid",
+        "queues",
+        "concurrency",
+        "running",
+        "started",
+        "heartbeat",
+        "alive",
+    ]
+    click.echo(table(headers, rows) if rows else "no workers")
 
 
 def _task_row(info: TaskInfo) -> list[Any]:
@@ -260,22 +339,30 @@ def cancel(url: str | None, task_id: int) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation on a terminal.")
 @database_option
 def purge(url: str | None, older_than: str, statuses: tuple[str, ...], yes: bool) -> None:
-    """Delete finished tasks older than DURATION."""
+    """Delete finished tasks older than DURATION (asks first on a terminal)."""
     try:
         seconds = parse_duration(older_than)
     except TaskStoreError as exc:
         fail(str(exc), exc.exit_code)
-    if (
-        not yes
-        and sys.stdin.isatty()
-        and not click.confirm(
-            f"Delete {'/'.join(statuses) or 'finished'} tasks that ended over {older_than} ago?"
-        )
-    ):
-        fail("purge aborted", 1)
     chosen = statuses or tuple(s.value for s in FINISHED)
-    deleted = with_store(url, lambda store: store.purge(seconds, statuses=chosen))
-    click.echo(f"purged {deleted} tasks")
+    interactive = sys.stdin.isatty() and not yes
+
+    async def go(store: TaskStore) -> int:
+        count = await store.count_purgeable(seconds, statuses=chosen)
+        if count == 0:
+            return 0
+        if interactive and not click.confirm(
+            f"Delete {count} {'/'.join(chosen)} tasks that ended over {older_than} ago?"
+        ):
+            fail("purge aborted", 1)
+
+        def progress(done: int) -> None:
+            if count > 5000:
+                click.echo(f"purged {done}/{count}", err=True)
+
+        return await store.purge(seconds, statuses=chosen, progress=progress)
+
+    click.echo(f"purged {with_store(url, go)} tasks")
 
 
 if __name__ == "__main__":

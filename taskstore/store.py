@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, ProgrammingError
@@ -21,6 +21,7 @@ from taskstore.engine import create_engine, create_session_factory
 from taskstore.errors import DatabaseUnavailable, InvalidInput, SchemaOutOfDate, TaskNotFound
 from taskstore.records import NewTask, QueueStats, TaskInfo
 from taskstore.repositories.tasks import TaskRepository
+from taskstore.repositories.workers import WorkerInfo, WorkerRepository
 from taskstore.settings import Settings
 from taskstore.states import FINISHED, TaskStatus
 
@@ -45,6 +46,7 @@ class TaskStore:
         self.engine, self.backend = create_engine(settings)
         self.sessions: async_sessionmaker[AsyncSession] = create_session_factory(self.engine)
         self.tasks = TaskRepository(self.backend)
+        self.worker_registry = WorkerRepository(self.backend)
 
     @classmethod
     def from_url(cls, url: str | None = None, env: Mapping[str, str] | None = None) -> TaskStore:
@@ -234,22 +236,41 @@ class TaskStore:
         *,
         status: TaskStatus | str | None = None,
         queue: str | None = None,
+        name: str | None = None,
         limit: int = 50,
         before_id: int | None = None,
     ) -> list[TaskInfo]:
+        """Tasks newest first, filtered; page with `before_id` (the last id seen)."""
         parsed = _parse_status(status) if status is not None else None
         if queue is not None:
             validation.check_queue(queue)
+        if name is not None:
+            validation.check_name(name)
         if limit < 1:
             raise InvalidInput(f"limit must be at least 1, got {limit}")
         async with self.reading() as conn:
             return await self.tasks.list(
-                conn, status=parsed, queue=queue, limit=limit, before_id=before_id
+                conn, status=parsed, queue=queue, name=name, limit=limit, before_id=before_id
             )
 
     async def stats(self) -> list[QueueStats]:
         async with self.reading() as conn:
             return await self.tasks.stats(conn)
+
+    async def throughput(self, minutes: int = 60) -> list[dict[str, Any]]:
+        """Completed and failed tasks per minute over the last `minutes`."""
+        async with self.reading() as conn:
+            return await self.tasks.throughput(conn, minutes=minutes)
+
+    async def finished_recently(self) -> dict[str, dict[str, int]]:
+        """Completed / failed counts over the last 1, 5 and 15 minutes."""
+        async with self.reading() as conn:
+            return await self.tasks.finished_recently(conn)
+
+    async def workers(self) -> list[WorkerInfo]:
+        """Workers that sent a heartbeat recently (`alive`), newest registrations last."""
+        async with self.reading() as conn:
+            return await self.worker_registry.list(conn)
 
     # -------------------------------------------------------------- operator
     async def cancel(self, task_id: int, *, session: AsyncSession | None = None) -> TaskStatus:
@@ -265,18 +286,27 @@ class TaskStore:
             await self.backend.notify(conn, [info.queue] if info else [])
         return status
 
+    async def count_purgeable(
+        self, older_than: float | dt.timedelta, *, statuses: Iterable[TaskStatus | str] = FINISHED
+    ) -> int:
+        """How many tasks `purge` with the same arguments would delete."""
+        seconds, wanted = _purge_args(older_than, statuses)
+        async with self.reading() as conn:
+            return await self.tasks.count_purgeable(
+                conn, older_than_seconds=seconds, statuses=wanted
+            )
+
     async def purge(
         self,
         older_than: float | dt.timedelta,
         *,
         statuses: Iterable[TaskStatus | str] = FINISHED,
         batch_size: int = 5000,
+        progress: Callable[[int], None] | None = None,
     ) -> int:
-        """Delete finished tasks that ended longer ago than `older_than`, in batches."""
-        seconds = older_than.total_seconds() if isinstance(older_than, dt.timedelta) else older_than
-        wanted = frozenset(_parse_status(s) for s in statuses)
-        if not wanted <= FINISHED:
-            raise InvalidInput("purge takes only finished statuses: completed, failed, cancelled")
+        """Delete finished tasks that ended longer ago than `older_than`, in bounded batches
+        (each its own short transaction, so workers are never blocked for long)."""
+        seconds, wanted = _purge_args(older_than, statuses)
         total = 0
         while True:
             async with self.transaction() as conn:
@@ -284,8 +314,22 @@ class TaskStore:
                     conn, older_than_seconds=seconds, statuses=wanted, limit=batch_size
                 )
             total += deleted
+            if progress is not None and deleted:
+                progress(total)
             if deleted < batch_size:
                 return total
+
+
+def _purge_args(
+    older_than: float | dt.timedelta, statuses: Iterable[TaskStatus | str]
+) -> tuple[float, frozenset[TaskStatus]]:
+    seconds = older_than.total_seconds() if isinstance(older_than, dt.timedelta) else older_than
+    wanted = frozenset(_parse_status(s) for s in statuses)
+    if not wanted <= FINISHED:
+        raise InvalidInput("purge takes only finished statuses: completed, failed, cancelled")
+    if seconds < 0:
+        raise InvalidInput("the age for purge must not be negative")
+    return float(seconds), wanted
 
 
 def _parse_status(value: TaskStatus | str) -> TaskStatus:

@@ -128,6 +128,7 @@ class Worker:
             burst=self.config.burst,
         )
         try:
+            await self.heartbeat()  # register at once, so operators see the worker start
             async with anyio.create_task_group() as services:
                 services.start_soon(self._heartbeat_loop)
                 services.start_soon(self._rescue_loop)
@@ -148,6 +149,7 @@ class Worker:
         finally:
             await self._fetch_link.close()
             await self._ack_link.close()
+            await self._unregister()
             await self._hooks(self.registry.shutdown, "shutdown")
             self.log.info("worker stopped", **dict(self.counts))
 
@@ -449,13 +451,14 @@ class Worker:
             await self.heartbeat()
 
     async def heartbeat(self) -> None:
-        """Extend all our leases; stop handlers whose task is no longer ours."""
+        """Extend all our leases and our registry row; stop handlers whose task is gone."""
         started = time.monotonic()
         try:
             async with self._row_lock, self.store.transaction() as conn:
                 held = await self.store.tasks.heartbeat(
                     conn, worker_id=self.worker_id, lease_seconds=self.config.lease_seconds
                 )
+                await self._register(conn)
         except DB_ERRORS as exc:
             self.log.warning("heartbeat failed", error=str(exc))
             return
@@ -463,12 +466,32 @@ class Worker:
             if task_id not in held and run.claimed_at < started and run.reason is None:
                 run.stop("lost")
 
+    async def _register(self, conn: Any) -> None:
+        await self.store.worker_registry.beat(
+            conn,
+            worker_id=self.worker_id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            queues=self.config.queues,
+            concurrency=self.config.concurrency,
+            lease_seconds=self.config.lease_seconds,
+            running=len(self.running),
+        )
+
+    async def _unregister(self) -> None:
+        try:
+            async with self.store.transaction() as conn:
+                await self.store.worker_registry.remove(conn, self.worker_id)
+        except DB_ERRORS as exc:
+            self.log.warning("could not remove the worker's registry row", error=str(exc))
+
     async def _rescue_loop(self) -> None:
         while True:
             await anyio.sleep(self.config.rescue_interval)
             try:
                 async with self.store.transaction() as conn:
                     rescued = await self.store.tasks.rescue_expired(conn)
+                    await self.store.worker_registry.prune_dead(conn)
             except DB_ERRORS as exc:
                 self.log.warning("rescue failed", error=str(exc))
                 continue

@@ -76,6 +76,14 @@ class Backend(Protocol):
         """INSERT that silently skips rows clashing with a unique index."""
         ...
 
+    def upsert(self, table: Any, index_elements: list[str], update: list[str]) -> Any:
+        """INSERT that updates the `update` columns of an existing row instead."""
+        ...
+
+    def minute_bucket(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        """`column` truncated to the minute."""
+        ...
+
     def tune_tables(self, op: Any) -> None:
         """Storage settings for the hot table, applied by a migration (PostgreSQL only)."""
         ...

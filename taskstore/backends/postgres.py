@@ -118,6 +118,15 @@ class PostgresBackend:
             index_elements=index_elements, index_where=index_where
         )
 
+    def upsert(self, table: Any, index_elements: list[str], update: list[str]) -> Any:
+        stmt = pg_insert(table)
+        return stmt.on_conflict_do_update(
+            index_elements=index_elements, set_={c: stmt.excluded[c] for c in update}
+        )
+
+    def minute_bucket(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        return func.date_trunc("minute", column)
+
     def tune_tables(self, op: Any) -> None:
         # Every task row is updated several times: leave room on each page so updates stay
         # HOT (no index churn), and vacuum the churned table far sooner than the defaults.

@@ -142,6 +142,15 @@ class SQLiteBackend:
             index_elements=index_elements, index_where=index_where
         )
 
+    def upsert(self, table: Any, index_elements: list[str], update: list[str]) -> Any:
+        stmt = sqlite_insert(table)
+        return stmt.on_conflict_do_update(
+            index_elements=index_elements, set_={c: stmt.excluded[c] for c in update}
+        )
+
+    def minute_bucket(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        return func.strftime("%Y-%m-%d %H:%M:00", column)
+
     def tune_tables(self, op: Any) -> None:
         return None  # pragmas are per connection (see configure_engine)
 

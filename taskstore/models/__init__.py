@@ -4,6 +4,7 @@ from taskstore.models.base import Base, UTCDateTime
 from taskstore.models.media import CaptionEntity, MediaEntity, TranscriptEntity, VideoEntity
 from taskstore.models.periodic import PeriodicTick
 from taskstore.models.task import TaskEntity
+from taskstore.models.worker import WorkerEntity
 
 __all__ = [
     "Base",
@@ -14,4 +15,5 @@ __all__ = [
     "TranscriptEntity",
     "UTCDateTime",
     "VideoEntity",
+    "WorkerEntity",
 ]

@@ -37,6 +37,10 @@ class VideoRepository(MediaRepository[VideoT], Generic[VideoT]):
 class TranscriptRepository(BaseRepository[TranscriptEntity]):
     model = TranscriptEntity
 
+    async def by_task(self, task_id: int) -> Sequence[TranscriptEntity]:
+        stmt = select(TranscriptEntity).where(TranscriptEntity.task_id == task_id)
+        return (await self.session.scalars(stmt.order_by(TranscriptEntity.id))).all()
+
     async def for_media(self, media_id: str) -> Sequence[TranscriptEntity]:
         stmt = select(TranscriptEntity).where(TranscriptEntity.media_id == media_id)
         return (await self.session.scalars(stmt.order_by(TranscriptEntity.id))).all()
@@ -44,6 +48,10 @@ class TranscriptRepository(BaseRepository[TranscriptEntity]):
 
 class CaptionRepository(BaseRepository[CaptionEntity]):
     model = CaptionEntity
+
+    async def by_task(self, task_id: int) -> Sequence[CaptionEntity]:
+        stmt = select(CaptionEntity).where(CaptionEntity.task_id == task_id)
+        return (await self.session.scalars(stmt.order_by(CaptionEntity.timestamp))).all()
 
     async def for_media(self, media_id: str) -> Sequence[CaptionEntity]:
         stmt = select(CaptionEntity).where(CaptionEntity.media_id == media_id)

@@ -480,6 +480,7 @@ class TaskRepository:
         *,
         status: TaskStatus | None = None,
         queue: str | None = None,
+        name: str | None = None,
         limit: int = 50,
         before_id: int | None = None,
     ) -> list[TaskInfo]:
@@ -489,6 +490,8 @@ class TaskRepository:
             stmt = stmt.where(T.c.status == status.value)
         if queue is not None:
             stmt = stmt.where(T.c.queue == queue)
+        if name is not None:
+            stmt = stmt.where(T.c.name == name)
         if before_id is not None:
             stmt = stmt.where(T.c.id < before_id)
         return [TaskInfo.from_row(r) for r in (await conn.execute(stmt)).all()]
@@ -510,6 +513,63 @@ class TaskRepository:
                     by_queue[queue] = QueueStats(queue, stats.counts, age)
         return list(by_queue.values())
 
+    async def throughput(self, conn: Executor, *, minutes: int = 60) -> list[dict[str, Any]]:
+        """Completed and failed tasks per minute over the last `minutes` (oldest first)."""
+        bucket = type_coerce(self.backend.minute_bucket(T.c.finished_at), UTCDateTime())
+        since = self.backend.now_plus(literal(-60.0 * minutes, Float))
+        stmt = (
+            select(bucket.label("minute"), T.c.status, func.count())
+            .where(status_in(frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED})))
+            .where(T.c.finished_at >= since)
+            .group_by(bucket, T.c.status)
+            .order_by(bucket)
+        )
+        points: dict[Any, dict[str, Any]] = {}
+        for minute, status, count in (await conn.execute(stmt)).all():
+            point = points.setdefault(minute, {"minute": minute, "completed": 0, "failed": 0})
+            point[status] = count
+        return list(points.values())
+
+    async def finished_recently(
+        self, conn: Executor, windows: Sequence[int] = (1, 5, 15)
+    ) -> dict[str, dict[str, int]]:
+        """Tasks completed / failed in each of the last N-minute windows."""
+        columns = []
+        for minutes in windows:
+            since = self.backend.now_plus(literal(-60.0 * minutes, Float))
+            for status in (TaskStatus.COMPLETED, TaskStatus.FAILED):
+                hit = and_(T.c.status == status.value, T.c.finished_at >= since)
+                columns.append(func.count(case((hit, 1))).label(f"{status.value}_{minutes}"))
+        oldest = self.backend.now_plus(literal(-60.0 * max(windows), Float))
+        stmt = select(*columns).where(status_in(FINISHED), T.c.finished_at >= oldest)
+        row = (await conn.execute(stmt)).one()._mapping
+        return {
+            f"{m}m": {
+                s.value: row[f"{s.value}_{m}"] for s in (TaskStatus.COMPLETED, TaskStatus.FAILED)
+            }
+            for m in windows
+        }
+
+    def _purgeable(self, older_than_seconds: float, statuses: frozenset[TaskStatus]) -> Any:
+        if not statuses <= FINISHED:
+            raise IllegalTransition("only finished tasks (completed, failed, cancelled) are purged")
+        cutoff = self.backend.now_plus(literal(-float(older_than_seconds), Float))
+        return and_(
+            status_in(FINISHED),  # lets the planner use the finished-rows index
+            T.c.status.in_([s.value for s in statuses]),
+            T.c.finished_at < cutoff,
+        )
+
+    async def count_purgeable(
+        self,
+        conn: Executor,
+        *,
+        older_than_seconds: float,
+        statuses: frozenset[TaskStatus] = FINISHED,
+    ) -> int:
+        stmt = select(func.count()).where(self._purgeable(older_than_seconds, statuses))
+        return (await conn.execute(stmt)).scalar_one()
+
     async def purge(
         self,
         conn: Executor,
@@ -519,15 +579,7 @@ class TaskRepository:
         limit: int = 5000,
     ) -> int:
         """Delete up to `limit` finished tasks that ended more than the given age ago."""
-        if not statuses <= FINISHED:
-            raise IllegalTransition("only finished tasks (completed, failed, cancelled) are purged")
-        cutoff = self.backend.now_plus(literal(-float(older_than_seconds), Float))
-        picked = (
-            select(T.c.id)
-            .where(status_in(FINISHED), T.c.status.in_([s.value for s in statuses]))
-            .where(T.c.finished_at < cutoff)
-            .limit(limit)
-        )
+        picked = select(T.c.id).where(self._purgeable(older_than_seconds, statuses)).limit(limit)
         result = await conn.execute(delete(T).where(T.c.id.in_(picked.scalar_subquery())))
         return result.rowcount or 0
 

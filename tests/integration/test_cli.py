@@ -187,3 +187,46 @@ def test_help_does_not_show_a_password_from_the_environment() -> None:
 def test_usage_errors_exit_2() -> None:
     assert taskstore("show", "not-a-number").returncode == 2
     assert taskstore("no-such-command").returncode == 2
+
+
+def test_status_json_reports_recent_finishes_and_live_workers(db_url: str) -> None:
+    import asyncio
+
+    from taskstore import TaskStore
+    from worker import Registry, Worker, WorkerConfig
+
+    async def setup() -> str:
+        async with TaskStore.from_url(db_url) as store:
+            task_id = await store.enqueue("a.b")
+            await store.cancel(task_id)
+            worker = Worker(store, Registry(), WorkerConfig(queues={"media": 4}, concurrency=8))
+            await worker.heartbeat()  # registers the worker row
+            return worker.worker_id
+
+    worker_id = asyncio.run(setup())
+    report = json.loads(taskstore("status", "--json", url=db_url).stdout)
+    assert report["workers"] == {"alive": 1, "registered": 1}
+    assert set(report["finished"]) == {"1m", "5m", "15m"}
+    assert report["finished"]["1m"] == {"completed": 0, "failed": 0}
+    [row] = json.loads(taskstore("workers", "--json", url=db_url).stdout)
+    assert (row["id"], row["queues"], row["concurrency"], row["alive"]) == (
+        worker_id,
+        {"media": 4},
+        8,
+        True,
+    )
+    human = taskstore("workers", url=db_url).stdout
+    assert worker_id in human and "media:4" in human
+
+
+def test_purge_counts_and_reports_what_it_deleted(db_url: str) -> None:
+    ids = [taskstore("enqueue", "a.b", url=db_url).stdout.strip() for _ in range(3)]
+    for task_id in ids[:2]:
+        taskstore("cancel", task_id, url=db_url)
+    out = taskstore("purge", "--older-than", "0s", "--status", "cancelled", url=db_url)
+    assert out.stdout.strip() == "purged 2 tasks"
+    assert [t["id"] for t in json.loads(taskstore("list", "--json", url=db_url).stdout)] == [
+        int(ids[2])
+    ]
+    bad = taskstore("purge", "--older-than", "soon", url=db_url)
+    assert_one_line_error(bad, 2, "invalid duration")
