@@ -17,6 +17,7 @@ from taskstore.logs import configure_logging
 from taskstore.settings import Settings
 from taskstore.store import TaskStore
 from taskstore.validation import check_queue
+from worker.metrics import NoMetrics, PrometheusMetrics
 from worker.registry import Registry, registry
 from worker.runner import Worker, WorkerConfig
 
@@ -69,7 +70,7 @@ def parse_queues(specs: tuple[str, ...], known: Registry) -> dict[str, int | Non
     return queues
 
 
-async def serve(url: str | None, config: WorkerConfig) -> Worker:
+async def serve(url: str | None, config: WorkerConfig, metrics: NoMetrics | None = None) -> Worker:
     settings = Settings.from_env(url)
     # Each running handler may hold a session; leave room for the fetch/ack/heartbeat loops.
     settings = dataclasses.replace(
@@ -80,7 +81,7 @@ async def serve(url: str | None, config: WorkerConfig) -> Worker:
         if settings.auto_migrate:
             await store.migrate(if_needed=True)
         await store.open()
-        worker = Worker(store, registry, config)
+        worker = Worker(store, registry, config, metrics=metrics)
         async with anyio.create_task_group() as group:
             group.start_soon(_on_signals, worker)
             await worker.run()
@@ -150,6 +151,19 @@ async def _on_signals(worker: Worker) -> None:
     help="Database URL (default: TASKSTORE_DATABASE_URL, then the settings chain).",
 )
 @click.option(
+    "--metrics-port",
+    default=None,
+    type=click.IntRange(1, 65535),
+    metavar="PORT",
+    help="Serve Prometheus metrics on this port (needs the metrics extra).",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the metrics endpoint listens on.",
+)
+@click.option(
     "--log-level",
     default="INFO",
     show_default=True,
@@ -163,10 +177,13 @@ def main(
     lease_seconds: float,
     shutdown_timeout: float,
     database_url: str | None,
+    metrics_port: int | None,
+    metrics_host: str,
     log_level: str,
 ) -> None:
     """Run registered task handlers: claim, execute, complete."""
     configure_logging(log_level)
+    metrics: NoMetrics | None = None
     try:
         for spec in apps:
             load_app(spec)
@@ -179,9 +196,14 @@ def main(
             shutdown_timeout=shutdown_timeout,
             burst=burst,
         )
+        if metrics_port is not None:
+            metrics = PrometheusMetrics()
+            metrics.serve(metrics_port, metrics_host)
     except TaskStoreError as exc:
         fail(str(exc), exc.exit_code)
-    run_guarded(lambda: serve(database_url, config))
+    except OSError as exc:  # the metrics port is taken
+        fail(f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc.strerror}", 1)
+    run_guarded(lambda: serve(database_url, config, metrics))
 
 
 if __name__ == "__main__":

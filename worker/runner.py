@@ -35,6 +35,7 @@ from worker import retry
 from worker.context import TaskContext
 from worker.errors import NonRetryable, UnknownTask
 from worker.execution import Outcome, Running, attempt, error_document
+from worker.metrics import NoMetrics
 from worker.registry import Registry
 from worker.scheduler import run_schedules
 
@@ -82,8 +83,10 @@ class Worker:
         registry: Registry,
         config: WorkerConfig,
         worker_id: str | None = None,
+        metrics: NoMetrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics or NoMetrics()
         self.registry = registry
         self.config = config
         self.worker_id = worker_id or new_worker_id()
@@ -133,6 +136,8 @@ class Worker:
                 services.start_soon(self._heartbeat_loop)
                 services.start_soon(self._rescue_loop)
                 services.start_soon(self._ack_loop)
+                if type(self.metrics) is not NoMetrics:
+                    services.start_soon(self._depth_loop)
                 if not self.config.burst:
                     services.start_soon(
                         self.store.backend.listen, self.store.engine, self._on_notify
@@ -236,13 +241,16 @@ class Worker:
     async def _claim(self, queue: str, limit: int) -> list[ClaimedTask]:
         try:
             async with self._fetch_link.statement() as conn:
-                return await self.store.tasks.claim(
+                tasks = await self.store.tasks.claim(
                     conn,
                     worker_id=self.worker_id,
                     queue=queue,
                     limit=limit,
                     lease_seconds=self.config.lease_seconds,
                 )
+            if tasks:
+                self.metrics.claimed(len(tasks))
+            return tasks
         except DB_ERRORS as exc:
             self.log.warning("claim failed; will retry", queue=queue, error=str(exc))
             await anyio.sleep(self._poll_max)
@@ -276,6 +284,7 @@ class Worker:
             self._wake.set()
 
     async def _attempt(self, task: ClaimedTask, run: Running) -> Outcome:
+        self.metrics.started(task.queue, task.name)
         definition = self.registry.get(task.name)
         if definition is None:
             return Outcome(
@@ -324,6 +333,7 @@ class Worker:
         finally:
             if session is not None:
                 await _quietly(session.close())
+            self.metrics.finished(task.queue, task.name, _label(outcome), outcome.seconds)
 
     async def _complete_in_session(self, task: ClaimedTask, outcome: Outcome, session: Any) -> None:
         """Results and completion commit together, or not at all."""
@@ -466,6 +476,16 @@ class Worker:
             if task_id not in held and run.claimed_at < started and run.reason is None:
                 run.stop("lost")
 
+    async def _depth_loop(self) -> None:
+        """Queue depth for the metrics gauge (an index-only count of claimable rows)."""
+        while True:
+            try:
+                async with self.store.reading() as conn:
+                    self.metrics.depth(await self.store.tasks.claimable_counts(conn))
+            except DB_ERRORS as exc:
+                self.log.warning("queue depth unavailable", error=str(exc))
+            await anyio.sleep(15)
+
     async def _register(self, conn: Any) -> None:
         await self.store.worker_registry.beat(
             conn,
@@ -497,11 +517,18 @@ class Worker:
                 continue
             if rescued:
                 self.counts["rescued"] += len(rescued)
+                self.metrics.rescued(len(rescued))
                 self.log.warning(
                     "rescued tasks with expired leases",
                     tasks={i: s.value for i, s in rescued.items()},
                 )
                 self._wake.set()
+
+
+def _label(outcome: Outcome) -> str:
+    if outcome.abandoned:
+        return "abandoned"
+    return "completed" if outcome.ok else "error"
 
 
 async def _quietly(cleanup: Any) -> None:

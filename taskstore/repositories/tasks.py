@@ -513,6 +513,15 @@ class TaskRepository:
                     by_queue[queue] = QueueStats(queue, stats.counts, age)
         return list(by_queue.values())
 
+    async def claimable_counts(self, conn: Executor) -> dict[str, int]:
+        """Tasks due now and waiting, per queue (answered from the claim index)."""
+        stmt = (
+            select(T.c.queue, func.count())
+            .where(status_in(CLAIMABLE), T.c.run_at <= self._now)
+            .group_by(T.c.queue)
+        )
+        return dict((await conn.execute(stmt)).all())
+
     async def throughput(self, conn: Executor, *, minutes: int = 60) -> list[dict[str, Any]]:
         """Completed and failed tasks per minute over the last `minutes` (oldest first)."""
         bucket = type_coerce(self.backend.minute_bucket(T.c.finished_at), UTCDateTime())

@@ -1,0 +1,60 @@
+"""A worker's Prometheus endpoint shows its counters moving."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import urllib.request
+from pathlib import Path
+
+import anyio
+
+from taskstore import TaskStore
+from tests.helpers.processes import start_worker, stderr_of
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def scrape(port: int) -> dict[str, float]:
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    samples = {}
+    for line in body.splitlines():
+        if line.startswith("taskstore_"):
+            key, _, value = line.rpartition(" ")
+            samples[key] = float(value)
+    return samples
+
+
+async def test_metrics_endpoint_counts_started_and_completed_tasks(
+    store: TaskStore, db_url: str, tmp_path: Path
+) -> None:
+    await store.enqueue_many([{"name": "tests.noop"} for _ in range(50)])
+    port = free_port()
+    worker = start_worker(db_url, "--metrics-port", str(port), exec_log=tmp_path / "x.log")
+    try:
+        completed = (
+            'taskstore_tasks_finished_total{name="tests.noop",outcome="completed",queue="default"}'
+        )
+        with anyio.fail_after(30):
+            while True:
+                try:
+                    samples = await anyio.to_thread.run_sync(scrape, port)
+                except OSError:
+                    samples = {}
+                if samples.get(completed) == 50:
+                    break
+                await anyio.sleep(0.2)
+        started = 'taskstore_tasks_started_total{name="tests.noop",queue="default"}'
+        assert samples[started] == 50
+        assert samples["taskstore_claim_batch_size_count"] >= 1
+        assert (
+            samples['taskstore_task_duration_seconds_count{name="tests.noop",queue="default"}']
+            == 50
+        )
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert await anyio.to_thread.run_sync(worker.wait, 30) == 0, stderr_of(tmp_path / "x.log")
