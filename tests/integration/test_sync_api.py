@@ -1,0 +1,50 @@
+"""Producing tasks without an event loop: the blocking store and the sync-transaction enqueue."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from taskstore import InvalidInput, TaskStatus
+from taskstore.sync import SyncTaskStore, enqueue_with
+
+
+def sync_url(db_url: str) -> str:
+    """The same database through a blocking driver (pysqlite / psycopg)."""
+    url = make_url(db_url)
+    driver = "sqlite" if url.get_backend_name() == "sqlite" else "postgresql+psycopg"
+    return url.set(drivername=driver).render_as_string(hide_password=False)
+
+
+def test_sync_store_enqueues_and_reads_without_an_event_loop(db_url: str) -> None:
+    with SyncTaskStore(db_url) as tasks:
+        task_id = tasks.enqueue("pkg.fn", {"n": 1}, queue="media")
+        ids = tasks.enqueue_many([{"name": "pkg.fn", "payload": {"n": i}} for i in range(3)])
+        assert tasks.get(task_id).queue == "media" and len(ids) == 3
+        assert tasks.cancel(ids[0]) is TaskStatus.CANCELLED
+        assert {s.queue for s in tasks.stats()} == {"media", "default"}
+        with pytest.raises(InvalidInput, match="invalid queue name"):
+            tasks.enqueue("pkg.fn", {}, queue="Bad Queue")
+
+
+def test_enqueue_with_a_sync_session_commits_and_rolls_back_with_it(db_url: str) -> None:
+    engine = create_engine(sync_url(db_url))
+    try:
+        with Session(engine) as session:
+            kept = enqueue_with(session, "pkg.fn", {"n": 1}, dedup_key="k")
+            again = enqueue_with(session, "pkg.fn", {"n": 2}, dedup_key="k")
+            session.commit()
+        with Session(engine) as session:
+            enqueue_with(session, "pkg.fn", {"n": 3})
+            session.rollback()
+        with engine.begin() as conn:
+            enqueue_with(conn, "pkg.fn", {"n": 4})
+    finally:
+        engine.dispose()
+    assert again == kept
+    with SyncTaskStore(db_url) as tasks:
+        assert tasks.get(kept).payload == {"n": 1}
+        payloads = [tasks.get(i).payload for i in range(1, 10) if tasks.get(i)]
+        assert payloads == [{"n": 1}, {"n": 4}]  # the rolled-back {"n": 3} never landed
