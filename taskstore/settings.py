@@ -17,6 +17,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from taskstore.errors import ConfigError
+from taskstore.formatting import parse_duration
 
 _ASYNC_DRIVERS = {"postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
 _ALIASES = {"postgres": "postgresql", "postgresql+asyncpg": "postgresql", "pgsql": "postgresql"}
@@ -44,6 +45,20 @@ def _env_int(env: Mapping[str, str], key: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{key} must be an integer, got {raw!r}") from None
+
+
+def _env_duration(env: Mapping[str, str], key: str, default: float) -> float:
+    raw = env.get(key)
+    if raw is None or raw.strip() == "":
+        return default
+    if raw.strip().lower() in ("off", "never", "0"):
+        return 0.0
+    try:
+        return parse_duration(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{key} must be a duration like 7d, 12h or 0 (never), got {raw!r}"
+        ) from None
 
 
 def default_sqlite_path(env: Mapping[str, str]) -> Path:
@@ -100,6 +115,7 @@ class Settings:
     pool_pre_ping: bool = True
     auto_migrate: bool = True
     max_payload_bytes: int = 1_048_576
+    retention_seconds: float = 7 * 86400  # finished tasks older than this are pruned; 0: never
 
     @property
     def backend(self) -> str:
@@ -128,6 +144,7 @@ class Settings:
             pool_pre_ping=_env_bool(env, "TASKSTORE_POOL_PRE_PING", True),
             auto_migrate=_env_bool(env, "TASKSTORE_AUTO_MIGRATE", True),
             max_payload_bytes=_env_int(env, "TASKSTORE_MAX_PAYLOAD_BYTES", 1_048_576),
+            retention_seconds=_env_duration(env, "TASKSTORE_RETENTION", 7 * 86400),
         )
 
 

@@ -42,6 +42,8 @@ from worker.scheduler import run_schedules
 log = get_logger("taskstore.worker")
 DB_ERRORS = (TaskStoreError, DBAPIError, OSError)
 DEFAULT_MAX_ATTEMPTS = 3
+PRUNE_LOCK_KEY = 0x7461736B70727E  # any constant shared by all workers
+PRUNE_BATCH = 5000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +61,7 @@ class WorkerConfig:
     burst: bool = False
     ack_batch: int = 100
     ack_delay_seconds: float = 0.005
+    prune_seconds: float = 60.0  # how often one worker prunes finished tasks past retention
     claim_linger_seconds: float = 0.002
 
     @property
@@ -135,6 +138,7 @@ class Worker:
             async with anyio.create_task_group() as services:
                 services.start_soon(self._heartbeat_loop)
                 services.start_soon(self._rescue_loop)
+                services.start_soon(self._prune_loop)
                 services.start_soon(self._ack_loop)
                 if type(self.metrics) is not NoMetrics:
                     services.start_soon(self._depth_loop)
@@ -475,6 +479,25 @@ class Worker:
         for task_id, run in list(self.running.items()):
             if task_id not in held and run.claimed_at < started and run.reason is None:
                 run.stop("lost")
+
+    async def _prune_loop(self) -> None:
+        """Retention: delete finished tasks past the configured age, in bounded batches,
+        one worker at a time (a database lock), a batch per pass."""
+        retention = self.store.settings.retention_seconds
+        while retention > 0:
+            await anyio.sleep(self.config.prune_seconds)
+            try:
+                async with self.store.transaction() as conn:
+                    if not await self.store.backend.try_lock(conn, PRUNE_LOCK_KEY):
+                        continue
+                    pruned = await self.store.tasks.purge(
+                        conn, older_than_seconds=retention, limit=PRUNE_BATCH
+                    )
+            except DB_ERRORS as exc:
+                self.log.warning("pruning failed", error=str(exc))
+                continue
+            if pruned:
+                self.log.info("pruned finished tasks past retention", count=pruned)
 
     async def _depth_loop(self) -> None:
         """Queue depth for the metrics gauge (an index-only count of claimable rows)."""

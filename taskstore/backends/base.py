@@ -84,6 +84,10 @@ class Backend(Protocol):
         """`column` truncated to the minute."""
         ...
 
+    async def try_lock(self, conn: AsyncConnection, key: int) -> bool:
+        """Take a lock named `key` until the transaction ends; False if another holds it."""
+        ...
+
     def tune_tables(self, op: Any) -> None:
         """Storage settings for the hot table, applied by a migration (PostgreSQL only)."""
         ...

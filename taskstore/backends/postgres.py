@@ -43,6 +43,7 @@ NOTIFY_CHANNEL = "taskstore"
 _MIGRATION_LOCK_KEY = 0x7461736B73746F  # "tasksto"
 _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 _MAX_NOTIFY_BYTES = 7_900
+_TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(:key)")
 _TUNE_TASKS = text(
     "ALTER TABLE taskstore_tasks SET (fillfactor = 70, "
     "autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000, "
@@ -126,6 +127,10 @@ class PostgresBackend:
 
     def minute_bucket(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
         return func.date_trunc("minute", column)
+
+    async def try_lock(self, conn: AsyncConnection, key: int) -> bool:
+        result = await conn.execute(_TRY_LOCK, {"key": key})
+        return bool(result.scalar_one())
 
     def tune_tables(self, op: Any) -> None:
         # Every task row is updated several times: leave room on each page so updates stay

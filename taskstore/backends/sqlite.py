@@ -151,6 +151,9 @@ class SQLiteBackend:
     def minute_bucket(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
         return func.strftime("%Y-%m-%d %H:%M:00", column)
 
+    async def try_lock(self, conn: AsyncConnection, key: int) -> bool:
+        return True  # the IMMEDIATE transaction already excludes every other writer
+
     def tune_tables(self, op: Any) -> None:
         return None  # pragmas are per connection (see configure_engine)
 

@@ -173,3 +173,32 @@ async def test_a_slow_queue_cannot_starve_a_fast_one(store: TaskStore) -> None:
         worker.stop()
     # all fast tasks finished while the slow ones (2 s each, 2 at a time) were still going
     assert slow_counts.get("completed", 0) < 4
+
+
+async def test_finished_tasks_past_retention_are_pruned_by_a_worker(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TASKSTORE_RETENTION", "1s")
+    async with TaskStore.from_url(db_url) as store:
+        done = await store.enqueue("s.echo")
+        pending = await store.enqueue("s.echo", delay=3600)
+        worker = worker_for(store, prune_seconds=0.3)
+        async with anyio.create_task_group() as group:
+            group.start_soon(worker.run)
+
+            async def pruned() -> bool:
+                return await store.get(done) is None
+
+            await wait_for(pruned, seconds=20)
+            worker.stop()
+        assert (await store.require(pending)).status is TaskStatus.CREATED
+
+
+async def test_only_one_transaction_holds_the_prune_lock(db_url: str, backend: str) -> None:
+    async with TaskStore.from_url(db_url) as store:
+        key = 12345
+        async with store.transaction() as first:
+            assert await store.backend.try_lock(first, key)
+            if backend == "postgres":  # SQLite: the second writer could not even begin
+                async with store.transaction() as second:
+                    assert not await store.backend.try_lock(second, key)

@@ -96,6 +96,7 @@ def test_every_tunable_reads_its_environment_variable() -> None:
         "TASKSTORE_POOL_PRE_PING": "0",
         "TASKSTORE_AUTO_MIGRATE": "false",
         "TASKSTORE_MAX_PAYLOAD_BYTES": "10",
+        "TASKSTORE_RETENTION": "12h",
     }
     s = Settings.from_env(None, env)
     assert (
@@ -109,7 +110,8 @@ def test_every_tunable_reads_its_environment_variable() -> None:
         s.pool_pre_ping,
         s.auto_migrate,
         s.max_payload_bytes,
-    ) == (True, "DELETE", "FULL", 5, -1, 7, 3, False, False, 10)
+        s.retention_seconds,
+    ) == (True, "DELETE", "FULL", 5, -1, 7, 3, False, False, 10, 43200)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,132 @@
+"""What each dashboard view shows, gathered from a `TaskStore` (no web framework here).
+
+Every function returns frozen snapshots; `to_json` turns them into the `/api/` documents.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import inspect as orm_inspect
+
+from taskstore.dashboard.params import TaskFilter
+from taskstore.records import QueueStats, TaskInfo
+from taskstore.repositories.media import (
+    CaptionRepository,
+    MediaRepository,
+    TranscriptRepository,
+)
+from taskstore.repositories.workers import WorkerInfo
+from taskstore.store import TaskStore
+
+
+def jsonable(value: Any) -> Any:
+    """Datetimes as ISO 8601 strings; everything else stored here is JSON already."""
+    return value.isoformat() if isinstance(value, dt.datetime) else value
+
+
+def entity_json(entity: Any) -> dict[str, Any]:
+    """Every mapped column of an ORM entity, including those of user subclasses."""
+    mapper = orm_inspect(entity).mapper
+    return {attr.key: jsonable(getattr(entity, attr.key)) for attr in mapper.column_attrs}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Overview:
+    """The front page: counts per queue, recent throughput and live workers."""
+
+    database: str
+    queues: list[QueueStats]
+    recent: dict[str, dict[str, int]]
+    throughput: list[dict[str, Any]]
+    workers: list[WorkerInfo]
+
+    def totals(self) -> dict[str, int]:
+        """Counts per status over all queues."""
+        out: dict[str, int] = {}
+        for queue in self.queues:
+            for status, count in queue.counts.items():
+                out[status] = out.get(status, 0) + count
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "database": self.database,
+            "queues": [q.to_json() for q in self.queues],
+            "totals": self.totals(),
+            "finished_recently": self.recent,
+            "workers_alive": sum(w.alive for w in self.workers),
+        }
+
+
+async def overview(store: TaskStore, minutes: int = 60) -> Overview:
+    # One read after another: a page (refreshed every few seconds) holds one pooled
+    # connection at a time.
+    return Overview(
+        database=store.settings.safe_url,
+        queues=await store.stats(),
+        recent=await store.finished_recently(),
+        throughput=await store.throughput(minutes=minutes),
+        workers=await store.workers(),
+    )
+
+
+def throughput_json(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{key: jsonable(value) for key, value in point.items()} for point in points]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TaskPage:
+    """One page of the task list, newest first."""
+
+    filters: TaskFilter
+    tasks: list[TaskInfo]
+    next_before_id: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tasks": [t.to_json() for t in self.tasks],
+            "next_before_id": self.next_before_id,
+        }
+
+
+async def task_page(store: TaskStore, filters: TaskFilter) -> TaskPage:
+    rows = await store.list(**filters.store_kwargs())
+    shown = rows[: filters.limit]
+    more = len(rows) > filters.limit
+    return TaskPage(filters, shown, shown[-1].id if more else None)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TaskDetail:
+    """A task and the result entities it produced."""
+
+    task: TaskInfo
+    media: list[dict[str, Any]]
+    transcripts: list[dict[str, Any]]
+    captions: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.task.to_json(),
+            "media": self.media,
+            "transcripts": self.transcripts,
+            "captions": self.captions,
+        }
+
+
+async def task_detail(store: TaskStore, task_id: int) -> TaskDetail:
+    """The task (`TaskNotFound` if missing) and its media, transcripts and captions."""
+    info = await store.require(task_id)
+    async with store.sessions() as session:  # read only: closed without a commit
+        media = await MediaRepository(session).by_task(task_id)
+        transcripts = await TranscriptRepository(session).by_task(task_id)
+        captions = await CaptionRepository(session).by_task(task_id)
+        return TaskDetail(
+            info,
+            [entity_json(m) for m in media],
+            [entity_json(t) for t in transcripts],
+            [entity_json(c) for c in captions],
+        )
