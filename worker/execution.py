@@ -75,15 +75,26 @@ def error_document(error: BaseException, *, attempt: int, worker_id: str) -> dic
 
 
 @functools.cache
-def _signature(fn: Any) -> inspect.Signature:
-    return inspect.signature(fn)
+def _keywords(fn: Any) -> tuple[frozenset[str], frozenset[str]] | None:
+    """(required, accepted) keyword names after the context; None when anything goes."""
+    params = list(inspect.signature(fn).parameters.values())[1:]
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    named = [p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    required = frozenset(p.name for p in named if p.default is p.empty)
+    return required, frozenset(p.name for p in named)
 
 
 def _check_arguments(definition: TaskDef, ctx: TaskContext, payload: dict[str, Any]) -> None:
+    # Two set comparisons per task instead of Signature.bind; bind explains a mismatch.
+    shape = _keywords(definition.fn)
+    if shape is None or shape[0] <= payload.keys() <= shape[1]:
+        return
     try:
-        _signature(definition.fn).bind(ctx, **payload)
+        inspect.signature(definition.fn).bind(ctx, **payload)
     except TypeError as exc:
         raise WrongArguments(f"payload does not fit {definition.name}: {exc}") from None
+    raise WrongArguments(f"payload does not fit {definition.name}")
 
 
 async def _call(definition: TaskDef, ctx: TaskContext, payload: dict[str, Any]) -> Any:
@@ -111,8 +122,11 @@ async def attempt(
     started = time.perf_counter()
     outcome = Outcome(ctx)
     try:
-        async with asyncio.timeout(definition.timeout):
+        if definition.timeout is None:
             value = await _call(definition, ctx, payload)
+        else:
+            async with asyncio.timeout(definition.timeout):
+                value = await _call(definition, ctx, payload)
         outcome.result_json = _encode_result(value)
     except TimeoutError:
         limit = definition.timeout
