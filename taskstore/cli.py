@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import click
 
 from taskstore import validation
+from taskstore.dashboard import cli_command as dashboard_command
 from taskstore.errors import InvalidInput, TaskStoreError
 from taskstore.formatting import format_age, parse_duration, table
 from taskstore.records import TaskInfo
@@ -364,6 +365,8 @@ def purge(url: str | None, older_than: str, statuses: tuple[str, ...], yes: bool
 
     click.echo(f"purged {with_store(url, go)} tasks")
 
+
+main.add_command(dashboard_command)
 
 if __name__ == "__main__":
     main()

@@ -22,7 +22,10 @@ from taskstore import TaskStore
 
 PG_ENV = "TASKSTORE_TEST_POSTGRES_URL"
 REQUIRE_PG = os.environ.get("TASKSTORE_TEST_REQUIRE_POSTGRES") == "1"
-TABLES = "taskstore_tasks, media, video, transcript, caption"
+TABLES = (
+    "taskstore_tasks, media, video, transcript, caption, taskstore_workers, "
+    "taskstore_periodic_ticks"
+)
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),

@@ -13,7 +13,7 @@ from typing import Any
 from taskstore.dashboard.markup import esc
 
 WIDTH, HEIGHT = 720, 180
-LEFT, BOTTOM, TOP = 36, 22, 10  # room for the axis labels
+LEFT, RIGHT, BOTTOM, TOP = 36, 20, 22, 10  # room for the axis labels
 
 
 def minute_of(value: dt.datetime) -> dt.datetime:
@@ -60,7 +60,7 @@ def _bar(x: float, width: float, minute: dt.datetime, ok: int, bad: int, scale: 
 def _axes(rows: list[tuple[dt.datetime, int, int]], peak: int, step: float) -> str:
     base = HEIGHT - BOTTOM
     out = [
-        f'<line class="axis" x1="{LEFT}" y1="{base}" x2="{WIDTH}" y2="{base}"/>',
+        f'<line class="axis" x1="{LEFT}" y1="{base}" x2="{WIDTH - RIGHT}" y2="{base}"/>',
         f'<text class="tick" x="{LEFT - 4}" y="{TOP + 8}" text-anchor="end">{peak}</text>',
         f'<text class="tick" x="{LEFT - 4}" y="{base}" text-anchor="end">0</text>',
     ]
@@ -81,7 +81,7 @@ def throughput_svg(
     rows = slots(points, now or dt.datetime.now(dt.UTC), minutes)
     done, failed = sum(r[1] for r in rows), sum(r[2] for r in rows)
     peak = max((ok + bad for _, ok, bad in rows), default=0)
-    step = (WIDTH - LEFT) / len(rows)
+    step = (WIDTH - LEFT - RIGHT) / len(rows)
     scale = (HEIGHT - BOTTOM - TOP) / peak if peak else 0.0
     bars = "".join(
         _bar(LEFT + i * step + 1, step - 2, minute, ok, bad, scale)

@@ -1,0 +1,88 @@
+"""The JSON endpoints under /api/: the same data as the pages, and retry / cancel.
+
+Reads are open; POST retry and cancel need the dashboard's token (see `auth`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from taskstore.dashboard import auth, data
+from taskstore.dashboard.params import TaskFilter, parse_int, parse_task_id
+from taskstore.states import TaskStatus
+from taskstore.store import TaskStore
+
+
+def store_of(request: Request) -> TaskStore:
+    return request.app.state.store
+
+
+async def overview(request: Request) -> JSONResponse:
+    view = await data.overview(store_of(request))
+    return JSONResponse(view.to_json())
+
+
+async def throughput(request: Request) -> JSONResponse:
+    minutes = parse_int(request.query_params.get("minutes", "60"), "minutes", 1, 1440)
+    points = await store_of(request).throughput(minutes=minutes)
+    return JSONResponse({"minutes": minutes, "points": data.throughput_json(points)})
+
+
+async def tasks(request: Request) -> JSONResponse:
+    page = await data.task_page(store_of(request), TaskFilter.parse(request.query_params))
+    return JSONResponse(page.to_json())
+
+
+async def task(request: Request) -> JSONResponse:
+    task_id = parse_task_id(request.path_params["task_id"])
+    detail = await data.task_detail(store_of(request), task_id)
+    return JSONResponse(detail.to_json())
+
+
+async def workers(request: Request) -> JSONResponse:
+    found = await store_of(request).workers()
+    return JSONResponse({"workers": [w.to_json() for w in found]})
+
+
+def refused(request: Request) -> JSONResponse | None:
+    """The error response when this request may not write, else None."""
+    refusal = auth.refusal(request.app.state.token, request.headers.get("authorization"))
+    if refusal is None:
+        return None
+    status, message = refusal
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+async def retry(request: Request) -> JSONResponse:
+    return await _operate(request, TaskStore.retry)
+
+
+async def cancel(request: Request) -> JSONResponse:
+    return await _operate(request, TaskStore.cancel)
+
+
+async def _operate(
+    request: Request, operation: Callable[[TaskStore, int], Awaitable[TaskStatus]]
+) -> JSONResponse:
+    denied = refused(request)
+    if denied is not None:
+        return denied
+    task_id = parse_task_id(request.path_params["task_id"])
+    status = await operation(store_of(request), task_id)
+    return JSONResponse({"id": task_id, "status": status.value})
+
+
+routes = [
+    Route("/api/overview", overview),
+    Route("/api/throughput", throughput),
+    Route("/api/tasks", tasks),
+    Route("/api/tasks/{task_id}", task),
+    Route("/api/tasks/{task_id}/retry", retry, methods=["POST"]),
+    Route("/api/tasks/{task_id}/cancel", cancel, methods=["POST"]),
+    Route("/api/workers", workers),
+]

@@ -1,0 +1,34 @@
+"""Who may retry and cancel: the holder of the dashboard's bearer token.
+
+Without a configured token the dashboard is read-only (403); with one, a request must send
+``Authorization: Bearer <token>`` (401 otherwise). Tokens are compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+TOKEN_ENV = "TASKSTORE_DASHBOARD_TOKEN"
+READ_ONLY = (
+    f"the dashboard is read-only: start it with --token (or {TOKEN_ENV}) to allow retry and cancel"
+)
+BAD_TOKEN = "retry and cancel need the header `Authorization: Bearer <token>` with the token"
+
+
+def bearer(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer ...`` header, if that is what it holds."""
+    if not header:
+        return None
+    scheme, _, value = header.strip().partition(" ")
+    value = value.strip()
+    return value if scheme.lower() == "bearer" and value else None
+
+
+def refusal(token: str | None, header: str | None) -> tuple[int, str] | None:
+    """None when the request may write, else (HTTP status, one-line reason)."""
+    if not token:
+        return 403, READ_ONLY
+    given = bearer(header)
+    if given is None or not hmac.compare_digest(given.encode(), token.encode()):
+        return 401, BAD_TOKEN
+    return None

@@ -1,0 +1,102 @@
+"""`taskstore dashboard`: serve the web dashboard with uvicorn.
+
+Starlette and uvicorn come with the `web` extra; they are imported only when the command
+runs, so `taskstore` works (and this module imports) without them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+
+import click
+
+from taskstore.dashboard.auth import TOKEN_ENV
+from taskstore.settings import Settings
+
+MISSING_EXTRA = "the dashboard needs the web extra: pip install 'taskstore[web]'"
+
+
+def web_extra_installed() -> bool:
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@click.command("dashboard")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, type=click.IntRange(0, 65535), show_default=True)
+@click.option(
+    "--database-url",
+    "database_url",
+    default=None,
+    metavar="URL",
+    help="Database URL (default: TASKSTORE_DATABASE_URL, then the settings chain).",
+)
+@click.option(
+    "--token",
+    default=None,
+    envvar=TOKEN_ENV,
+    metavar="TOKEN",
+    help=f"Allow retry/cancel for requests sending it as a bearer token (default: {TOKEN_ENV};"
+    " without a token the dashboard is read-only).",
+)
+@click.pass_context
+def cli_command(
+    ctx: click.Context, host: str, port: int, database_url: str | None, token: str | None
+) -> None:
+    """Serve the web dashboard: queues, throughput, tasks, workers."""
+    if not web_extra_installed():
+        click.echo(f"taskstore: error: {MISSING_EXTRA}", err=True)
+        sys.exit(2)
+    from taskstore.cli import fail, run_guarded  # the CLI imports this module: import late
+    from taskstore.errors import TaskStoreError
+
+    url = database_url or (ctx.obj or {}).get("database_url")
+    try:
+        settings = Settings.from_env(url)
+    except TaskStoreError as exc:
+        fail(str(exc), exc.exit_code)
+    run_guarded(lambda: serve(settings, host=host, port=port, token=token or None))
+
+
+async def serve(settings: Settings, *, host: str, port: int, token: str | None) -> None:
+    """Open the store (one-line errors if unreachable or behind), then serve until stopped."""
+    import uvicorn
+
+    from taskstore.dashboard.app import create_app
+    from taskstore.store import TaskStore
+
+    store = TaskStore(settings)
+    try:
+        await store.open()
+        mode = "retry/cancel need the token" if token else "read-only"
+        click.echo(f"taskstore dashboard on {settings.safe_url} ({mode})", err=True)
+        app = create_app(store, token=token)
+        config = uvicorn.Config(app, host=host, port=port, server_header=False, log_level="info")
+        with _quiet_signal_reraise():
+            await uvicorn.Server(config).serve()
+    finally:
+        await store.close()
+
+
+@contextlib.contextmanager
+def _quiet_signal_reraise() -> Iterator[None]:
+    """uvicorn stops gracefully on SIGINT / SIGTERM, then re-raises the signal to the
+    previous handler. Being stopped is this command's normal end: ignore that re-raise, so
+    the store is closed and the exit status is 0."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
