@@ -43,7 +43,7 @@ class Link:
                     yield conn
                     await conn.commit()  # ends SQLAlchemy's bookkeeping; nothing is sent
                 else:
-                    async with conn.begin():
+                    async with self._store.backend.writing(), conn.begin():
                         yield conn
             except BaseException:
                 self._conn = None

@@ -128,7 +128,7 @@ class TaskStore:
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction that commits on success."""
-        async with self._translate(), self.engine.begin() as conn:
+        async with self._translate(), self.backend.writing(), self.engine.begin() as conn:
             yield conn
 
     @contextlib.asynccontextmanager

@@ -8,6 +8,7 @@ status, which columns) stays in one place and only the *how* varies.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -28,6 +29,10 @@ class Backend(Protocol):
     #: execution options under which one statement runs atomically without BEGIN/COMMIT
     #: (empty: wrap each statement in a transaction)
     statement_options: dict[str, Any]
+
+    def writing(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Held around each of the store's own write transactions in this process."""
+        ...
 
     def engine_kwargs(self, settings: Settings) -> dict[str, Any]:
         """Keyword arguments for `create_async_engine`."""

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -65,6 +66,9 @@ class PostgresBackend:
     read_options: dict[str, Any] = {}
     # a single UPDATE ... RETURNING is atomic: no BEGIN/COMMIT round trips around it
     statement_options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"}
+
+    def writing(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return contextlib.nullcontext()  # row locks and SKIP LOCKED let writers overlap
 
     def engine_kwargs(self, settings: Settings) -> dict[str, Any]:
         return {

@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -63,6 +65,13 @@ class SQLiteBackend:
     # empty: every statement still runs in its own BEGIN IMMEDIATE transaction, because an
     # autocommit UPDATE can fail to upgrade its read lock ("database is locked")
     statement_options: dict[str, Any] = {}
+
+    def writing(self) -> contextlib.AbstractAsyncContextManager[None]:
+        # One writer at a time in this process: two of our own connections contending for
+        # the file lock would wait in SQLite's busy handler, which sleeps in 1-25 ms steps.
+        if self._write_lock is None:
+            self._write_lock = asyncio.Lock()
+        return self._write_lock
 
     def engine_kwargs(self, settings: Settings) -> dict[str, Any]:
         database = settings.database_url.database
@@ -163,6 +172,9 @@ class SQLiteBackend:
 
     #: no NOTIFY on SQLite: an idle worker polls, backing off to this (the idle latency)
     idle_poll_max_seconds = 0.2
+
+    def __init__(self) -> None:
+        self._write_lock: asyncio.Lock | None = None
 
     async def listen(self, engine: AsyncEngine, wake: Callable[[str], None]) -> None:
         return None

@@ -1,0 +1,12 @@
+"""The scenarios, in the order they run; each module has NAME, ``title(cfg)`` and
+``run(ctx, backend)``."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from benchmarks.scenarios import depth, drain, enqueue, latency, memory, sustained
+
+ALL: dict[str, ModuleType] = {
+    m.NAME: m for m in (enqueue, drain, sustained, latency, depth, memory)
+}

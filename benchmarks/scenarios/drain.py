@@ -1,0 +1,107 @@
+"""drain: N pre-enqueued no-op tasks drained by one real worker process in burst mode,
+timed from process start to exit (start-up included), beside pgqueuer's worker in drain
+mode and the raw claim/ack loop in this process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmarks import marks, pgq_peer, processes, report
+from benchmarks.config import Config
+from benchmarks.databases import BenchDatabase
+from benchmarks.processes import Child, Exit
+from benchmarks.raw import connected
+from benchmarks.report import Result, say
+from benchmarks.scenarios.common import drain_timeout, enqueue_noops, guarded, per_second
+from benchmarks.scenarios.context import Context
+
+NAME = "drain"
+
+
+def title(cfg: Config) -> str:
+    return (
+        f"drain: {cfg.tasks:,} no-op tasks drained by one worker process, timed from its "
+        f"start to its exit\n  (taskstore --concurrency {cfg.concurrency}; pgqueuer "
+        f"--batch-size {cfg.concurrency}; raw: one in-process claimer, {cfg.claim_batch} per "
+        "claim)\n  ratio = taskstore / peer; 'x / y' = taskstore / pgqueuer"
+    )
+
+
+async def run(ctx: Context, backend: str) -> Result:
+    cfg, errors = ctx.cfg, []
+    async with ctx.database(backend) as db:
+        say("  taskstore ...")
+        ts = await guarded("taskstore", _taskstore(db, cfg), errors)
+        say("  raw ...")
+        raw = await guarded("raw", _raw(db, cfg), errors)
+        pgq = await ctx.peer(backend, lambda: _pgqueuer(db, cfg), errors)
+    ratios = {
+        "taskstore/pgqueuer": report.ratio(ts.get("rate"), pgq.get("rate")),
+        "taskstore/raw": report.ratio(ts.get("rate"), raw.get("rate")),
+    }
+    cells = [
+        ("taskstore", report.figure(ts, "rate", report.rate)),
+        ("pgqueuer", report.figure(pgq, "rate", report.rate)),
+        ("ratio", report.times(ratios["taskstore/pgqueuer"])),
+        ("raw", report.figure(raw, "rate", report.rate)),
+        ("ratio", report.times(ratios["taskstore/raw"])),
+        ("after first task", report.figure(ts, "rate_after_first_task", report.rate)),
+        ("/", report.figure(pgq, "rate_after_first_task", report.rate)),
+        ("first task at", report.figure(ts, "first_task_s", report.seconds)),
+        ("/", report.figure(pgq, "first_task_s", report.seconds)),
+        ("peak RSS", report.figure(ts, "peak_rss_mb", report.mb)),
+        ("/", report.figure(pgq, "peak_rss_mb", report.mb)),
+    ]
+    data = {"taskstore": ts, "pgqueuer": pgq, "raw": raw, "ratios": ratios}
+    return Result(NAME, backend, data, cells, errors)
+
+
+def figures(child: Child, exit: Exit, tasks: int, first_file: Path) -> dict:
+    """Rates and timings of one drained worker process."""
+    first = marks.read_first_start(first_file)
+    ended = child.started + exit.seconds
+    return {
+        "tasks": tasks,
+        "seconds": round(exit.seconds, 4),
+        "rate": per_second(tasks, exit.seconds),
+        "first_task_s": None if first is None else round(first - child.started, 4),
+        "rate_after_first_task": None if first is None else per_second(tasks, ended - first),
+        "peak_rss_mb": round(exit.peak_rss_mb, 1),
+    }
+
+
+async def _taskstore(db: BenchDatabase, cfg: Config) -> dict:
+    await enqueue_noops(db.url, cfg.tasks, cfg.enqueue_batch)
+    first = db.workdir / "first-taskstore"
+    env = {marks.FIRST_START_ENV: str(first)}
+    child = processes.taskstore_worker(
+        db.url, db.workdir, "--burst", concurrency=cfg.concurrency, env=env
+    )
+    await child.wait(drain_timeout(cfg.tasks))
+    exit = child.check("taskstore-worker")
+    async with connected(db) as raw:
+        done = await raw.count("completed")
+    if done != cfg.tasks:
+        raise RuntimeError(f"{done:,} of {cfg.tasks:,} tasks completed")
+    return figures(child, exit, cfg.tasks, first)
+
+
+async def _raw(db: BenchDatabase, cfg: Config) -> dict:
+    async with connected(db) as raw:
+        await raw.insert(cfg.tasks, cfg.enqueue_batch)
+        done, seconds = await raw.drain(cfg.claim_batch)
+    return {"tasks": done, "seconds": round(seconds, 4), "rate": per_second(done, seconds)}
+
+
+async def _pgqueuer(db: BenchDatabase, cfg: Config) -> dict:
+    first = db.workdir / "first-pgqueuer"
+    env = {marks.FIRST_START_ENV: str(first)}
+    async with pgq_peer.PgqClient.installed(db.raw) as client:
+        await client.insert(cfg.tasks, cfg.enqueue_batch)
+        child = pgq_peer.worker(db.raw, db.workdir, "--drain", batch_size=cfg.concurrency, env=env)
+        await child.wait(drain_timeout(cfg.tasks))
+        exit = child.check("pgqueuer worker")
+        left = await client.queued()
+    if left:
+        raise RuntimeError(f"{left:,} of {cfg.tasks:,} jobs left in the queue")
+    return figures(child, exit, cfg.tasks, first)
