@@ -132,6 +132,19 @@ class TaskStore:
             yield conn
 
     @contextlib.asynccontextmanager
+    async def statement(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for one atomic statement: autocommit where a lone statement is
+        atomic (PostgreSQL), a short write transaction otherwise (SQLite)."""
+        async with self._translate(), self.engine.connect() as conn:
+            if self.backend.statement_options:
+                conn = await conn.execution_options(**self.backend.statement_options)
+                yield conn
+                await conn.commit()
+            else:
+                async with self.backend.writing(), conn.begin():
+                    yield conn
+
+    @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:
         """A read-only transaction (never takes SQLite's write lock)."""
         async with self._translate(), self.engine.connect() as conn:
@@ -208,16 +221,16 @@ class TaskStore:
             name, payload, max_payload_bytes=self.settings.max_payload_bytes, **options
         )
         async with self.transaction() as conn:
-            task_id = await self.tasks.insert_periodic(conn, task, tick)
-            if task_id is not None:
-                await self.backend.notify(conn, [task.queue])
-        return task_id
+            return await self.tasks.insert_periodic(conn, task, tick)
 
     async def _insert(self, batch: Sequence[NewTask], session: AsyncSession | None) -> list[int]:
+        """Plain rows are one statement (atomic alone: no BEGIN/COMMIT needed on
+        PostgreSQL); rows with dedup keys need a transaction of several statements."""
+        if session is None and all(t.dedup_key is None for t in batch):
+            async with self.statement() as conn:
+                return await self.tasks.insert(conn, batch)
         async with self._write(session) as conn:
-            ids = await self.tasks.insert(conn, batch)
-            await self.backend.notify(conn, [t.queue for t in batch])
-        return ids
+            return await self.tasks.insert(conn, batch)
 
     # ----------------------------------------------------------------- reads
     async def get(self, task_id: int) -> TaskInfo | None:

@@ -124,5 +124,4 @@ def enqueue_with(
     backend = backend_of(bind)
     executor = _SyncExecutor(conn)
     [task_id] = _drive(_repository(backend.name).insert(executor, [task]))
-    _drive(backend.notify(executor, [task.queue]))  # type: ignore[arg-type]
     return task_id

@@ -59,7 +59,8 @@ class WorkerConfig:
     poll_max_seconds: float | None = None  # default: the backend's (shorter without NOTIFY)
     shutdown_timeout: float = 30.0
     burst: bool = False
-    ack_batch: int = 100
+    ack_batch: int = 500  # most completions one statement carries
+    ack_flush_at: int = 100  # flush at once from this many pending, else after the delay
     ack_delay_seconds: float = 0.005
     prune_seconds: float = 60.0  # how often one worker prunes finished tasks past retention
     claim_linger_seconds: float = 0.002
@@ -105,7 +106,7 @@ class Worker:
         self._stopping = False
         self._queue_order = list(config.queues)
         self._poll_max = config.poll_max_seconds or store.backend.idle_poll_max_seconds
-        self._claim_threshold = max(1, min(config.ack_batch, config.concurrency // 4))
+        self._claim_threshold = max(1, min(config.ack_flush_at, config.concurrency // 4))
         # Our own acks and heartbeats touch the same rows: never let them deadlock each other.
         self._row_lock = anyio.Lock()
         self._ack_lock = anyio.Lock()
@@ -204,7 +205,7 @@ class Worker:
     async def _await_room(self) -> None:
         """Claim in batches: wait for free slots (and for acks to keep up), then linger a
         moment while busy so one claim fills several slots instead of one claim per slot."""
-        backlog = 4 * self.config.ack_batch
+        backlog = 4 * self.config.ack_flush_at
         while not self._stopping and (self._total_free() == 0 or len(self._acks) >= backlog):
             await self._wait_wake(None)
         if self.running and self._total_free() < self._claim_threshold:
@@ -407,7 +408,7 @@ class Worker:
         while True:
             await self._ack_ready.wait()
             self._ack_ready.clear()
-            if len(self._acks) < self.config.ack_batch:
+            if len(self._acks) < self.config.ack_flush_at:
                 await anyio.sleep(self.config.ack_delay_seconds)
             await self._flush_acks()
 

@@ -59,16 +59,25 @@ class Backend(Protocol):
         """`column` is one of the ids bound under `key` (a list of ints)."""
         ...
 
-    def batch_rows(self, key: str) -> FromClause:
-        """A FROM of (id, attempt, doc) rows bound as one parameter under `key`."""
+    def batch_source(self, key: str, columns: Sequence[tuple[str, Any]]) -> FromClause:
+        """A FROM of rows with the given (name, type) columns, all bound as one parameter
+        per column (PostgreSQL arrays) or one in all (SQLite JSON), whatever the row count."""
+        ...
+
+    def batch_values(
+        self, key: str, columns: Sequence[tuple[str, Any]], rows: Sequence[Sequence[Any]]
+    ) -> dict[str, Any]:
+        """The parameters that fill `batch_source(key, columns)` with `rows`."""
         ...
 
     def batch_filter(self, id_column: ColumnElement[Any], key: str) -> ColumnElement[Any]:
-        """An extra condition that lets the planner look batch rows up by primary key."""
+        """An extra condition that lets the planner look batch rows up by primary key
+        (`key`'s batch must have an ``id`` column)."""
         ...
 
-    def batch_params(self, key: str, rows: Sequence[tuple[int, int, str | None]]) -> dict:
-        """The parameters that fill `batch_rows(key)`."""
+    def returning_ids(self, insert: Any, id_column: Any, queue_column: Any) -> Any:
+        """The INSERT returning the new ids, waking listeners in the same statement where
+        the database can (one notification per queue, delivered at commit)."""
         ...
 
     def json_from_text(self, expr: ColumnElement[Any]) -> ColumnElement[Any]:

@@ -20,9 +20,7 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     FromClause,
-    Integer,
     Select,
-    Text,
     any_,
     bindparam,
     cast,
@@ -95,23 +93,29 @@ class PostgresBackend:
     def ids_match(self, column: ColumnElement[Any], key: str) -> ColumnElement[Any]:
         return column == any_(bindparam(key, type_=ARRAY(BigInteger)))
 
-    def batch_rows(self, key: str) -> FromClause:
+    def batch_source(self, key: str, columns: Sequence[tuple[str, Any]]) -> FromClause:
+        # unnest() calls side by side in one select list walk their arrays in step
         return select(
-            func.unnest(bindparam(key + "_ids", type_=ARRAY(BigInteger))).label("id"),
-            func.unnest(bindparam(key + "_attempts", type_=ARRAY(Integer))).label("attempt"),
-            func.unnest(bindparam(key + "_docs", type_=ARRAY(Text))).label("doc"),
-        ).subquery("batch")
+            *(
+                func.unnest(bindparam(f"{key}_{name}", type_=ARRAY(type_))).label(name)
+                for name, type_ in columns
+            )
+        ).subquery(key)
+
+    def batch_values(
+        self, key: str, columns: Sequence[tuple[str, Any]], rows: Sequence[Sequence[Any]]
+    ) -> dict[str, Any]:
+        return {f"{key}_{name}": [row[i] for row in rows] for i, (name, _) in enumerate(columns)}
 
     def batch_filter(self, id_column: ColumnElement[Any], key: str) -> ColumnElement[Any]:
         # Without it the planner hashes every row the worker holds for each batch.
-        return id_column == any_(bindparam(key + "_ids", type_=ARRAY(BigInteger)))
+        return id_column == any_(bindparam(f"{key}_id", type_=ARRAY(BigInteger)))
 
-    def batch_params(self, key: str, rows: Sequence[tuple[int, int, str | None]]) -> dict:
-        return {
-            key + "_ids": [r[0] for r in rows],
-            key + "_attempts": [r[1] for r in rows],
-            key + "_docs": [r[2] for r in rows],
-        }
+    def returning_ids(self, insert: Any, id_column: Any, queue_column: Any) -> Any:
+        # NOTIFY inside the INSERT statement: no extra round trip, and PostgreSQL folds
+        # identical notifications of one transaction into one, so it is one per queue.
+        inserted = insert.returning(id_column, queue_column).cte("inserted")
+        return select(inserted.c.id, func.pg_notify(NOTIFY_CHANNEL, inserted.c.queue))
 
     def json_from_text(self, expr: ColumnElement[Any]) -> ColumnElement[Any]:
         return cast(expr, JSONB)

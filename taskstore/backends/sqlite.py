@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     FromClause,
-    Integer,
     Select,
     String,
     Text,
@@ -54,6 +53,13 @@ def _checked(value: str, allowed: set[str], setting: str) -> str:
     if mode not in allowed:
         raise ConfigError(f"{setting} must be one of {sorted(allowed)}, got {value!r}")
     return mode
+
+
+def _json_value(value: Any) -> Any:
+    """Datetimes in the text form SQLAlchemy stores (UTC), so they compare as stored."""
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
 
 
 class SQLiteBackend:
@@ -126,19 +132,26 @@ class SQLiteBackend:
     def ids_match(self, column: ColumnElement[Any], key: str) -> ColumnElement[Any]:
         return column.in_(bindparam(key, expanding=True))
 
-    def batch_rows(self, key: str) -> FromClause:
+    def batch_source(self, key: str, columns: Sequence[tuple[str, Any]]) -> FromClause:
         rows = func.json_each(bindparam(key, type_=Text)).table_valued("value")
         return select(
-            type_coerce(func.json_extract(rows.c.value, "$[0]"), BigInteger).label("id"),
-            type_coerce(func.json_extract(rows.c.value, "$[1]"), Integer).label("attempt"),
-            func.json_extract(rows.c.value, "$[2]").label("doc"),
-        ).subquery("batch")
+            *(
+                type_coerce(func.json_extract(rows.c.value, f"$[{i}]"), type_).label(name)
+                for i, (name, type_) in enumerate(columns)
+            )
+        ).subquery(key)
+
+    def batch_values(
+        self, key: str, columns: Sequence[tuple[str, Any]], rows: Sequence[Sequence[Any]]
+    ) -> dict[str, Any]:
+        encoded = [[_json_value(v) for v in row] for row in rows]
+        return {key: json.dumps(encoded, separators=(",", ":"))}
 
     def batch_filter(self, id_column: ColumnElement[Any], key: str) -> ColumnElement[Any]:
         return true()  # SQLite walks json_each and looks rows up by rowid already
 
-    def batch_params(self, key: str, rows: Sequence[tuple[int, int, str | None]]) -> dict:
-        return {key: json.dumps([list(r) for r in rows], separators=(",", ":"))}
+    def returning_ids(self, insert: Any, id_column: Any, queue_column: Any) -> Any:
+        return insert.returning(id_column)
 
     def json_from_text(self, expr: ColumnElement[Any]) -> ColumnElement[Any]:
         # JSON columns are TEXT here; no cast (CAST AS JSON would apply numeric affinity).

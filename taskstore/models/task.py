@@ -3,7 +3,8 @@
 The indexes are shaped by the queries that run hot:
 - claim: a partial index over claimable rows only, in claim order, so finished history
   never sits in the claimer's way;
-- heartbeat / rescue: partial indexes over leased rows only (a handful at any time);
+- heartbeat / rescue: one partial index over leased rows only (a handful at any time; the
+  rescuer scans all of them, which is cheaper than keeping a second index on every claim);
 - dedup: a unique partial index, so "one live task per key" is enforced by the database;
 - retention: a partial index over finished rows by finish time.
 """
@@ -83,12 +84,6 @@ _leased_where = status_in(LEASED)
 Index(
     "ix_taskstore_tasks_worker",
     TaskEntity.worker_id,
-    postgresql_where=_leased_where,
-    sqlite_where=_leased_where,
-)
-Index(
-    "ix_taskstore_tasks_lease",
-    TaskEntity.lease_expires_at,
     postgresql_where=_leased_where,
     sqlite_where=_leased_where,
 )

@@ -14,9 +14,13 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
+    DateTime,
     Float,
     Integer,
     Select,
+    String,
+    Text,
     and_,
     bindparam,
     case,
@@ -97,9 +101,7 @@ class TaskRepository:
             "created_at": self._now,
             "updated_at": self._now,
         }
-        self._insert_plain = (
-            insert(T).values(self._insert_values).returning(T.c.id, sort_by_parameter_order=True)
-        )
+        self._insert_plain = self._build_batch_insert()
         dedup_where = and_(T.c.dedup_key.is_not(None), status_in(ACTIVE))
         self._insert_dedup = (
             b.insert_ignoring_conflicts(T, ["dedup_key"], dedup_where)
@@ -130,15 +132,47 @@ class TaskRepository:
         ids: list[int | None] = [None] * len(tasks)
         plain = [i for i, t in enumerate(tasks) if t.dedup_key is None]
         if plain:
-            result = await conn.execute(self._insert_plain, [_params(tasks[i]) for i in plain])
-            for i, row in zip(plain, result.all(), strict=True):
-                ids[i] = row.id
+            rows = [_new_row(tasks[i]) for i in plain]
+            params = self.backend.batch_values("new", NEW_COLUMNS, rows)
+            # Ids come from a sequence (PostgreSQL) or the rowid (SQLite) in the order the
+            # SELECT feeds rows to the INSERT: sorted, they line up with the input.
+            new_ids = sorted(row[0] for row in await conn.execute(self._insert_plain, params))
+            for i, task_id in zip(plain, new_ids, strict=True):
+                ids[i] = task_id
         keyed = [i for i, t in enumerate(tasks) if t.dedup_key is not None]
         if keyed:
             by_key = await self._insert_keyed(conn, [tasks[i] for i in keyed])
             for i in keyed:
                 ids[i] = by_key[tasks[i].dedup_key]  # type: ignore[index]
+            await self.backend.notify(conn, [tasks[i].queue for i in keyed])
         return ids  # type: ignore[return-value]
+
+    def _build_batch_insert(self) -> Any:
+        """One INSERT ... SELECT over a batch bound as arrays (or one JSON document): the
+        statement text is the same for 1 row or 10,000, and the database clock sets run_at."""
+        b = self.backend
+        new = b.batch_source("new", NEW_COLUMNS)
+        rows = select(
+            new.c.name,
+            new.c.queue,
+            b.json_from_text(new.c.payload),
+            new.c.priority,
+            new.c.max_attempts,
+            func.coalesce(new.c.run_at, b.now_plus(new.c.delay)),
+            self._now,
+            self._now,
+        )
+        columns = [
+            "name",
+            "queue",
+            "payload",
+            "priority",
+            "max_attempts",
+            "run_at",
+            "created_at",
+            "updated_at",
+        ]
+        return b.returning_ids(insert(T).from_select(columns, rows), T.c.id, T.c.queue)
 
     async def _insert_keyed(self, conn: Executor, tasks: Sequence[NewTask]) -> dict[str, int]:
         by_key: dict[str, int] = {}
@@ -290,7 +324,7 @@ class TaskRepository:
         stmt = self._end_batch_cache.get(key)
         if stmt is None:
             b = self.backend
-            batch = b.batch_rows("batch")
+            batch = b.batch_source("batch", ACK_COLUMNS)
             values: dict[str, Any] = {
                 "status": _status(target(event)),
                 "updated_at": self._now,
@@ -326,7 +360,7 @@ class TaskRepository:
         if not rows:
             return set()
         stmt = self._end_batch_statement(event, extra)
-        params = {"p_worker_id": worker_id, **self.backend.batch_params("batch", rows)}
+        params = {"p_worker_id": worker_id, **self.backend.batch_values("batch", ACK_COLUMNS, rows)}
         return set((await conn.execute(stmt, params)).scalars())
 
     async def fail(
@@ -591,6 +625,30 @@ class TaskRepository:
         picked = select(T.c.id).where(self._purgeable(older_than_seconds, statuses)).limit(limit)
         result = await conn.execute(delete(T).where(T.c.id.in_(picked.scalar_subquery())))
         return result.rowcount or 0
+
+
+NEW_COLUMNS: list[tuple[str, Any]] = [
+    ("name", String()),
+    ("queue", String()),
+    ("payload", Text()),
+    ("priority", Integer()),
+    ("max_attempts", Integer()),
+    ("run_at", DateTime(timezone=True)),
+    ("delay", Float()),
+]
+ACK_COLUMNS: list[tuple[str, Any]] = [("id", BigInteger()), ("attempt", Integer()), ("doc", Text())]
+
+
+def _new_row(task: NewTask) -> tuple[Any, ...]:
+    return (
+        task.name,
+        task.queue,
+        task.payload_json,
+        task.priority,
+        task.max_attempts,
+        task.run_at,
+        task.delay_seconds,
+    )
 
 
 def _claim_order(row: Any) -> tuple[int, Any, int]:
