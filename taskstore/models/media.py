@@ -72,36 +72,34 @@ class VideoEntity(MediaEntity):
     __mapper_args__ = {"polymorphic_identity": "video"}
 
 
-class TranscriptEntity(Base):
+class _ProducedFromMedia:
+    """Columns of a result derived from a media item by a task."""
+
+    id: Mapped[int] = mapped_column(TaskId, primary_key=True, autoincrement=True)
+    media_id: Mapped[str] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"), index=True)
+    task_id: Mapped[int | None] = mapped_column(
+        TaskId, ForeignKey(_TASK_FK, ondelete="SET NULL"), index=True
+    )
+    text: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=_NOW)
+
+
+class TranscriptEntity(_ProducedFromMedia, Base):
     """A speech-to-text transcript of a media item."""
 
     __tablename__ = "transcript"
 
-    id: Mapped[int] = mapped_column(TaskId, primary_key=True, autoincrement=True)
-    media_id: Mapped[str] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"), index=True)
-    task_id: Mapped[int | None] = mapped_column(
-        TaskId, ForeignKey(_TASK_FK, ondelete="SET NULL"), index=True
-    )
-    text: Mapped[str | None] = mapped_column(Text)
     language: Mapped[str | None] = mapped_column(String(16))
     segments: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONDocument)
-    created_at: Mapped[dt.datetime] = mapped_column(server_default=_NOW)
 
     media: Mapped[MediaEntity] = relationship(back_populates="transcripts")
 
 
-class CaptionEntity(Base):
+class CaptionEntity(_ProducedFromMedia, Base):
     """A caption of a media item at a point in time (seconds from the start)."""
 
     __tablename__ = "caption"
 
-    id: Mapped[int] = mapped_column(TaskId, primary_key=True, autoincrement=True)
-    media_id: Mapped[str] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"), index=True)
-    task_id: Mapped[int | None] = mapped_column(
-        TaskId, ForeignKey(_TASK_FK, ondelete="SET NULL"), index=True
-    )
-    text: Mapped[str | None] = mapped_column(Text)
     timestamp: Mapped[float | None] = mapped_column(Float)
-    created_at: Mapped[dt.datetime] = mapped_column(server_default=_NOW)
 
     media: Mapped[MediaEntity] = relationship(back_populates="captions")

@@ -260,23 +260,29 @@ class TaskRepository:
 
     async def start(self, conn: Executor, *, worker_id: str, task_ids: Iterable[int]) -> list[int]:
         """Start prefetched (assigned) tasks this worker owns; returns the ids started."""
-        key = "ids"
+        values = {"attempts": T.c.attempts + 1, "started_at": self._now}
+        return sorted(await self._owned(conn, Event.START, worker_id, task_ids, values))
+
+    async def _owned(
+        self,
+        conn: Executor,
+        event: Event,
+        worker_id: str,
+        task_ids: Iterable[int],
+        values: dict[str, Any],
+    ) -> set[int]:
+        """Apply `event` to those of `task_ids` this worker holds; returns the ids changed."""
         stmt = (
             update(T)
             .where(
-                self.backend.ids_match(T.c.id, key),
+                self.backend.ids_match(T.c.id, "p_ids"),
                 T.c.worker_id == worker_id,
-                status_in(sources(Event.START)),
+                status_in(sources(event)),
             )
-            .values(
-                status=_status(target(Event.START)),
-                attempts=T.c.attempts + 1,
-                started_at=self._now,
-                updated_at=self._now,
-            )
+            .values(status=_status(target(event)), updated_at=self._now, **values)
             .returning(T.c.id)
         )
-        return list((await conn.execute(stmt, {key: list(task_ids)})).scalars())
+        return set((await conn.execute(stmt, {"p_ids": list(task_ids)})).scalars())
 
     # ---------------------------------------------------------- fenced endings
     async def complete_many(
@@ -301,23 +307,8 @@ class TaskRepository:
         self, conn: Executor, *, worker_id: str, task_ids: Sequence[int]
     ) -> set[int]:
         """Hand claimed-but-unstarted tasks back (``created``), attempts untouched."""
-        key = "ids"
-        stmt = (
-            update(T)
-            .where(
-                self.backend.ids_match(T.c.id, key),
-                T.c.worker_id == worker_id,
-                status_in(sources(Event.RELEASE)),
-            )
-            .values(
-                status=_status(target(Event.RELEASE)),
-                worker_id=None,
-                lease_expires_at=None,
-                updated_at=self._now,
-            )
-            .returning(T.c.id)
-        )
-        return set((await conn.execute(stmt, {key: list(task_ids)})).scalars())
+        values = {"worker_id": None, "lease_expires_at": None}
+        return await self._owned(conn, Event.RELEASE, worker_id, task_ids, values)
 
     def _end_batch_statement(self, event: Event, extra: dict[str, Any]) -> Any:
         key = (event, tuple(sorted(extra.items())))
