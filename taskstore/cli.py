@@ -305,12 +305,50 @@ def show(url: str | None, task_id: int, as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("task_id", type=int)
+@click.argument("task_id", type=int, required=False)
+@click.option(
+    "--failed",
+    "all_failed",
+    is_flag=True,
+    help="Instead of one task: every failed task (narrow with --queue / --name).",
+)
+@click.option("--queue", default=None, help="With --failed: only this queue.")
+@click.option("--name", default=None, help="With --failed: only tasks of this name.")
+@click.option("--yes", is_flag=True, help="With --failed: do not ask on a terminal.")
 @database_option
-def retry(url: str | None, task_id: int) -> None:
-    """Run a failed or cancelled task again."""
-    new = with_store(url, lambda store: store.retry(task_id))
-    click.echo(f"task {task_id} is {new.value}")
+def retry(
+    url: str | None,
+    task_id: int | None,
+    all_failed: bool,
+    queue: str | None,
+    name: str | None,
+    yes: bool,
+) -> None:
+    """Run a failed or cancelled task again (or, with --failed, every failed task)."""
+    if (task_id is None) == (not all_failed) or (task_id is not None and (queue or name)):
+        fail("give a TASK_ID, or --failed [--queue Q] [--name N]", 2)
+    if task_id is not None:
+        new = with_store(url, lambda store: store.retry(task_id))
+        click.echo(f"task {task_id} is {new.value}")
+        return
+
+    async def go(store: TaskStore) -> int:
+        count = await store.count_failed(queue=queue, name=name)
+        if (
+            count
+            and sys.stdin.isatty()
+            and not yes
+            and not click.confirm(f"Retry {count} failed tasks?")
+        ):
+            fail("retry aborted", 1)
+
+        def progress(done: int) -> None:
+            if count > 5000:
+                click.echo(f"retried {done}/{count}", err=True)
+
+        return await store.retry_failed(queue=queue, name=name, progress=progress)
+
+    click.echo(f"retried {with_store(url, go)} tasks")
 
 
 @main.command()

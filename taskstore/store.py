@@ -299,6 +299,37 @@ class TaskStore:
             await self.backend.notify(conn, [info.queue] if info else [])
         return status
 
+    async def retry_failed(
+        self,
+        *,
+        queue: str | None = None,
+        name: str | None = None,
+        batch_size: int = 5000,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Run every failed task (of a queue / name) again, in batches; returns the count."""
+        if queue is not None:
+            validation.check_queue(queue)
+        if name is not None:
+            validation.check_name(name)
+        total = 0
+        while True:
+            async with self.transaction() as conn:
+                done = await self.tasks.requeue_failed(
+                    conn, queue=queue, name=name, limit=batch_size
+                )
+                if done:
+                    await self.backend.notify(conn, [queue or "*"])
+            total += done
+            if progress is not None and done:
+                progress(total)
+            if done < batch_size:
+                return total
+
+    async def count_failed(self, *, queue: str | None = None, name: str | None = None) -> int:
+        async with self.reading() as conn:
+            return await self.tasks.count_failed(conn, queue=queue, name=name)
+
     async def count_purgeable(
         self, older_than: float | dt.timedelta, *, statuses: Iterable[TaskStatus | str] = FINISHED
     ) -> int:

@@ -25,10 +25,12 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    exists,
     func,
     insert,
     literal,
     null,
+    or_,
     select,
     type_coerce,
     update,
@@ -50,6 +52,7 @@ from taskstore.states import (
     LEASED,
     Event,
     TaskStatus,
+    ordered,
     sources,
     target,
 )
@@ -120,6 +123,14 @@ class TaskRepository:
         )
         self._select_one = select(*T.c).where(T.c.id == bindparam("p_task_id"))
         self._end_batch_cache: dict[tuple[Any, ...], Any] = {}
+        self._requeue_values = {
+            "attempts": 0,
+            "run_at": self._now,
+            "finished_at": None,
+            "worker_id": None,
+            "result": None,
+            "progress": None,
+        }
 
     # ----------------------------------------------------------------- enqueue
     async def insert(self, conn: Executor, tasks: Sequence[NewTask]) -> list[int]:
@@ -446,20 +457,44 @@ class TaskRepository:
 
     async def requeue(self, conn: Executor, task_id: int) -> TaskStatus:
         """Operator retry of a failed or cancelled task: a fresh set of attempts, due now."""
-        values = {
-            "attempts": 0,
-            "run_at": self._now,
-            "finished_at": None,
-            "worker_id": None,
-            "result": None,
-            "progress": None,
-        }
         try:
-            return await self._transition(conn, Event.REQUEUE, task_id, values)
+            return await self._transition(conn, Event.REQUEUE, task_id, self._requeue_values)
         except IntegrityError:
             raise IllegalTransition(
                 f"cannot retry task {task_id}: another live task holds its dedup key"
             ) from None
+
+    def _failed_where(self, queue: str | None, name: str | None) -> Any:
+        live = T.alias("live")
+        key_free = or_(
+            T.c.dedup_key.is_(None),
+            ~exists().where(live.c.dedup_key == T.c.dedup_key, live.c.status.in_(ordered(ACTIVE))),
+        )
+        where = [T.c.status == TaskStatus.FAILED.value, key_free]
+        if queue is not None:
+            where.append(T.c.queue == queue)
+        if name is not None:
+            where.append(T.c.name == name)
+        return and_(*where)
+
+    async def count_failed(self, conn: Executor, *, queue: str | None, name: str | None) -> int:
+        stmt = select(func.count()).where(self._failed_where(queue, name))
+        return (await conn.execute(stmt)).scalar_one()
+
+    async def requeue_failed(
+        self, conn: Executor, *, queue: str | None, name: str | None, limit: int = 5000
+    ) -> int:
+        """Operator retry of up to `limit` failed tasks (skipping any whose dedup key a
+        live task holds); returns how many were requeued."""
+        picked = select(T.c.id).where(self._failed_where(queue, name)).limit(limit)
+        stmt = (
+            update(T)
+            .where(T.c.id.in_(picked.scalar_subquery()))
+            .values(
+                status=_status(target(Event.REQUEUE)), updated_at=self._now, **self._requeue_values
+            )
+        )
+        return (await conn.execute(stmt)).rowcount or 0
 
     async def _transition(
         self,

@@ -230,3 +230,11 @@ def test_purge_counts_and_reports_what_it_deleted(db_url: str) -> None:
     ]
     bad = taskstore("purge", "--older-than", "soon", url=db_url)
     assert_one_line_error(bad, 2, "invalid duration")
+
+
+def test_retry_failed_in_bulk_and_usage_errors(db_url: str) -> None:
+    assert taskstore("retry", "--failed", "--queue", "media", url=db_url).stdout.strip() == (
+        "retried 0 tasks"
+    )
+    assert_one_line_error(taskstore("retry", url=db_url), 2, "give a TASK_ID")
+    assert_one_line_error(taskstore("retry", "1", "--queue", "x", url=db_url), 2, "TASK_ID")

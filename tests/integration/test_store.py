@@ -440,3 +440,28 @@ async def test_claim_query_uses_the_partial_claim_index(store: TaskStore, backen
         prefix = "EXPLAIN QUERY PLAN " if backend == "sqlite" else "EXPLAIN "
         plan = "\n".join(str(r) for r in (await conn.execute(text(prefix + str(compiled)))).all())
     assert "ix_taskstore_tasks_claim" in plan, plan
+
+
+async def test_bulk_retry_requeues_failed_tasks_but_not_a_held_dedup_key(
+    store: TaskStore,
+) -> None:
+    ids = await store.enqueue_many(
+        [
+            {"name": "t.x", "queue": "a"},
+            {"name": "t.x", "queue": "b"},
+            {"name": "t.x", "queue": "a", "dedup_key": "k"},
+        ]
+    )
+    claimed = await claim(store, queue="a") + await claim(store, queue="b")
+    for task in claimed:
+        async with store.transaction() as conn:
+            await store.tasks.fail(
+                conn, task_id=task.id, worker_id=W, attempt=task.attempt, error={}, retry_in=None
+            )
+    holder = await store.enqueue("t.x", queue="a", dedup_key="k")  # key taken again
+    assert await store.count_failed(queue="a") == 1
+    assert await store.retry_failed(queue="a") == 1
+    assert (await store.require(ids[0])).status is TaskStatus.CREATED
+    assert (await store.require(ids[1])).status is TaskStatus.FAILED  # other queue
+    assert (await store.require(ids[2])).status is TaskStatus.FAILED  # key held by `holder`
+    assert (await store.require(holder)).status is TaskStatus.CREATED
