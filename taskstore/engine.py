@@ -17,7 +17,7 @@ from taskstore.settings import Settings
 
 
 def dumps_json(value: Any) -> str:
-    """The one JSON encoder taskstore uses: compact, strict (no NaN), no pickle."""
+    """The one encoder taskstore uses for payloads and results: compact, strict JSON (no NaN)."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 

@@ -10,8 +10,8 @@ from taskstore.settings import normalize_url, safe_url
 
 
 def test_explicit_url_wins_over_environment() -> None:
-    env = {"TASKSTORE_DATABASE_URL": "sqlite:////tmp/env.db"}
-    assert Settings.from_env("sqlite:////tmp/flag.db", env).database_url.database == "/tmp/flag.db"
+    env = {"TASKSTORE_DATABASE_URL": "sqlite:///env.db"}
+    assert Settings.from_env("sqlite:///flag.db", env).database_url.database == "flag.db"
 
 
 def test_environment_url_wins_over_backend_fields() -> None:
