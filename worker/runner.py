@@ -226,8 +226,26 @@ class Worker:
             if not had_room or self.config.burst:
                 await self._wait_wake(None)  # wait for a handler to finish
             else:
-                await self._wait_wake(delay)
+                await self._idle_wait(delay)
                 delay = min(delay * 2, self._poll_max)
+
+    async def _idle_wait(self, seconds: float) -> None:
+        """Idle until woken or `seconds` pass. Where no notifications come (SQLite), look
+        every few milliseconds with a cheap read, which takes no write lock, and return as
+        soon as something is due; the claim that follows is the only write."""
+        step = self.store.backend.idle_probe_seconds
+        if step is None:
+            await self._wait_wake(seconds)
+            return
+        deadline = time.monotonic() + seconds
+        while not self._stopping and time.monotonic() < deadline:
+            await self._wait_wake(step)
+            try:
+                async with self.store.reading() as conn:
+                    if await self.store.tasks.any_due(conn, list(self.config.queues)):
+                        return
+            except DB_ERRORS:
+                return  # let the claim report it
 
     async def _claim_round(self) -> tuple[int, bool]:
         """One claim per queue with room, rotating the start so no queue starves."""

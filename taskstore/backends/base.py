@@ -110,8 +110,11 @@ class Backend(Protocol):
         """Serialise concurrent migrators (called inside the migration transaction)."""
         ...
 
-    #: longest pause between polls of an idle worker
+    #: longest pause between claims of an idle worker
     idle_poll_max_seconds: float
+    #: between those, how often an idle worker looks for due tasks with a cheap read
+    #: (None: never; notifications wake it instead)
+    idle_probe_seconds: float | None
 
     async def listen(self, engine: AsyncEngine, wake: Callable[[str], None]) -> None:
         """Run forever calling `wake(queues)` when tasks are enqueued (return at once if the

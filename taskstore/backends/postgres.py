@@ -150,6 +150,7 @@ class PostgresBackend:
 
     #: with NOTIFY waking idle workers, polling is only the fallback
     idle_poll_max_seconds = 2.0
+    idle_probe_seconds: float | None = None  # NOTIFY wakes idle workers; no probing
 
     async def listen(self, engine: AsyncEngine, wake: Callable[[str], None]) -> None:
         """Forever: LISTEN on one dedicated connection, calling `wake(payload)` per NOTIFY.

@@ -183,8 +183,10 @@ class SQLiteBackend:
         # alembic's transaction began IMMEDIATE: concurrent migrators already queue here.
         return None
 
-    #: no NOTIFY on SQLite: an idle worker polls, backing off to this (the idle latency)
-    idle_poll_max_seconds = 0.2
+    #: no NOTIFY on SQLite: an idle worker looks for due tasks with a read every 20 ms
+    #: (no write lock taken) and claims only when there is something to claim
+    idle_poll_max_seconds = 1.0
+    idle_probe_seconds: float | None = 0.02
 
     def __init__(self) -> None:
         self._write_lock: asyncio.Lock | None = None

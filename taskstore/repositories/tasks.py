@@ -573,6 +573,15 @@ class TaskRepository:
                     by_queue[queue] = QueueStats(queue, stats.counts, age)
         return list(by_queue.values())
 
+    async def any_due(self, conn: Executor, queues: Sequence[str]) -> bool:
+        """Is a task of `queues` claimable now? (A read: cheap, and no write lock.)"""
+        stmt = (
+            select(T.c.id)
+            .where(status_in(CLAIMABLE), T.c.queue.in_(queues), T.c.run_at <= self._now)
+            .limit(1)
+        )
+        return (await conn.execute(stmt)).first() is not None
+
     async def claimable_counts(self, conn: Executor) -> dict[str, int]:
         """Tasks due now and waiting, per queue (answered from the claim index)."""
         stmt = (
