@@ -72,7 +72,7 @@ def safe_url(url: URL | str) -> str:
     if isinstance(url, str):
         try:
             url = make_url(url)
-        except ArgumentError:
+        except (ArgumentError, ValueError):
             return "<unparseable URL>"
     return url.render_as_string(hide_password=True)
 
@@ -82,10 +82,13 @@ def normalize_url(raw: str) -> URL:
     text = raw.strip()
     try:
         url = make_url(text)
-    except ArgumentError:
+        port = url.port
+    except (ArgumentError, ValueError):  # ValueError: a non-numeric port, an unclosed '['
         raise ConfigError(
             "invalid database URL (expected postgresql://user@host/db or sqlite:///path)"
         ) from None
+    if port is not None and not 0 < port < 65536:
+        raise ConfigError(f"invalid port {port} in the database URL (1-65535)")
     backend = _ALIASES.get(url.drivername, url.drivername)
     if backend == "sqlite+aiosqlite":
         backend = "sqlite"

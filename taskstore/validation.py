@@ -48,15 +48,24 @@ def check_name(name: Any) -> str:
 
 
 def _check_keys(value: Any, path: str = "payload") -> None:
-    """json.dumps silently turns int/bool/None keys into strings; refuse them instead."""
+    """Refuse what JSON would silently change or what a database cannot store: non-string
+    keys (json.dumps turns 1 into "1") and NUL characters (PostgreSQL rejects U+0000)."""
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidInput(f"{path} has a non-string key {_shown(key)}")
-            _check_keys(item, f"{path}.{key}")
+            _check_text(key, path)
+            _check_keys(item, f"{path}[{_shown(key)}]")
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
             _check_keys(item, f"{path}[{index}]")
+    elif isinstance(value, str):
+        _check_text(value, path)
+
+
+def _check_text(text: str, path: str) -> None:
+    if "\x00" in text:
+        raise InvalidInput(f"{path} contains a NUL character, which cannot be stored")
 
 
 def encode_json(value: Any, what: str, max_bytes: int | None = None) -> str:
@@ -70,13 +79,14 @@ def encode_json(value: Any, what: str, max_bytes: int | None = None) -> str:
         raise InvalidInput(f"{what} is not JSON: {exc}") from None
     except RecursionError:
         raise InvalidInput(f"{what} is not JSON: nested too deeply") from None
-    if max_bytes is not None:
+    try:
         size = len(text.encode())
-        if size > max_bytes:
-            raise InvalidInput(
-                f"{what} is {size} bytes, over the limit of {max_bytes} "
-                "(TASKSTORE_MAX_PAYLOAD_BYTES)"
-            )
+    except UnicodeEncodeError:  # a lone surrogate: valid in Python strings, not in UTF-8
+        raise InvalidInput(f"{what} is not valid UTF-8 text (it holds a lone surrogate)") from None
+    if max_bytes is not None and size > max_bytes:
+        raise InvalidInput(
+            f"{what} is {size} bytes, over the limit of {max_bytes} (TASKSTORE_MAX_PAYLOAD_BYTES)"
+        )
     return text
 
 
@@ -129,8 +139,17 @@ def new_task(
     """Validate one enqueue request and return the row to insert."""
     if delay is not None and run_at is not None:
         raise InvalidInput("give delay or run_at, not both")
-    if dedup_key is not None and (not isinstance(dedup_key, str) or not 0 < len(dedup_key) <= 255):
-        raise InvalidInput("dedup_key must be a non-empty string of at most 255 characters")
+    if dedup_key is not None and (
+        not isinstance(dedup_key, str) or not 0 < len(dedup_key) <= 255 or "\x00" in dedup_key
+    ):
+        raise InvalidInput(
+            "dedup_key must be a non-empty string of at most 255 characters, without NUL"
+        )
+    if dedup_key is not None:
+        try:
+            dedup_key.encode()
+        except UnicodeEncodeError:
+            raise InvalidInput("dedup_key is not valid UTF-8 text") from None
     return NewTask(
         name=check_name(name),
         payload_json=encode_payload(payload, max_payload_bytes),

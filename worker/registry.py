@@ -136,9 +136,9 @@ def task(
 
 
 def _check_cron(task_name: str, cron: str, func: Handler) -> None:
-    from worker.scheduler import is_valid  # croniter is only needed for periodic tasks
+    from worker.scheduler import can_fire, is_valid  # croniter: only for periodic tasks
 
-    if not isinstance(cron, str) or not is_valid(cron):
+    if not isinstance(cron, str) or not is_valid(cron) or not can_fire(cron):
         raise RegistrationError(
             f"invalid cron expression {cron!r} for {task_name} "
             "(5 fields: minute hour day month weekday; a 6th, seconds, may follow)"

@@ -489,7 +489,10 @@ class Worker:
         try:
             async with self._row_lock, self.store.transaction() as conn:
                 held = await self.store.tasks.heartbeat(
-                    conn, worker_id=self.worker_id, lease_seconds=self.config.lease_seconds
+                    conn,
+                    worker_id=self.worker_id,
+                    lease_seconds=self.config.lease_seconds,
+                    task_ids=self._held_ids(),
                 )
                 await self._register(conn)
         except DB_ERRORS as exc:
@@ -527,6 +530,10 @@ class Worker:
             except DB_ERRORS as exc:
                 self.log.warning("queue depth unavailable", error=str(exc))
             await anyio.sleep(15)
+
+    def _held_ids(self) -> list[int]:
+        """Tasks whose lease we still need: running, or finished and awaiting their ack."""
+        return [*self.running, *(task_id for task_id, _, _ in self._acks)]
 
     async def _register(self, conn: Any) -> None:
         await self.store.worker_registry.beat(

@@ -31,6 +31,15 @@ def is_valid(expression: str) -> bool:
     return croniter.is_valid(expression)
 
 
+def can_fire(expression: str) -> bool:
+    """False for expressions that are well-formed but name no real time (February 31st)."""
+    try:
+        next_tick(expression, utcnow())
+    except Exception:  # croniter gives up looking for a next date
+        return False
+    return True
+
+
 def next_tick(expression: str, after: dt.datetime) -> dt.datetime:
     """The first tick strictly after `after`."""
     return croniter(expression, after).get_next(dt.datetime)

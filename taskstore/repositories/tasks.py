@@ -117,7 +117,11 @@ class TaskRepository:
         self._claim = {start: self._build_claim(start) for start in (True, False)}
         self._heartbeat = (
             update(T)
-            .where(T.c.worker_id == bindparam("p_worker_id"), status_in(LEASED))
+            .where(
+                T.c.worker_id == bindparam("p_worker_id"),
+                status_in(LEASED),
+                b.ids_match(T.c.id, "p_ids"),
+            )
             .values(lease_expires_at=b.now_plus(bindparam("p_lease", type_=Float)))
             .returning(T.c.id)
         )
@@ -410,13 +414,17 @@ class TaskRepository:
         return (await conn.execute(stmt)).first() is not None
 
     # ------------------------------------------------------ leases and rescue
-    async def heartbeat(self, conn: Executor, *, worker_id: str, lease_seconds: float) -> set[int]:
-        """Extend the lease of every task this worker holds, in one statement.
+    async def heartbeat(
+        self, conn: Executor, *, worker_id: str, lease_seconds: float, task_ids: Iterable[int]
+    ) -> set[int]:
+        """Extend, in one statement, the leases of those of `task_ids` this worker holds.
 
         Returns the ids still held; a task the worker runs that is missing was cancelled
-        or rescued, and its handler should stop.
+        or rescued, and its handler should stop. Rows carrying this worker's id that it
+        does not know (a claim whose reply was lost with the connection) are not renewed:
+        their lease runs out and the rescuer hands them on.
         """
-        params = {"p_worker_id": worker_id, "p_lease": lease_seconds}
+        params = {"p_worker_id": worker_id, "p_lease": lease_seconds, "p_ids": list(task_ids)}
         return set((await conn.execute(self._heartbeat, params)).scalars())
 
     async def rescue_expired(self, conn: Executor, *, limit: int = 1000) -> dict[int, TaskStatus]:

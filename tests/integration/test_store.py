@@ -224,7 +224,7 @@ async def test_cancel_pending_is_immediate_and_running_is_fenced(store: TaskStor
     assert await store.cancel(pending) is TaskStatus.CANCELLED
     assert await store.cancel(running) is TaskStatus.CANCELLED
     async with store.transaction() as conn:
-        held = await store.tasks.heartbeat(conn, worker_id=W, lease_seconds=30)
+        held = await store.tasks.heartbeat(conn, worker_id=W, lease_seconds=30, task_ids=[task.id])
         late = await store.tasks.complete_many(
             conn, worker_id=W, done=[(task.id, task.attempt, None)]
         )
@@ -300,9 +300,13 @@ async def test_heartbeat_extends_leases_in_one_statement(store: TaskStore) -> No
     tasks = await claim(store, limit=3, lease=1)
     before = (await store.require(tasks[0].id)).lease_expires_at
     async with store.transaction() as conn:
-        held = await store.tasks.heartbeat(conn, worker_id=W, lease_seconds=600)
-    assert held == {t.id for t in tasks}
+        held = await store.tasks.heartbeat(
+            conn, worker_id=W, lease_seconds=600, task_ids=[t.id for t in tasks[:2]]
+        )
+    assert held == {t.id for t in tasks[:2]}
     assert (await store.require(tasks[0].id)).lease_expires_at > before + dt.timedelta(minutes=5)
+    # a row the worker does not know it holds (a claim whose reply was lost) is not renewed
+    assert (await store.require(tasks[2].id)).lease_expires_at <= before + dt.timedelta(seconds=5)
 
 
 async def test_expired_lease_is_rescued_to_not_finished_and_claimable(store: TaskStore) -> None:

@@ -1,0 +1,95 @@
+"""Poison task: a handler that kills its own worker process on every attempt.
+
+No handler code runs after SIGKILL, so the worker cannot record the failure; the task's
+lease expires, it is rescued and tried again, and after `max_attempts` such attempts it
+must be failed (never retried forever), while the normal tasks around it all complete.
+A supervisor loop in the test restarts dead workers, like systemd or Kubernetes would.
+
+The seven normal tasks enqueued just before the poison take 300 ms (the rest 2 ms): with
+two workers of four slots each, whichever worker claims the poison task is then certain
+to be running innocent tasks when it dies, which is the case this test is about.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+
+from taskstore import TaskStatus, TaskStore
+from tests.helpers.faults import Fleet, duplicates, status_counts
+from tests.helpers.processes import executions, stderr_of
+
+pytestmark = pytest.mark.fault
+
+NORMAL = 1000
+MAX_ATTEMPTS = 3
+NEIGHBOURS, NEIGHBOUR_MS = 7, 300
+ACTIVE = {"created", "assigned", "running", "not_finished"}
+
+COLLATERAL = """\
+product bug: the poison task's batch-mates die with it on every attempt and end failed
+('attempt 4 of 3: earlier attempts never finished'). When a worker dies, rescue_expired
+returns all its tasks to not_finished at once with their old run_at, so the next claim
+(ORDER BY priority, run_at, id) takes the same group together again, and each crash costs
+every member an attempt. Fix: run a task whose last attempt died with its worker alone
+(claim such not_finished tasks one at a time, with no other task running), so a crash is
+charged to the task that caused it."""
+
+
+async def _supervise(fleet: Fleet, store: TaskStore) -> tuple[int, dict[str, int]]:
+    """Restart dead workers until no task is left to run; (restarts, final counts)."""
+    restarts, counts = 0, {"created": 1}
+    with anyio.fail_after(120):
+        while ACTIVE & set(counts):
+            restarts += fleet.replace_dead()
+            await anyio.sleep(0.1)
+            counts = await status_counts(store)
+    return restarts, counts
+
+
+async def _enqueue_normal(store: TaskStore, count: int, ms: float = 2) -> list[int]:
+    return await store.enqueue_many([{"name": "faulty.work", "payload": {"ms": ms}}] * count)
+
+
+async def _failed_normal(store: TaskStore, poison: int) -> list[tuple[int, int]]:
+    return [(t.id, t.attempts) for t in await store.list(status="failed") if t.id != poison]
+
+
+@pytest.mark.xfail(strict=True, reason=COLLATERAL)
+async def test_a_task_that_kills_its_worker_fails_after_max_attempts_and_the_rest_complete(
+    store: TaskStore, db_url: str, tmp_path: Path, soak: int, figures
+) -> None:
+    normal = NORMAL * soak
+    before = await _enqueue_normal(store, normal // 2 - NEIGHBOURS)
+    before += await _enqueue_normal(store, NEIGHBOURS, ms=NEIGHBOUR_MS)
+    poison = await store.enqueue("faulty.poison", max_attempts=MAX_ATTEMPTS)
+    after = await _enqueue_normal(store, normal - len(before))
+    log = tmp_path / "exec.log"
+    fleet = Fleet(db_url, 2, log, ("--concurrency", "4", "--lease-seconds", "2")).start()
+    try:
+        restarts, counts = await _supervise(fleet, store)
+    finally:
+        codes = await fleet.stop()
+    runs, collateral = executions(log), await _failed_normal(store, poison)
+    figures(
+        normal=normal,
+        poison_executions=runs[poison],
+        worker_restarts=restarts,
+        counts=counts,
+        normal_failed_with_poison=len(collateral),
+        duplicates_of_normal_tasks=duplicates(runs) - (runs[poison] - 1),
+    )
+
+    # The poison task itself: exactly max_attempts executions, one worker each, then failed.
+    assert runs[poison] == MAX_ATTEMPTS
+    info = await store.require(poison)
+    assert (info.status, info.attempts) == (TaskStatus.FAILED, MAX_ATTEMPTS)
+    message = str(info.error["message"])
+    assert info.error["type"] == "LeaseExpired" or "earlier attempts never finished" in message
+    assert restarts == MAX_ATTEMPTS and sorted(codes.values()) == [-9] * 3 + [0] * 2, stderr_of(log)
+    # Everything else ran, and completed.
+    assert set(runs) - {poison} == set(before + after)
+    assert not collateral, f"normal tasks failed with the poison task: {collateral}"
+    assert counts == {"completed": normal, "failed": 1}
