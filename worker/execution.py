@@ -15,7 +15,8 @@ from typing import Any
 
 import anyio
 
-from taskstore.engine import dumps_json
+from taskstore.errors import InvalidInput
+from taskstore.validation import encode_json
 from worker.context import TaskContext
 from worker.errors import NonRetryable, TaskTimeout, WrongArguments
 from worker.registry import TaskDef
@@ -107,12 +108,14 @@ async def _call(definition: TaskDef, ctx: TaskContext, payload: dict[str, Any]) 
 
 
 def _encode_result(value: Any) -> str | None:
+    """The result as JSON text, checked like a payload: a value no database can store
+    (NUL, a lone surrogate) fails its own task instead of the batch it is acked with."""
     if value is None:
         return None
     try:
-        return dumps_json(value)
-    except (TypeError, ValueError) as exc:
-        raise NonRetryable(f"the handler's return value is not JSON: {exc}") from None
+        return encode_json(value, "the handler's return value")
+    except InvalidInput as exc:
+        raise NonRetryable(str(exc)) from None
 
 
 async def attempt(

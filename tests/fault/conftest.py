@@ -4,7 +4,11 @@
 manual run: ``pytest tests/fault --soak 10``. The option is registered here, so pass it
 with ``tests/fault`` (or a file in it) on the command line. Every test records its
 figures (tasks, kills, duplicates, recovery times) with the `figures` fixture; they are
-printed in a "fault figures" section at the end of the run.
+printed in a "fault figures" section at the end of the run, with the seed of the random
+faults: ``TASKSTORE_FAULT_SEED=<seed>`` replays them.
+
+Some tests restart the PostgreSQL server: never run two of these batteries against the
+same server at once.
 """
 
 from __future__ import annotations

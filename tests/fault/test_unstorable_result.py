@@ -23,21 +23,11 @@ pytestmark = pytest.mark.fault
 AROUND = 100  # normal tasks before and after the bad one
 SETTLE = 6.0  # seconds: a worker starts and runs the normal tasks in about two
 
-UNCHECKED_RESULT = """\
-product bug: handler results are encoded with dumps_json but never checked like payloads.
-PostgreSQL: the acknowledgement batch holding U+0000 or a lone surrogate fails in the
-driver on every retry (runner._flush_acks puts it back forever), so every task in that
-batch and behind it stays 'running' while the worker lives. SQLite: a lone surrogate is
-written as invalid UTF-8, and reading the row (show, list) then fails, reported as
-'cannot reach the database'. Fix: worker.execution._encode_result encodes through
-validation.encode_json(value, "result") and turns InvalidInput into NonRetryable; and
-_flush_acks should isolate (split) a batch a non-connection error keeps refusing."""
-BROKEN = pytest.mark.xfail(strict=True, reason=UNCHECKED_RESULT)
 CASES = [
     pytest.param("sqlite", "nul"),
-    pytest.param("sqlite", "surrogate", marks=BROKEN),
-    pytest.param("postgres", "nul", marks=[pytest.mark.postgres, BROKEN]),
-    pytest.param("postgres", "surrogate", marks=[pytest.mark.postgres, BROKEN]),
+    pytest.param("sqlite", "surrogate"),
+    pytest.param("postgres", "nul", marks=[pytest.mark.postgres]),
+    pytest.param("postgres", "surrogate", marks=[pytest.mark.postgres]),
 ]
 
 
