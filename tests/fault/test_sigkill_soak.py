@@ -74,7 +74,8 @@ async def test_sigkill_soak_loses_no_task_and_reruns_only_tasks_in_flight(
     assert await status_counts(store) == {"completed": n}  # none left assigned/running
     in_flight = sum(k.held for k in kills)
     assert duplicates(runs) <= in_flight, (kills, runs.most_common(5))
-    assert sorted(codes.values()) == [-9] * kills_wanted + [0] * survivors, stderr_of(log)
+    exits = sorted(codes.values())
+    assert exits == [-9] * kills_wanted + [0] * survivors, (exits, stderr_of(log)[-3000:])
     assert "Traceback" not in stderr_of(log)
     figures(
         tasks=n,

@@ -15,6 +15,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import json
 import os
 import random
 import signal
@@ -30,7 +31,7 @@ from sqlalchemy.engine import make_url
 
 from taskstore import TaskStore
 from taskstore.models import TaskEntity
-from tests.helpers.processes import start_worker
+from tests.helpers.processes import start_worker, stderr_of
 
 FAULTY_APP = ("--app", "tests.apps.faulty")
 WORKERS_APPLICATION_NAME = "taskstore"  # what the PostgreSQL backend sets on connections
@@ -63,6 +64,7 @@ class Fleet:
     env: dict[str, str] = dataclasses.field(default_factory=dict)
     procs: list[subprocess.Popen] = dataclasses.field(default_factory=list)
     exits: dict[int, int] = dataclasses.field(default_factory=dict)  # pid -> exit code
+    spawned: dict[int, float] = dataclasses.field(default_factory=dict)  # pid -> monotonic
 
     def start(self) -> Fleet:
         for _ in range(self.size):
@@ -72,6 +74,7 @@ class Fleet:
     def _spawn(self) -> subprocess.Popen:
         proc = start_worker(self.url, *FAULTY_APP, *self.args, exec_log=self.exec_log, env=self.env)
         self.procs.append(proc)
+        self.spawned[proc.pid] = time.monotonic()
         return proc
 
     @property
@@ -100,8 +103,22 @@ class Fleet:
             self._spawn()
         return len(dead)
 
+    def started(self) -> set[int]:
+        """Pids of workers that logged "worker started" (their signal handlers are set)."""
+        lines = stderr_of(self.exec_log).splitlines()
+        ids = [json.loads(line)["worker"] for line in lines if '"worker started"' in line]
+        return {int(worker_id.rsplit(":", 2)[1]) for worker_id in ids}
+
     async def stop(self, grace: float = 60.0) -> dict[int, int]:
-        """SIGTERM the live workers (SIGKILL after `grace`); every exit code seen, by pid."""
+        """SIGTERM the live workers (SIGKILL after `grace`); every exit code seen, by pid.
+
+        A worker still starting up has no signal handler yet (SIGTERM would just kill it),
+        so wait for every live one to have started first."""
+        with anyio.move_on_after(30):
+            while any(p.pid not in self.started() for p in self.alive):  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+        if any(time.monotonic() - self.spawned[p.pid] < 5 for p in self.alive):
+            await anyio.sleep(0.5)  # the receiver starts just after "worker started" is logged
         for proc in self.alive:
             proc.send_signal(signal.SIGTERM)
         for proc in list(self.procs):
