@@ -74,6 +74,21 @@ async def check_schema(engine: AsyncEngine, read_options: dict[str, Any]) -> Non
     )
 
 
+async def _alembic(
+    engine: AsyncEngine, command_name: str, version_dirs: tuple[str, ...], *args: Any, **kw: Any
+) -> Any:
+    """Run an alembic command on one connection of `engine`, in one transaction."""
+    from alembic import command
+
+    def run(sync_conn: Any) -> Any:
+        cfg = alembic_config(version_dirs)
+        cfg.attributes["connection"] = sync_conn
+        return getattr(command, command_name)(cfg, *args, **kw)
+
+    async with engine.begin() as conn:
+        return await conn.run_sync(run)
+
+
 async def upgrade(
     engine: AsyncEngine, revision: str = "heads", extra_version_dirs: tuple[str, ...] = ()
 ) -> None:
@@ -82,15 +97,7 @@ async def upgrade(
     Safe when several processes do it at once: the migration transaction is serialised by
     the database (an advisory lock on PostgreSQL, the write lock on SQLite).
     """
-    from alembic import command
-
-    def run(sync_conn: Any) -> None:
-        cfg = alembic_config(extra_version_dirs)
-        cfg.attributes["connection"] = sync_conn
-        command.upgrade(cfg, revision)
-
-    async with engine.begin() as conn:
-        await conn.run_sync(run)
+    await _alembic(engine, "upgrade", extra_version_dirs, revision)
 
 
 async def autogenerate(
@@ -101,27 +108,12 @@ async def autogenerate(
     Import the modules that define them first; the revision goes into `version_dir`, your
     application's own folder, and stacks on taskstore's head.
     """
-    from alembic import command
-
-    def run(sync_conn: Any) -> Path:
-        cfg = alembic_config((str(version_dir), *extra_version_dirs))
-        cfg.attributes["connection"] = sync_conn
-        script = command.revision(
-            cfg, message=message, autogenerate=True, version_path=str(version_dir)
-        )
-        return Path(script.path)  # type: ignore[union-attr]
-
-    async with engine.begin() as conn:
-        return await conn.run_sync(run)
+    dirs = (str(version_dir), *extra_version_dirs)
+    script = await _alembic(
+        engine, "revision", dirs, message=message, autogenerate=True, version_path=str(version_dir)
+    )
+    return Path(script.path)
 
 
 async def downgrade(engine: AsyncEngine, revision: str) -> None:
-    from alembic import command
-
-    def run(sync_conn: Any) -> None:
-        cfg = alembic_config()
-        cfg.attributes["connection"] = sync_conn
-        command.downgrade(cfg, revision)
-
-    async with engine.begin() as conn:
-        await conn.run_sync(run)
+    await _alembic(engine, "downgrade", (), revision)
