@@ -15,10 +15,13 @@ from sqlalchemy.ext.asyncio import (
 from taskstore.backends import Backend, backend_for
 from taskstore.settings import Settings
 
+# One encoder object: json.dumps with options builds a new JSONEncoder on every call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
 
 def dumps_json(value: Any) -> str:
     """The one encoder taskstore uses for payloads and results: compact, strict JSON (no NaN)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODER.encode(value)
 
 
 def create_engine(settings: Settings) -> tuple[AsyncEngine, Backend]:

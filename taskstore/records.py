@@ -1,4 +1,4 @@
-"""Frozen dataclasses that cross the store boundary instead of live ORM objects."""
+"""Dataclasses that cross the store boundary instead of live ORM objects."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from taskstore.states import TaskStatus
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)  # not frozen: enqueue_many builds thousands per call
 class NewTask:
     """A validated task about to be inserted (payload already encoded as JSON text)."""
 

@@ -29,21 +29,39 @@ def _shown(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+# Names and queues already accepted: a batch repeats a handful of them thousands of times.
+_accepted: set[str] = set()
+_ACCEPTED_MAX = 4096
+
+
+def _accept(value: str) -> str:
+    if len(_accepted) >= _ACCEPTED_MAX:
+        _accepted.clear()
+    _accepted.add(value)
+    return value
+
+
 def check_queue(queue: Any) -> str:
+    if type(queue) is str and "q:" + queue in _accepted:
+        return queue
     if not isinstance(queue, str) or not QUEUE_RE.fullmatch(queue):
         raise InvalidInput(
             f"invalid queue name {_shown(queue)}: use 1-64 of a-z 0-9 _ - "
             "(starting with a letter or digit)"
         )
+    _accept("q:" + queue)
     return queue
 
 
 def check_name(name: Any) -> str:
+    if type(name) is str and "n:" + name in _accepted:
+        return name
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise InvalidInput(
             f"invalid task name {_shown(name)}: use a dotted identifier "
             "(letters, digits, _ . : -, at most 200 characters)"
         )
+    _accept("n:" + name)
     return name
 
 
@@ -93,9 +111,13 @@ def encode_json(value: Any, what: str, max_bytes: int | None = None) -> str:
 def encode_payload(payload: Any, max_bytes: int) -> str:
     if payload is None:
         payload = {}
-    if not isinstance(payload, Mapping):
-        raise InvalidInput(f"payload must be a JSON object, got {type(payload).__name__}")
-    return encode_json(dict(payload), "payload", max_bytes)
+    if not payload and type(payload) is dict and max_bytes >= 2:
+        return "{}"  # a task without arguments: nothing to check or encode
+    if type(payload) is not dict:  # the common case skips the (slow) ABC check and copy
+        if not isinstance(payload, Mapping):
+            raise InvalidInput(f"payload must be a JSON object, got {type(payload).__name__}")
+        payload = dict(payload)
+    return encode_json(payload, "payload", max_bytes)
 
 
 def _int(value: Any, what: str, low: int, high: int) -> int:
@@ -166,13 +188,16 @@ def new_task(
 
 def new_task_from_mapping(item: Any, max_payload_bytes: int) -> NewTask:
     """`enqueue_many` items: mappings with `enqueue`'s keyword names plus name/payload."""
-    if not isinstance(item, Mapping):
+    if type(item) is not dict and not isinstance(item, Mapping):
         raise InvalidInput(f"each task must be a mapping, got {type(item).__name__}")
-    unknown = set(item) - ENQUEUE_KEYS
-    if unknown:
+    if not ENQUEUE_KEYS.issuperset(item):
+        unknown = set(item) - ENQUEUE_KEYS
         raise InvalidInput(f"unknown task keys: {', '.join(sorted(map(str, unknown)))}")
     if "name" not in item:
         raise InvalidInput("each task needs a 'name'")
+    if len(item) <= 2 and (len(item) == 1 or "payload" in item):  # every option its default
+        payload = encode_payload(item.get("payload"), max_payload_bytes)
+        return NewTask(name=check_name(item["name"]), payload_json=payload)
     options = {k: v for k, v in item.items() if k not in ("name", "payload")}
     return new_task(
         item["name"], item.get("payload"), max_payload_bytes=max_payload_bytes, **options
