@@ -64,6 +64,11 @@ class Backend(Protocol):
         per column (PostgreSQL arrays) or one in all (SQLite JSON), whatever the row count."""
         ...
 
+    def batch_lookup(self, key: str, columns: Sequence[tuple[str, Any]]) -> FromClause:
+        """Like `batch_source`, shaped to be joined to a table on its first column (an
+        ``id``): the plan stays linear in the batch whatever the table's statistics."""
+        ...
+
     def batch_values(
         self, key: str, columns: Sequence[tuple[str, Any]], rows: Sequence[Sequence[Any]]
     ) -> dict[str, Any]:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,19 +25,25 @@ from sqlalchemy import (
     any_,
     bindparam,
     cast,
+    event,
     func,
     select,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import Grouping
+from sqlalchemy.util import await_only
 
 from taskstore.logs import get_logger
 from taskstore.settings import Settings
 
 log = get_logger("taskstore.listen")
 _LISTEN_PING_SECONDS = 5.0
+_PING_AFTER_IDLE_SECONDS = 1.0
+_IDLE_SINCE = "taskstore_idle_since"
 
 NOTIFY_CHANNEL = "taskstore"
 _MIGRATION_LOCK_KEY = 0x7461736B73746F  # "tasksto"
@@ -72,12 +79,35 @@ class PostgresBackend:
         return {
             "pool_size": settings.pool_size,
             "max_overflow": settings.max_overflow,
-            "pool_pre_ping": settings.pool_pre_ping,
+            "pool_pre_ping": False,  # see configure_engine: a cheaper check of our own
             "connect_args": {"server_settings": {"application_name": "taskstore"}},
         }
 
     def configure_engine(self, engine: AsyncEngine, settings: Settings) -> None:
-        return None
+        if not settings.pool_pre_ping:
+            return
+        # SQLAlchemy's pre-ping wraps its probe in BEGIN/ROLLBACK here: three round trips
+        # on every checkout. Ours costs nothing for a connection whose socket the driver
+        # already saw close, and one round trip for one idle in the pool long enough for
+        # the server to have gone away unseen; a dead one is swapped for a fresh one.
+        pool_events = engine.sync_engine.pool
+
+        @event.listens_for(pool_events, "checkin")
+        def _on_checkin(dbapi_connection: Any, record: Any) -> None:
+            record.info[_IDLE_SINCE] = time.monotonic()
+
+        @event.listens_for(pool_events, "checkout")
+        def _on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+            driver = proxy.driver_connection
+            if driver.is_closed():
+                raise DisconnectionError("pooled connection was closed")
+            idle_since = record.info.get(_IDLE_SINCE)
+            if idle_since is None or time.monotonic() - idle_since < _PING_AFTER_IDLE_SECONDS:
+                return  # new, or in use a moment ago
+            try:
+                await_only(driver.fetchrow(";"))
+            except Exception as exc:
+                raise DisconnectionError(f"pooled connection is dead: {exc}") from exc
 
     def now(self) -> ColumnElement[Any]:
         return func.now()
@@ -94,18 +124,40 @@ class PostgresBackend:
         return column == any_(bindparam(key, type_=ARRAY(BigInteger)))
 
     def batch_source(self, key: str, columns: Sequence[tuple[str, Any]]) -> FromClause:
-        # unnest() calls side by side in one select list walk their arrays in step
+        # one multi-argument unnest() walks the arrays in step: the cheapest row source
+        arrays = [bindparam(f"{key}_{name}", type_=ARRAY(type_)) for name, type_ in columns]
+        names = [name for name, _ in columns]
+        return func.unnest(*arrays).table_valued(*names).render_derived(name=key)
+
+    def batch_lookup(self, key: str, columns: Sequence[tuple[str, Any]]) -> FromClause:
+        # The first column drives (unnest ... WITH ORDINALITY); the others are subscripts of
+        # their arrays at that ordinal. Joined to the table this plans as a hash join on
+        # every column (or a primary-key lookup), whatever the statistics say; with the
+        # arrays side by side a generic plan nested-looped over the whole batch per row.
+        (first, first_type), *rest = columns
+        rows = (
+            func.unnest(bindparam(f"{key}_{first}", type_=ARRAY(first_type)))
+            .table_valued(first, with_ordinality="i")
+            .render_derived(name=f"{key}_rows")
+        )
         return select(
+            rows.c[first].label(first),
             *(
-                func.unnest(bindparam(f"{key}_{name}", type_=ARRAY(type_))).label(name)
-                for name, type_ in columns
-            )
+                Grouping(bindparam(f"{key}_{name}", type_=ARRAY(type_)))[rows.c.i].label(name)
+                for name, type_ in rest
+            ),
         ).subquery(key)
 
     def batch_values(
         self, key: str, columns: Sequence[tuple[str, Any]], rows: Sequence[Sequence[Any]]
     ) -> dict[str, Any]:
-        return {f"{key}_{name}": [row[i] for row in rows] for i, (name, _) in enumerate(columns)}
+        params: dict[str, Any] = {}
+        for i, (name, _) in enumerate(columns):
+            values = [row[i] for row in rows]
+            # A column of NULLs travels as one NULL array: unnest() pads it with NULLs, and
+            # asyncpg has nothing to encode (max_attempts, run_at and delay, usually).
+            params[f"{key}_{name}"] = None if all(v is None for v in values) else values
+        return params
 
     def batch_filter(self, id_column: ColumnElement[Any], key: str) -> ColumnElement[Any]:
         # Without it the planner hashes every row the worker holds for each batch.
@@ -160,20 +212,31 @@ class PostgresBackend:
         """
         delay = 0.1
         while True:
+            began = time.monotonic()
             try:
                 async with engine.connect() as conn:
-                    raw = (await conn.get_raw_connection()).driver_connection
-                    await raw.add_listener(NOTIFY_CHANNEL, lambda *args: wake(args[-1]))
-                    wake("*")
-                    delay = 0.1
-                    while True:
-                        await anyio.sleep(_LISTEN_PING_SECONDS)
-                        with anyio.fail_after(_LISTEN_PING_SECONDS):
-                            await raw.execute("SELECT 1")
+                    try:
+                        await self._listen_on(conn, wake)
+                    finally:
+                        # It listens, and a failure was the driver's, unseen by SQLAlchemy:
+                        # never hand this connection back to the pool.
+                        with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                            await conn.invalidate()
             except Exception as exc:  # connection lost or server down: reconnect with backoff
+                if time.monotonic() - began > _LISTEN_PING_SECONDS:
+                    delay = 0.1  # it had been up: this is a new outage
                 log.warning("LISTEN connection lost; reconnecting", error=str(exc).strip()[:200])
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    async def _listen_on(self, conn: AsyncConnection, wake: Callable[[str], None]) -> None:
+        raw = (await conn.get_raw_connection()).driver_connection
+        await raw.add_listener(NOTIFY_CHANNEL, lambda *args: wake(args[-1]))
+        wake("*")
+        while True:
+            await anyio.sleep(_LISTEN_PING_SECONDS)
+            with anyio.fail_after(_LISTEN_PING_SECONDS):
+                await raw.execute("SELECT 1")
 
     async def notify(self, conn: AsyncConnection, queues: Sequence[str]) -> None:
         await conn.execute(_NOTIFY, {"channel": NOTIFY_CHANNEL, "payload": notify_payload(queues)})

@@ -141,6 +141,9 @@ class SQLiteBackend:
             )
         ).subquery(key)
 
+    def batch_lookup(self, key: str, columns: Sequence[tuple[str, Any]]) -> FromClause:
+        return self.batch_source(key, columns)  # joined by rowid: one form serves both
+
     def batch_values(
         self, key: str, columns: Sequence[tuple[str, Any]], rows: Sequence[Sequence[Any]]
     ) -> dict[str, Any]:

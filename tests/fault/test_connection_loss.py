@@ -12,6 +12,7 @@ import datetime as dt
 import random
 from pathlib import Path
 
+import anyio
 import asyncpg
 import pytest
 
@@ -144,3 +145,21 @@ async def test_workers_survive_killed_connections_and_a_server_restart(
         resume_after_restart_s=round(resumed_in, 2),
         duplicates=duplicates(executions(log)),
     )
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_pooled_connections_killed_while_idle_are_replaced_before_use(
+    store: TaskStore, db_url: str
+) -> None:
+    # The store's own connections are named "taskstore" (the workers' too, in other tests).
+    await store.enqueue_many([{"name": "t.x"}] * 3)
+    await store.stats()
+    admin = await admin_connect(db_url)
+    try:
+        killed = await terminate_worker_connections(admin)
+    finally:
+        await admin.close()
+    assert killed >= 1
+    await anyio.sleep(1.2)  # idle past the point where a checkout checks its connection
+    assert len(await store.enqueue_many([{"name": "t.x"}] * 2)) == 2  # no error reaches us
+    assert sum((await store.stats())[0].counts.values()) == 5

@@ -13,6 +13,7 @@ import subprocess
 import traceback
 from pathlib import Path
 
+import anyio
 import pytest
 from click.testing import CliRunner
 from sqlalchemy.engine import make_url
@@ -130,6 +131,9 @@ async def test_a_running_worker_keeps_the_password_out_of_its_title_and_logs(
             await terminate_worker_connections(admin)
         finally:
             await admin.close()
+        # That killed this test's own pooled connection too (same application name): give
+        # the driver a moment to see its socket closed, so the pool swaps it on checkout.
+        await anyio.sleep(0.2)
         await store.enqueue("faulty.noop")
     finally:
         codes = await fleet.stop()

@@ -318,9 +318,10 @@ async def admin_connect(url: str, seconds: float = 30.0) -> asyncpg.Connection:
 
 
 async def terminate_worker_connections(admin: asyncpg.Connection) -> int:
-    """pg_terminate_backend on every connection the workers hold to this database."""
+    """pg_terminate_backend on every connection the workers hold to this database; it
+    returns once those server processes have exited (or after 5 s)."""
     return await admin.fetchval(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
         "WHERE application_name = $1 AND datname = current_database() "
         "AND pid <> pg_backend_pid()",
         WORKERS_APPLICATION_NAME,
