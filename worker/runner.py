@@ -7,7 +7,9 @@ One process runs:
   few milliseconds), fenced on (id, worker, attempt);
 - a heartbeat, extending every lease the worker holds in one statement and stopping
   handlers whose task was cancelled or rescued elsewhere;
-- a rescuer, returning tasks whose lease expired (a crashed worker's) to the queue.
+- a rescuer, returning tasks whose lease expired (a crashed worker's) to the queue; such
+  orphans then run one at a time, each alone in its worker, so that a task which kills
+  its process is charged for the crash by itself.
 The worker never sees SQL: it calls the store's repository.
 """
 
@@ -104,6 +106,10 @@ class Worker:
         self._wake = asyncio.Event()
         self._ack_ready = asyncio.Event()
         self._stopping = False
+        # Orphans (tasks rescued after their worker died) may be waiting: run those one at a
+        # time, alone (see `taskstore.models.task.orphaned`). Look at once on start.
+        self._orphans_waiting = True
+        self._claim_failures = 0
         self._queue_order = list(config.queues)
         self._poll_max = config.poll_max_seconds or store.backend.idle_poll_max_seconds
         self._claim_threshold = max(1, min(config.ack_flush_at, config.concurrency // 4))
@@ -206,7 +212,11 @@ class Worker:
         """Claim in batches: wait for free slots (and for acks to keep up), then linger a
         moment while busy so one claim fills several slots instead of one claim per slot."""
         backlog = 4 * self.config.ack_flush_at
-        while not self._stopping and (self._total_free() == 0 or len(self._acks) >= backlog):
+        while not self._stopping and (
+            self._total_free() == 0
+            or len(self._acks) >= backlog
+            or (self._orphans_waiting and self.running)
+        ):
             await self._wait_wake(None)
         if self.running and self._total_free() < self._claim_threshold:
             await anyio.sleep(self.config.claim_linger_seconds)
@@ -217,9 +227,13 @@ class Worker:
             await self._await_room()
             if self._stopping:
                 return
+            looked = self._orphans_waiting
             claimed, had_room = await self._claim_round()
             if claimed:
                 delay = self.config.poll_min_seconds
+                continue
+            if not looked and not self.running:
+                self._orphans_waiting = True  # idle: before waiting, look for orphans too
                 continue
             if self._stopping or (self.config.burst and not self.running):
                 return  # stopping, or drained: nothing claimable now and nothing in flight
@@ -250,6 +264,11 @@ class Worker:
     async def _claim_round(self) -> tuple[int, bool]:
         """One claim per queue with room, rotating the start so no queue starves."""
         self._queue_order.append(self._queue_order.pop(0))
+        if self._orphans_waiting:
+            if self.running:  # flagged during the linger: let the running tasks end first
+                return 0, False
+            if await self._claim_orphan():
+                return 1, True
         claimed, had_room = 0, False
         for queue in list(self._queue_order):
             free = self._free(queue)
@@ -261,7 +280,23 @@ class Worker:
                 claimed += 1
         return claimed, had_room
 
-    async def _claim(self, queue: str, limit: int) -> list[ClaimedTask]:
+    async def _claim_orphan(self) -> bool:
+        """With nothing else running, claim one task rescued after its worker died and
+        start it; it runs alone, and claiming waits until it is done. False (and back to
+        batches) once there is none."""
+        if self._acks:
+            # If this task kills the process, the completions it would take with it are
+            # those of innocent tasks, charged an attempt each: write them first.
+            await self._flush_acks()
+        for queue in list(self._queue_order):
+            if self._free(queue) > 0 and not self._stopping:
+                for task in await self._claim(queue, 1, orphans=True):
+                    self._start(task)
+                    return True
+        self._orphans_waiting = False
+        return False
+
+    async def _claim(self, queue: str, limit: int, orphans: bool = False) -> list[ClaimedTask]:
         try:
             async with self._fetch_link.statement() as conn:
                 tasks = await self.store.tasks.claim(
@@ -270,13 +305,21 @@ class Worker:
                     queue=queue,
                     limit=limit,
                     lease_seconds=self.config.lease_seconds,
+                    orphans=orphans,
                 )
             if tasks:
                 self.metrics.claimed(len(tasks))
+            self._claim_failures = 0
             return tasks
         except DB_ERRORS as exc:
-            self.log.warning("claim failed; will retry", queue=queue, error=str(exc))
-            await anyio.sleep(self._poll_max)
+            # A killed connection is replaced at once; a server that is down is asked
+            # again less and less often.
+            retry_in = min(self._poll_max, self.config.poll_min_seconds * 2**self._claim_failures)
+            self._claim_failures = min(self._claim_failures + 1, 16)
+            self.log.warning(
+                "claim failed; will retry", queue=queue, error=str(exc), retry_in=retry_in
+            )
+            await anyio.sleep(retry_in)
             return []
 
     async def _wait_wake(self, seconds: float | None) -> None:
@@ -444,7 +487,7 @@ class Worker:
                 failures += 1
                 if final and failures >= 5:
                     return  # leases will expire and the tasks run again
-                await anyio.sleep(min(5.0, 0.1 * 2**failures))
+                await anyio.sleep(min(5.0, 0.05 * 2 ** (failures - 1)))  # 0.05 s first
 
     async def _write_acks(self, batch: list[tuple[int, int, str | None]]) -> bool:
         try:
@@ -561,9 +604,21 @@ class Worker:
                 async with self.store.transaction() as conn:
                     rescued = await self.store.tasks.rescue_expired(conn)
                     await self.store.worker_registry.prune_dead(conn)
+                    # Our own rescues we run at once; others' only once they have waited
+                    # a lease (their rescuer is on them), so a crash drains one worker,
+                    # not the whole fleet.
+                    waiting = await self.store.tasks.any_due(
+                        conn,
+                        list(self.config.queues),
+                        orphans=True,
+                        waiting_seconds=0.0 if rescued else self.config.lease_seconds,
+                    )
             except DB_ERRORS as exc:
                 self.log.warning("rescue failed", error=str(exc))
                 continue
+            if waiting and not self._orphans_waiting:
+                self._orphans_waiting = True  # the fetcher lets running tasks drain first
+                self._wake.set()
             if rescued:
                 self.counts["rescued"] += len(rescued)
                 self.metrics.rescued(len(rescued))

@@ -2,7 +2,8 @@
 
 The indexes are shaped by the queries that run hot:
 - claim: a partial index over claimable rows only, in claim order, so finished history
-  never sits in the claimer's way;
+  never sits in the claimer's way; a second, tiny one over the orphaned rows among them
+  (rescued from a dead worker, rerun one at a time) finds those without walking the queue;
 - heartbeat / rescue: one partial index over leased rows only (a handful at any time; the
   rescuer scans all of them, which is cheaper than keeping a second index on every claim);
 - dedup: a unique partial index, so "one live task per key" is enforced by the database;
@@ -38,6 +39,13 @@ def status_in(statuses: frozenset[TaskStatus]) -> Any:
     return text("status IN (" + quoted + ")")
 
 
+def orphaned() -> Any:
+    """Tasks rescued after their worker died: ``not_finished`` with nobody's id on them (a
+    worker that cuts a task off at shutdown leaves its own). One of them may be what killed
+    that worker, so each runs alone. A literal predicate, like `status_in`."""
+    return text(status_in(frozenset({TaskStatus.NOT_FINISHED})).text + " AND worker_id IS NULL")
+
+
 class TaskEntity(Base):
     """A unit of work: a registered handler's name, a JSON payload and its lifecycle."""
 
@@ -70,16 +78,14 @@ class TaskEntity(Base):
         return f"<TaskEntity id={self.id} name={self.name!r} status={self.status}>"
 
 
-_claim_where = status_in(CLAIMABLE)
-Index(
-    "ix_taskstore_tasks_claim",
-    TaskEntity.queue,
-    TaskEntity.priority.desc(),
-    TaskEntity.run_at,
-    TaskEntity.id,
-    postgresql_where=_claim_where,
-    sqlite_where=_claim_where,
-)
+def _in_claim_order(name: str, where: Any) -> Index:
+    """A partial index in the order claims take rows: queue, priority, due time, id."""
+    columns = (TaskEntity.queue, TaskEntity.priority.desc(), TaskEntity.run_at, TaskEntity.id)
+    return Index(name, *columns, postgresql_where=where, sqlite_where=where)
+
+
+_in_claim_order("ix_taskstore_tasks_claim", status_in(CLAIMABLE))
+_in_claim_order("ix_taskstore_tasks_orphaned", orphaned())
 _leased_where = status_in(LEASED)
 Index(
     "ix_taskstore_tasks_worker",

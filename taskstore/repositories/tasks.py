@@ -43,7 +43,7 @@ from taskstore.engine import dumps_json
 from taskstore.errors import IllegalTransition, LeaseLost, TaskNotFound
 from taskstore.models.base import JSONText, UTCDateTime
 from taskstore.models.periodic import PeriodicTick
-from taskstore.models.task import TaskEntity, status_in
+from taskstore.models.task import TaskEntity, orphaned, status_in
 from taskstore.records import ClaimedTask, NewTask, QueueStats, TaskInfo
 from taskstore.states import (
     ACTIVE,
@@ -114,7 +114,11 @@ class TaskRepository:
         self._live_by_key = select(T.c.dedup_key, T.c.id).where(
             T.c.dedup_key.in_(bindparam("p_keys", expanding=True)), status_in(ACTIVE)
         )
-        self._claim = {start: self._build_claim(start) for start in (True, False)}
+        self._claim = {
+            (start, orphans): self._build_claim(start, orphans)
+            for start in (True, False)
+            for orphans in (True, False)
+        }
         self._heartbeat = (
             update(T)
             .where(
@@ -151,7 +155,7 @@ class TaskRepository:
             params = self.backend.batch_values("new", NEW_COLUMNS, rows)
             # Ids come from a sequence (PostgreSQL) or the rowid (SQLite) in the order the
             # SELECT feeds rows to the INSERT: sorted, they line up with the input.
-            new_ids = sorted(row[0] for row in await conn.execute(self._insert_plain, params))
+            new_ids = sorted((await conn.execute(self._insert_plain, params)).scalars().all())
             for i, task_id in zip(plain, new_ids, strict=True):
                 ids[i] = task_id
         keyed = [i for i, t in enumerate(tasks) if t.dedup_key is not None]
@@ -173,7 +177,7 @@ class TaskRepository:
             b.json_from_text(new.c.payload),
             new.c.priority,
             new.c.max_attempts,
-            func.coalesce(new.c.run_at, b.now_plus(new.c.delay)),
+            func.coalesce(new.c.run_at, b.now_plus(new.c.delay), self._now),
             self._now,
             self._now,
         )
@@ -225,11 +229,16 @@ class TaskRepository:
         return task_id
 
     # ------------------------------------------------------------------- claim
-    def _build_claim(self, start: bool) -> Any:
+    def _build_claim(self, start: bool, orphans: bool) -> Any:
         b = self.backend
+        # Each form states one partial index's predicate literally, so the planner (SQLite's
+        # above all) takes that index: batches filter orphans off the claim index; orphans
+        # have a small index of their own.
+        not_orphaned = or_(T.c.status == _status(TaskStatus.CREATED), T.c.worker_id.is_not(None))
+        which = [orphaned()] if orphans else [status_in(CLAIMABLE), not_orphaned]
         picked: Select[Any] = (
             select(T.c.id)
-            .where(status_in(CLAIMABLE), T.c.queue == bindparam("p_queue"), T.c.run_at <= self._now)
+            .where(*which, T.c.queue == bindparam("p_queue"), T.c.run_at <= self._now)
             .order_by(T.c.priority.desc(), T.c.run_at, T.c.id)
             .limit(bindparam("p_limit", type_=Integer))
         )
@@ -254,12 +263,16 @@ class TaskRepository:
         limit: int,
         lease_seconds: float,
         start: bool = True,
+        orphans: bool = False,
     ) -> list[ClaimedTask]:
         """Claim up to `limit` due tasks of `queue`, best first.
 
         With ``start=True`` (the worker's hot path) claim and start are one statement:
         the tasks go straight to ``running`` and the attempt is counted. With
         ``start=False`` they are only ``assigned`` (prefetched) and `start` follows.
+        ``orphans=True`` claims only tasks rescued after their worker died, which a worker
+        runs one at a time and alone (see `taskstore.models.task.orphaned`); batches
+        (the default) take every other claimable task.
         """
         if limit <= 0:
             return []
@@ -269,7 +282,7 @@ class TaskRepository:
             "p_worker_id": worker_id,
             "p_lease": lease_seconds,
         }
-        rows = (await conn.execute(self._claim[start], params)).all()
+        rows = (await conn.execute(self._claim[start, orphans], params)).all()
         rows.sort(key=_claim_order)  # RETURNING has no order
         return [ClaimedTask(*row[:7]) for row in rows]
 
@@ -314,8 +327,10 @@ class TaskRepository:
     async def interrupt_many(
         self, conn: Executor, *, worker_id: str, cut: Sequence[tuple[int, int, str | None]]
     ) -> set[int]:
-        """Mark running tasks cut off (shutdown) as ``not_finished``; the doc is the error."""
-        extra = {"error": "doc", "worker_id": None}
+        """Mark running tasks cut off (shutdown) as ``not_finished``; the doc is the error.
+        The worker's id stays on the row: it handed the task back alive, so the task is
+        no orphan (see `taskstore.models.task.orphaned`) and runs again in a batch."""
+        extra = {"error": "doc"}
         return await self._end_batch(conn, Event.INTERRUPT, worker_id, cut, extra)
 
     async def release_many(
@@ -330,7 +345,7 @@ class TaskRepository:
         stmt = self._end_batch_cache.get(key)
         if stmt is None:
             b = self.backend
-            batch = b.batch_source("batch", ACK_COLUMNS)
+            batch = b.batch_lookup("batch", ACK_COLUMNS)
             values: dict[str, Any] = {
                 "status": _status(target(event)),
                 "updated_at": self._now,
@@ -581,13 +596,21 @@ class TaskRepository:
                     by_queue[queue] = QueueStats(queue, stats.counts, age)
         return list(by_queue.values())
 
-    async def any_due(self, conn: Executor, queues: Sequence[str]) -> bool:
-        """Is a task of `queues` claimable now? (A read: cheap, and no write lock.)"""
-        stmt = (
-            select(T.c.id)
-            .where(status_in(CLAIMABLE), T.c.queue.in_(queues), T.c.run_at <= self._now)
-            .limit(1)
-        )
+    async def any_due(
+        self,
+        conn: Executor,
+        queues: Sequence[str],
+        *,
+        orphans: bool = False,
+        waiting_seconds: float = 0.0,
+    ) -> bool:
+        """Is a task of `queues` claimable now (with ``orphans=True``: one rescued after its
+        worker died, at least `waiting_seconds` ago)? A read: cheap, and no write lock."""
+        which = orphaned() if orphans else status_in(CLAIMABLE)
+        stmt = select(T.c.id).where(which, T.c.queue.in_(queues), T.c.run_at <= self._now).limit(1)
+        if waiting_seconds > 0:
+            since = self.backend.now_plus(literal(-float(waiting_seconds), Float))
+            stmt = stmt.where(T.c.updated_at <= since)
         return (await conn.execute(stmt)).first() is not None
 
     async def claimable_counts(self, conn: Executor) -> dict[str, int]:
@@ -690,7 +713,7 @@ def _new_row(task: NewTask) -> tuple[Any, ...]:
         task.priority,
         task.max_attempts,
         task.run_at,
-        task.delay_seconds,
+        task.delay_seconds or None,  # no delay: NULL, due now
     )
 
 

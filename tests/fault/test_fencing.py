@@ -30,11 +30,20 @@ LANES = 4
 
 
 async def _claim(
-    store: TaskStore, worker_id: str, lease: float, queue: str = "default"
+    store: TaskStore,
+    worker_id: str,
+    lease: float,
+    queue: str = "default",
+    orphans: bool = False,
 ) -> ClaimedTask:
     async with store.transaction() as conn:
         [claimed] = await store.tasks.claim(
-            conn, worker_id=worker_id, queue=queue, limit=1, lease_seconds=lease
+            conn,
+            worker_id=worker_id,
+            queue=queue,
+            limit=1,
+            lease_seconds=lease,
+            orphans=orphans,
         )
     return claimed
 
@@ -84,7 +93,7 @@ async def test_a_zombie_workers_late_writes_are_refused_and_the_heirs_result_sta
         return (await _rescue(store)).get(task_id) is TaskStatus.NOT_FINISHED
 
     await wait_until(rescued, seconds=10)
-    second = await _claim(store, HEIR, lease=30)
+    second = await _claim(store, HEIR, lease=30, orphans=True)
     assert (second.id, second.attempt) == (task_id, 2)
 
     await _zombie_writes_are_refused(store, task_id)  # while B still runs it

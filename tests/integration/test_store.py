@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 
 from taskstore import (
     IllegalTransition,
@@ -28,10 +28,17 @@ async def claim(
     worker: str = W,
     lease: float = 30.0,
     start: bool = True,
+    orphans: bool = False,
 ):
     async with store.transaction() as conn:
         return await store.tasks.claim(
-            conn, worker_id=worker, queue=queue, limit=limit, lease_seconds=lease, start=start
+            conn,
+            worker_id=worker,
+            queue=queue,
+            limit=limit,
+            lease_seconds=lease,
+            start=start,
+            orphans=orphans,
         )
 
 
@@ -65,6 +72,34 @@ async def test_enqueue_many_returns_ids_in_the_order_given(store: TaskStore) -> 
     for i in (0, 17, 249):
         assert (await store.require(ids[i])).payload == {"i": i}
     assert await store.enqueue_many([]) == []
+
+
+async def test_enqueue_many_keeps_each_tasks_own_options_in_a_mixed_batch(
+    store: TaskStore,
+) -> None:
+    at = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)
+    plain, delayed, scheduled, limited = await store.enqueue_many(
+        [
+            {"name": "t.x"},
+            {"name": "t.x", "delay": 3600},
+            {"name": "t.x", "run_at": at},
+            {"name": "t.x", "max_attempts": 7},
+        ]
+    )
+    rows = {task_id: await store.require(task_id) for task_id in (plain, delayed, scheduled)}
+    now = rows[plain].created_at
+    assert rows[plain].run_at <= now + dt.timedelta(seconds=1)
+    assert rows[delayed].run_at >= now + dt.timedelta(minutes=59)
+    assert abs(rows[scheduled].run_at - at) < dt.timedelta(milliseconds=1)
+    assert (await store.require(limited)).max_attempts == 7
+    assert rows[plain].max_attempts is None
+    # and a batch in which no task sets any of those options
+    [again] = await store.enqueue_many([{"name": "t.x"}])
+    info = await store.require(again)
+    assert (info.max_attempts, info.run_at <= info.created_at + dt.timedelta(seconds=1)) == (
+        None,
+        True,
+    )
 
 
 async def test_enqueue_many_validates_the_whole_batch_before_writing(store: TaskStore) -> None:
@@ -309,7 +344,9 @@ async def test_heartbeat_extends_leases_in_one_statement(store: TaskStore) -> No
     assert (await store.require(tasks[2].id)).lease_expires_at <= before + dt.timedelta(seconds=5)
 
 
-async def test_expired_lease_is_rescued_to_not_finished_and_claimable(store: TaskStore) -> None:
+async def test_expired_lease_is_rescued_to_not_finished_and_claimable_apart(
+    store: TaskStore,
+) -> None:
     task_id = await store.enqueue("t.x", max_attempts=3)
     await claim(store, lease=-1)  # a lease already in the past: the worker "crashed"
     async with store.transaction() as conn:
@@ -317,8 +354,28 @@ async def test_expired_lease_is_rescued_to_not_finished_and_claimable(store: Tas
     assert rescued == {task_id: TaskStatus.NOT_FINISHED}
     info = await store.require(task_id)
     assert info.status is TaskStatus.NOT_FINISHED and info.error["type"] == "LeaseExpired"
+    fresh = await store.enqueue("t.x")
+    # batches leave orphans (rescued from a dead worker) alone; they are claimed one by one
+    assert [t.id for t in await claim(store, worker="worker-b")] == [fresh]
+    [again] = await claim(store, worker="worker-b", orphans=True)
+    assert (again.id, again.attempt) == (task_id, 2)
+
+
+async def test_a_task_cut_off_at_shutdown_is_no_orphan_and_is_claimed_in_a_batch(
+    store: TaskStore,
+) -> None:
+    task_id = await store.enqueue("t.x")
+    [task] = await claim(store)
+    async with store.transaction() as conn:
+        cut = await store.tasks.interrupt_many(
+            conn, worker_id=W, cut=[(task.id, task.attempt, '{"type": "Shutdown"}')]
+        )
+    assert cut == {task_id}
+    info = await store.require(task_id)
+    assert (info.status, info.worker_id) == (TaskStatus.NOT_FINISHED, W)
+    assert await claim(store, worker="worker-b", orphans=True) == []
     [again] = await claim(store, worker="worker-b")
-    assert again.attempt == 2
+    assert (again.id, again.attempt) == (task_id, 2)
 
 
 async def test_rescue_fails_a_task_that_used_its_last_attempt(store: TaskStore) -> None:
@@ -425,25 +482,29 @@ async def test_payload_over_the_limit_is_refused(db_url: str, monkeypatch) -> No
         assert await count_rows(small) == 1
 
 
-async def test_claim_query_uses_the_partial_claim_index(store: TaskStore, backend: str) -> None:
-    await store.enqueue_many([{"name": "t.x", "queue": f"q{i % 20}"} for i in range(2000)])
-    picked = (
-        select(TaskEntity.id)
-        .where(
-            text("status IN ('created', 'not_finished')"),
-            TaskEntity.queue == "q3",
-            TaskEntity.run_at <= func.current_timestamp(),
-        )
-        .order_by(TaskEntity.priority.desc(), TaskEntity.run_at, TaskEntity.id)
-        .limit(10)
-    )
+@pytest.mark.parametrize(
+    ("orphans", "index"),
+    [(False, "ix_taskstore_tasks_claim"), (True, "ix_taskstore_tasks_orphaned")],
+)
+async def test_claim_statements_use_their_partial_index(
+    store: TaskStore, backend: str, orphans: bool, index: str
+) -> None:
+    ids = await store.enqueue_many([{"name": "t.x", "queue": f"q{i % 20}"} for i in range(2000)])
+    values = {"p_queue": "q3", "p_limit": 10, "p_worker_id": "w", "p_lease": 30.0}
     async with store.transaction() as conn:
+        await conn.execute(
+            update(TaskEntity).where(TaskEntity.id.in_(ids[:50])).values(status="not_finished")
+        )
         if backend == "postgres":
             await conn.execute(text("ANALYZE taskstore_tasks"))
-        compiled = picked.compile(conn.sync_connection, compile_kwargs={"literal_binds": True})
+        # EXPLAIN the product's own statement, with its parameters bound as when it runs
+        compiled = store.tasks._claim[True, orphans].compile(conn.sync_connection)
+        bound = compiled.construct_params(values)
+        args = tuple(bound[key] for key in compiled.positiontup or ())
         prefix = "EXPLAIN QUERY PLAN " if backend == "sqlite" else "EXPLAIN "
-        plan = "\n".join(str(r) for r in (await conn.execute(text(prefix + str(compiled)))).all())
-    assert "ix_taskstore_tasks_claim" in plan, plan
+        rows = (await conn.exec_driver_sql(prefix + compiled.string, args)).all()
+    plan = "\n".join(str(r) for r in rows)
+    assert index in plan, plan
 
 
 async def test_bulk_retry_requeues_failed_tasks_but_not_a_held_dedup_key(

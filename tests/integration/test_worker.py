@@ -252,10 +252,15 @@ async def test_a_task_whose_attempts_all_crashed_is_failed_not_retried_forever(
     store: TaskStore,
 ) -> None:
     task_id = await store.enqueue("t.echo", {"value": 1})  # max_attempts: the handler's (3)
-    for _ in range(3):  # three workers took it and died before finishing
+    for crash in range(3):  # three workers took it and died before finishing
         async with store.transaction() as conn:
             await store.tasks.claim(
-                conn, worker_id="crasher", queue="default", limit=1, lease_seconds=-1
+                conn,
+                worker_id="crasher",
+                queue="default",
+                limit=1,
+                lease_seconds=-1,
+                orphans=crash > 0,
             )
             await store.tasks.rescue_expired(conn)
     await make_worker(store).run()

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import anyio
 import asyncpg
 import pytest
 from croniter import croniter
+from sqlalchemy import update
 
 from taskstore import TaskStatus, TaskStore
+from taskstore.models import TaskEntity
 from tests.conftest import _dsn
 from worker import RegistrationError, Registry, TaskContext, Worker, WorkerConfig, task
 
@@ -29,6 +32,16 @@ async def slow(ctx: TaskContext) -> None:
 @task(name="s.fast", registry=reg, queue="fast")
 async def fast(ctx: TaskContext) -> None:
     return None
+
+
+SPANS: list[tuple[int, int, float, float]] = []  # (task id, attempt, start, end)
+
+
+@task(name="s.span", registry=reg)
+async def span(ctx: TaskContext) -> None:
+    started = time.monotonic()
+    await anyio.sleep(0.05)
+    SPANS.append((ctx.task_id, ctx.attempt, started, time.monotonic()))
 
 
 EVERY_2S = "* * * * * */2"  # croniter: a sixth field is seconds
@@ -202,3 +215,25 @@ async def test_only_one_transaction_holds_the_prune_lock(db_url: str, backend: s
             if backend == "postgres":  # SQLite: the second writer could not even begin
                 async with store.transaction() as second:
                     assert not await store.backend.try_lock(second, key)
+
+
+async def test_a_task_whose_last_attempt_died_with_its_worker_runs_alone(
+    store: TaskStore,
+) -> None:
+    # If one of them killed its worker, a batch-mate would die with it and lose an attempt.
+    ids = await store.enqueue_many([{"name": "s.span"} for _ in range(24)])
+    orphans = set(ids[5:8])  # rescued from a dead worker: not_finished, no worker id
+    async with store.transaction() as conn:
+        await conn.execute(
+            update(TaskEntity)
+            .where(TaskEntity.id.in_(orphans))
+            .values(status="not_finished", attempts=1)
+        )
+    SPANS.clear()
+    await worker_for(store, concurrency=8, burst=True).run()
+    assert sorted(t for t, _, _, _ in SPANS) == sorted(ids)
+    assert {t: a for t, a, _, _ in SPANS if t in orphans} == dict.fromkeys(orphans, 2)
+    for task_id, _, start, end in SPANS:
+        if task_id in orphans:
+            overlapping = [t for t, _, s, e in SPANS if t != task_id and s < end and e > start]
+            assert not overlapping, f"task {task_id} ran beside {overlapping}"

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import random
+from types import SimpleNamespace
 
 import anyio
 import pytest
 
 from taskstore.errors import InvalidInput
+from taskstore.records import ClaimedTask
 from worker import NonRetryable, RegistrationError, Registry, task
 from worker.cli import parse_queues
 from worker.errors import TaskTimeout, WrongArguments
 from worker.execution import Running, attempt, error_document
 from worker.retry import MAX_BACKOFF_SECONDS, backoff_seconds, should_retry
+from worker.runner import Worker, WorkerConfig
 
 
 def test_task_name_defaults_to_module_and_function() -> None:
@@ -184,3 +187,52 @@ def test_error_document_has_type_message_and_traceback() -> None:
         "w1",
     )
     assert "Traceback" in doc["traceback"]
+
+
+class ClaimLog:
+    """Stands in for `Worker._claim`: records each claim and hands out what it is given."""
+
+    def __init__(self, orphans: list[int], fresh: list[int]) -> None:
+        self.calls: list[tuple[int, bool]] = []
+        self.pools = {True: orphans, False: fresh}
+
+    async def __call__(self, queue: str, limit: int, orphans: bool = False) -> list:
+        self.calls.append((limit, orphans))
+        pool = self.pools[orphans]
+        taken, pool[:] = pool[:limit], pool[limit:]
+        return [ClaimedTask(i, "t.x", queue, {}, 1, None, 0) for i in taken]
+
+
+def idle_worker(claims: ClaimLog) -> Worker:
+    store = SimpleNamespace(backend=SimpleNamespace(idle_poll_max_seconds=1.0))
+    worker = Worker(store, Registry(), WorkerConfig(queues={"default": None}, concurrency=8))
+    worker._claim = claims  # type: ignore[method-assign]
+
+    def start(task: ClaimedTask) -> None:  # bookkeeping only: no handler runs
+        worker.running[task.id] = Running(task.id, task.queue, 0.0)
+
+    worker._start = start  # type: ignore[method-assign]
+    return worker
+
+
+async def test_an_idle_worker_claims_one_orphan_and_nothing_beside_it() -> None:
+    claims = ClaimLog(orphans=[7, 8], fresh=[1, 2, 3])
+    worker = idle_worker(claims)
+    assert await worker._claim_round() == (1, True)
+    assert (claims.calls, list(worker.running)) == ([(1, True)], [7])
+
+
+async def test_with_no_orphan_left_the_worker_claims_a_batch_again() -> None:
+    claims = ClaimLog(orphans=[], fresh=[1, 2, 3])
+    worker = idle_worker(claims)
+    assert await worker._claim_round() == (3, True)
+    assert claims.calls == [(1, True), (8, False)]
+    assert not worker._orphans_waiting
+
+
+async def test_orphans_found_while_tasks_run_wait_until_those_tasks_end() -> None:
+    claims = ClaimLog(orphans=[7], fresh=[1, 2, 3])
+    worker = idle_worker(claims)
+    worker.running[1] = Running(1, "default", 0.0)  # flagged during the claim linger
+    assert await worker._claim_round() == (0, False)
+    assert claims.calls == []
