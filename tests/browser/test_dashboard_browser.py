@@ -121,6 +121,14 @@ async def seed(url: str) -> int:
         return await run_one(store, "default", error=error)
 
 
+async def migrate(url: str) -> None:
+    store = TaskStore.from_url(url)
+    try:
+        await store.migrate()
+    finally:
+        await store.close()  # its SQLite connection must not outlive this event loop
+
+
 async def status_of(url: str, task_id: int) -> TaskStatus:
     async with TaskStore.from_url(url) as store:
         return (await store.require(task_id)).status
@@ -150,7 +158,7 @@ def dashboard(tmp_path: Path) -> Iterator[tuple[str, str, int]]:
     """(base URL, database URL, failed task id) of a running `taskstore dashboard`."""
     require_browser()
     db_url = f"sqlite:///{tmp_path / 'dashboard.db'}"
-    asyncio.run(TaskStore.from_url(db_url).migrate())
+    asyncio.run(migrate(db_url))
     failed = asyncio.run(seed(db_url))
     port = free_port()
     command = [sys.executable, "-m", "taskstore.dashboard", "--port", str(port)]
