@@ -2,6 +2,8 @@
 
 One process runs:
 - one fetcher, claiming batches per queue sized to free capacity (per queue and overall);
+  while handlers end within milliseconds it claims one batch ahead, so the next batch's
+  round trip overlaps this one's run (those tasks wait, leased, for a handler slot);
 - the handlers, each attempt a task of its own that can be cancelled alone;
 - an acknowledger, completing finished attempts in batches (flushed on size or after a
   few milliseconds), fenced on (id, worker, attempt);
@@ -66,6 +68,7 @@ class WorkerConfig:
     ack_delay_seconds: float = 0.005
     prune_seconds: float = 60.0  # how often one worker prunes finished tasks past retention
     claim_linger_seconds: float = 0.002
+    prefetch_below_seconds: float = 0.01  # claim ahead while handlers are this fast
 
     @property
     def heartbeat_interval(self) -> float:
@@ -118,6 +121,8 @@ class Worker:
         self._ack_lock = anyio.Lock()
         self._fetch_link = Link(store)
         self._ack_link = Link(store)
+        self._slots = asyncio.Semaphore(config.concurrency)  # handlers running at once
+        self._recent_seconds = float("inf")  # moving average of handler durations
         self.log = log.bind(worker=self.worker_id)
 
     # ------------------------------------------------------------- lifecycle
@@ -200,13 +205,24 @@ class Worker:
 
     # ------------------------------------------------------------------ fetch
     def _free(self, queue: str) -> int:
-        total_free = self.config.concurrency - sum(self.in_flight.values())
+        """How many tasks of `queue` one claim may take now."""
         limit = self.config.queues.get(queue)
-        queue_free = total_free if limit is None else limit - self.in_flight[queue]
-        return max(0, min(total_free, queue_free))
+        if limit is not None:  # a queue with its own limit never runs ahead of it
+            queue_free = limit - self.in_flight[queue]
+            total_free = self.config.concurrency - sum(self.in_flight.values())
+            return max(0, min(total_free, queue_free))
+        return max(0, min(self._total_free(), self.config.concurrency))
 
     def _total_free(self) -> int:
-        return self.config.concurrency - sum(self.in_flight.values())
+        return self.config.concurrency + self._ahead() - sum(self.in_flight.values())
+
+    def _ahead(self) -> int:
+        """Tasks claimed ahead of free handler slots. While handlers end within a few
+        milliseconds, a claim's round trip is what they would wait for: the next batch is
+        claimed while this one runs. Slow handlers get none, so no worker hoards tasks
+        that another could start now."""
+        fast = self._recent_seconds < self.config.prefetch_below_seconds
+        return self.config.concurrency if fast and not self._stopping else 0
 
     async def _await_room(self) -> None:
         """Claim in batches: wait for free slots (and for acks to keep up), then linger a
@@ -218,8 +234,16 @@ class Worker:
             or (self._orphans_waiting and self.running)
         ):
             await self._wait_wake(None)
-        if self.running and self._total_free() < self._claim_threshold:
-            await anyio.sleep(self.config.claim_linger_seconds)
+        # Linger only while few slots are free: handlers that end together (fast ones do)
+        # free enough slots within a wake-up, and a fixed sleep would idle the worker.
+        deadline = time.monotonic() + self.config.claim_linger_seconds
+        while (
+            self.running
+            and not self._stopping
+            and self._total_free() < self._claim_threshold
+            and (left := deadline - time.monotonic()) > 0
+        ):
+            await self._wait_wake(left)
 
     async def _fetch_loop(self) -> None:
         delay = self.config.poll_min_seconds
@@ -336,7 +360,14 @@ class Worker:
     # ---------------------------------------------------------------- execute
     async def _execute(self, task: ClaimedTask, run: Running) -> None:
         try:
-            outcome = await self._attempt(task, run)
+            if await self._take_slot(run):
+                try:
+                    outcome = await self._attempt(task, run)
+                finally:
+                    self._slots.release()
+                self._note_duration(outcome.seconds)
+            else:  # stopped while waiting for a slot: it never started
+                outcome = Outcome(None, abandoned=run.reason)
             await self._record(task, outcome)
         except Exception as exc:  # never let one task's bookkeeping take the worker down
             self.log.error(
@@ -348,6 +379,28 @@ class Worker:
             self.running.pop(task.id, None)
             self.in_flight[task.queue] -= 1
             self._wake.set()
+
+    def _note_duration(self, seconds: float) -> None:
+        """A moving average of handler durations (the last eight or so weigh most)."""
+        recent = self._recent_seconds
+        first = recent == float("inf")
+        self._recent_seconds = seconds if first else recent + (seconds - recent) / 8
+
+    async def _take_slot(self, run: Running) -> bool:
+        """Wait for a free handler slot (claimed-ahead tasks do); False if stopped first."""
+        try:
+            await self._slots.acquire()
+        except asyncio.CancelledError:
+            if run.reason is None:
+                raise  # not ours: the whole worker is being cancelled
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            return False
+        if run.reason is not None:
+            self._slots.release()
+            return False
+        return True
 
     async def _attempt(self, task: ClaimedTask, run: Running) -> Outcome:
         self.metrics.started(task.queue, task.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from types import SimpleNamespace
 
@@ -236,3 +237,62 @@ async def test_orphans_found_while_tasks_run_wait_until_those_tasks_end() -> Non
     worker.running[1] = Running(1, "default", 0.0)  # flagged during the claim linger
     assert await worker._claim_round() == (0, False)
     assert claims.calls == []
+
+
+def test_a_worker_whose_handlers_end_fast_claims_the_next_batch_while_one_runs() -> None:
+    worker = idle_worker(ClaimLog(orphans=[], fresh=[]))
+    worker.in_flight["default"] = 8  # a whole batch is running
+    assert worker._free("default") == 0  # handlers of unknown speed: nothing ahead
+    worker._note_duration(0.001)
+    assert worker._free("default") == 8  # fast ones: one more batch, no more
+    worker.in_flight["default"] = 16
+    assert worker._free("default") == 0
+
+
+def test_slow_handlers_or_a_stop_turn_claiming_ahead_off() -> None:
+    worker = idle_worker(ClaimLog(orphans=[], fresh=[]))
+    worker.in_flight["default"] = 8
+    worker._note_duration(0.001)
+    for _ in range(40):
+        worker._note_duration(2.0)
+    assert worker._free("default") == 0
+    worker._recent_seconds = 0.001
+    worker.stop()
+    assert worker._free("default") == 0
+
+
+def test_a_queue_with_its_own_limit_never_claims_ahead_of_it() -> None:
+    store = SimpleNamespace(backend=SimpleNamespace(idle_poll_max_seconds=1.0))
+    config = WorkerConfig(queues={"media": 2, "default": None}, concurrency=8)
+    worker = Worker(store, Registry(), config)
+    worker._note_duration(0.001)
+    worker.in_flight["media"] = 2
+    assert worker._free("media") == 0
+    assert worker._free("default") == 8  # the other queue still claims ahead, a batch at most
+
+
+async def test_claimed_ahead_tasks_wait_for_a_handler_slot_and_a_stopped_one_never_runs() -> None:
+    reg = Registry()
+    now_running, most, ran = [0], [0], []
+    gate = anyio.Event()
+
+    @task(name="t.slow", registry=reg)
+    async def slow(ctx) -> None:
+        now_running[0] += 1
+        most[0] = max(most[0], now_running[0])
+        ran.append(ctx.task_id)
+        await gate.wait()
+        now_running[0] -= 1
+
+    store = SimpleNamespace(backend=SimpleNamespace(idle_poll_max_seconds=1.0))
+    worker = Worker(store, reg, WorkerConfig(queues={"default": None}, concurrency=2))
+    for task_id in range(1, 6):
+        worker._start(ClaimedTask(task_id, "t.slow", "default", {}, 1, None, 0))
+    await anyio.sleep(0.05)
+    assert sorted(ran) == [1, 2]  # two slots: the other three wait, claimed
+    worker.running[5].stop("lost")  # cancelled elsewhere before it started
+    gate.set()
+    with anyio.fail_after(5):
+        await asyncio.gather(*(run.handle for run in list(worker.running.values())))
+    assert (sorted(ran), most[0]) == ([1, 2, 3, 4], 2)
+    assert sorted(task_id for task_id, _, _ in worker._acks) == [1, 2, 3, 4]
