@@ -9,7 +9,7 @@ status, which columns) stays in one place and only the *how* varies.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, FromClause, Select
@@ -67,6 +67,13 @@ class Backend(Protocol):
     def batch_lookup(self, key: str, columns: Sequence[tuple[str, Any]]) -> FromClause:
         """Like `batch_source`, shaped to be joined to a table on its first column (an
         ``id``): the plan stays linear in the batch whatever the table's statistics."""
+        ...
+
+    async def rows(
+        self, conn: Any, statement: Any, params: Mapping[str, Any]
+    ) -> Sequence[Sequence[Any]]:
+        """Every row of a hot-path statement (`conn` a connection or session), each
+        indexable by position; the same as ``(await conn.execute(...)).all()``."""
         ...
 
     def batch_values(

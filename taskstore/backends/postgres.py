@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import Grouping
 from sqlalchemy.util import await_only
 
+from taskstore.backends.pg_direct import DirectRunner
 from taskstore.logs import get_logger
 from taskstore.settings import Settings
 
@@ -72,8 +73,16 @@ class PostgresBackend:
     # a single UPDATE ... RETURNING is atomic: no BEGIN/COMMIT round trips around it
     statement_options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"}
 
+    def __init__(self) -> None:
+        self._direct = DirectRunner()
+
     def writing(self) -> contextlib.AbstractAsyncContextManager[None]:
         return contextlib.nullcontext()  # row locks and SKIP LOCKED let writers overlap
+
+    async def rows(
+        self, conn: Any, statement: Any, params: Mapping[str, Any]
+    ) -> Sequence[Sequence[Any]]:
+        return await self._direct.rows(conn, statement, params)
 
     def engine_kwargs(self, settings: Settings) -> dict[str, Any]:
         return {

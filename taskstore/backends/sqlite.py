@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +143,11 @@ class SQLiteBackend:
 
     def batch_lookup(self, key: str, columns: Sequence[tuple[str, Any]]) -> FromClause:
         return self.batch_source(key, columns)  # joined by rowid: one form serves both
+
+    async def rows(
+        self, conn: Any, statement: Any, params: Mapping[str, Any]
+    ) -> Sequence[Sequence[Any]]:
+        return (await conn.execute(statement, params)).all()
 
     def batch_values(
         self, key: str, columns: Sequence[tuple[str, Any]], rows: Sequence[Sequence[Any]]

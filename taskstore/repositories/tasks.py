@@ -282,8 +282,10 @@ class TaskRepository:
             "p_worker_id": worker_id,
             "p_lease": lease_seconds,
         }
-        rows = (await conn.execute(self._claim[start, orphans], params)).all()
-        rows.sort(key=_claim_order)  # RETURNING has no order
+        rows = sorted(
+            await self.backend.rows(conn, self._claim[start, orphans], params),
+            key=_claim_order,  # RETURNING has no order
+        )
         return [ClaimedTask(*row[:7]) for row in rows]
 
     async def start(self, conn: Executor, *, worker_id: str, task_ids: Iterable[int]) -> list[int]:
@@ -382,7 +384,7 @@ class TaskRepository:
             return set()
         stmt = self._end_batch_statement(event, extra)
         params = {"p_worker_id": worker_id, **self.backend.batch_values("batch", ACK_COLUMNS, rows)}
-        return set((await conn.execute(stmt, params)).scalars())
+        return {row[0] for row in await self.backend.rows(conn, stmt, params)}
 
     async def fail(
         self,

@@ -1,0 +1,102 @@
+"""Claims and acknowledgements on held autocommit connections (the worker's hot path,
+which PostgreSQL runs on the driver directly) behave exactly as in a transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy.exc import DBAPIError
+
+from taskstore import TaskStatus, TaskStore
+from taskstore.errors import DatabaseUnavailable
+from tests.helpers.faults import admin_connect
+
+W = "worker-hot"
+
+
+async def claim_in_statement(store: TaskStore, limit: int, worker: str = W) -> list:
+    async with store.statement() as conn:
+        return await store.tasks.claim(
+            conn, worker_id=worker, queue="default", limit=limit, lease_seconds=30
+        )
+
+
+async def test_a_claim_in_autocommit_returns_the_rows_a_transaction_would(
+    store: TaskStore,
+) -> None:
+    low = await store.enqueue("t.x", {"n": 1, "tags": ["a", "b"]}, max_attempts=4)
+    high = await store.enqueue("t.y", {"nested": {"k": None}}, priority=7)
+    got = await claim_in_statement(store, limit=5)
+    assert [t.id for t in got] == [high, low]  # best first
+    first, second = got
+    assert (first.name, first.queue, first.payload, first.attempt, first.priority) == (
+        "t.y",
+        "default",
+        {"nested": {"k": None}},
+        1,
+        7,
+    )
+    assert (second.payload, second.max_attempts) == ({"n": 1, "tags": ["a", "b"]}, 4)
+    assert first.max_attempts is None
+    info = await store.require(low)
+    assert info.status is TaskStatus.RUNNING and info.worker_id == W and info.attempts == 1
+    assert await claim_in_statement(store, limit=5) == []
+
+
+async def test_acks_in_autocommit_are_fenced_like_in_a_transaction(store: TaskStore) -> None:
+    await store.enqueue_many([{"name": "t.x"} for _ in range(3)])
+    a, b, c = await claim_in_statement(store, limit=3)
+    async with store.statement() as conn:
+        accepted = await store.tasks.complete_many(
+            conn, worker_id=W, done=[(a.id, a.attempt, '{"ok": 1}'), (b.id, b.attempt + 1, None)]
+        )
+    async with store.statement() as conn:
+        intruder = await store.tasks.complete_many(
+            conn, worker_id="someone-else", done=[(c.id, c.attempt, None)]
+        )
+    assert (accepted, intruder) == ({a.id}, set())
+    done = await store.require(a.id)
+    assert done.status is TaskStatus.COMPLETED and done.result == {"ok": 1}
+    assert (await store.require(b.id)).status is TaskStatus.RUNNING
+
+
+async def _ack_raising(store: TaskStore, conn_of: Any, claimed: Any) -> type[BaseException]:
+    with pytest.raises(DBAPIError, match=r"(?i)json") as caught:
+        async with conn_of() as conn:
+            await store.tasks.complete_many(
+                conn, worker_id=W, done=[(claimed.id, claimed.attempt, "{not json")]
+            )
+    return type(caught.value)
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_a_database_error_on_the_direct_path_is_the_one_sqlalchemy_raises(
+    store: TaskStore,
+) -> None:
+    [task] = await store.enqueue_many([{"name": "t.x"}])
+    [claimed] = await claim_in_statement(store, limit=1)
+    direct = await _ack_raising(store, store.statement, claimed)
+    through_sqlalchemy = await _ack_raising(store, store.transaction, claimed)
+    assert direct is through_sqlalchemy
+    assert (await store.require(task)).status is TaskStatus.RUNNING  # nothing half-written
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_a_killed_connection_on_the_direct_path_says_the_database_is_unreachable(
+    store: TaskStore, db_url: str
+) -> None:
+    await store.enqueue_many([{"name": "t.x"}] * 2)
+    admin = await admin_connect(db_url)
+    try:
+        with pytest.raises(DatabaseUnavailable, match="cannot reach the database"):
+            async with store.statement() as conn:
+                raw = (await conn.get_raw_connection()).driver_connection
+                killed = "SELECT pg_terminate_backend($1, 5000)"
+                assert await admin.fetchval(killed, raw.get_server_pid())
+                await store.tasks.claim(
+                    conn, worker_id=W, queue="default", limit=1, lease_seconds=30
+                )
+    finally:
+        await admin.close()
+    assert len(await claim_in_statement(store, limit=5)) == 2  # a fresh connection; no loss
