@@ -155,7 +155,9 @@ class TaskRepository:
             params = self.backend.batch_values("new", NEW_COLUMNS, rows)
             # Ids come from a sequence (PostgreSQL) or the rowid (SQLite) in the order the
             # SELECT feeds rows to the INSERT: sorted, they line up with the input.
-            new_ids = sorted((await conn.execute(self._insert_plain, params)).scalars().all())
+            new_ids = sorted(
+                row[0] for row in await self.backend.rows(conn, self._insert_plain, params)
+            )
             for i, task_id in zip(plain, new_ids, strict=True):
                 ids[i] = task_id
         keyed = [i for i, t in enumerate(tasks) if t.dedup_key is not None]
