@@ -11,6 +11,7 @@ connection is dropped and the next use opens a fresh one.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -41,7 +42,8 @@ class Link:
             try:
                 if self._store.backend.statement_options:  # autocommit
                     yield conn
-                    await conn.commit()  # ends SQLAlchemy's bookkeeping; nothing is sent
+                    if conn.in_transaction():  # SQLAlchemy's bookkeeping; nothing is sent
+                        await conn.commit()
                 else:
                     async with self._store.backend.writing(), conn.begin():
                         yield conn
@@ -51,8 +53,64 @@ class Link:
                     await conn.invalidate()  # never hand a doubtful connection back
                 raise
 
+    def seen_closed(self) -> bool:
+        """Has the driver seen this link's connection close (killed while it sat idle)?"""
+        conn = self._conn
+        if conn is None:
+            return False
+        sync = conn.sync_connection
+        if sync.closed or sync.invalidated:
+            return True
+        return self._store.backend.driver_closed(sync.connection.driver_connection)
+
     async def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(Exception):
                 await conn.close()
+
+
+class LinkPool:
+    """A few links kept for one store's single statements (where they run in autocommit).
+
+    A producer enqueueing one task at a time would otherwise pay, per call, a pool
+    checkout, an isolation-level switch, a commit and a check-in: more Python time than
+    the INSERT costs the server. A link comes back here after its statement; only a few
+    are kept, and one idle for longer than a moment goes back to the engine's pool,
+    whose checkout check then deals with a connection the server may have dropped.
+    """
+
+    def __init__(self, store: TaskStore, keep: int = 2, idle_seconds: float = 1.0) -> None:
+        self._store = store
+        self._keep = keep
+        self._idle_seconds = idle_seconds
+        self._idle: list[tuple[Link, float]] = []  # most recently used last
+
+    @contextlib.asynccontextmanager
+    async def statement(self) -> AsyncIterator[AsyncConnection]:
+        link = await self._take()
+        try:
+            async with link.statement() as conn:
+                yield conn
+        finally:
+            await self._give_back(link)
+
+    async def _take(self) -> Link:
+        now = time.monotonic()
+        while self._idle:
+            link, since = self._idle.pop()
+            if now - since <= self._idle_seconds and not link.seen_closed():
+                return link
+            await link.close()
+        return Link(self._store)
+
+    async def _give_back(self, link: Link) -> None:
+        if len(self._idle) < self._keep:
+            self._idle.append((link, time.monotonic()))
+        else:
+            await link.close()
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for link, _ in idle:
+            await link.close()

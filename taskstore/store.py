@@ -19,6 +19,7 @@ from taskstore import schema, validation
 from taskstore.backends import Backend
 from taskstore.engine import create_engine, create_session_factory
 from taskstore.errors import DatabaseUnavailable, InvalidInput, SchemaOutOfDate, TaskNotFound
+from taskstore.links import LinkPool
 from taskstore.records import NewTask, QueueStats, TaskInfo
 from taskstore.repositories.tasks import TaskRepository
 from taskstore.repositories.workers import WorkerInfo, WorkerRepository
@@ -47,6 +48,8 @@ class TaskStore:
         self.sessions: async_sessionmaker[AsyncSession] = create_session_factory(self.engine)
         self.tasks = TaskRepository(self.backend)
         self.worker_registry = WorkerRepository(self.backend)
+        # Single statements reuse held autocommit connections where the backend has them.
+        self._links = LinkPool(self) if self.backend.statement_options else None
 
     @classmethod
     def from_url(cls, url: str | None = None, env: Mapping[str, str] | None = None) -> TaskStore:
@@ -69,6 +72,8 @@ class TaskStore:
         return self
 
     async def close(self) -> None:
+        if self._links is not None:
+            await self._links.close()
         await self.engine.dispose()
 
     async def __aenter__(self) -> TaskStore:
@@ -134,15 +139,19 @@ class TaskStore:
     @contextlib.asynccontextmanager
     async def statement(self) -> AsyncIterator[AsyncConnection]:
         """A connection for one atomic statement: autocommit where a lone statement is
-        atomic (PostgreSQL), a short write transaction otherwise (SQLite)."""
-        async with self._translate(), self.engine.connect() as conn:
-            if self.backend.statement_options:
-                conn = await conn.execution_options(**self.backend.statement_options)
+        atomic (PostgreSQL: a held link, see `taskstore.links.LinkPool`), a short write
+        transaction otherwise (SQLite)."""
+        if self._links is not None:
+            async with self._links.statement() as conn:
                 yield conn
-                await conn.commit()
-            else:
-                async with self.backend.writing(), conn.begin():
-                    yield conn
+            return
+        async with (
+            self._translate(),
+            self.engine.connect() as conn,
+            self.backend.writing(),
+            conn.begin(),
+        ):
+            yield conn
 
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:

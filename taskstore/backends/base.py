@@ -69,6 +69,10 @@ class Backend(Protocol):
         ``id``): the plan stays linear in the batch whatever the table's statistics."""
         ...
 
+    def driver_closed(self, driver_connection: Any) -> bool:
+        """Has the driver seen this connection close? (No round trip.)"""
+        ...
+
     async def rows(
         self, conn: Any, statement: Any, params: Mapping[str, Any]
     ) -> Sequence[Sequence[Any]]:

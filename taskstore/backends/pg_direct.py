@@ -80,7 +80,11 @@ class DirectRunner:
         plan = self._plan(statement, conn.dialect)
         if plan is None:
             return (await conn.execute(statement, params)).all()
-        driver = (await conn.get_raw_connection()).driver_connection
+        sync = conn.sync_connection
+        if sync.closed or sync.invalidated:  # let SQLAlchemy reconnect or refuse
+            driver = (await conn.get_raw_connection()).driver_connection
+        else:  # an attribute read, where get_raw_connection() costs a greenlet switch
+            driver = sync.connection.driver_connection
         try:
             return await driver.fetch(plan.sql, *plan.arguments(params))
         except Exception as exc:

@@ -79,6 +79,9 @@ class PostgresBackend:
     def writing(self) -> contextlib.AbstractAsyncContextManager[None]:
         return contextlib.nullcontext()  # row locks and SKIP LOCKED let writers overlap
 
+    def driver_closed(self, driver_connection: Any) -> bool:
+        return bool(driver_connection.is_closed())
+
     async def rows(
         self, conn: Any, statement: Any, params: Mapping[str, Any]
     ) -> Sequence[Sequence[Any]]:
@@ -108,7 +111,7 @@ class PostgresBackend:
         @event.listens_for(pool_events, "checkout")
         def _on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
             driver = proxy.driver_connection
-            if driver.is_closed():
+            if self.driver_closed(driver):
                 raise DisconnectionError("pooled connection was closed")
             idle_since = record.info.get(_IDLE_SINCE)
             if idle_since is None or time.monotonic() - idle_since < _PING_AFTER_IDLE_SECONDS:

@@ -144,6 +144,9 @@ class SQLiteBackend:
     def batch_lookup(self, key: str, columns: Sequence[tuple[str, Any]]) -> FromClause:
         return self.batch_source(key, columns)  # joined by rowid: one form serves both
 
+    def driver_closed(self, driver_connection: Any) -> bool:
+        return False  # a file: nothing closes it behind our back
+
     async def rows(
         self, conn: Any, statement: Any, params: Mapping[str, Any]
     ) -> Sequence[Sequence[Any]]:

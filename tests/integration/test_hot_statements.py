@@ -3,6 +3,7 @@ which PostgreSQL runs on the driver directly) behave exactly as in a transaction
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -100,3 +101,53 @@ async def test_a_killed_connection_on_the_direct_path_says_the_database_is_unrea
     finally:
         await admin.close()
     assert len(await claim_in_statement(store, limit=5)) == 2  # a fresh connection; no loss
+
+
+async def _server_pid(store: TaskStore) -> int:
+    async with store.statement() as conn:
+        return (await conn.get_raw_connection()).driver_connection.get_server_pid()
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_single_statements_in_a_row_reuse_one_held_connection(store: TaskStore) -> None:
+    first = await _server_pid(store)
+    await store.enqueue("t.x")
+    assert await _server_pid(store) == first
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_concurrent_single_statements_each_get_a_connection_and_few_are_kept(
+    store: TaskStore,
+) -> None:
+    gate, all_in = asyncio.Event(), asyncio.Event()
+    pids: list[int] = []
+
+    async def hold() -> None:
+        async with store.statement() as conn:
+            pids.append((await conn.get_raw_connection()).driver_connection.get_server_pid())
+            if len(pids) == 5:
+                all_in.set()
+            await gate.wait()
+
+    waiting = [asyncio.create_task(hold()) for _ in range(5)]
+    await asyncio.wait_for(all_in.wait(), 10)
+    gate.set()
+    await asyncio.gather(*waiting)
+    assert len(set(pids)) == 5
+    kept = store.engine.pool.checkedout()
+    assert kept <= 2, f"{kept} connections still held after the burst"
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_a_held_connection_killed_while_idle_is_replaced_before_use(
+    store: TaskStore, db_url: str
+) -> None:
+    pid = await _server_pid(store)
+    admin = await admin_connect(db_url)
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1, 5000)", pid)
+    finally:
+        await admin.close()
+    await asyncio.sleep(0.2)  # the driver reads the server's goodbye
+    assert await store.enqueue("t.x") > 0  # no error reaches the caller
+    assert await _server_pid(store) != pid
