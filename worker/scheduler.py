@@ -13,7 +13,6 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 
 import anyio
-from croniter import croniter
 
 from taskstore.logs import get_logger
 from taskstore.store import TaskStore
@@ -27,8 +26,15 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _croniter() -> type:
+    # Imported on first use: most workers have no schedule, and every worker start counts.
+    from croniter import croniter
+
+    return croniter
+
+
 def is_valid(expression: str) -> bool:
-    return croniter.is_valid(expression)
+    return bool(_croniter().is_valid(expression))
 
 
 def can_fire(expression: str) -> bool:
@@ -42,7 +48,7 @@ def can_fire(expression: str) -> bool:
 
 def next_tick(expression: str, after: dt.datetime) -> dt.datetime:
     """The first tick strictly after `after`."""
-    return croniter(expression, after).get_next(dt.datetime)
+    return _croniter()(expression, after).get_next(dt.datetime)
 
 
 async def enqueue_tick(store: TaskStore, definition: TaskDef, tick: dt.datetime) -> int | None:
