@@ -360,14 +360,14 @@ class Worker:
     # ---------------------------------------------------------------- execute
     async def _execute(self, task: ClaimedTask, run: Running) -> None:
         try:
-            if await self._take_slot(run):
-                try:
-                    outcome = await self._attempt(task, run)
-                finally:
-                    self._slots.release()
-                self._note_duration(outcome.seconds)
-            else:  # stopped while waiting for a slot: it never started
-                outcome = Outcome(None, abandoned=run.reason)
+            if not await self._take_slot(run):  # stopped while waiting: it never started
+                self._abandoned(task, run.reason or "lost")
+                return
+            try:
+                outcome = await self._attempt(task, run)
+            finally:
+                self._slots.release()
+            self._note_duration(outcome.seconds)
             await self._record(task, outcome)
         except Exception as exc:  # never let one task's bookkeeping take the worker down
             self.log.error(
@@ -438,21 +438,26 @@ class Worker:
                 self.counts["completed"] += 1
             elif session is not None:
                 await _quietly(session.rollback())
-            if outcome.abandoned == "shutdown":
-                doc = error_document(
-                    NonRetryable("cut off by worker shutdown"),
-                    attempt=task.attempt,
-                    worker_id=self.worker_id,
-                )
-                self._cut.append((task.id, task.attempt, dumps_json(doc)))
-            elif outcome.abandoned:
-                self.log.info("task stopped: cancelled or taken over", task_id=task.id)
+            if outcome.abandoned:
+                self._abandoned(task, outcome.abandoned)
             elif outcome.error is not None:
                 await self._fail(task, outcome.error)
         finally:
             if session is not None:
                 await _quietly(session.close())
             self.metrics.finished(task.queue, task.name, _label(outcome), outcome.seconds)
+
+    def _abandoned(self, task: ClaimedTask, reason: str) -> None:
+        """A stopped attempt: cut off at shutdown (marked to run again) or lost."""
+        if reason == "shutdown":
+            doc = error_document(
+                NonRetryable("cut off by worker shutdown"),
+                attempt=task.attempt,
+                worker_id=self.worker_id,
+            )
+            self._cut.append((task.id, task.attempt, dumps_json(doc)))
+        else:
+            self.log.info("task stopped: cancelled or taken over", task_id=task.id)
 
     async def _complete_in_session(self, task: ClaimedTask, outcome: Outcome, session: Any) -> None:
         """Results and completion commit together, or not at all."""

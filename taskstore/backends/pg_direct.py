@@ -48,11 +48,13 @@ class Plan:
 
 def compile_plan(statement: Executable, dialect: Dialect) -> Plan | None:
     """The statement's plan, or None if it needs SQLAlchemy at execution time (parameters
-    expanded into the SQL text, for one)."""
+    expanded into the SQL text, or values computed per execution)."""
     compiled = statement.compile(dialect=dialect)
     names = compiled.positiontup
     if names is None or compiled.literal_execute_params or compiled.post_compile_params:
         return None
+    if any(bind.callable is not None for bind in compiled.binds.values()):
+        return None  # a value computed per execution: SQLAlchemy's to do
     processors = getattr(compiled, "_bind_processors", {})
     return Plan(
         statement,
