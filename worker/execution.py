@@ -44,6 +44,17 @@ class Running:
             if self.handle is not None:
                 self.handle.cancel()
 
+    def absorb_stop(self) -> bool:
+        """In an ``except CancelledError``: True (and the cancellation undone, so the
+        bookkeeping that follows can run) if `stop` caused it; False if it is not ours
+        (the whole worker is being cancelled) and must be re-raised."""
+        if self.reason is None:
+            return False
+        current = asyncio.current_task()
+        if current is not None:
+            current.uncancel()
+        return True
+
 
 @dataclasses.dataclass
 class Outcome:
@@ -135,11 +146,8 @@ async def attempt(
         limit = definition.timeout
         outcome.error = TaskTimeout(f"{definition.name} ran past its {limit}s timeout")
     except asyncio.CancelledError:
-        if running.reason is None:
-            raise  # not ours: the whole worker is being cancelled
-        current = asyncio.current_task()
-        if current is not None:
-            current.uncancel()  # we asked for it; let the bookkeeping that follows run
+        if not running.absorb_stop():
+            raise
     except Exception as exc:
         outcome.error = exc
     if running.reason is not None:

@@ -391,11 +391,8 @@ class Worker:
         try:
             await self._slots.acquire()
         except asyncio.CancelledError:
-            if run.reason is None:
-                raise  # not ours: the whole worker is being cancelled
-            current = asyncio.current_task()
-            if current is not None:
-                current.uncancel()
+            if not run.absorb_stop():
+                raise
             return False
         if run.reason is not None:
             self._slots.release()
