@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -13,15 +10,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from taskstore.backends import Backend, backend_for
+from taskstore.jsoncodec import dumps_json
 from taskstore.settings import Settings
-
-# One encoder object: json.dumps with options builds a new JSONEncoder on every call.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def dumps_json(value: Any) -> str:
-    """The one encoder taskstore uses for payloads and results: compact, strict JSON (no NaN)."""
-    return _ENCODER.encode(value)
 
 
 def create_engine(settings: Settings) -> tuple[AsyncEngine, Backend]:

@@ -45,3 +45,9 @@ class IllegalTransition(TaskStoreError):
 
 class LeaseLost(TaskStoreError):
     """A fenced write was refused: the caller no longer owns that attempt of the task."""
+
+
+class EntityNotFound(TaskStoreError, LookupError):
+    """No entity of that class has that id."""
+
+    exit_code = 2

@@ -13,39 +13,40 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-if TYPE_CHECKING:
-    from taskstore.store import TaskStore
+from taskstore.backends import Backend
+from taskstore.translate import ErrorTranslator
 
 
 class Link:
     """A reconnecting connection for one loop; not shared between concurrent users."""
 
-    def __init__(self, store: TaskStore) -> None:
-        self._store = store
+    def __init__(self, engine: AsyncEngine, backend: Backend, translate: ErrorTranslator) -> None:
+        self._engine = engine
+        self._backend = backend
+        self._translate = translate
         self._conn: AsyncConnection | None = None
 
     async def _connection(self) -> AsyncConnection:
         if self._conn is None:
-            conn = await self._store.engine.connect()
-            self._conn = await conn.execution_options(**self._store.backend.statement_options)
+            conn = await self._engine.connect()
+            self._conn = await conn.execution_options(**self._backend.statement_options)
         return self._conn
 
     @contextlib.asynccontextmanager
     async def statement(self) -> AsyncIterator[AsyncConnection]:
         """A connection for one atomic statement (or a short write transaction)."""
-        async with self._store._translate():
+        async with self._translate():
             conn = await self._connection()
             try:
-                if self._store.backend.statement_options:  # autocommit
+                if self._backend.statement_options:  # autocommit
                     yield conn
                     if conn.in_transaction():  # SQLAlchemy's bookkeeping; nothing is sent
                         await conn.commit()
                 else:
-                    async with self._store.backend.writing(), conn.begin():
+                    async with self._backend.writing(), conn.begin():
                         yield conn
             except BaseException:
                 self._conn = None
@@ -61,7 +62,7 @@ class Link:
         sync = conn.sync_connection
         if sync.closed or sync.invalidated:
             return True
-        return self._store.backend.driver_closed(sync.connection.driver_connection)
+        return self._backend.driver_closed(sync.connection.driver_connection)
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -80,8 +81,15 @@ class LinkPool:
     whose checkout check then deals with a connection the server may have dropped.
     """
 
-    def __init__(self, store: TaskStore, keep: int = 2, idle_seconds: float = 1.0) -> None:
-        self._store = store
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        backend: Backend,
+        translate: ErrorTranslator,
+        keep: int = 2,
+        idle_seconds: float = 1.0,
+    ) -> None:
+        self._new_link = lambda: Link(engine, backend, translate)
         self._keep = keep
         self._idle_seconds = idle_seconds
         self._idle: list[tuple[Link, float]] = []  # most recently used last
@@ -102,7 +110,7 @@ class LinkPool:
             if now - since <= self._idle_seconds and not link.seen_closed():
                 return link
             await link.close()
-        return Link(self._store)
+        return self._new_link()
 
     async def _give_back(self, link: Link) -> None:
         if len(self._idle) < self._keep:

@@ -86,3 +86,25 @@ class QueueStats:
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """A worker as its last heartbeat described it."""
+
+    id: str
+    host: str
+    pid: int
+    queues: dict[str, Any]
+    concurrency: int
+    lease_seconds: float
+    running: int
+    started_at: dt.datetime
+    last_heartbeat_at: dt.datetime
+    alive: bool
+
+    def to_json(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        for key in ("started_at", "last_heartbeat_at"):
+            out[key] = out[key].isoformat()
+        return out

@@ -25,13 +25,11 @@ class TaskStatus(enum.StrEnum):
 class Event(enum.StrEnum):
     """What happens to a task; each event has one row in `TRANSITIONS`."""
 
-    CLAIM = "claim"  # a worker takes it (prefetch): -> assigned
     CLAIM_START = "claim_start"  # claim and start in one statement: -> running
-    START = "start"  # the handler begins: assigned -> running
     COMPLETE = "complete"
     RETRY = "retry"  # failed attempt with attempts left: -> created, run_at pushed
     FAIL = "fail"
-    RELEASE = "release"  # claimed but never started, worker stopping: -> created
+    RELEASE = "release"  # claimed but never run (stopping, no handler): -> created, uncharged
     INTERRUPT = "interrupt"  # lease expired or cut off at shutdown: -> not_finished
     CANCEL = "cancel"
     REQUEUE = "requeue"  # operator retry of a finished task: -> created
@@ -41,13 +39,11 @@ S = TaskStatus
 
 #: event -> (statuses it may start from, status it leads to)
 TRANSITIONS: dict[Event, tuple[frozenset[TaskStatus], TaskStatus]] = {
-    Event.CLAIM: (frozenset({S.CREATED, S.NOT_FINISHED}), S.ASSIGNED),
     Event.CLAIM_START: (frozenset({S.CREATED, S.NOT_FINISHED}), S.RUNNING),
-    Event.START: (frozenset({S.ASSIGNED}), S.RUNNING),
     Event.COMPLETE: (frozenset({S.RUNNING}), S.COMPLETED),
     Event.RETRY: (frozenset({S.RUNNING}), S.CREATED),
     Event.FAIL: (frozenset({S.RUNNING}), S.FAILED),
-    Event.RELEASE: (frozenset({S.ASSIGNED}), S.CREATED),
+    Event.RELEASE: (frozenset({S.ASSIGNED, S.RUNNING}), S.CREATED),
     Event.INTERRUPT: (frozenset({S.ASSIGNED, S.RUNNING}), S.NOT_FINISHED),
     Event.CANCEL: (
         frozenset({S.CREATED, S.ASSIGNED, S.RUNNING, S.NOT_FINISHED}),
@@ -57,7 +53,7 @@ TRANSITIONS: dict[Event, tuple[frozenset[TaskStatus], TaskStatus]] = {
 }
 
 #: statuses a worker may claim
-CLAIMABLE: frozenset[TaskStatus] = TRANSITIONS[Event.CLAIM][0]
+CLAIMABLE: frozenset[TaskStatus] = TRANSITIONS[Event.CLAIM_START][0]
 #: statuses in which a task is "not finished" (dedup keys stay taken)
 ACTIVE: frozenset[TaskStatus] = frozenset({S.CREATED, S.ASSIGNED, S.RUNNING, S.NOT_FINISHED})
 #: statuses a worker holds under a lease

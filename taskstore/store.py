@@ -8,33 +8,23 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, ProgrammingError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from taskstore import schema, validation
 from taskstore.backends import Backend
 from taskstore.engine import create_engine, create_session_factory
-from taskstore.errors import DatabaseUnavailable, InvalidInput, SchemaOutOfDate, TaskNotFound
+from taskstore.errors import InvalidInput, SchemaOutOfDate, TaskNotFound
 from taskstore.links import LinkPool
-from taskstore.records import NewTask, QueueStats, TaskInfo
+from taskstore.records import NewTask, QueueStats, TaskInfo, WorkerInfo
 from taskstore.repositories.tasks import TaskRepository
-from taskstore.repositories.workers import WorkerInfo, WorkerRepository
+from taskstore.repositories.workers import WorkerRepository
 from taskstore.settings import Settings
 from taskstore.states import FINISHED, TaskStatus
-
-_UNREACHABLE = (OperationalError, InterfaceError, OSError, ConnectionError, TimeoutError)
-
-
-def _reason(exc: BaseException) -> str:
-    """The driver's own first line, without SQLAlchemy's statement dump."""
-    orig = getattr(exc, "orig", None) or exc
-    lines = str(orig).strip().splitlines()
-    first = lines[0] if lines else type(orig).__name__
-    return re.sub(r"^<class '[\w.]+'>: ", "", first)
+from taskstore.translate import UNREACHABLE, ErrorTranslator
 
 
 class TaskStore:
@@ -48,8 +38,13 @@ class TaskStore:
         self.sessions: async_sessionmaker[AsyncSession] = create_session_factory(self.engine)
         self.tasks = TaskRepository(self.backend)
         self.worker_registry = WorkerRepository(self.backend)
+        self.translate = ErrorTranslator(settings.safe_url, self.backend)
         # Single statements reuse held autocommit connections where the backend has them.
-        self._links = LinkPool(self) if self.backend.statement_options else None
+        self._links = (
+            LinkPool(self.engine, self.backend, self.translate)
+            if self.backend.statement_options
+            else None
+        )
 
     @classmethod
     def from_url(cls, url: str | None = None, env: Mapping[str, str] | None = None) -> TaskStore:
@@ -62,12 +57,12 @@ class TaskStore:
         try:
             async with self.engine.connect():
                 pass
-        except (DBAPIError, *_UNREACHABLE) as exc:
+        except (DBAPIError, *UNREACHABLE) as exc:
             # Whatever stops the first connection (host, auth, missing database) is
             # "unreachable" to the user.
-            raise self._unreachable(exc) from None
+            raise self.translate.unreachable(exc) from None
         if check_schema:
-            async with self._translate():
+            async with self.translate():
                 await schema.check_schema(self.engine, self.backend.read_options)
         return self
 
@@ -92,7 +87,7 @@ class TaskStore:
         With `if_needed`, a cheap version check comes first and alembic runs only when the
         schema is behind (a worker's start-up path).
         """
-        async with self._translate():
+        async with self.translate():
             if if_needed:
                 try:
                     await schema.check_schema(self.engine, self.backend.read_options)
@@ -103,37 +98,9 @@ class TaskStore:
 
     # ----------------------------------------------------------- transactions
     @contextlib.asynccontextmanager
-    async def _translate(self) -> AsyncIterator[None]:
-        """Turn driver errors about reachability and schema into one-line store errors."""
-        try:
-            yield
-        except ProgrammingError as exc:
-            if "taskstore_" in str(exc) or "no such table" in str(exc):
-                raise SchemaOutOfDate(
-                    f"the taskstore schema is missing or behind ({_reason(exc)}): "
-                    "run `taskstore migrate`"
-                ) from None
-            raise
-        except DBAPIError as exc:
-            if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
-                if "no such table" in str(exc):
-                    raise SchemaOutOfDate(
-                        "the taskstore schema is missing: run `taskstore migrate`"
-                    ) from None
-                raise self._unreachable(exc) from None
-            raise
-        except _UNREACHABLE as exc:
-            raise self._unreachable(exc) from None
-
-    def _unreachable(self, exc: BaseException) -> DatabaseUnavailable:
-        return DatabaseUnavailable(
-            f"cannot reach the database at {self.settings.safe_url}: {_reason(exc)}"
-        )
-
-    @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction that commits on success."""
-        async with self._translate(), self.backend.writing(), self.engine.begin() as conn:
+        async with self.translate(), self.backend.writing(), self.engine.begin() as conn:
             yield conn
 
     @contextlib.asynccontextmanager
@@ -146,7 +113,7 @@ class TaskStore:
                 yield conn
             return
         async with (
-            self._translate(),
+            self.translate(),
             self.engine.connect() as conn,
             self.backend.writing(),
             conn.begin(),
@@ -156,7 +123,7 @@ class TaskStore:
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:
         """A read-only transaction (never takes SQLite's write lock)."""
-        async with self._translate(), self.engine.connect() as conn:
+        async with self.translate(), self.engine.connect() as conn:
             conn = await conn.execution_options(**self.backend.read_options)
             async with conn.begin():
                 yield conn
@@ -165,7 +132,7 @@ class TaskStore:
     async def _write(self, session: AsyncSession | None) -> AsyncIterator[Any]:
         """The caller's session (joined, not committed) or a transaction of our own."""
         if session is not None:
-            async with self._translate():
+            async with self.translate():
                 yield session
         else:
             async with self.transaction() as conn:

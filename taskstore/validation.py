@@ -12,8 +12,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from taskstore.engine import dumps_json
 from taskstore.errors import InvalidInput
+from taskstore.jsoncodec import dumps_json
 from taskstore.records import NewTask
 
 QUEUE_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")

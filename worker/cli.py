@@ -95,7 +95,7 @@ async def _on_signals(worker: Worker) -> None:
     """First SIGTERM/SIGINT: stop gracefully. Second: cut off running handlers now."""
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
-            if worker._stopping:
+            if worker.stopping:
                 worker.log.warning("second signal: cutting off running tasks")
                 worker.cut_off()
             else:

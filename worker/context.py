@@ -13,6 +13,7 @@ from taskstore.errors import InvalidInput
 from taskstore.records import ClaimedTask
 
 if TYPE_CHECKING:
+    from taskstore.consumer import Consumer
     from taskstore.store import TaskStore
 
 
@@ -31,7 +32,7 @@ class TaskContext:
         task: ClaimedTask,
         *,
         store: TaskStore,
-        worker_id: str,
+        consumer: Consumer,
         max_attempts: int,
         resources: dict[str, Any],
     ) -> None:
@@ -40,9 +41,10 @@ class TaskContext:
         self.queue = task.queue
         self.attempt = task.attempt
         self.max_attempts = max_attempts
-        self.worker_id = worker_id
+        self.worker_id = consumer.worker_id
         self.resources = resources
         self._store = store
+        self._consumer = consumer
         self._session: AsyncSession | None = None
         self.progress: float | None = None
 
@@ -54,7 +56,7 @@ class TaskContext:
     async def session(self) -> AsyncIterator[AsyncSession]:
         """The attempt's session; it is committed (or rolled back) by the worker."""
         if self._session is None:
-            self._session = self._store.sessions()
+            self._session = self._consumer.session()
         yield self._session
 
     async def enqueue(
@@ -69,11 +71,4 @@ class TaskContext:
         if not isinstance(fraction, int | float) or not math.isfinite(fraction):
             raise InvalidInput(f"progress must be a number from 0 to 1, got {fraction!r}")
         self.progress = min(1.0, max(0.0, float(fraction)))
-        async with self._store.transaction() as conn:
-            await self._store.tasks.set_progress(
-                conn,
-                task_id=self.task_id,
-                worker_id=self.worker_id,
-                attempt=self.attempt,
-                fraction=self.progress,
-            )
+        await self._consumer.set_progress(self.task_id, self.attempt, self.progress)

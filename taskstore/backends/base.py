@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, FromClause, Select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from taskstore.settings import Settings
@@ -67,6 +68,10 @@ class Backend(Protocol):
     def batch_lookup(self, key: str, columns: Sequence[tuple[str, Any]]) -> FromClause:
         """Like `batch_source`, shaped to be joined to a table on its first column (an
         ``id``): the plan stays linear in the batch whatever the table's statistics."""
+        ...
+
+    def missing_schema(self, error: DBAPIError) -> bool:
+        """Does this driver error say a taskstore table or column does not exist?"""
         ...
 
     def driver_closed(self, driver_connection: Any) -> bool:

@@ -32,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import Grouping
 from sqlalchemy.util import await_only
@@ -78,6 +78,10 @@ class PostgresBackend:
 
     def writing(self) -> contextlib.AbstractAsyncContextManager[None]:
         return contextlib.nullcontext()  # row locks and SKIP LOCKED let writers overlap
+
+    def missing_schema(self, error: DBAPIError) -> bool:
+        # undefined_table / undefined_column naming one of ours
+        return isinstance(error, ProgrammingError) and "taskstore_" in str(error.orig)
 
     def driver_closed(self, driver_connection: Any) -> bool:
         return bool(driver_connection.is_closed())

@@ -36,6 +36,7 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from taskstore.errors import ConfigError, DatabaseUnavailable
@@ -143,6 +144,9 @@ class SQLiteBackend:
 
     def batch_lookup(self, key: str, columns: Sequence[tuple[str, Any]]) -> FromClause:
         return self.batch_source(key, columns)  # joined by rowid: one form serves both
+
+    def missing_schema(self, error: DBAPIError) -> bool:
+        return "no such table" in str(error.orig) or "no such column" in str(error.orig)
 
     def driver_closed(self, driver_connection: Any) -> bool:
         return False  # a file: nothing closes it behind our back

@@ -12,16 +12,11 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from taskstore.errors import TaskStoreError
+from taskstore.errors import EntityNotFound
 from taskstore.models.base import Base
 
 EntityT = TypeVar("EntityT", bound=Base)
-
-
-class EntityNotFound(TaskStoreError, LookupError):
-    """No entity of that class has that id."""
-
-    exit_code = 2
+__all__ = ["BaseRepository", "EntityNotFound"]
 
 
 class BaseRepository(Generic[EntityT]):

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
 from typing import Any
 
 from sqlalchemy import Float, bindparam, delete, select
 
 from taskstore.backends import Backend
 from taskstore.models.worker import WorkerEntity
-from taskstore.repositories.tasks import Executor
+from taskstore.records import WorkerInfo
+from taskstore.repositories.task_table import Executor
 
+__all__ = ["WorkerInfo", "WorkerRepository"]
 W = WorkerEntity.__table__
 _BEAT_COLUMNS = [
     "host",
@@ -22,28 +22,6 @@ _BEAT_COLUMNS = [
     "running",
     "last_heartbeat_at",
 ]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class WorkerInfo:
-    """A worker as its last heartbeat described it."""
-
-    id: str
-    host: str
-    pid: int
-    queues: dict[str, Any]
-    concurrency: int
-    lease_seconds: float
-    running: int
-    started_at: dt.datetime
-    last_heartbeat_at: dt.datetime
-    alive: bool
-
-    def to_json(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        for key in ("started_at", "last_heartbeat_at"):
-            out[key] = out[key].isoformat()
-        return out
 
 
 class WorkerRepository:

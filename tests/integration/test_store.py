@@ -27,7 +27,6 @@ async def claim(
     limit: int = 10,
     worker: str = W,
     lease: float = 30.0,
-    start: bool = True,
     orphans: bool = False,
 ):
     async with store.transaction() as conn:
@@ -37,7 +36,6 @@ async def claim(
             queue=queue,
             limit=limit,
             lease_seconds=lease,
-            start=start,
             orphans=orphans,
         )
 
@@ -127,14 +125,21 @@ async def test_claim_takes_at_most_limit_and_starts_the_attempt(store: TaskStore
     assert await claim(store, limit=5) == []
 
 
-async def test_claim_without_start_assigns_and_start_counts_the_attempt(store: TaskStore) -> None:
+async def test_a_claimed_task_released_unstarted_goes_back_with_its_attempt_uncharged(
+    store: TaskStore,
+) -> None:
     task_id = await store.enqueue("t.x")
-    [task] = await claim(store, start=False)
-    assert (await store.require(task_id)).status is TaskStatus.ASSIGNED
+    [task] = await claim(store)
     async with store.transaction() as conn:
-        assert await store.tasks.start(conn, worker_id=W, task_ids=[task.id]) == [task_id]
+        stale = await store.tasks.release_many(conn, worker_id="other", handed=[(task_id, 1)])
+        done = await store.tasks.release_many(
+            conn, worker_id=W, handed=[(task.id, task.attempt)], delay_seconds=3600
+        )
+    assert (stale, done) == (set(), {task_id})  # fenced on the owner
     info = await store.require(task_id)
-    assert info.status is TaskStatus.RUNNING and info.attempts == 1
+    assert (info.status, info.attempts, info.worker_id) == (TaskStatus.CREATED, 0, None)
+    assert await claim(store) == []  # handed back with a delay: not due yet
+    assert info.run_at > dt.datetime.now(dt.UTC) + dt.timedelta(minutes=59)
 
 
 async def test_claim_serves_only_the_queue_asked_for(store: TaskStore) -> None:
@@ -373,9 +378,10 @@ async def test_a_task_cut_off_at_shutdown_is_no_orphan_and_is_claimed_in_a_batch
     assert cut == {task_id}
     info = await store.require(task_id)
     assert (info.status, info.worker_id) == (TaskStatus.NOT_FINISHED, W)
+    assert info.attempts == 0  # a graceful stop is not the task's failed attempt
     assert await claim(store, worker="worker-b", orphans=True) == []
     [again] = await claim(store, worker="worker-b")
-    assert (again.id, again.attempt) == (task_id, 2)
+    assert (again.id, again.attempt) == (task_id, 1)
 
 
 async def test_rescue_fails_a_task_that_used_its_last_attempt(store: TaskStore) -> None:

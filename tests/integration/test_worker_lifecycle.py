@@ -49,7 +49,7 @@ async def test_sigterm_cuts_off_tasks_past_the_grace_period_and_they_run_once_mo
     assert await exit_code(worker) == 0, stderr_of(log)
     assert await counts(store) == {"not_finished": 20}  # none left running
     info = await store.require(ids[0])
-    assert info.error["message"] == "cut off by worker shutdown"
+    assert info.error["type"] == "CutOff" and info.attempts == 0  # not a failed attempt
     assert info.worker_id is not None  # handed back by a live worker: no orphan, no isolation
 
     again = start_worker(
@@ -58,6 +58,26 @@ async def test_sigterm_cuts_off_tasks_past_the_grace_period_and_they_run_once_mo
     assert await exit_code(again) == 0, stderr_of(log)
     assert await counts(store) == {"completed": 20}
     assert set(executions(log).values()) == {2}  # cut off once, then exactly once more
+
+
+async def test_three_rolling_deploys_do_not_spend_a_long_tasks_attempts(
+    store: TaskStore, db_url: str, tmp_path: Path
+) -> None:
+    task_id = await store.enqueue("tests.sleep", {"seconds": 30}, max_attempts=3)
+    log = tmp_path / "exec.log"
+    for _ in range(3):  # three SIGTERMs while it runs: three deploys
+        worker = start_worker(db_url, "--shutdown-timeout", "0.5", exec_log=log)
+        await running(store, 1)
+        worker.send_signal(signal.SIGTERM)
+        assert await exit_code(worker) == 0, stderr_of(log)
+        info = await store.require(task_id)
+        assert (info.status, info.attempts) == (TaskStatus.NOT_FINISHED, 0)
+        assert "NonRetryable" not in json.dumps(info.error)
+    last = start_worker(db_url, "--burst", exec_log=log, env={"TEST_SLEEP_SCALE": "0"})
+    assert await exit_code(last) == 0, stderr_of(log)
+    info = await store.require(task_id)
+    assert (info.status, info.attempts) == (TaskStatus.COMPLETED, 1)
+    assert executions(log)[task_id] == 4  # three cut off, the fourth ran to the end
 
 
 async def test_sigterm_lets_running_tasks_finish_within_the_grace_period(

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import random
 from types import SimpleNamespace
+from typing import Any
 
 import anyio
 import pytest
 
 from taskstore.errors import InvalidInput
 from taskstore.records import ClaimedTask
+from tests.unit.fake_consumer import FakeConsumer
 from worker import NonRetryable, RegistrationError, Registry, task
 from worker.cli import parse_queues
 from worker.errors import TaskTimeout, WrongArguments
@@ -190,85 +192,76 @@ def test_error_document_has_type_message_and_traceback() -> None:
     assert "Traceback" in doc["traceback"]
 
 
-class ClaimLog:
-    """Stands in for `Worker._claim`: records each claim and hands out what it is given."""
-
-    def __init__(self, orphans: list[int], fresh: list[int]) -> None:
-        self.calls: list[tuple[int, bool]] = []
-        self.pools = {True: orphans, False: fresh}
-
-    async def __call__(self, queue: str, limit: int, orphans: bool = False) -> list:
-        self.calls.append((limit, orphans))
-        pool = self.pools[orphans]
-        taken, pool[:] = pool[:limit], pool[limit:]
-        return [ClaimedTask(i, "t.x", queue, {}, 1, None, 0) for i in taken]
+def fake_worker(consumer: FakeConsumer, reg: Registry | None = None, **config: Any) -> Worker:
+    """A worker whose store is a `FakeConsumer`: no database anywhere."""
+    store = SimpleNamespace(settings=SimpleNamespace(retention_seconds=0))
+    options = {"queues": {"default": None}, "concurrency": 8, **config}
+    return Worker(store, reg or Registry(), WorkerConfig(**options), consumer=consumer)
 
 
-def idle_worker(claims: ClaimLog) -> Worker:
-    store = SimpleNamespace(backend=SimpleNamespace(idle_poll_max_seconds=1.0))
-    worker = Worker(store, Registry(), WorkerConfig(queues={"default": None}, concurrency=8))
-    worker._claim = claims  # type: ignore[method-assign]
+def idle_worker(consumer: FakeConsumer) -> Worker:
+    worker = fake_worker(consumer)
 
     def start(task: ClaimedTask) -> None:  # bookkeeping only: no handler runs
         worker.running[task.id] = Running(task.id, task.queue, 0.0)
 
-    worker._start = start  # type: ignore[method-assign]
+    worker.outcomes.start = start  # type: ignore[method-assign]
     return worker
 
 
 async def test_an_idle_worker_claims_one_orphan_and_nothing_beside_it() -> None:
-    claims = ClaimLog(orphans=[7, 8], fresh=[1, 2, 3])
+    claims = FakeConsumer(orphans=[7, 8], fresh=[1, 2, 3])
     worker = idle_worker(claims)
-    assert await worker._claim_round() == (1, True)
-    assert (claims.calls, list(worker.running)) == ([(1, True)], [7])
+    assert await worker.fetcher.claim_round() == (1, True)
+    assert (claims.claims, list(worker.running)) == ([(1, True)], [7])
 
 
 async def test_with_no_orphan_left_the_worker_claims_a_batch_again() -> None:
-    claims = ClaimLog(orphans=[], fresh=[1, 2, 3])
+    claims = FakeConsumer(orphans=[], fresh=[1, 2, 3])
     worker = idle_worker(claims)
-    assert await worker._claim_round() == (3, True)
-    assert claims.calls == [(1, True), (8, False)]
-    assert not worker._orphans_waiting
+    assert await worker.fetcher.claim_round() == (3, True)
+    assert claims.claims == [(1, True), (8, False)]
+    assert not worker.state.orphans_waiting
 
 
 async def test_orphans_found_while_tasks_run_wait_until_those_tasks_end() -> None:
-    claims = ClaimLog(orphans=[7], fresh=[1, 2, 3])
+    claims = FakeConsumer(orphans=[7], fresh=[1, 2, 3])
     worker = idle_worker(claims)
     worker.running[1] = Running(1, "default", 0.0)  # flagged during the claim linger
-    assert await worker._claim_round() == (0, False)
-    assert claims.calls == []
+    assert await worker.fetcher.claim_round() == (0, False)
+    assert claims.claims == []
 
 
 def test_a_worker_whose_handlers_end_fast_claims_the_next_batch_while_one_runs() -> None:
-    worker = idle_worker(ClaimLog(orphans=[], fresh=[]))
-    worker.in_flight["default"] = 8  # a whole batch is running
-    assert worker._free("default") == 0  # handlers of unknown speed: nothing ahead
-    worker._note_duration(0.001)
-    assert worker._free("default") == 8  # fast ones: one more batch, no more
-    worker.in_flight["default"] = 16
-    assert worker._free("default") == 0
+    worker = idle_worker(FakeConsumer())
+    worker.state.in_flight["default"] = 8  # a whole batch is running
+    assert worker.fetcher.free("default") == 0  # handlers of unknown speed: nothing ahead
+    worker.state.note_duration(0.001)
+    assert worker.fetcher.free("default") == 8  # fast ones: one more batch, no more
+    worker.state.in_flight["default"] = 16
+    assert worker.fetcher.free("default") == 0
 
 
 def test_slow_handlers_or_a_stop_turn_claiming_ahead_off() -> None:
-    worker = idle_worker(ClaimLog(orphans=[], fresh=[]))
-    worker.in_flight["default"] = 8
-    worker._note_duration(0.001)
+    worker = idle_worker(FakeConsumer())
+    worker.state.in_flight["default"] = 8
+    worker.state.note_duration(0.001)
     for _ in range(40):
-        worker._note_duration(2.0)
-    assert worker._free("default") == 0
-    worker._recent_seconds = 0.001
+        worker.state.note_duration(2.0)
+    assert worker.fetcher.free("default") == 0
+    worker.state.recent_seconds = 0.001
     worker.stop()
-    assert worker._free("default") == 0
+    assert worker.fetcher.free("default") == 0
 
 
 def test_a_queue_with_its_own_limit_never_claims_ahead_of_it() -> None:
-    store = SimpleNamespace(backend=SimpleNamespace(idle_poll_max_seconds=1.0))
-    config = WorkerConfig(queues={"media": 2, "default": None}, concurrency=8)
-    worker = Worker(store, Registry(), config)
-    worker._note_duration(0.001)
-    worker.in_flight["media"] = 2
-    assert worker._free("media") == 0
-    assert worker._free("default") == 8  # the other queue still claims ahead, a batch at most
+    worker = fake_worker(FakeConsumer(), queues={"media": 2, "default": None})
+    worker.state.note_duration(0.001)
+    worker.state.in_flight["media"] = 2
+    assert worker.fetcher.free("media") == 0
+    assert (
+        worker.fetcher.free("default") == 8
+    )  # the other queue still claims ahead, a batch at most
 
 
 async def test_claimed_ahead_tasks_wait_for_a_handler_slot_and_a_stopped_one_never_runs() -> None:
@@ -284,10 +277,9 @@ async def test_claimed_ahead_tasks_wait_for_a_handler_slot_and_a_stopped_one_nev
         await gate.wait()
         now_running[0] -= 1
 
-    store = SimpleNamespace(backend=SimpleNamespace(idle_poll_max_seconds=1.0))
-    worker = Worker(store, reg, WorkerConfig(queues={"default": None}, concurrency=2))
+    worker = fake_worker(FakeConsumer(), reg, concurrency=2)
     for task_id in range(1, 6):
-        worker._start(ClaimedTask(task_id, "t.slow", "default", {}, 1, None, 0))
+        worker.outcomes.start(ClaimedTask(task_id, "t.slow", "default", {}, 1, None, 0))
     await anyio.sleep(0.05)
     assert sorted(ran) == [1, 2]  # two slots: the other three wait, claimed
     worker.running[5].stop("lost")  # cancelled elsewhere before it started
@@ -295,4 +287,43 @@ async def test_claimed_ahead_tasks_wait_for_a_handler_slot_and_a_stopped_one_nev
     with anyio.fail_after(5):
         await asyncio.gather(*(run.handle for run in list(worker.running.values())))
     assert (sorted(ran), most[0]) == ([1, 2, 3, 4], 2)
-    assert sorted(task_id for task_id, _, _ in worker._acks) == [1, 2, 3, 4]
+    assert sorted(task_id for task_id, _, _ in worker.completer.acks) == [1, 2, 3, 4]
+
+
+async def test_a_burst_worker_drains_its_queue_through_the_consumer_alone() -> None:
+    reg = Registry()
+
+    @task(name="t.x", registry=reg)
+    async def work(ctx) -> dict:
+        if ctx.task_id == 3:
+            raise ValueError("three is bad")
+        return {"id": ctx.task_id}
+
+    consumer = FakeConsumer(fresh=range(1, 21))
+    worker = fake_worker(consumer, reg, burst=True)
+    with anyio.fail_after(10):
+        await worker.run()
+    assert sorted(t for t, _, _ in consumer.completed) == [i for i in range(1, 21) if i != 3]
+    assert consumer.failed[0][:3] == (3, 1, "ValueError") and consumer.failed[0][3] > 0
+    assert consumer.beats >= 1 and consumer.pools[False] == []
+
+
+async def test_a_stopped_worker_hands_back_cut_off_and_never_started_tasks_uncharged() -> None:
+    reg = Registry()
+
+    @task(name="t.x", registry=reg)
+    async def forever(ctx) -> None:
+        await anyio.sleep(3600)
+
+    consumer = FakeConsumer(fresh=[1, 2, 3])
+    worker = fake_worker(consumer, reg, concurrency=1, shutdown_timeout=0.05)
+    worker.state.recent_seconds = 0.001  # fast so far: the worker claims ahead
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            group.start_soon(worker.run)
+            while len(worker.running) < 2:  # noqa: ASYNC110 - polling the worker is the point
+                await anyio.sleep(0.01)
+            worker.stop()
+    assert [t for t, _, _ in consumer.interrupted] == [1]  # it ran: cut off
+    assert consumer.released == [(2, 1)]  # claimed ahead, never started
+    assert consumer.completed == [] and consumer.failed == []

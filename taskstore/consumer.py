@@ -1,0 +1,204 @@
+"""Consumer: the store as a worker sees it.
+
+A worker process calls only this (and the public `TaskStore`), never repositories,
+backends or connections. It owns the worker's two held connections (one for claims,
+one for acknowledgements) and every transaction a worker runs: claim, complete (with
+the attempt's own session), fail or retry, interrupt, release, heartbeat with
+registration, rescue, prune under a lock, progress. Each method is one unit of work:
+it commits before it returns, and a failure leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import anyio
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from taskstore.errors import TaskStoreError
+from taskstore.links import Link
+from taskstore.records import ClaimedTask
+from taskstore.states import TaskStatus
+from taskstore.store import TaskStore
+
+#: what a worker's database work may raise when the database is down or the row moved on
+STORE_ERRORS: tuple[type[BaseException], ...] = (TaskStoreError, DBAPIError, OSError)
+#: (task id, attempt, JSON document or None): a completion's result, a cut-off's note
+Ending = tuple[int, int, str | None]
+_PRUNE_LOCK_KEY = 0x7461736B70727E  # any constant shared by all workers
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Registration:
+    """What a worker's registry row says about it (refreshed by every heartbeat)."""
+
+    host: str
+    pid: int
+    queues: dict[str, int | None]
+    concurrency: int
+    lease_seconds: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RescueReport:
+    """One rescue pass: tasks taken back from expired leases, and whether orphans wait."""
+
+    rescued: dict[int, TaskStatus]
+    orphans_waiting: bool
+
+
+class Consumer:
+    """One worker's view of one store."""
+
+    def __init__(self, store: TaskStore, worker_id: str, lease_seconds: float) -> None:
+        self._store = store
+        self._tasks = store.tasks
+        self._workers = store.worker_registry
+        self.worker_id = worker_id
+        self.lease_seconds = lease_seconds
+        backend = store.backend
+        self._fetch_link = Link(store.engine, backend, store.translate)
+        self._ack_link = Link(store.engine, backend, store.translate)
+        # Our own acks, endings and heartbeats touch the same rows: never let them
+        # deadlock each other.
+        self._row_lock = anyio.Lock()
+        #: longest pause between claims of an idle worker
+        self.idle_poll_max_seconds: float = backend.idle_poll_max_seconds
+        #: how often an idle worker probes for due tasks (None: notifications wake it)
+        self.idle_probe_seconds: float | None = backend.idle_probe_seconds
+
+    async def close(self) -> None:
+        await self._fetch_link.close()
+        await self._ack_link.close()
+
+    # ------------------------------------------------------------------ fetch
+    async def claim(self, queue: str, limit: int, *, orphans: bool = False) -> list[ClaimedTask]:
+        """Claim and start up to `limit` due tasks of `queue` (see `LeaseStatements.claim`)."""
+        async with self._fetch_link.statement() as conn:
+            return await self._tasks.claim(
+                conn,
+                worker_id=self.worker_id,
+                queue=queue,
+                limit=limit,
+                lease_seconds=self.lease_seconds,
+                orphans=orphans,
+            )
+
+    async def any_due(self, queues: Sequence[str]) -> bool:
+        """Is a task of `queues` claimable now? A read: no write lock."""
+        async with self._store.reading() as conn:
+            return await self._tasks.any_due(conn, list(queues))
+
+    async def listen(self, wake: Callable[[str], None]) -> None:
+        """Call `wake(queues)` on every enqueue notification, forever (returns at once
+        where the database has none)."""
+        await self._store.backend.listen(self._store.engine, wake)
+
+    # ------------------------------------------------------------- endings
+    async def complete(self, done: Sequence[Ending]) -> set[int]:
+        """Complete a batch of attempts; returns the ids accepted by the fence."""
+        async with self._row_lock, self._ack_link.statement() as conn:
+            return await self._tasks.complete_many(conn, worker_id=self.worker_id, done=done)
+
+    def session(self) -> AsyncSession:
+        """A session for one attempt's own writes; `complete_in` commits it."""
+        return self._store.sessions()
+
+    async def complete_in(self, session: AsyncSession, done: Ending) -> bool:
+        """Complete one attempt in its own session: results and completion commit
+        together, or (lease lost: False) not at all."""
+        accepted = await self._tasks.complete_many(session, worker_id=self.worker_id, done=[done])
+        if accepted:
+            await session.commit()
+            return True
+        await session.rollback()
+        return False
+
+    async def fail(
+        self, task_id: int, attempt: int, error: dict[str, Any], retry_in: float | None
+    ) -> TaskStatus:
+        """End a failed attempt (retry after `retry_in` seconds, or failed); raises
+        `LeaseLost` if the attempt is no longer this worker's."""
+        async with self._store.transaction() as conn:
+            return await self._tasks.fail(
+                conn,
+                task_id=task_id,
+                worker_id=self.worker_id,
+                attempt=attempt,
+                error=error,
+                retry_in=retry_in,
+            )
+
+    async def interrupt(self, cut: Sequence[Ending]) -> set[int]:
+        """Hand back attempts cut off by a graceful stop (not charged as attempts)."""
+        async with self._row_lock, self._store.transaction() as conn:
+            return await self._tasks.interrupt_many(conn, worker_id=self.worker_id, cut=cut)
+
+    async def release(
+        self, handed: Sequence[tuple[int, int]], *, delay_seconds: float = 0.0
+    ) -> set[int]:
+        """Hand back (task id, attempt) pairs claimed but never run, uncharged."""
+        async with self._row_lock, self._store.transaction() as conn:
+            return await self._tasks.release_many(
+                conn, worker_id=self.worker_id, handed=handed, delay_seconds=delay_seconds
+            )
+
+    async def set_progress(self, task_id: int, attempt: int, fraction: float) -> bool:
+        """Record a running attempt's progress; False if the attempt is no longer ours."""
+        async with self._store.transaction() as conn:
+            return await self._tasks.set_progress(
+                conn, task_id=task_id, worker_id=self.worker_id, attempt=attempt, fraction=fraction
+            )
+
+    # ----------------------------------------------------------- maintenance
+    async def heartbeat(
+        self, held: Sequence[int], running: int, registration: Registration
+    ) -> set[int]:
+        """Extend the leases of `held` and refresh the registry row (`running` attempts
+        now), in one transaction; returns the ids still this worker's."""
+        async with self._row_lock, self._store.transaction() as conn:
+            kept = await self._tasks.heartbeat(
+                conn, worker_id=self.worker_id, lease_seconds=self.lease_seconds, task_ids=held
+            )
+            await self._workers.beat(
+                conn,
+                worker_id=self.worker_id,
+                running=running,
+                **dataclasses.asdict(registration),
+            )
+        return kept
+
+    async def unregister(self) -> None:
+        async with self._store.transaction() as conn:
+            await self._workers.remove(conn, self.worker_id)
+
+    async def rescue(self, queues: Sequence[str]) -> RescueReport:
+        """Take back expired leases, forget dead workers, and look for orphans of
+        `queues`: our own rescues at once; others' only once they have waited a lease
+        (their rescuer is on them), so a crash drains one worker, not the whole fleet."""
+        async with self._store.transaction() as conn:
+            rescued = await self._tasks.rescue_expired(conn)
+            await self._workers.prune_dead(conn)
+            waiting = await self._tasks.any_due(
+                conn,
+                list(queues),
+                orphans=True,
+                waiting_seconds=0.0 if rescued else self.lease_seconds,
+            )
+        return RescueReport(rescued, waiting)
+
+    async def prune(self, retention_seconds: float, limit: int) -> int | None:
+        """Delete up to `limit` finished tasks past retention; None if another worker
+        is pruning (one at a time, under a database lock)."""
+        async with self._store.transaction() as conn:
+            if not await self._store.backend.try_lock(conn, _PRUNE_LOCK_KEY):
+                return None
+            return await self._tasks.purge(conn, older_than_seconds=retention_seconds, limit=limit)
+
+    async def claimable_counts(self) -> dict[str, int]:
+        """Tasks due now, per queue (for the depth gauge)."""
+        async with self._store.reading() as conn:
+            return await self._tasks.claimable_counts(conn)

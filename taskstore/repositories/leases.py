@@ -1,0 +1,326 @@
+"""Worker statements: claim, fenced endings of attempts, leases, rescue.
+
+Every write that ends or extends a claim matches (id, worker id, attempt), so a worker
+that lost its lease can never overwrite a newer state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    Float,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    case,
+    literal,
+    null,
+    or_,
+    select,
+    update,
+)
+
+from taskstore.backends import Backend
+from taskstore.jsoncodec import dumps_json
+from taskstore.models.task import orphaned, status_in
+from taskstore.records import ClaimedTask
+from taskstore.repositories.task_table import (
+    ENDING_BATCH,
+    Executor,
+    T,
+    TaskStatements,
+    status_literal,
+)
+from taskstore.states import CLAIMABLE, FINISHED, LEASED, Event, TaskStatus, sources, target
+
+Ending = tuple[int, int, str | None]  # (task id, attempt, JSON document or None)
+_CLAIM_COLUMNS = (
+    T.c.id,
+    T.c.name,
+    T.c.queue,
+    T.c.payload,
+    T.c.attempts,
+    T.c.max_attempts,
+    T.c.priority,
+    T.c.run_at,
+)
+_LEASE_EXPIRED_ERROR = dumps_json(
+    {
+        "type": "LeaseExpired",
+        "message": "the worker stopped renewing its lease (crashed or cut off)",
+    }
+)
+
+
+class LeaseStatements(TaskStatements):
+    """What a worker does to the tasks it claims and holds."""
+
+    def __init__(self, backend: Backend) -> None:
+        super().__init__(backend)
+        self._claim = {orphans: self._build_claim(orphans) for orphans in (True, False)}
+        self._heartbeat = (
+            update(T)
+            .where(
+                T.c.worker_id == bindparam("p_worker_id"),
+                status_in(LEASED),
+                backend.ids_match(T.c.id, "p_ids"),
+            )
+            .values(lease_expires_at=backend.now_plus(bindparam("p_lease", type_=Float)))
+            .returning(T.c.id)
+        )
+        # A run handed back unstarted or cut off by a graceful stop is not charged.
+        uncharged = T.c.attempts - 1
+        self._complete = self._build_ending(Event.COMPLETE, {"progress": 1.0}, doc_into="result")
+        self._interrupt = self._build_ending(Event.INTERRUPT, {"attempts": uncharged}, "error")
+        self._release = self._build_ending(
+            Event.RELEASE,
+            {
+                "attempts": uncharged,
+                "worker_id": None,
+                "run_at": backend.now_plus(bindparam("p_delay", type_=Float)),
+            },
+        )
+
+    # ------------------------------------------------------------------- claim
+    def _build_claim(self, orphans: bool) -> Any:
+        b = self.backend
+        # Each form states one partial index's predicate literally, so the planner (SQLite's
+        # above all) takes that index: batches filter orphans off the claim index; orphans
+        # have a small index of their own.
+        not_orphaned = or_(
+            T.c.status == status_literal(TaskStatus.CREATED), T.c.worker_id.is_not(None)
+        )
+        which = [orphaned()] if orphans else [status_in(CLAIMABLE), not_orphaned]
+        picked: Select[Any] = (
+            select(T.c.id)
+            .where(*which, T.c.queue == bindparam("p_queue"), T.c.run_at <= self._now)
+            .order_by(T.c.priority.desc(), T.c.run_at, T.c.id)
+            .limit(bindparam("p_limit", type_=Integer))
+        )
+        values: dict[str, Any] = {
+            "status": status_literal(target(Event.CLAIM_START)),
+            "worker_id": bindparam("p_worker_id"),
+            "lease_expires_at": b.now_plus(bindparam("p_lease", type_=Float)),
+            "updated_at": self._now,
+            "attempts": T.c.attempts + 1,
+            "started_at": self._now,
+        }
+        return (
+            update(T).where(b.claim_where(T.c.id, picked)).values(values).returning(*_CLAIM_COLUMNS)
+        )
+
+    async def claim(
+        self,
+        conn: Executor,
+        *,
+        worker_id: str,
+        queue: str,
+        limit: int,
+        lease_seconds: float,
+        orphans: bool = False,
+    ) -> list[ClaimedTask]:
+        """Claim and start up to `limit` due tasks of `queue`, best first, in one statement:
+        they go straight to ``running`` and the attempt is counted (a task that then never
+        starts is handed back uncharged with `release_many`).
+
+        ``orphans=True`` claims only tasks rescued after their worker died, which a worker
+        runs one at a time and alone (see `taskstore.models.task.orphaned`); batches
+        (the default) take every other claimable task.
+        """
+        if limit <= 0:
+            return []
+        params = {
+            "p_queue": queue,
+            "p_limit": limit,
+            "p_worker_id": worker_id,
+            "p_lease": lease_seconds,
+        }
+        rows = sorted(
+            await self.backend.rows(conn, self._claim[orphans], params),
+            key=_claim_order,  # RETURNING has no order
+        )
+        return [ClaimedTask(*row[:7]) for row in rows]
+
+    # ---------------------------------------------------------- fenced endings
+    def _build_ending(
+        self, event: Event, values: dict[str, Any], doc_into: str | None = None
+    ) -> Any:
+        """A fenced UPDATE over a batch of (id, attempt, doc) rows; `doc_into` names the
+        JSON column that takes each row's document."""
+        b = self.backend
+        batch = b.batch_lookup("batch", ENDING_BATCH)
+        values = {
+            "status": status_literal(target(event)),
+            "updated_at": self._now,
+            "lease_expires_at": None,
+            **values,
+        }
+        if target(event) in FINISHED:
+            values["finished_at"] = self._now
+        if doc_into is not None:
+            values[doc_into] = b.json_from_text(batch.c.doc)
+        return (
+            update(T)
+            .where(
+                T.c.id == batch.c.id,
+                b.batch_filter(T.c.id, "batch"),
+                T.c.attempts == batch.c.attempt,
+                T.c.worker_id == bindparam("p_worker_id"),
+                status_in(sources(event)),
+            )
+            .values(values)
+            .returning(T.c.id)
+        )
+
+    async def _end(
+        self, conn: Executor, stmt: Any, worker_id: str, rows: Sequence[Ending], **extra: Any
+    ) -> set[int]:
+        if not rows:
+            return set()
+        params = {"p_worker_id": worker_id, **self._batch_params(rows), **extra}
+        return {row[0] for row in await self.backend.rows(conn, stmt, params)}
+
+    async def complete_many(
+        self, conn: Executor, *, worker_id: str, done: Sequence[Ending]
+    ) -> set[int]:
+        """Complete (task id, attempt, result JSON text) triples this worker owns.
+
+        Returns the ids accepted; a triple whose fence no longer matches (lease lost,
+        cancelled, already rescued) is left untouched and missing from the result.
+        """
+        return await self._end(conn, self._complete, worker_id, done)
+
+    async def interrupt_many(
+        self, conn: Executor, *, worker_id: str, cut: Sequence[Ending]
+    ) -> set[int]:
+        """Mark running tasks cut off by a graceful stop as ``not_finished``, the doc as
+        their error, the attempt not charged: a deploy is not the task's failure. The
+        worker's id stays on the row: it handed the task back alive, so the task is no
+        orphan (see `taskstore.models.task.orphaned`) and runs again in a batch."""
+        return await self._end(conn, self._interrupt, worker_id, cut)
+
+    async def release_many(
+        self,
+        conn: Executor,
+        *,
+        worker_id: str,
+        handed: Sequence[tuple[int, int]],
+        delay_seconds: float = 0.0,
+    ) -> set[int]:
+        """Hand (task id, attempt) pairs this worker claimed but never ran back to
+        ``created``, due after `delay_seconds`, with their attempt not charged."""
+        rows = [(task_id, attempt, None) for task_id, attempt in handed]
+        return await self._end(conn, self._release, worker_id, rows, p_delay=delay_seconds)
+
+    async def fail(
+        self,
+        conn: Executor,
+        *,
+        task_id: int,
+        worker_id: str,
+        attempt: int,
+        error: dict[str, Any],
+        retry_in: float | None,
+    ) -> TaskStatus:
+        """End a failed attempt: back to ``created`` after `retry_in` seconds, or ``failed``.
+
+        Raises `LeaseLost` if this worker no longer owns that attempt.
+        """
+        event = Event.FAIL if retry_in is None else Event.RETRY
+        values: dict[str, Any] = {"error": error, "lease_expires_at": None}
+        if event is Event.RETRY:
+            values |= {
+                "run_at": self.backend.now_plus(literal(float(retry_in), Float)),
+                "worker_id": None,
+            }
+        else:
+            values["finished_at"] = self._now
+        fence = and_(T.c.worker_id == worker_id, T.c.attempts == attempt)
+        await self._transition(conn, event, task_id, values, fence)
+        return target(event)
+
+    async def set_progress(
+        self, conn: Executor, *, task_id: int, worker_id: str, attempt: int, fraction: float
+    ) -> bool:
+        """Record progress of a running attempt; False if the attempt is no longer ours."""
+        stmt = (
+            update(T)
+            .where(
+                T.c.id == task_id,
+                T.c.worker_id == worker_id,
+                T.c.attempts == attempt,
+                status_in(frozenset({TaskStatus.RUNNING})),
+            )
+            .values(progress=fraction, updated_at=self._now)
+            .returning(T.c.id)
+        )
+        return (await conn.execute(stmt)).first() is not None
+
+    # ------------------------------------------------------ leases and rescue
+    async def heartbeat(
+        self, conn: Executor, *, worker_id: str, lease_seconds: float, task_ids: Iterable[int]
+    ) -> set[int]:
+        """Extend, in one statement, the leases of those of `task_ids` this worker holds.
+
+        Returns the ids still held; a task the worker runs that is missing was cancelled
+        or rescued, and its handler should stop. Rows carrying this worker's id that it
+        does not know (a claim whose reply was lost with the connection) are not renewed:
+        their lease runs out and the rescuer hands them on.
+        """
+        params = {"p_worker_id": worker_id, "p_lease": lease_seconds, "p_ids": list(task_ids)}
+        return set((await conn.execute(self._heartbeat, params)).scalars())
+
+    async def rescue_expired(self, conn: Executor, *, limit: int = 1000) -> dict[int, TaskStatus]:
+        """Take back tasks whose lease expired: ``not_finished`` to run again, or ``failed``
+        once a running task has used its last attempt. Returns id -> new status."""
+        exhausted = and_(
+            T.c.status == status_literal(TaskStatus.RUNNING),
+            T.c.max_attempts.is_not(None),
+            T.c.attempts >= T.c.max_attempts,
+        )
+        picked = (
+            select(T.c.id).where(status_in(LEASED), T.c.lease_expires_at < self._now).limit(limit)
+        )
+        new_status = case(
+            (exhausted, status_literal(target(Event.FAIL))),
+            else_=status_literal(target(Event.INTERRUPT)),
+        )
+        stmt = (
+            update(T)
+            .where(self.backend.claim_where(T.c.id, picked), status_in(LEASED))
+            .values(
+                status=new_status,
+                finished_at=case((exhausted, self._now), else_=null()),
+                worker_id=None,
+                lease_expires_at=None,
+                updated_at=self._now,
+                error=self.backend.json_from_text(literal(_LEASE_EXPIRED_ERROR)),
+            )
+            .returning(T.c.id, T.c.status)
+        )
+        return {r.id: TaskStatus(r.status) for r in (await conn.execute(stmt)).all()}
+
+    async def any_due(
+        self,
+        conn: Executor,
+        queues: Sequence[str],
+        *,
+        orphans: bool = False,
+        waiting_seconds: float = 0.0,
+    ) -> bool:
+        """Is a task of `queues` claimable now (with ``orphans=True``: one rescued after its
+        worker died, at least `waiting_seconds` ago)? A read: cheap, and no write lock."""
+        which = orphaned() if orphans else status_in(CLAIMABLE)
+        stmt = select(T.c.id).where(which, T.c.queue.in_(queues), T.c.run_at <= self._now).limit(1)
+        if waiting_seconds > 0:
+            since = self.backend.now_plus(literal(-float(waiting_seconds), Float))
+            stmt = stmt.where(T.c.updated_at <= since)
+        return (await conn.execute(stmt)).first() is not None
+
+
+def _claim_order(row: Any) -> tuple[int, Any, int]:
+    """Best first: priority (higher first), then due time, then enqueue order."""
+    return (-row[6], row[7], row[0])

@@ -1,0 +1,111 @@
+"""Operator statements: cancel, retry (one or every failed task), purge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Float, and_, delete, exists, func, literal, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from taskstore.backends import Backend
+from taskstore.errors import IllegalTransition
+from taskstore.models.task import status_in
+from taskstore.repositories.task_table import Executor, T, TaskStatements, status_literal
+from taskstore.states import ACTIVE, FINISHED, Event, TaskStatus, ordered, target
+
+
+class OperatorStatements(TaskStatements):
+    """What `taskstore cancel|retry|purge` and the dashboard's actions do."""
+
+    def __init__(self, backend: Backend) -> None:
+        super().__init__(backend)
+        self._requeue_values = {
+            "attempts": 0,
+            "run_at": self._now,
+            "finished_at": None,
+            "worker_id": None,
+            "result": None,
+            "progress": None,
+        }
+
+    async def cancel(self, conn: Executor, task_id: int) -> TaskStatus:
+        """Cancel a task that has not finished. A running one's worker notices at its next
+        heartbeat and stops the handler; its late completion is refused by the fence."""
+        values = {"finished_at": self._now, "lease_expires_at": None}
+        return await self._transition(conn, Event.CANCEL, task_id, values)
+
+    async def requeue(self, conn: Executor, task_id: int) -> TaskStatus:
+        """Operator retry of a failed or cancelled task: a fresh set of attempts, due now."""
+        try:
+            return await self._transition(conn, Event.REQUEUE, task_id, self._requeue_values)
+        except IntegrityError:
+            raise IllegalTransition(
+                f"cannot retry task {task_id}: another live task holds its dedup key"
+            ) from None
+
+    def _failed_where(self, queue: str | None, name: str | None) -> Any:
+        live = T.alias("live")
+        key_free = or_(
+            T.c.dedup_key.is_(None),
+            ~exists().where(live.c.dedup_key == T.c.dedup_key, live.c.status.in_(ordered(ACTIVE))),
+        )
+        where = [T.c.status == TaskStatus.FAILED.value, key_free]
+        if queue is not None:
+            where.append(T.c.queue == queue)
+        if name is not None:
+            where.append(T.c.name == name)
+        return and_(*where)
+
+    async def count_failed(self, conn: Executor, *, queue: str | None, name: str | None) -> int:
+        stmt = select(func.count()).where(self._failed_where(queue, name))
+        return (await conn.execute(stmt)).scalar_one()
+
+    async def requeue_failed(
+        self, conn: Executor, *, queue: str | None, name: str | None, limit: int = 5000
+    ) -> int:
+        """Operator retry of up to `limit` failed tasks (skipping any whose dedup key a
+        live task holds); returns how many were requeued."""
+        picked = select(T.c.id).where(self._failed_where(queue, name)).limit(limit)
+        stmt = (
+            update(T)
+            .where(T.c.id.in_(picked.scalar_subquery()))
+            .values(
+                status=status_literal(target(Event.REQUEUE)),
+                updated_at=self._now,
+                **self._requeue_values,
+            )
+        )
+        return (await conn.execute(stmt)).rowcount or 0
+
+    def _purgeable(self, older_than_seconds: float, statuses: frozenset[TaskStatus]) -> Any:
+        if not statuses <= FINISHED:
+            raise IllegalTransition("only finished tasks (completed, failed, cancelled) are purged")
+        cutoff = self.backend.now_plus(literal(-float(older_than_seconds), Float))
+        return and_(
+            status_in(FINISHED),  # lets the planner use the finished-rows index
+            T.c.status.in_([s.value for s in statuses]),
+            T.c.finished_at < cutoff,
+        )
+
+    async def count_purgeable(
+        self,
+        conn: Executor,
+        *,
+        older_than_seconds: float,
+        statuses: frozenset[TaskStatus] = FINISHED,
+    ) -> int:
+        stmt = select(func.count()).where(self._purgeable(older_than_seconds, statuses))
+        return (await conn.execute(stmt)).scalar_one()
+
+    async def purge(
+        self,
+        conn: Executor,
+        *,
+        older_than_seconds: float,
+        statuses: frozenset[TaskStatus] = FINISHED,
+        limit: int = 5000,
+    ) -> int:
+        """Delete up to `limit` finished tasks that ended more than the given age ago."""
+        picked = select(T.c.id).where(self._purgeable(older_than_seconds, statuses)).limit(limit)
+        result = await conn.execute(delete(T).where(T.c.id.in_(picked.scalar_subquery())))
+        return result.rowcount or 0

@@ -1,0 +1,89 @@
+"""FakeConsumer: `taskstore.consumer.Consumer` in memory, so the worker's services run
+without a database. It hands out the tasks it is given and records every write."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from taskstore.consumer import Ending, Registration, RescueReport
+from taskstore.records import ClaimedTask
+from taskstore.states import TaskStatus
+
+
+class FakeConsumer:
+    """Pools of claimable tasks (batches and orphans) and a log of what the worker wrote."""
+
+    idle_poll_max_seconds = 0.05
+    idle_probe_seconds: float | None = None
+
+    def __init__(self, fresh: Sequence[int] = (), orphans: Sequence[int] = (), name: str = "t.x"):
+        self.worker_id = "fake-worker"
+        self.lease_seconds = 30.0
+        self.pools = {False: list(fresh), True: list(orphans)}
+        self.name = name
+        self.claims: list[tuple[int, bool]] = []
+        self.completed: list[Ending] = []
+        self.failed: list[tuple[int, int, str, float | None]] = []
+        self.interrupted: list[Ending] = []
+        self.released: list[tuple[int, int]] = []
+        self.beats = 0
+
+    async def claim(self, queue: str, limit: int, *, orphans: bool = False) -> list[ClaimedTask]:
+        self.claims.append((limit, orphans))
+        pool = self.pools[orphans]
+        taken, pool[:] = pool[:limit], pool[limit:]
+        return [ClaimedTask(i, self.name, queue, {}, 1, None, 0) for i in taken]
+
+    async def any_due(self, queues: Sequence[str]) -> bool:
+        return bool(self.pools[False])
+
+    async def listen(self, wake: Callable[[str], None]) -> None:
+        return None
+
+    async def complete(self, done: Sequence[Ending]) -> set[int]:
+        self.completed.extend(done)
+        return {task_id for task_id, _, _ in done}
+
+    def session(self) -> Any:
+        raise AssertionError("no handler in these tests opens a session")
+
+    async def fail(
+        self, task_id: int, attempt: int, error: dict[str, Any], retry_in: float | None
+    ) -> TaskStatus:
+        self.failed.append((task_id, attempt, error["type"], retry_in))
+        return TaskStatus.CREATED if retry_in is not None else TaskStatus.FAILED
+
+    async def interrupt(self, cut: Sequence[Ending]) -> set[int]:
+        self.interrupted.extend(cut)
+        return {task_id for task_id, _, _ in cut}
+
+    async def release(
+        self, handed: Sequence[tuple[int, int]], *, delay_seconds: float = 0.0
+    ) -> set[int]:
+        self.released.extend(handed)
+        return {task_id for task_id, _ in handed}
+
+    async def set_progress(self, task_id: int, attempt: int, fraction: float) -> bool:
+        return True
+
+    async def heartbeat(
+        self, held: Sequence[int], running: int, registration: Registration
+    ) -> set[int]:
+        self.beats += 1
+        return set(held)
+
+    async def unregister(self) -> None:
+        return None
+
+    async def rescue(self, queues: Sequence[str]) -> RescueReport:
+        return RescueReport({}, bool(self.pools[True]))
+
+    async def prune(self, retention_seconds: float, limit: int) -> int | None:
+        return 0
+
+    async def claimable_counts(self) -> dict[str, int]:
+        return {"default": len(self.pools[False])}
+
+    async def close(self) -> None:
+        return None

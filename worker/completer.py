@@ -1,0 +1,106 @@
+"""Completer: acknowledges finished attempts in batches, fenced on (id, worker, attempt).
+
+Completions wait in a buffer flushed when it reaches `ack_flush_at` or a few
+milliseconds after the first one arrives; one statement carries up to `ack_batch`. A
+failed flush keeps the batch (oldest first) and retries with backoff; while the buffer
+is backed up the fetcher claims nothing more. At shutdown, attempts cut off by the
+graceful stop and tasks claimed but never started are handed back, uncharged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import anyio
+
+from taskstore.consumer import STORE_ERRORS, Consumer, Ending
+from worker.state import WorkerState
+
+
+class Completer:
+    """The acknowledgement buffer and its flusher."""
+
+    def __init__(self, state: WorkerState, consumer: Consumer) -> None:
+        self._state = state
+        self._consumer = consumer
+        self._config = state.config
+        self.acks: list[Ending] = []
+        self._cut: list[Ending] = []
+        self._unstarted: list[tuple[int, int]] = []
+        self._ready = asyncio.Event()
+        self._lock = anyio.Lock()  # one flusher at a time
+
+    # ---------------------------------------------------------------- buffer
+    def add(self, task_id: int, attempt: int, result_json: str | None) -> None:
+        self.acks.append((task_id, attempt, result_json))
+        self._ready.set()
+
+    def cut_off(self, task_id: int, attempt: int, note_json: str) -> None:
+        """An attempt stopped by the graceful stop: handed back when the worker ends."""
+        self._cut.append((task_id, attempt, note_json))
+
+    def unstarted(self, task_id: int, attempt: int) -> None:
+        """A task claimed ahead that never got a handler slot."""
+        self._unstarted.append((task_id, attempt))
+
+    def backlogged(self) -> bool:
+        """Are completions piling up faster than they are written?"""
+        return len(self.acks) >= 4 * self._config.ack_flush_at
+
+    def pending_ids(self) -> list[int]:
+        """Finished tasks whose lease we hold until their ack is written."""
+        return [task_id for task_id, _, _ in self.acks]
+
+    # ----------------------------------------------------------------- flush
+    async def run(self) -> None:
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            if len(self.acks) < self._config.ack_flush_at:
+                await anyio.sleep(self._config.ack_delay_seconds)
+            await self.flush()
+
+    async def flush(self, final: bool = False) -> None:
+        # The final flush must wait for a batch the loop is writing.
+        async with self._lock:
+            failures = 0
+            while self.acks:
+                batch = self.acks[: self._config.ack_batch]
+                del self.acks[: len(batch)]
+                if await self._write(batch):
+                    failures = 0
+                    continue
+                self.acks[:0] = batch  # keep them, oldest first, for the next try
+                failures += 1
+                if final and failures >= 5:
+                    return  # leases will expire and the tasks run again
+                await anyio.sleep(min(5.0, 0.05 * 2 ** (failures - 1)))  # 0.05 s first
+
+    async def _write(self, batch: list[Ending]) -> bool:
+        try:
+            accepted = await self._consumer.complete(batch)
+        except STORE_ERRORS as exc:
+            self._state.log.warning(
+                "acknowledgement failed; retrying", pending=len(self.acks), error=str(exc)
+            )
+            return False
+        self._state.signal()  # the fetcher may be waiting for the backlog to shrink
+        if len(accepted) < len(batch):
+            lost = [t for t, _, _ in batch if t not in accepted]
+            self._state.log.warning("completions refused: lease lost", task_ids=lost)
+        return True
+
+    async def hand_back(self) -> None:
+        """At the end: cut-off and never-started tasks go back to the queue, uncharged."""
+        log = self._state.log
+        try:
+            if self._cut:
+                done = await self._consumer.interrupt(self._cut)
+                log.warning("tasks cut off at shutdown will run again", task_ids=sorted(done))
+            if self._unstarted:
+                done = await self._consumer.release(self._unstarted)
+                log.info("tasks claimed ahead were handed back unstarted", task_ids=sorted(done))
+        except STORE_ERRORS as exc:
+            log.warning(
+                "could not hand back cut-off tasks; their leases will expire", error=str(exc)
+            )

@@ -1,0 +1,37 @@
+"""WorkerConfig: how a worker runs; every field is a `taskstore-worker` option."""
+
+from __future__ import annotations
+
+import dataclasses
+
+DEFAULT_MAX_ATTEMPTS = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerConfig:
+    """How a worker runs; every field is a `taskstore-worker` option."""
+
+    queues: dict[str, int | None]  # queue -> its own concurrency limit (None: only the total)
+    concurrency: int = 10
+    lease_seconds: float = 30.0
+    heartbeat_seconds: float | None = None  # default: a third of the lease
+    rescue_seconds: float | None = None  # default: half the lease
+    poll_min_seconds: float = 0.05
+    poll_max_seconds: float | None = None  # default: the backend's (shorter without NOTIFY)
+    shutdown_timeout: float = 30.0
+    burst: bool = False
+    ack_batch: int = 500  # most completions one statement carries
+    ack_flush_at: int = 100  # flush at once from this many pending, else after the delay
+    ack_delay_seconds: float = 0.005
+    prune_seconds: float = 60.0  # how often one worker prunes finished tasks past retention
+    prune_batch: int = 5000
+    claim_linger_seconds: float = 0.002
+    prefetch_below_seconds: float = 0.01  # claim ahead while handlers are this fast
+
+    @property
+    def heartbeat_interval(self) -> float:
+        return self.heartbeat_seconds or self.lease_seconds / 3
+
+    @property
+    def rescue_interval(self) -> float:
+        return self.rescue_seconds or self.lease_seconds / 2

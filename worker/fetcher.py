@@ -1,0 +1,182 @@
+"""Fetcher: claims batches per queue sized to free capacity, and paces itself when idle.
+
+- Capacity: per queue (its own limit) and overall (`concurrency`); while handlers end
+  within milliseconds one batch more is claimed ahead, so the next claim's round trip
+  overlaps this batch's run (those tasks wait, leased, for a handler slot).
+- Batches: it waits for free slots (and for acks to keep up), then lingers a moment
+  while busy so one claim fills several slots; queues take turns.
+- Orphans (tasks rescued after their worker died) are claimed one at a time, each alone.
+- Idle: it waits for a notification, or probes with a cheap read where there are none
+  (SQLite), backing off up to the backend's longest pause.
+"""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+
+from taskstore.consumer import STORE_ERRORS, Consumer
+from taskstore.records import ClaimedTask
+from worker.completer import Completer
+from worker.outcomes import Outcomes
+from worker.state import WorkerState
+
+
+class Fetcher:
+    """The claim loop of one worker."""
+
+    def __init__(
+        self, state: WorkerState, consumer: Consumer, outcomes: Outcomes, completer: Completer
+    ) -> None:
+        self._state = state
+        self._consumer = consumer
+        self._outcomes = outcomes
+        self._completer = completer
+        config = state.config
+        self._config = config
+        self._queue_order = list(config.queues)
+        self._poll_max = config.poll_max_seconds or consumer.idle_poll_max_seconds
+        self._claim_threshold = max(1, min(config.ack_flush_at, config.concurrency // 4))
+        self._claim_failures = 0
+
+    # -------------------------------------------------------------- capacity
+    def free(self, queue: str) -> int:
+        """How many tasks of `queue` one claim may take now."""
+        config, in_flight = self._config, self._state.in_flight
+        limit = config.queues.get(queue)
+        if limit is not None:  # a queue with its own limit never runs ahead of it
+            queue_free = limit - in_flight[queue]
+            total_free = config.concurrency - sum(in_flight.values())
+            return max(0, min(total_free, queue_free))
+        return max(0, min(self._total_free(), config.concurrency))
+
+    def _total_free(self) -> int:
+        return self._config.concurrency + self._ahead() - sum(self._state.in_flight.values())
+
+    def _ahead(self) -> int:
+        """Tasks claimed ahead of free handler slots. While handlers end within a few
+        milliseconds, a claim's round trip is what they would wait for: the next batch is
+        claimed while this one runs. Slow handlers get none, so no worker hoards tasks
+        that another could start now."""
+        state = self._state
+        fast = state.recent_seconds < self._config.prefetch_below_seconds
+        return self._config.concurrency if fast and not state.stopping else 0
+
+    # ------------------------------------------------------------------ loop
+    async def run(self) -> None:
+        state, config = self._state, self._config
+        delay = config.poll_min_seconds
+        while True:
+            await self._await_room()
+            if state.stopping:
+                return
+            looked = state.orphans_waiting
+            claimed, had_room = await self.claim_round()
+            if claimed:
+                delay = config.poll_min_seconds
+                continue
+            if not looked and not state.running:
+                state.orphans_waiting = True  # idle: before waiting, look for orphans too
+                continue
+            if state.stopping or (config.burst and not state.running):
+                return  # stopping, or drained: nothing claimable now and nothing in flight
+            if not had_room or config.burst:
+                await state.wait(None)  # wait for a handler to finish
+            else:
+                await self._idle_wait(delay)
+                delay = min(delay * 2, self._poll_max)
+
+    async def _await_room(self) -> None:
+        """Wait for free slots (and for acks to keep up), then linger a moment while busy
+        so one claim fills several slots instead of one claim per slot."""
+        state = self._state
+        while not state.stopping and (
+            self._total_free() == 0
+            or self._completer.backlogged()
+            or (state.orphans_waiting and state.running)
+        ):
+            await state.wait(None)
+        # Linger only while few slots are free: handlers that end together (fast ones do)
+        # free enough slots within a wake-up, and a fixed sleep would idle the worker.
+        deadline = time.monotonic() + self._config.claim_linger_seconds
+        while (
+            state.running
+            and not state.stopping
+            and self._total_free() < self._claim_threshold
+            and (left := deadline - time.monotonic()) > 0
+        ):
+            await state.wait(left)
+
+    async def _idle_wait(self, seconds: float) -> None:
+        """Idle until woken or `seconds` pass. Where no notifications come (SQLite), look
+        every few milliseconds with a cheap read, which takes no write lock, and return as
+        soon as something is due; the claim that follows is the only write."""
+        state = self._state
+        step = self._consumer.idle_probe_seconds
+        if step is None:
+            await state.wait(seconds)
+            return
+        deadline = time.monotonic() + seconds
+        while not state.stopping and time.monotonic() < deadline:
+            await state.wait(step)
+            try:
+                if await self._consumer.any_due(self._queue_order):
+                    return
+            except STORE_ERRORS:
+                return  # let the claim report it
+
+    async def claim_round(self) -> tuple[int, bool]:
+        """One claim per queue with room, rotating the start so no queue starves."""
+        state = self._state
+        self._queue_order.append(self._queue_order.pop(0))
+        if state.orphans_waiting:
+            if state.running:  # flagged during the linger: let the running tasks end first
+                return 0, False
+            if await self._claim_orphan():
+                return 1, True
+        claimed, had_room = 0, False
+        for queue in list(self._queue_order):
+            free = self.free(queue)
+            if free <= 0 or state.stopping:
+                continue
+            had_room = True
+            for task in await self._claim(queue, free):
+                self._outcomes.start(task)
+                claimed += 1
+        return claimed, had_room
+
+    async def _claim_orphan(self) -> bool:
+        """With nothing else running, claim one task rescued after its worker died and
+        start it; it runs alone, and claiming waits until it is done. False (and back to
+        batches) once there is none."""
+        if self._completer.acks:
+            # If this task kills the process, the completions it would take with it are
+            # those of innocent tasks, charged an attempt each: write them first.
+            await self._completer.flush()
+        for queue in list(self._queue_order):
+            if self.free(queue) > 0 and not self._state.stopping:
+                for task in await self._claim(queue, 1, orphans=True):
+                    self._outcomes.start(task)
+                    return True
+        self._state.orphans_waiting = False
+        return False
+
+    async def _claim(self, queue: str, limit: int, orphans: bool = False) -> list[ClaimedTask]:
+        state = self._state
+        try:
+            tasks = await self._consumer.claim(queue, limit, orphans=orphans)
+        except STORE_ERRORS as exc:
+            # A killed connection is replaced at once; a server that is down is asked
+            # again less and less often.
+            retry_in = min(self._poll_max, self._config.poll_min_seconds * 2**self._claim_failures)
+            self._claim_failures = min(self._claim_failures + 1, 16)
+            state.log.warning(
+                "claim failed; will retry", queue=queue, error=str(exc), retry_in=retry_in
+            )
+            await anyio.sleep(retry_in)
+            return []
+        if tasks:
+            state.metrics.claimed(len(tasks))
+        self._claim_failures = 0
+        return tasks

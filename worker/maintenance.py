@@ -1,0 +1,111 @@
+"""Maintenance services of one worker, each a loop of its own.
+
+- `Heartbeat`: extends every lease the worker holds and its registry row in one
+  transaction, and stops handlers whose task was cancelled or rescued elsewhere;
+- `Rescuer`: returns tasks whose lease expired (a crashed worker's) to the queue and
+  tells the fetcher when orphans wait;
+- `Pruner`: deletes finished tasks past retention, in bounded batches, one worker at a
+  time;
+- `DepthGauge`: the queue-depth metric.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import anyio
+
+from taskstore.consumer import STORE_ERRORS, Consumer, Registration
+from worker.completer import Completer
+from worker.state import WorkerState
+
+
+class Heartbeat:
+    """Leases and the registry row, every third of a lease."""
+
+    def __init__(self, state: WorkerState, consumer: Consumer, completer: Completer) -> None:
+        self._state = state
+        self._consumer = consumer
+        self._completer = completer
+        config = state.config
+        self._registration = Registration(
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            queues=config.queues,
+            concurrency=config.concurrency,
+            lease_seconds=config.lease_seconds,
+        )
+
+    async def run(self) -> None:
+        while True:
+            await anyio.sleep(self._state.config.heartbeat_interval)
+            await self.beat()
+
+    async def beat(self) -> None:
+        """Extend all our leases and our registry row; stop handlers whose task is gone."""
+        state = self._state
+        started = time.monotonic()
+        # Tasks whose lease we still need: running, or finished and awaiting their ack.
+        held = [*state.running, *self._completer.pending_ids()]
+        try:
+            kept = await self._consumer.heartbeat(held, len(state.running), self._registration)
+        except STORE_ERRORS as exc:
+            state.log.warning("heartbeat failed", error=str(exc))
+            return
+        for task_id, run in list(state.running.items()):
+            if task_id not in kept and run.claimed_at < started and run.reason is None:
+                run.stop("lost")
+
+    async def unregister(self) -> None:
+        try:
+            await self._consumer.unregister()
+        except STORE_ERRORS as exc:
+            self._state.log.warning("could not remove the worker's registry row", error=str(exc))
+
+
+async def rescue_loop(state: WorkerState, consumer: Consumer) -> None:
+    """Every half lease: take back expired leases and look for orphans."""
+    while True:
+        await anyio.sleep(state.config.rescue_interval)
+        try:
+            report = await consumer.rescue(list(state.config.queues))
+        except STORE_ERRORS as exc:
+            state.log.warning("rescue failed", error=str(exc))
+            continue
+        if report.orphans_waiting and not state.orphans_waiting:
+            state.orphans_waiting = True  # the fetcher lets running tasks drain first
+            state.signal()
+        if report.rescued:
+            state.counts["rescued"] += len(report.rescued)
+            state.metrics.rescued(len(report.rescued))
+            state.log.warning(
+                "rescued tasks with expired leases",
+                tasks={i: s.value for i, s in report.rescued.items()},
+            )
+            state.signal()
+
+
+async def prune_loop(state: WorkerState, consumer: Consumer, retention_seconds: float) -> None:
+    """Retention: a bounded batch per pass, one worker at a time (a database lock)."""
+    config = state.config
+    while retention_seconds > 0:
+        await anyio.sleep(config.prune_seconds)
+        try:
+            pruned = await consumer.prune(retention_seconds, config.prune_batch)
+        except STORE_ERRORS as exc:
+            state.log.warning("pruning failed", error=str(exc))
+            continue
+        if pruned:
+            state.log.info("pruned finished tasks past retention", count=pruned)
+
+
+async def depth_loop(state: WorkerState, consumer: Consumer) -> None:
+    """Queue depth for the metrics gauge (an index-only count of claimable rows)."""
+    while True:
+        try:
+            state.metrics.depth(await consumer.claimable_counts())
+        except STORE_ERRORS as exc:
+            state.log.warning("queue depth unavailable", error=str(exc))
+        await anyio.sleep(15)

@@ -1,0 +1,225 @@
+"""Outcomes: run each claimed task's attempt and record how it ended.
+
+An attempt waits for a handler slot (tasks claimed ahead do), runs under its timeout,
+and ends one of four ways: completed (acknowledged in a batch, or committed with the
+attempt's own session), failed (retried with backoff or failed for good, by the retry
+policy), cut off by a graceful stop (handed back, not charged), or lost (cancelled or
+rescued elsewhere: nothing to write).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from taskstore.consumer import STORE_ERRORS, Consumer
+from taskstore.errors import LeaseLost
+from taskstore.jsoncodec import dumps_json
+from taskstore.records import ClaimedTask
+from taskstore.store import TaskStore
+from worker import retry
+from worker.completer import Completer
+from worker.config import DEFAULT_MAX_ATTEMPTS
+from worker.context import TaskContext
+from worker.errors import NonRetryable, UnknownTask
+from worker.execution import Outcome, Running, attempt, error_document
+from worker.registry import Registry
+from worker.state import WorkerState
+
+
+class Outcomes:
+    """Starts attempts as asyncio tasks and records their ends."""
+
+    def __init__(
+        self,
+        state: WorkerState,
+        consumer: Consumer,
+        completer: Completer,
+        registry: Registry,
+        store: TaskStore,
+    ) -> None:
+        self._state = state
+        self._consumer = consumer
+        self._completer = completer
+        self._registry = registry
+        self._store = store
+        self.resources: dict[str, Any] = {}
+        self._slots = asyncio.Semaphore(state.config.concurrency)  # handlers running at once
+
+    def start(self, task: ClaimedTask) -> None:
+        state = self._state
+        state.in_flight[task.queue] += 1
+        run = Running(task.id, task.queue, claimed_at=time.monotonic())
+        state.running[task.id] = run
+        run.handle = asyncio.get_running_loop().create_task(self._execute(task, run))
+
+    async def _execute(self, task: ClaimedTask, run: Running) -> None:
+        state = self._state
+        try:
+            if not await self._take_slot(run):  # stopped while waiting: it never started
+                self._never_started(task, run.reason or "lost")
+                return
+            try:
+                outcome = await self._attempt(task, run)
+            finally:
+                self._slots.release()
+            state.note_duration(outcome.seconds)
+            await self._record(task, outcome)
+        except Exception as exc:  # never let one task's bookkeeping take the worker down
+            state.log.error(
+                "could not record a task's outcome; its lease will expire",
+                task_id=task.id,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+        finally:
+            state.running.pop(task.id, None)
+            state.in_flight[task.queue] -= 1
+            state.signal()
+
+    async def _take_slot(self, run: Running) -> bool:
+        """Wait for a free handler slot (claimed-ahead tasks do); False if stopped first."""
+        try:
+            await self._slots.acquire()
+        except asyncio.CancelledError:
+            if not run.absorb_stop():
+                raise
+            return False
+        if run.reason is not None:
+            self._slots.release()
+            return False
+        return True
+
+    async def _attempt(self, task: ClaimedTask, run: Running) -> Outcome:
+        self._state.metrics.started(task.queue, task.name)
+        definition = self._registry.get(task.name)
+        worker_id = self._state.worker_id
+        if definition is None:
+            error = UnknownTask(f"no handler named {task.name!r} in worker {worker_id}")
+            return Outcome(None, error=error)
+        max_attempts = task.max_attempts or definition.max_attempts
+        if task.attempt > max_attempts:  # earlier attempts crashed their workers
+            message = f"attempt {task.attempt} of {max_attempts}: earlier attempts never finished"
+            return Outcome(None, error=NonRetryable(message))
+        ctx = TaskContext(
+            task,
+            store=self._store,
+            consumer=self._consumer,
+            max_attempts=max_attempts,
+            resources=self.resources,
+        )
+        return await attempt(definition, ctx, task.payload, run)
+
+    async def _record(self, task: ClaimedTask, outcome: Outcome) -> None:
+        session = outcome.ctx.used_session if outcome.ctx else None
+        try:
+            if outcome.ok and session is not None:
+                await self._complete_in_session(task, outcome, session)
+            elif outcome.ok:
+                self._completer.add(task.id, task.attempt, outcome.result_json)
+                self._state.counts["completed"] += 1
+            elif session is not None:
+                await _quietly(session.rollback(), self._state.log)
+            if outcome.abandoned:
+                self._abandoned(task, outcome.abandoned)
+            elif outcome.error is not None:
+                await self._fail(task, outcome.error)
+        finally:
+            if session is not None:
+                await _quietly(session.close(), self._state.log)
+            label = _label(outcome)
+            self._state.metrics.finished(task.queue, task.name, label, outcome.seconds)
+
+    def _never_started(self, task: ClaimedTask, reason: str) -> None:
+        if reason == "shutdown":
+            self._completer.unstarted(task.id, task.attempt)
+        else:
+            self._state.log.info("task stopped: cancelled or taken over", task_id=task.id)
+
+    def _abandoned(self, task: ClaimedTask, reason: str) -> None:
+        """A stopped attempt: cut off by a graceful stop (handed back) or lost."""
+        if reason != "shutdown":
+            self._state.log.info("task stopped: cancelled or taken over", task_id=task.id)
+            return
+        note = {
+            "type": "CutOff",
+            "message": "cut off by a graceful worker stop; runs again, not counted as an attempt",
+            "attempt": task.attempt,
+            "worker": self._state.worker_id,
+        }
+        self._completer.cut_off(task.id, task.attempt, dumps_json(note))
+
+    async def _complete_in_session(self, task: ClaimedTask, outcome: Outcome, session: Any) -> None:
+        """Results and completion commit together, or not at all."""
+        log = self._state.log
+        try:
+            done = (task.id, task.attempt, outcome.result_json)
+            if await self._consumer.complete_in(session, done):
+                self._state.counts["completed"] += 1
+                return
+            log.warning("completion refused: lease lost; results discarded", task_id=task.id)
+        except STORE_ERRORS as exc:
+            await _quietly(session.rollback(), log)
+            log.warning(
+                "completion failed; the task will be rescued and rerun",
+                task_id=task.id,
+                error=str(exc),
+            )
+
+    async def _fail(self, task: ClaimedTask, error: BaseException) -> None:
+        state = self._state
+        definition = self._registry.get(task.name)
+        max_attempts = task.max_attempts or (
+            definition.max_attempts if definition else DEFAULT_MAX_ATTEMPTS
+        )
+        base = definition.backoff if definition else 1.0
+        retry_in = (
+            retry.backoff_seconds(base, task.attempt)
+            if retry.should_retry(error, task.attempt, max_attempts)
+            else None
+        )
+        doc = error_document(error, attempt=task.attempt, worker_id=state.worker_id)
+        try:
+            await self._consumer.fail(task.id, task.attempt, doc, retry_in)
+        except LeaseLost:
+            state.log.warning("failure not recorded: lease lost", task_id=task.id)
+            return
+        except STORE_ERRORS as exc:
+            state.log.warning(
+                "failure not recorded; the task will be rescued", task_id=task.id, error=str(exc)
+            )
+            return
+        state.counts["retried" if retry_in is not None else "failed"] += 1
+        state.log.warning(
+            "task attempt failed",
+            task_id=task.id,
+            name=task.name,
+            queue=task.queue,
+            attempt=task.attempt,
+            error=doc["type"],
+            message=doc["message"],
+            retry_in=None if retry_in is None else round(retry_in, 3),
+        )
+
+    async def cancel_leftovers(self) -> None:
+        """If the worker itself is cancelled, its attempts go too (their leases expire)."""
+        handles = [r.handle for r in self._state.running.values() if r.handle is not None]
+        for handle in handles:
+            if not handle.done():
+                handle.cancel()
+        if handles:
+            await asyncio.gather(*handles, return_exceptions=True)
+
+
+def _label(outcome: Outcome) -> str:
+    if outcome.abandoned:
+        return "abandoned"
+    return "completed" if outcome.ok else "error"
+
+
+async def _quietly(cleanup: Any, log: Any) -> None:
+    """Await a rollback/close whose failure (the connection is already gone) changes nothing."""
+    try:
+        await cleanup
+    except Exception as exc:
+        log.debug("cleanup failed", error=str(exc))
