@@ -61,6 +61,7 @@ class LeaseStatements(TaskStatements):
     def __init__(self, backend: Backend) -> None:
         super().__init__(backend)
         self._claim = {orphans: self._build_claim(orphans) for orphans in (True, False)}
+        self._fail = {retry: self._build_fail(retry) for retry in (True, False)}
         self._heartbeat = (
             update(T)
             .where(
@@ -215,6 +216,33 @@ class LeaseStatements(TaskStatements):
         rows = [(task_id, attempt, None) for task_id, attempt in handed]
         return await self._end(conn, self._release, worker_id, rows, p_delay=delay_seconds)
 
+    def _build_fail(self, retry: bool) -> Any:
+        """A failed attempt's fenced end: back to ``created`` after ``p_retry_in`` seconds
+        (`retry`), or ``failed``."""
+        event = Event.RETRY if retry else Event.FAIL
+        values: dict[str, Any] = {
+            "status": status_literal(target(event)),
+            "updated_at": self._now,
+            "error": bindparam("p_error", type_=T.c.error.type),
+            "lease_expires_at": None,
+        }
+        if retry:
+            values["run_at"] = self.backend.now_plus(bindparam("p_retry_in", type_=Float))
+            values["worker_id"] = None
+        else:
+            values["finished_at"] = self._now
+        return (
+            update(T)
+            .where(
+                T.c.id == bindparam("p_task_id"),
+                status_in(sources(event)),
+                T.c.worker_id == bindparam("p_worker_id"),
+                T.c.attempts == bindparam("p_attempt"),
+            )
+            .values(values)
+            .returning(T.c.id)
+        )
+
     async def fail(
         self,
         conn: Executor,
@@ -229,18 +257,18 @@ class LeaseStatements(TaskStatements):
 
         Raises `LeaseLost` if this worker no longer owns that attempt.
         """
-        event = Event.FAIL if retry_in is None else Event.RETRY
-        values: dict[str, Any] = {"error": error, "lease_expires_at": None}
-        if event is Event.RETRY:
-            values |= {
-                "run_at": self.backend.now_plus(literal(float(retry_in), Float)),
-                "worker_id": None,
-            }
-        else:
-            values["finished_at"] = self._now
-        fence = and_(T.c.worker_id == worker_id, T.c.attempts == attempt)
-        await self._transition(conn, event, task_id, values, fence)
-        return target(event)
+        retry = retry_in is not None
+        params = {
+            "p_task_id": task_id,
+            "p_worker_id": worker_id,
+            "p_attempt": attempt,
+            "p_error": error,
+            "p_retry_in": float(retry_in) if retry else None,
+        }
+        if (await conn.execute(self._fail[retry], params)).first() is None:
+            event = Event.RETRY if retry else Event.FAIL
+            await self._explain_refusal(conn, event, task_id, fenced=True)
+        return target(Event.RETRY if retry else Event.FAIL)
 
     async def set_progress(
         self, conn: Executor, *, task_id: int, worker_id: str, attempt: int, fraction: float
@@ -273,9 +301,9 @@ class LeaseStatements(TaskStatements):
         params = {"p_worker_id": worker_id, "p_lease": lease_seconds, "p_ids": list(task_ids)}
         return set((await conn.execute(self._heartbeat, params)).scalars())
 
-    async def rescue_expired(self, conn: Executor, *, limit: int = 1000) -> dict[int, TaskStatus]:
-        """Take back tasks whose lease expired: ``not_finished`` to run again, or ``failed``
-        once a running task has used its last attempt. Returns id -> new status."""
+    def rescue_statement(self, limit: int = 1000) -> Any:
+        """Tasks whose lease expired: ``not_finished`` to run again, or ``failed`` once a
+        running task has used its last attempt."""
         exhausted = and_(
             T.c.status == status_literal(TaskStatus.RUNNING),
             T.c.max_attempts.is_not(None),
@@ -288,7 +316,7 @@ class LeaseStatements(TaskStatements):
             (exhausted, status_literal(target(Event.FAIL))),
             else_=status_literal(target(Event.INTERRUPT)),
         )
-        stmt = (
+        return (
             update(T)
             .where(self.backend.claim_where(T.c.id, picked), status_in(LEASED))
             .values(
@@ -301,6 +329,10 @@ class LeaseStatements(TaskStatements):
             )
             .returning(T.c.id, T.c.status)
         )
+
+    async def rescue_expired(self, conn: Executor, *, limit: int = 1000) -> dict[int, TaskStatus]:
+        """Take back up to `limit` tasks whose lease expired; returns id -> new status."""
+        stmt = self.rescue_statement(limit)
         return {r.id: TaskStatus(r.status) for r in (await conn.execute(stmt)).all()}
 
     async def any_due(

@@ -1,0 +1,68 @@
+-- Hot statements of taskstore on postgres, as compiled for its driver.
+-- Written by docs/sql/render.py from the code; do not edit by hand.
+
+-- enqueue, enqueue_many: a batch of new tasks, any size, one statement
+-- parameters: pg_notify_2, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, new_name, new_queue, new_payload, new_priority, new_max_attempts, new_run_at, new_delay
+WITH inserted AS 
+(INSERT INTO taskstore_tasks (name, queue, payload, priority, max_attempts, run_at, created_at, updated_at) SELECT "new".name AS name, "new".queue AS queue, CAST("new".payload AS JSONB) AS payload, "new".priority AS priority, "new".max_attempts AS max_attempts, coalesce("new".run_at, now() + make_interval($2::INTEGER, $3::INTEGER, $4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, "new".delay), now()) AS coalesce_1, now() AS now_1, now() AS now__1 
+FROM unnest($8::VARCHAR[], $9::VARCHAR[], $10::TEXT[], $11::INTEGER[], $12::INTEGER[], $13::TIMESTAMP WITH TIME ZONE[], $14::FLOAT[]) AS "new"(name, queue, payload, priority, max_attempts, run_at, delay) RETURNING taskstore_tasks.id, taskstore_tasks.queue)
+ SELECT inserted.id, pg_notify($1::VARCHAR, inserted.queue) AS pg_notify_1 
+FROM inserted;
+
+-- enqueue with dedup_key: one row per key; a live task's key is skipped
+-- parameters: p_name, p_queue, p_payload, p_priority, p_max_attempts, p_run_at, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_delay, p_dedup_key
+INSERT INTO taskstore_tasks (name, queue, payload, priority, max_attempts, run_at, created_at, updated_at, dedup_key) VALUES ($1::VARCHAR, $2::VARCHAR, CAST($3::VARCHAR AS JSONB), $4::INTEGER, $5::INTEGER, coalesce($6::TIMESTAMP WITH TIME ZONE, now() + make_interval($7::INTEGER, $8::INTEGER, $9::INTEGER, $10::INTEGER, $11::INTEGER, $12::INTEGER, $13::FLOAT), now()), now(), now(), $14::VARCHAR) ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL AND status IN ('assigned', 'created', 'not_finished', 'running') DO NOTHING RETURNING taskstore_tasks.id, taskstore_tasks.dedup_key;
+
+-- claim: a batch, claimed and started at once
+-- parameters: status, attempts_1, p_worker_id, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_lease, param_1, p_queue, p_limit
+WITH picked AS 
+(SELECT taskstore_tasks.id AS id 
+FROM taskstore_tasks 
+WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = $11::VARCHAR OR taskstore_tasks.worker_id IS NOT NULL) AND taskstore_tasks.queue = $12::VARCHAR AND taskstore_tasks.run_at <= now() ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id 
+ LIMIT $13::INTEGER FOR UPDATE SKIP LOCKED)
+ UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts + $2::INTEGER), updated_at=now(), started_at=now(), worker_id=$3::VARCHAR, lease_expires_at=(now() + make_interval($4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::INTEGER, $10::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at;
+
+-- orphan claim: one task rescued from a dead worker
+-- parameters: status, attempts_1, p_worker_id, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_lease, p_queue, p_limit
+WITH picked AS 
+(SELECT taskstore_tasks.id AS id 
+FROM taskstore_tasks 
+WHERE status IN ('not_finished') AND worker_id IS NULL AND taskstore_tasks.queue = $11::VARCHAR AND taskstore_tasks.run_at <= now() ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id 
+ LIMIT $12::INTEGER FOR UPDATE SKIP LOCKED)
+ UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts + $2::INTEGER), updated_at=now(), started_at=now(), worker_id=$3::VARCHAR, lease_expires_at=(now() + make_interval($4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::INTEGER, $10::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at;
+
+-- ack: completions of a batch, fenced on (id, worker, attempt)
+-- parameters: status, lease_expires_at, progress, batch_attempt, batch_doc, batch_id, p_worker_id
+UPDATE taskstore_tasks SET status=$1::VARCHAR, updated_at=now(), finished_at=now(), lease_expires_at=$2::TIMESTAMP WITH TIME ZONE, progress=$3::FLOAT, result=CAST(batch.doc AS JSONB) FROM (SELECT batch_rows.id AS id, ($4::INTEGER[])[batch_rows.i] AS attempt, ($5::TEXT[])[batch_rows.i] AS doc 
+FROM unnest($6::BIGINT[]) WITH ORDINALITY AS batch_rows(id, i)) AS batch WHERE taskstore_tasks.id = batch.id AND taskstore_tasks.id = ANY ($6::BIGINT[]) AND taskstore_tasks.attempts = batch.attempt AND taskstore_tasks.worker_id = $7::VARCHAR AND status IN ('running') RETURNING taskstore_tasks.id;
+
+-- retry: a failed attempt with attempts left, fenced
+-- parameters: status, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_retry_in, worker_id, lease_expires_at, p_error, p_task_id, p_worker_id, p_attempt
+UPDATE taskstore_tasks SET status=$1::VARCHAR, run_at=(now() + make_interval($2::INTEGER, $3::INTEGER, $4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::FLOAT)), updated_at=now(), worker_id=$9::VARCHAR, lease_expires_at=$10::TIMESTAMP WITH TIME ZONE, error=$11::JSONB WHERE taskstore_tasks.id = $12::BIGINT AND status IN ('running') AND taskstore_tasks.worker_id = $13::VARCHAR AND taskstore_tasks.attempts = $14::INTEGER RETURNING taskstore_tasks.id;
+
+-- fail: a failed attempt with none left, fenced
+-- parameters: status, lease_expires_at, p_error, p_task_id, p_worker_id, p_attempt
+UPDATE taskstore_tasks SET status=$1::VARCHAR, updated_at=now(), finished_at=now(), lease_expires_at=$2::TIMESTAMP WITH TIME ZONE, error=$3::JSONB WHERE taskstore_tasks.id = $4::BIGINT AND status IN ('running') AND taskstore_tasks.worker_id = $5::VARCHAR AND taskstore_tasks.attempts = $6::INTEGER RETURNING taskstore_tasks.id;
+
+-- heartbeat: every lease the worker holds, in one statement
+-- parameters: make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_lease, p_worker_id, p_ids
+UPDATE taskstore_tasks SET lease_expires_at=(now() + make_interval($1::INTEGER, $2::INTEGER, $3::INTEGER, $4::INTEGER, $5::INTEGER, $6::INTEGER, $7::FLOAT)) WHERE taskstore_tasks.worker_id = $8::VARCHAR AND status IN ('assigned', 'running') AND taskstore_tasks.id = ANY ($9::BIGINT[]) RETURNING taskstore_tasks.id;
+
+-- interrupt: attempts cut off by a graceful stop, not charged
+-- parameters: status, attempts_1, lease_expires_at, batch_attempt, batch_doc, batch_id, p_worker_id
+UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts - $2::INTEGER), updated_at=now(), lease_expires_at=$3::TIMESTAMP WITH TIME ZONE, error=CAST(batch.doc AS JSONB) FROM (SELECT batch_rows.id AS id, ($4::INTEGER[])[batch_rows.i] AS attempt, ($5::TEXT[])[batch_rows.i] AS doc 
+FROM unnest($6::BIGINT[]) WITH ORDINALITY AS batch_rows(id, i)) AS batch WHERE taskstore_tasks.id = batch.id AND taskstore_tasks.id = ANY ($6::BIGINT[]) AND taskstore_tasks.attempts = batch.attempt AND taskstore_tasks.worker_id = $7::VARCHAR AND status IN ('assigned', 'running') RETURNING taskstore_tasks.id;
+
+-- release: claimed tasks never run, handed back uncharged
+-- parameters: status, attempts_1, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_delay, worker_id, lease_expires_at, batch_attempt, batch_doc, batch_id, p_worker_id
+UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts - $2::INTEGER), run_at=(now() + make_interval($3::INTEGER, $4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::FLOAT)), updated_at=now(), worker_id=$10::VARCHAR, lease_expires_at=$11::TIMESTAMP WITH TIME ZONE FROM (SELECT batch_rows.id AS id, ($12::INTEGER[])[batch_rows.i] AS attempt, ($13::TEXT[])[batch_rows.i] AS doc 
+FROM unnest($14::BIGINT[]) WITH ORDINALITY AS batch_rows(id, i)) AS batch WHERE taskstore_tasks.id = batch.id AND taskstore_tasks.id = ANY ($14::BIGINT[]) AND taskstore_tasks.attempts = batch.attempt AND taskstore_tasks.worker_id = $15::VARCHAR AND status IN ('assigned', 'running') RETURNING taskstore_tasks.id;
+
+-- rescue: tasks whose lease expired
+-- parameters: param_1, param_2, param_3, worker_id, lease_expires_at, param_4, param_5
+WITH picked AS 
+(SELECT taskstore_tasks.id AS id 
+FROM taskstore_tasks 
+WHERE status IN ('assigned', 'running') AND taskstore_tasks.lease_expires_at < now() 
+ LIMIT $7::INTEGER FOR UPDATE SKIP LOCKED)
+ UPDATE taskstore_tasks SET status=CASE WHEN (taskstore_tasks.status = $1::VARCHAR AND taskstore_tasks.max_attempts IS NOT NULL AND taskstore_tasks.attempts >= taskstore_tasks.max_attempts) THEN $2::VARCHAR ELSE $3::VARCHAR END, updated_at=now(), finished_at=CASE WHEN (taskstore_tasks.status = $1::VARCHAR AND taskstore_tasks.max_attempts IS NOT NULL AND taskstore_tasks.attempts >= taskstore_tasks.max_attempts) THEN now() ELSE NULL END, worker_id=$4::VARCHAR, lease_expires_at=$5::TIMESTAMP WITH TIME ZONE, error=CAST($6::VARCHAR AS JSONB) FROM picked WHERE taskstore_tasks.id = picked.id AND status IN ('assigned', 'running') RETURNING taskstore_tasks.id, taskstore_tasks.status;

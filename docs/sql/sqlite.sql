@@ -1,0 +1,60 @@
+-- Hot statements of taskstore on sqlite, as compiled for its driver.
+-- Written by docs/sql/render.py from the code; do not edit by hand.
+
+-- enqueue, enqueue_many: a batch of new tasks, any size, one statement
+-- parameters: strftime_1, strftime_2, printf_1, strftime_3, strftime_4, strftime_3, strftime_4, strftime_3, strftime_4, json_extract_1, json_extract_2, json_extract_3, json_extract_4, json_extract_5, json_extract_6, json_extract_7, new
+INSERT INTO taskstore_tasks (name, queue, payload, priority, max_attempts, run_at, created_at, updated_at) SELECT new.name, new.queue, new.payload, new.priority, new.max_attempts, coalesce(new.run_at, strftime(?, ?, printf(?, new.delay)), strftime(?, ?)) AS coalesce_1, strftime(?, ?) AS strftime_5, strftime(?, ?) AS strftime__1 
+FROM (SELECT json_extract(anon_1.value, ?) AS name, json_extract(anon_1.value, ?) AS queue, json_extract(anon_1.value, ?) AS payload, json_extract(anon_1.value, ?) AS priority, json_extract(anon_1.value, ?) AS max_attempts, json_extract(anon_1.value, ?) AS run_at, json_extract(anon_1.value, ?) AS delay 
+FROM json_each(?) AS anon_1) AS new RETURNING id;
+
+-- enqueue with dedup_key: one row per key; a live task's key is skipped
+-- parameters: p_name, p_queue, p_payload, p_priority, p_max_attempts, p_run_at, strftime_1, strftime_2, printf_1, p_delay, strftime_3, strftime_4, strftime_3, strftime_4, strftime_3, strftime_4, p_dedup_key
+INSERT INTO taskstore_tasks (name, queue, payload, priority, max_attempts, run_at, created_at, updated_at, dedup_key) VALUES (?, ?, ?, ?, ?, coalesce(?, strftime(?, ?, printf(?, ?)), strftime(?, ?)), strftime(?, ?), strftime(?, ?), ?) ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL AND status IN ('assigned', 'created', 'not_finished', 'running') DO NOTHING RETURNING id, dedup_key;
+
+-- claim: a batch, claimed and started at once
+-- parameters: status, attempts_1, strftime_1, strftime_2, strftime_1, strftime_2, p_worker_id, strftime_3, strftime_4, printf_1, p_lease, param_1, p_queue, strftime_1, strftime_2, p_limit, param_2
+UPDATE taskstore_tasks SET status=?, attempts=(taskstore_tasks.attempts + ?), updated_at=strftime(?, ?), started_at=strftime(?, ?), worker_id=?, lease_expires_at=strftime(?, ?, printf(?, ?)) WHERE taskstore_tasks.id IN (SELECT taskstore_tasks.id 
+FROM taskstore_tasks 
+WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = ? OR taskstore_tasks.worker_id IS NOT NULL) AND taskstore_tasks.queue = ? AND taskstore_tasks.run_at <= strftime(?, ?) ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id
+ LIMIT ? OFFSET ?) RETURNING id, name, queue, payload, attempts, max_attempts, priority, run_at;
+
+-- orphan claim: one task rescued from a dead worker
+-- parameters: status, attempts_1, strftime_1, strftime_2, strftime_1, strftime_2, p_worker_id, strftime_3, strftime_4, printf_1, p_lease, p_queue, strftime_1, strftime_2, p_limit, param_1
+UPDATE taskstore_tasks SET status=?, attempts=(taskstore_tasks.attempts + ?), updated_at=strftime(?, ?), started_at=strftime(?, ?), worker_id=?, lease_expires_at=strftime(?, ?, printf(?, ?)) WHERE taskstore_tasks.id IN (SELECT taskstore_tasks.id 
+FROM taskstore_tasks 
+WHERE status IN ('not_finished') AND worker_id IS NULL AND taskstore_tasks.queue = ? AND taskstore_tasks.run_at <= strftime(?, ?) ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id
+ LIMIT ? OFFSET ?) RETURNING id, name, queue, payload, attempts, max_attempts, priority, run_at;
+
+-- ack: completions of a batch, fenced on (id, worker, attempt)
+-- parameters: status, strftime_1, strftime_2, strftime_1, strftime_2, lease_expires_at, progress, json_extract_1, json_extract_2, json_extract_3, batch, p_worker_id
+UPDATE taskstore_tasks SET status=?, updated_at=strftime(?, ?), finished_at=strftime(?, ?), lease_expires_at=?, progress=?, result=batch.doc FROM (SELECT json_extract(anon_1.value, ?) AS id, json_extract(anon_1.value, ?) AS attempt, json_extract(anon_1.value, ?) AS doc 
+FROM json_each(?) AS anon_1) AS batch WHERE taskstore_tasks.id = batch.id AND taskstore_tasks.attempts = batch.attempt AND taskstore_tasks.worker_id = ? AND status IN ('running') RETURNING id;
+
+-- retry: a failed attempt with attempts left, fenced
+-- parameters: status, strftime_1, strftime_2, printf_1, p_retry_in, strftime_3, strftime_4, worker_id, lease_expires_at, p_error, p_task_id, p_worker_id, p_attempt
+UPDATE taskstore_tasks SET status=?, run_at=strftime(?, ?, printf(?, ?)), updated_at=strftime(?, ?), worker_id=?, lease_expires_at=?, error=? WHERE taskstore_tasks.id = ? AND status IN ('running') AND taskstore_tasks.worker_id = ? AND taskstore_tasks.attempts = ? RETURNING id;
+
+-- fail: a failed attempt with none left, fenced
+-- parameters: status, strftime_1, strftime_2, strftime_1, strftime_2, lease_expires_at, p_error, p_task_id, p_worker_id, p_attempt
+UPDATE taskstore_tasks SET status=?, updated_at=strftime(?, ?), finished_at=strftime(?, ?), lease_expires_at=?, error=? WHERE taskstore_tasks.id = ? AND status IN ('running') AND taskstore_tasks.worker_id = ? AND taskstore_tasks.attempts = ? RETURNING id;
+
+-- heartbeat: every lease the worker holds, in one statement
+-- parameters: strftime_1, strftime_2, printf_1, p_lease, p_worker_id, p_ids
+UPDATE taskstore_tasks SET lease_expires_at=strftime(?, ?, printf(?, ?)) WHERE taskstore_tasks.worker_id = ? AND status IN ('assigned', 'running') AND taskstore_tasks.id IN (__[POSTCOMPILE_p_ids]) RETURNING id;
+
+-- interrupt: attempts cut off by a graceful stop, not charged
+-- parameters: status, attempts_1, strftime_1, strftime_2, lease_expires_at, json_extract_1, json_extract_2, json_extract_3, batch, p_worker_id
+UPDATE taskstore_tasks SET status=?, attempts=(taskstore_tasks.attempts - ?), updated_at=strftime(?, ?), lease_expires_at=?, error=batch.doc FROM (SELECT json_extract(anon_1.value, ?) AS id, json_extract(anon_1.value, ?) AS attempt, json_extract(anon_1.value, ?) AS doc 
+FROM json_each(?) AS anon_1) AS batch WHERE taskstore_tasks.id = batch.id AND taskstore_tasks.attempts = batch.attempt AND taskstore_tasks.worker_id = ? AND status IN ('assigned', 'running') RETURNING id;
+
+-- release: claimed tasks never run, handed back uncharged
+-- parameters: status, attempts_1, strftime_1, strftime_2, printf_1, p_delay, strftime_3, strftime_4, worker_id, lease_expires_at, json_extract_1, json_extract_2, json_extract_3, batch, p_worker_id
+UPDATE taskstore_tasks SET status=?, attempts=(taskstore_tasks.attempts - ?), run_at=strftime(?, ?, printf(?, ?)), updated_at=strftime(?, ?), worker_id=?, lease_expires_at=? FROM (SELECT json_extract(anon_1.value, ?) AS id, json_extract(anon_1.value, ?) AS attempt, json_extract(anon_1.value, ?) AS doc 
+FROM json_each(?) AS anon_1) AS batch WHERE taskstore_tasks.id = batch.id AND taskstore_tasks.attempts = batch.attempt AND taskstore_tasks.worker_id = ? AND status IN ('assigned', 'running') RETURNING id;
+
+-- rescue: tasks whose lease expired
+-- parameters: param_1, param_2, param_3, strftime_1, strftime_2, param_1, strftime_1, strftime_2, worker_id, lease_expires_at, error, strftime_1, strftime_2, param_4, param_5
+UPDATE taskstore_tasks SET status=CASE WHEN (taskstore_tasks.status = ? AND taskstore_tasks.max_attempts IS NOT NULL AND taskstore_tasks.attempts >= taskstore_tasks.max_attempts) THEN ? ELSE ? END, updated_at=strftime(?, ?), finished_at=CASE WHEN (taskstore_tasks.status = ? AND taskstore_tasks.max_attempts IS NOT NULL AND taskstore_tasks.attempts >= taskstore_tasks.max_attempts) THEN strftime(?, ?) ELSE NULL END, worker_id=?, lease_expires_at=?, error=? WHERE taskstore_tasks.id IN (SELECT taskstore_tasks.id 
+FROM taskstore_tasks 
+WHERE status IN ('assigned', 'running') AND taskstore_tasks.lease_expires_at < strftime(?, ?)
+ LIMIT ? OFFSET ?) AND status IN ('assigned', 'running') RETURNING id, status;
