@@ -11,6 +11,7 @@ it commits before it returns, and a failure leaves nothing half-written.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,8 +20,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskstore.errors import TaskStoreError
+from taskstore.jsoncodec import dumps_json
 from taskstore.links import Link
-from taskstore.records import ClaimedTask
+from taskstore.records import ClaimedTask, TaskInfo
 from taskstore.states import TaskStatus
 from taskstore.store import TaskStore
 
@@ -40,6 +42,7 @@ class Registration:
     queues: dict[str, int | None]
     concurrency: int
     lease_seconds: float
+    tasks: list[str]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -146,6 +149,37 @@ class Consumer:
                 conn, worker_id=self.worker_id, handed=handed, delay_seconds=delay_seconds
             )
 
+    async def hand_back_unserved(
+        self, task: ClaimedTask, *, retry_in: float, grace_seconds: float
+    ) -> TaskStatus:
+        """A task this worker has no handler for goes back uncharged, due after `retry_in`,
+        for a worker that has one; it fails (``UnknownTask``) only once no live worker
+        has served its name for `grace_seconds`. Returns the task's new status."""
+        async with self._row_lock, self._store.transaction() as conn:
+            _, served = await self._workers.served(conn)
+            now = await self._tasks.clock(conn)
+            info = await self._tasks.get(conn, task.id)
+            since = None if task.name in served else _unserved_since(info, now)
+            if since is not None and (now - since).total_seconds() >= grace_seconds:
+                error = _unserved_doc(task, self.worker_id, since, final=True)
+                return await self._tasks.fail(
+                    conn,
+                    task_id=task.id,
+                    worker_id=self.worker_id,
+                    attempt=task.attempt,
+                    error=error,
+                    retry_in=None,
+                )
+            note = dumps_json(_unserved_doc(task, self.worker_id, since, final=False))
+            await self._tasks.release_many(
+                conn,
+                worker_id=self.worker_id,
+                handed=[(task.id, task.attempt)],
+                delay_seconds=retry_in,
+                note=note,
+            )
+            return TaskStatus.CREATED
+
     async def set_progress(self, task_id: int, attempt: int, fraction: float) -> bool:
         """Record a running attempt's progress; False if the attempt is no longer ours."""
         async with self._store.transaction() as conn:
@@ -202,3 +236,26 @@ class Consumer:
         """Tasks due now, per queue (for the depth gauge)."""
         async with self._store.reading() as conn:
             return await self._tasks.claimable_counts(conn)
+
+
+def _unserved_since(info: TaskInfo | None, now: dt.datetime) -> dt.datetime:
+    """Since when no live worker has served this task (noted when it was handed back)."""
+    noted = (info.error or {}).get("unserved_since") if info is not None else None
+    return dt.datetime.fromisoformat(noted) if isinstance(noted, str) else now
+
+
+def _unserved_doc(
+    task: ClaimedTask, worker_id: str, since: dt.datetime | None, *, final: bool
+) -> dict[str, Any]:
+    if final:
+        message = f"no live worker has a handler named {task.name!r} (waited since {since})"
+    elif since is None:
+        message = f"worker {worker_id} has no handler named {task.name!r}; left for one that has"
+    else:
+        message = f"no live worker has a handler named {task.name!r}; waiting for one"
+    return {
+        "type": "UnknownTask",
+        "message": message,
+        "unserved_since": since.isoformat() if since is not None else None,
+        "worker": worker_id,
+    }

@@ -99,6 +99,7 @@ class WorkerInfo:
     concurrency: int
     lease_seconds: float
     running: int
+    tasks: list[str]
     started_at: dt.datetime
     last_heartbeat_at: dt.datetime
     alive: bool

@@ -119,6 +119,8 @@ class Settings:
     auto_migrate: bool = True
     max_payload_bytes: int = 1_048_576
     retention_seconds: float = 7 * 86400  # finished tasks older than this are pruned; 0: never
+    #: a task no live worker has a handler for fails after waiting this long for one
+    unserved_grace_seconds: float = 600.0
 
     @property
     def backend(self) -> str:
@@ -148,6 +150,7 @@ class Settings:
             auto_migrate=_env_bool(env, "TASKSTORE_AUTO_MIGRATE", True),
             max_payload_bytes=_env_int(env, "TASKSTORE_MAX_PAYLOAD_BYTES", 1_048_576),
             retention_seconds=_env_duration(env, "TASKSTORE_RETENTION", 7 * 86400),
+            unserved_grace_seconds=_env_duration(env, "TASKSTORE_UNSERVED_GRACE", 600.0),
         )
 
 

@@ -27,6 +27,8 @@ class WorkerConfig:
     prune_batch: int = 5000
     claim_linger_seconds: float = 0.002
     prefetch_below_seconds: float = 0.01  # claim ahead while handlers are this fast
+    unserved_retry_seconds: float = 2.0  # a task with no handler here is offered again after
+    unserved_grace_seconds: float | None = None  # default: the store's setting
 
     @property
     def heartbeat_interval(self) -> float:

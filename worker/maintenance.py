@@ -25,7 +25,9 @@ from worker.state import WorkerState
 class Heartbeat:
     """Leases and the registry row, every third of a lease."""
 
-    def __init__(self, state: WorkerState, consumer: Consumer, completer: Completer) -> None:
+    def __init__(
+        self, state: WorkerState, consumer: Consumer, completer: Completer, tasks: list[str]
+    ) -> None:
         self._state = state
         self._consumer = consumer
         self._completer = completer
@@ -36,6 +38,7 @@ class Heartbeat:
             queues=config.queues,
             concurrency=config.concurrency,
             lease_seconds=config.lease_seconds,
+            tasks=tasks,
         )
 
     async def run(self) -> None:

@@ -17,6 +17,7 @@ from taskstore.consumer import STORE_ERRORS, Consumer
 from taskstore.errors import LeaseLost
 from taskstore.jsoncodec import dumps_json
 from taskstore.records import ClaimedTask
+from taskstore.states import TaskStatus
 from taskstore.store import TaskStore
 from worker import retry
 from worker.completer import Completer
@@ -57,6 +58,9 @@ class Outcomes:
     async def _execute(self, task: ClaimedTask, run: Running) -> None:
         state = self._state
         try:
+            if self._registry.get(task.name) is None:
+                await self._hand_back_unserved(task)
+                return
             if not await self._take_slot(run):  # stopped while waiting: it never started
                 self._never_started(task, run.reason or "lost")
                 return
@@ -77,6 +81,34 @@ class Outcomes:
             state.in_flight[task.queue] -= 1
             state.signal()
 
+    async def _hand_back_unserved(self, task: ClaimedTask) -> None:
+        """No handler here: back to the queue uncharged for a worker that has one (after
+        a short delay, so this worker does not take it again at once); failed only once
+        no live worker has served the name for the grace period."""
+        config = self._state.config
+        grace = config.unserved_grace_seconds
+        if grace is None:
+            grace = self._store.settings.unserved_grace_seconds
+        try:
+            status = await self._consumer.hand_back_unserved(
+                task, retry_in=config.unserved_retry_seconds, grace_seconds=grace
+            )
+        except STORE_ERRORS as exc:
+            self._state.log.warning(
+                "could not hand back a task with no handler here; its lease will expire",
+                task_id=task.id,
+                error=str(exc),
+            )
+            return
+        counter = "failed" if status is TaskStatus.FAILED else "handed_back"
+        self._state.counts[counter] += 1
+        self._state.log.warning(
+            "no handler for this task here" + ("; failed" if counter == "failed" else ""),
+            task_id=task.id,
+            name=task.name,
+            queue=task.queue,
+        )
+
     async def _take_slot(self, run: Running) -> bool:
         """Wait for a free handler slot (claimed-ahead tasks do); False if stopped first."""
         try:
@@ -93,9 +125,8 @@ class Outcomes:
     async def _attempt(self, task: ClaimedTask, run: Running) -> Outcome:
         self._state.metrics.started(task.queue, task.name)
         definition = self._registry.get(task.name)
-        worker_id = self._state.worker_id
-        if definition is None:
-            error = UnknownTask(f"no handler named {task.name!r} in worker {worker_id}")
+        if definition is None:  # unregistered while it waited for a slot
+            error = UnknownTask(f"no handler named {task.name!r} in this worker")
             return Outcome(None, error=error)
         max_attempts = task.max_attempts or definition.max_attempts
         if task.attempt > max_attempts:  # earlier attempts crashed their workers

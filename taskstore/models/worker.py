@@ -26,5 +26,7 @@ class WorkerEntity(Base):
     concurrency: Mapped[int] = mapped_column(Integer)
     lease_seconds: Mapped[float] = mapped_column(Float)
     running: Mapped[int] = mapped_column(Integer, server_default="0")
+    #: names of the task handlers the worker has (it hands back tasks it cannot run)
+    tasks: Mapped[list[str]] = mapped_column(JSONDocument, server_default=text("'[]'"))
     started_at: Mapped[dt.datetime] = mapped_column(server_default=text("CURRENT_TIMESTAMP"))
     last_heartbeat_at: Mapped[dt.datetime] = mapped_column(server_default=text("CURRENT_TIMESTAMP"))

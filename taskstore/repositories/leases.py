@@ -76,14 +76,13 @@ class LeaseStatements(TaskStatements):
         uncharged = T.c.attempts - 1
         self._complete = self._build_ending(Event.COMPLETE, {"progress": 1.0}, doc_into="result")
         self._interrupt = self._build_ending(Event.INTERRUPT, {"attempts": uncharged}, "error")
-        self._release = self._build_ending(
-            Event.RELEASE,
-            {
-                "attempts": uncharged,
-                "worker_id": None,
-                "run_at": backend.now_plus(bindparam("p_delay", type_=Float)),
-            },
-        )
+        released = {
+            "attempts": uncharged,
+            "worker_id": None,
+            "run_at": backend.now_plus(bindparam("p_delay", type_=Float)),
+        }
+        self._release = self._build_ending(Event.RELEASE, released)
+        self._release_noted = self._build_ending(Event.RELEASE, released, doc_into="error")
 
     # ------------------------------------------------------------------- claim
     def _build_claim(self, orphans: bool) -> Any:
@@ -210,11 +209,14 @@ class LeaseStatements(TaskStatements):
         worker_id: str,
         handed: Sequence[tuple[int, int]],
         delay_seconds: float = 0.0,
+        note: str | None = None,
     ) -> set[int]:
         """Hand (task id, attempt) pairs this worker claimed but never ran back to
-        ``created``, due after `delay_seconds`, with their attempt not charged."""
-        rows = [(task_id, attempt, None) for task_id, attempt in handed]
-        return await self._end(conn, self._release, worker_id, rows, p_delay=delay_seconds)
+        ``created``, due after `delay_seconds`, with their attempt not charged; `note`
+        (JSON text), if given, becomes their error document (why they were handed back)."""
+        rows = [(task_id, attempt, note) for task_id, attempt in handed]
+        stmt = self._release if note is None else self._release_noted
+        return await self._end(conn, stmt, worker_id, rows, p_delay=delay_seconds)
 
     def _build_fail(self, retry: bool) -> Any:
         """A failed attempt's fenced end: back to ``created`` after ``p_retry_in`` seconds

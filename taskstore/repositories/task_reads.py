@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +22,10 @@ class TaskReads(TaskStatements):
     def __init__(self, backend: Backend) -> None:
         super().__init__(backend)
         self._select_one = select(*T.c).where(T.c.id == bindparam("p_task_id"))
+
+    async def clock(self, conn: Executor) -> dt.datetime:
+        """The database's clock now (what leases and schedules are compared with)."""
+        return (await conn.execute(select(type_coerce(self._now, UTCDateTime())))).scalar_one()
 
     async def get(self, conn: Executor, task_id: int) -> TaskInfo | None:
         row = (await conn.execute(self._select_one, {"p_task_id": task_id})).first()
@@ -50,7 +55,7 @@ class TaskReads(TaskStatements):
 
     async def stats(self, conn: Executor) -> list[QueueStats]:
         """Counts per queue and status, and the age of each queue's oldest due task."""
-        now = (await conn.execute(select(type_coerce(self._now, UTCDateTime())))).scalar_one()
+        now = await self.clock(conn)
         claimable = status_in(CLAIMABLE)
         oldest = func.min(case((and_(claimable, T.c.run_at <= self._now), T.c.run_at)))
         stmt = select(T.c.queue, T.c.status, func.count(), type_coerce(oldest, UTCDateTime()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Float, bindparam, delete, select
@@ -20,6 +21,7 @@ _BEAT_COLUMNS = [
     "concurrency",
     "lease_seconds",
     "running",
+    "tasks",
     "last_heartbeat_at",
 ]
 
@@ -38,6 +40,7 @@ class WorkerRepository:
             concurrency=bindparam("p_concurrency"),
             lease_seconds=bindparam("p_lease", type_=Float),
             running=bindparam("p_running"),
+            tasks=bindparam("p_tasks", type_=W.c.tasks.type),
             started_at=now,
             last_heartbeat_at=now,
         )
@@ -55,6 +58,7 @@ class WorkerRepository:
         concurrency: int,
         lease_seconds: float,
         running: int,
+        tasks: Sequence[str] = (),
     ) -> None:
         await conn.execute(
             self._beat,
@@ -66,6 +70,7 @@ class WorkerRepository:
                 "p_concurrency": concurrency,
                 "p_lease": lease_seconds,
                 "p_running": running,
+                "p_tasks": list(tasks),
             },
         )
 
@@ -75,8 +80,24 @@ class WorkerRepository:
     async def prune_dead(self, conn: Executor) -> int:
         return (await conn.execute(delete(W).where(self._dead))).rowcount or 0
 
+    def _alive(self) -> Any:
+        # a heartbeat within the last lease (compared on the database's clock)
+        return W.c.last_heartbeat_at >= self.backend.now_plus(-1 * W.c.lease_seconds)
+
+    async def served(self, conn: Executor) -> tuple[set[str], set[str]]:
+        """(queues, task names) that some live worker serves."""
+        rows = await conn.execute(select(W.c.queues, W.c.tasks).where(self._alive()))
+        queues: set[str] = set()
+        names: set[str] = set()
+        for row in rows:
+            queues.update(row.queues or {})
+            names.update(row.tasks or [])
+        return queues, names
+
     async def list(self, conn: Executor) -> list[WorkerInfo]:
-        # alive: a heartbeat within the last lease (compared on the database's clock)
-        alive = W.c.last_heartbeat_at >= self.backend.now_plus(-1 * W.c.lease_seconds)
+        alive = self._alive()
         rows = await conn.execute(select(*W.c, alive.label("alive")).order_by(W.c.started_at))
-        return [WorkerInfo(**{**row._mapping, "alive": bool(row.alive)}) for row in rows]
+        return [
+            WorkerInfo(**{**row._mapping, "tasks": row.tasks or [], "alive": bool(row.alive)})
+            for row in rows
+        ]

@@ -12,7 +12,7 @@ import signal
 
 import anyio
 
-from tests.apps.pipeline import log_execution
+from tests.apps.execlog import log_execution
 from worker import TaskContext, task
 
 

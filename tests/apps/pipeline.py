@@ -12,17 +12,8 @@ import time
 import anyio
 
 from taskstore.models import TranscriptEntity, VideoEntity
+from tests.apps.execlog import log_execution
 from worker import NonRetryable, TaskContext, task
-
-
-def log_execution(ctx: TaskContext) -> None:
-    path = os.environ.get("TEST_EXEC_LOG")
-    if path:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, f"{ctx.task_id} {ctx.attempt} {os.getpid()}\n".encode())
-        finally:
-            os.close(fd)
 
 
 @task(name="tests.record", max_attempts=3)

@@ -14,16 +14,20 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_worker(
-    url: str, *args: str, exec_log: Path | None = None, env: dict[str, str] | None = None
+    url: str,
+    *args: str,
+    exec_log: Path | None = None,
+    env: dict[str, str] | None = None,
+    app: str = "tests.apps.pipeline",
 ) -> subprocess.Popen:
-    """A `taskstore-worker` serving tests.apps.pipeline; its stderr goes to a file."""
+    """A `taskstore-worker` serving `app`; its stderr goes to a file."""
     full_env = {**os.environ, "TASKSTORE_DATABASE_URL": url, **(env or {})}
     if exec_log is not None:
         full_env["TEST_EXEC_LOG"] = str(exec_log)
     err_path = exec_log.with_suffix(f".{time.monotonic_ns()}.err") if exec_log else os.devnull
     with open(err_path, "w") as err:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
-            [sys.executable, "-m", "worker.cli", "--app", "tests.apps.pipeline", *args],
+            [sys.executable, "-m", "worker.cli", "--app", app, *args],
             cwd=ROOT,
             env=full_env,
             stdout=subprocess.DEVNULL,

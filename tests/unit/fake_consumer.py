@@ -64,6 +64,12 @@ class FakeConsumer:
         self.released.extend(handed)
         return {task_id for task_id, _ in handed}
 
+    async def hand_back_unserved(
+        self, task: ClaimedTask, *, retry_in: float, grace_seconds: float
+    ) -> TaskStatus:
+        self.released.append((task.id, task.attempt))
+        return TaskStatus.CREATED
+
     async def set_progress(self, task_id: int, attempt: int, fraction: float) -> bool:
         return True
 

@@ -1,0 +1,89 @@
+"""Tasks a worker has no handler for go back, uncharged, to workers that have one.
+
+Two apps serving one queue (or a rolling deploy that adds a task) must not fail each
+other's tasks: the worker that claims one it cannot run hands it back without counting
+an attempt, and it fails only once no live worker has served its name for the grace
+period.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import anyio
+
+from taskstore import TaskStatus, TaskStore
+from taskstore.consumer import Consumer, Registration
+from tests.helpers.processes import executions, start_worker, stderr_of, stop
+
+
+def _registration(tasks: list[str]) -> Registration:
+    return Registration("host", 1, {"default": None}, 4, 30.0, tasks)
+
+
+async def test_a_worker_without_the_handler_leaves_the_task_for_a_live_worker_that_has_it(
+    store: TaskStore,
+) -> None:
+    task_id = await store.enqueue("x.served")
+    serving = Consumer(store, "serving-worker", 30.0)
+    lacking = Consumer(store, "lacking-worker", 30.0)
+    try:
+        await serving.heartbeat([], 0, _registration(["x.served"]))
+        [task] = await lacking.claim("default", 10)
+        status = await lacking.hand_back_unserved(task, retry_in=0.0, grace_seconds=0.0)
+        info = await store.require(task_id)
+        assert (status, info.status, info.attempts) == (TaskStatus.CREATED, TaskStatus.CREATED, 0)
+        assert info.error["type"] == "UnknownTask" and info.error["unserved_since"] is None
+        [again] = await serving.claim("default", 10)
+        assert (again.id, again.attempt) == (task_id, 1)  # its first counted attempt
+    finally:
+        await serving.close()
+        await lacking.close()
+
+
+async def test_a_task_no_live_worker_serves_waits_for_the_grace_period_then_fails(
+    store: TaskStore,
+) -> None:
+    task_id = await store.enqueue("x.nobody", max_attempts=5)
+    lacking = Consumer(store, "lacking-worker", 30.0)
+    try:
+        [task] = await lacking.claim("default", 10)
+        status = await lacking.hand_back_unserved(task, retry_in=0.0, grace_seconds=3600)
+        info = await store.require(task_id)
+        assert (status, info.attempts) == (TaskStatus.CREATED, 0)
+        assert info.error["unserved_since"] is not None  # noted once, kept while it waits
+        [task] = await lacking.claim("default", 10)
+        status = await lacking.hand_back_unserved(task, retry_in=0.0, grace_seconds=0.0)
+        info = await store.require(task_id)
+        assert (status, info.status) == (TaskStatus.FAILED, TaskStatus.FAILED)
+        assert info.error["type"] == "UnknownTask" and "x.nobody" in info.error["message"]
+    finally:
+        await lacking.close()
+
+
+async def test_two_apps_on_one_queue_run_each_others_tasks_without_spending_attempts(
+    store: TaskStore, db_url: str, tmp_path: Path
+) -> None:
+    ours = await store.enqueue_many([{"name": "tests.noop"} for _ in range(15)])
+    theirs = await store.enqueue_many(
+        [{"name": "other.echo", "payload": {"word": "hi"}} for _ in range(15)]
+    )
+    log = tmp_path / "exec.log"
+    args = ("--concurrency", "4")
+    pipeline = start_worker(db_url, *args, exec_log=log)
+    other = start_worker(db_url, *args, exec_log=log, app="tests.apps.other")
+    try:
+        with anyio.fail_after(60):  # both registered: their signal handlers are in place
+            while len([w for w in await store.workers() if w.alive]) < 2:  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+        with anyio.fail_after(60):
+            while (await store.stats())[0].counts.get("completed", 0) < 30:  # noqa: ASYNC110
+                await anyio.sleep(0.1)
+    finally:
+        pipeline.send_signal(signal.SIGTERM)
+        other.send_signal(signal.SIGTERM)
+        assert stop(pipeline) == 0 and stop(other) == 0, stderr_of(log)
+    infos = [await store.require(i) for i in ours + theirs]
+    assert {(i.status, i.attempts) for i in infos} == {(TaskStatus.COMPLETED, 1)}
+    assert set(executions(log).values()) == {1}
