@@ -109,3 +109,17 @@ class WorkerInfo:
         for key in ("started_at", "last_heartbeat_at"):
             out[key] = out[key].isoformat()
         return out
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Unserved:
+    """Claimable tasks that no live worker can run: nobody serves their queue, or no
+    worker serving it has a handler of that name."""
+
+    queue: str
+    name: str
+    count: int
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

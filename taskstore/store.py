@@ -19,7 +19,7 @@ from taskstore.backends import Backend
 from taskstore.engine import create_engine, create_session_factory
 from taskstore.errors import InvalidInput, SchemaOutOfDate, TaskNotFound
 from taskstore.links import LinkPool
-from taskstore.records import NewTask, QueueStats, TaskInfo, WorkerInfo
+from taskstore.records import NewTask, QueueStats, TaskInfo, Unserved, WorkerInfo
 from taskstore.repositories.tasks import TaskRepository
 from taskstore.repositories.workers import WorkerRepository
 from taskstore.settings import Settings
@@ -260,6 +260,20 @@ class TaskStore:
         """Workers that sent a heartbeat recently (`alive`), newest registrations last."""
         async with self.reading() as conn:
             return await self.worker_registry.list(conn)
+
+    async def unserved(self) -> list[Unserved]:
+        """Claimable tasks no live worker can run (its queue unserved, or no handler of
+        that name among the workers serving it): what `status` and the dashboard flag."""
+        async with self.reading() as conn:
+            waiting = await self.tasks.claimable_by_name(conn)
+            queues, names = await self.worker_registry.served(conn)
+        found = []
+        for (queue, name), count in sorted(waiting.items()):
+            if queue not in queues:
+                found.append(Unserved(queue, name, count, "no live worker serves the queue"))
+            elif name not in names:
+                found.append(Unserved(queue, name, count, "no live worker has this handler"))
+        return found
 
     # -------------------------------------------------------------- operator
     async def cancel(self, task_id: int, *, session: AsyncSession | None = None) -> TaskStatus:

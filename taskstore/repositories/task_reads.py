@@ -79,6 +79,15 @@ class TaskReads(TaskStatements):
         )
         return dict((await conn.execute(stmt)).all())
 
+    async def claimable_by_name(self, conn: Executor) -> dict[tuple[str, str], int]:
+        """Claimable tasks (due or scheduled) per (queue, name)."""
+        stmt = (
+            select(T.c.queue, T.c.name, func.count())
+            .where(status_in(CLAIMABLE))
+            .group_by(T.c.queue, T.c.name)
+        )
+        return {(queue, name): count for queue, name, count in (await conn.execute(stmt)).all()}
+
     async def throughput(self, conn: Executor, *, minutes: int = 60) -> list[dict[str, Any]]:
         """Completed and failed tasks per minute over the last `minutes` (oldest first)."""
         bucket = type_coerce(self.backend.minute_bucket(T.c.finished_at), UTCDateTime())

@@ -87,3 +87,21 @@ async def test_two_apps_on_one_queue_run_each_others_tasks_without_spending_atte
     infos = [await store.require(i) for i in ours + theirs]
     assert {(i.status, i.attempts) for i in infos} == {(TaskStatus.COMPLETED, 1)}
     assert set(executions(log).values()) == {1}
+
+
+async def test_status_flags_tasks_whose_queue_or_handler_no_live_worker_serves(
+    store: TaskStore,
+) -> None:
+    await store.enqueue("demo.record", queue="default")  # the handler says queue="demo"
+    await store.enqueue("demo.record", queue="demo")
+    await store.enqueue("demo.other", queue="demo")
+    live = Consumer(store, "demo-worker", 30.0)
+    try:
+        await live.heartbeat([], 0, Registration("h", 1, {"demo": None}, 4, 30.0, ["demo.record"]))
+        flagged = {(u.queue, u.name, u.count, u.reason) for u in await store.unserved()}
+    finally:
+        await live.close()
+    assert flagged == {
+        ("default", "demo.record", 1, "no live worker serves the queue"),
+        ("demo", "demo.other", 1, "no live worker has this handler"),
+    }
