@@ -10,6 +10,7 @@ from typing import Any
 
 from taskstore.errors import InvalidInput
 from taskstore.validation import check_name, check_queue
+from worker.cron import can_fire, is_valid
 
 Handler = Callable[..., Any]
 Hook = Callable[[dict[str, Any]], Any]
@@ -137,8 +138,6 @@ def task(
 
 
 def _check_cron(task_name: str, cron: str, func: Handler) -> None:
-    from worker.scheduler import can_fire, is_valid  # croniter: only for periodic tasks
-
     if not isinstance(cron, str) or not is_valid(cron) or not can_fire(cron):
         raise RegistrationError(
             f"invalid cron expression {cron!r} for {task_name} "
