@@ -1,55 +1,89 @@
 """Producing tasks from code without an event loop (Flask or Django views, scripts, cron).
 
 `SyncTaskStore` runs a `TaskStore` on an event loop in a background thread and exposes
-blocking methods; it is safe to share between threads. `enqueue_with` writes a task on a
-*synchronous* SQLAlchemy connection or session of the caller's, so the task commits (or
-rolls back) with the caller's own transaction.
+blocking methods; it is safe to share between threads, and a process that never closes it
+still exits (it is closed at interpreter exit; enqueues already returned are committed).
+`enqueue_with` writes a task on a *synchronous* SQLAlchemy connection or session of the
+caller's, so the task commits (or rolls back) with the caller's own transaction.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
+import weakref
 from collections.abc import Coroutine, Iterable, Mapping
 from typing import Any, TypeVar
 
-from anyio.from_thread import BlockingPortal, start_blocking_portal
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from taskstore import validation
 from taskstore.backends import backend_for, backend_of
-from taskstore.records import QueueStats, TaskInfo
+from taskstore.background import BackgroundLoop
+from taskstore.errors import InvalidInput
+from taskstore.logs import get_logger
+from taskstore.records import NewTask, QueueStats, TaskInfo
 from taskstore.repositories.tasks import TaskRepository
 from taskstore.settings import Settings
 from taskstore.states import TaskStatus
 from taskstore.store import TaskStore
 
 R = TypeVar("R")
+log = get_logger("taskstore.sync")
+#: How long interpreter exit waits for a store nobody closed to close its connections.
+EXIT_CLOSE_SECONDS = 5.0
 
 
 class SyncTaskStore:
     """Blocking facade over `TaskStore`.
 
-    ``with SyncTaskStore(url) as tasks: tasks.enqueue("pkg.fn", {"n": 1})``
+    ``with SyncTaskStore(url) as tasks: tasks.enqueue("pkg.fn", {"n": 1})``, or keep one
+    per process (``tasks = SyncTaskStore()``) and let interpreter exit close it.
     """
 
     def __init__(self, url: str | None = None) -> None:
-        self._portal_cm = start_blocking_portal()
-        self._portal: BlockingPortal = self._portal_cm.__enter__()
+        self._loop = BackgroundLoop("taskstore-sync")
         try:
-            self._store: TaskStore = self._portal.call(_open, url)
+            self._store: TaskStore = self._loop.call(_open, url)
         except BaseException:
-            self._portal_cm.__exit__(None, None, None)
+            self._loop.stop()
             raise
+        # Holds the loop and the store, never `self`: it runs when the store is collected
+        # or at interpreter exit, whichever comes first.
+        self._finalizer = weakref.finalize(self, _close_at_exit, self._loop, self._store)
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        return self._portal.call(functools.partial(fn, *args, **kwargs))
+        if not self._finalizer.alive:
+            raise RuntimeError("this SyncTaskStore is closed")
+        return self._loop.call(functools.partial(fn, *args, **kwargs))
 
-    def enqueue(self, name: str, payload: Mapping[str, Any] | None = None, **options: Any) -> int:
-        """`TaskStore.enqueue`, blocking (``session=`` is not available here)."""
+    @property
+    def settings(self) -> Settings:
+        return self._store.settings
+
+    def enqueue(
+        self,
+        name: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        session: Connection | Session | None = None,
+        **options: Any,
+    ) -> int:
+        """`TaskStore.enqueue`, blocking. ``session`` is a *synchronous* SQLAlchemy session
+        or connection: the task joins its transaction (see `enqueue_with`)."""
+        if session is not None:
+            return _enqueue_on(session, name, payload, self.settings.max_payload_bytes, options)
         return self._call(self._store.enqueue, name, payload, **options)
 
-    def enqueue_many(self, tasks: Iterable[Mapping[str, Any]]) -> list[int]:
+    def enqueue_many(
+        self, tasks: Iterable[Mapping[str, Any]], *, session: Connection | Session | None = None
+    ) -> list[int]:
+        """`TaskStore.enqueue_many`, blocking; ``session`` as in `enqueue`."""
+        if session is not None:
+            limit = self.settings.max_payload_bytes
+            batch = [validation.new_task_from_mapping(item, limit) for item in tasks]
+            return _insert_on(session, batch) if batch else []
         return self._call(self._store.enqueue_many, list(tasks))
 
     def get(self, task_id: int) -> TaskInfo | None:
@@ -65,10 +99,15 @@ class SyncTaskStore:
         return self._call(self._store.retry, task_id)
 
     def close(self) -> None:
+        """Close the connections and stop the background loop (idempotent)."""
+        if self._finalizer.detach() is None:
+            return
+        if self._loop.in_loop_thread:  # cannot wait for the loop from inside it
+            raise RuntimeError("SyncTaskStore.close() called from its own event loop")
         try:
-            self._portal.call(self._store.close)
+            self._loop.call(self._store.close)
         finally:
-            self._portal_cm.__exit__(None, None, None)
+            self._loop.stop()
 
     def __enter__(self) -> SyncTaskStore:
         return self
@@ -78,7 +117,24 @@ class SyncTaskStore:
 
 
 async def _open(url: str | None) -> TaskStore:
-    return await TaskStore.from_url(url).open()
+    store = TaskStore.from_url(url)
+    try:
+        return await store.open()
+    except BaseException:
+        await store.close()
+        raise
+
+
+def _close_at_exit(loop: BackgroundLoop, store: TaskStore) -> None:
+    """Close a store its owner never closed, without ever holding the process up for long."""
+    if loop.in_loop_thread:  # collected on the loop's own thread, which cannot wait on itself
+        threading.Thread(target=_close_at_exit, args=(loop, store), daemon=True).start()
+        return
+    try:
+        loop.call_within(EXIT_CLOSE_SECONDS, store.close)
+    except Exception as exc:  # the database went away: nothing left to flush
+        log.warning("closing an unclosed SyncTaskStore failed", error=str(exc))
+    loop.stop(timeout=EXIT_CLOSE_SECONDS)
 
 
 class _SyncExecutor:
@@ -118,10 +174,27 @@ def enqueue_with(
     Nothing is committed here: the task becomes visible to workers when the caller commits,
     and vanishes if it rolls back. Takes `TaskStore.enqueue`'s keyword arguments.
     """
-    limit = Settings.from_env().max_payload_bytes
-    task = validation.new_task(name, payload, max_payload_bytes=limit, **options)
+    return _enqueue_on(conn, name, payload, Settings.from_env().max_payload_bytes, options)
+
+
+def _enqueue_on(
+    conn: Connection | Session,
+    name: str,
+    payload: Mapping[str, Any] | None,
+    max_payload_bytes: int,
+    options: Mapping[str, Any],
+) -> int:
+    task = validation.new_task(name, payload, max_payload_bytes=max_payload_bytes, **options)
+    [task_id] = _insert_on(conn, [task])
+    return task_id
+
+
+def _insert_on(conn: Connection | Session, batch: list[NewTask]) -> list[int]:
+    if not isinstance(conn, Connection | Session):
+        raise InvalidInput(
+            f"session must be a synchronous SQLAlchemy Session or Connection, got "
+            f"{type(conn).__name__} (an AsyncSession goes to TaskStore.enqueue)"
+        )
     bind = conn.connection() if isinstance(conn, Session) else conn
     backend = backend_of(bind)
-    executor = _SyncExecutor(conn)
-    [task_id] = _drive(_repository(backend.name).insert(executor, [task]))
-    return task_id
+    return _drive(_repository(backend.name).insert(_SyncExecutor(conn), batch))

@@ -1,4 +1,9 @@
-"""The `@task` decorator, lifecycle hooks, and the registry of handlers a worker serves."""
+"""The `@task` decorator, lifecycle hooks, and the registry of handlers a worker serves.
+
+``@task`` checks the handler at once (it must take the context first and its payload as
+keyword arguments) and returns a `TaskDef`: callable like the function itself, and the
+typed way to enqueue it (`worker.producer`).
+"""
 
 from __future__ import annotations
 
@@ -6,25 +11,31 @@ import dataclasses
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from taskstore.errors import InvalidInput
 from taskstore.validation import check_name, check_queue
+from worker.cron import can_fire, is_valid
+from worker.errors import RegistrationError
+from worker.producer import EnqueueOptions, Enqueuer, Producible
+from worker.signature import HandlerSignature, read_signature
 
+P = ParamSpec("P")
+R = TypeVar("R")
 Handler = Callable[..., Any]
 Hook = Callable[[dict[str, Any]], Any]
+_DEFAULTS = EnqueueOptions()
 
-
-class RegistrationError(InvalidInput):
-    """A handler or hook cannot be registered as declared."""
+__all__ = ["RegistrationError", "Registry", "TaskDef", "on_shutdown", "on_startup", "task"]
 
 
 @dataclasses.dataclass(frozen=True)
-class TaskDef:
-    """A registered handler and its defaults."""
+class TaskDef(Enqueuer[P], Generic[P, R]):
+    """A registered handler and its defaults; ``P`` and ``R`` are the handler's payload
+    parameters (after the context) and its return type."""
 
     name: str
-    fn: Handler
+    fn: Callable[Concatenate[Any, P], R]
     queue: str = "default"
     priority: int = 0
     max_attempts: int = 3
@@ -36,19 +47,17 @@ class TaskDef:
     def is_async(self) -> bool:  # asked once per attempt: inspect only once
         return inspect.iscoroutinefunction(self.fn)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Calling the decorated function still calls the function itself."""
-        return self.fn(*args, **kwargs)
+    @functools.cached_property
+    def signature(self) -> HandlerSignature:
+        """What the handler accepts (`RegistrationError` if it cannot be called as a task)."""
+        return read_signature(self.name, self.fn)
 
-    async def enqueue(self, store: Any, /, **payload: Any) -> int:
-        """Enqueue this task with its declared queue, priority and attempts."""
-        return await store.enqueue(
-            self.name,
-            payload,
-            queue=self.queue,
-            priority=self.priority,
-            max_attempts=self.max_attempts,
-        )
+    def __call__(self, ctx: Any, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Calling the decorated function still calls the function itself."""
+        return self.fn(ctx, *args, **kwargs)
+
+    def _target(self) -> tuple[Producible, EnqueueOptions]:
+        return self, _DEFAULTS
 
 
 @dataclasses.dataclass
@@ -90,6 +99,24 @@ def _positive(value: Any, what: str, *, allow_none: bool = False) -> Any:
     return value
 
 
+@overload
+def task(fn: Callable[Concatenate[Any, P], R], /) -> TaskDef[P, R]: ...
+
+
+@overload
+def task(
+    *,
+    name: str | None = None,
+    queue: str = "default",
+    priority: int = 0,
+    max_attempts: int = 3,
+    timeout: float | None = None,
+    backoff: float = 1.0,
+    cron: str | None = None,
+    registry: Registry = registry,
+) -> Callable[[Callable[Concatenate[Any, P], R]], TaskDef[P, R]]: ...
+
+
 def task(
     fn: Handler | None = None,
     *,
@@ -105,10 +132,11 @@ def task(
     """Register a handler: ``async def fn(ctx, **payload)`` (or a plain ``def``, run in a thread).
 
     ``name`` defaults to ``module.function``. ``timeout`` is in seconds; ``backoff`` is the
-    base, in seconds, of the exponential, jittered delay before a retry.
+    base, in seconds, of the exponential, jittered delay before a retry. A handler that
+    cannot take the context first and its payload as keyword arguments is refused here.
     """
 
-    def register(func: Handler) -> TaskDef:
+    def register(func: Handler) -> TaskDef[Any, Any]:
         if not callable(func):
             raise RegistrationError(f"@task needs a function, got {func!r}")
         task_name = name or f"{func.__module__}.{func.__name__}"
@@ -117,39 +145,42 @@ def task(
             check_queue(queue)
         except InvalidInput as exc:
             raise RegistrationError(f"cannot register {task_name!r}: {exc}") from None
-        if not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or max_attempts < 1:
-            raise RegistrationError(f"max_attempts must be an integer >= 1, got {max_attempts!r}")
-        if cron is not None:
-            _check_cron(task_name, cron, func)
         definition = TaskDef(
             name=task_name,
             fn=func,
             queue=queue,
-            priority=priority,
-            max_attempts=max_attempts,
+            priority=_integer(priority, "priority", minimum=-32768, maximum=32767),
+            max_attempts=_integer(max_attempts, "max_attempts", minimum=1),
             timeout=_positive(timeout, "timeout", allow_none=True),
             backoff=_positive(backoff, "backoff"),
             cron=cron,
         )
+        signature = definition.signature  # refuses a handler that cannot run as a task
+        if cron is not None:
+            _check_cron(task_name, cron, signature)
         return registry.add(definition)
 
     return register(fn) if fn is not None else register
 
 
-def _check_cron(task_name: str, cron: str, func: Handler) -> None:
-    from worker.scheduler import can_fire, is_valid  # croniter: only for periodic tasks
+def _integer(value: Any, what: str, *, minimum: int, maximum: int | None = None) -> int:
+    within = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+    if not within or (maximum is not None and value > maximum):
+        limits = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
+        raise RegistrationError(f"{what} must be an integer {limits}, got {value!r}")
+    return int(value)
 
+
+def _check_cron(task_name: str, cron: str, signature: HandlerSignature) -> None:
     if not isinstance(cron, str) or not is_valid(cron) or not can_fire(cron):
         raise RegistrationError(
             f"invalid cron expression {cron!r} for {task_name} "
             "(5 fields: minute hour day month weekday; a 6th, seconds, may follow)"
         )
-    try:
-        inspect.signature(func).bind(None)
-    except TypeError:
+    if signature.required:
         raise RegistrationError(
             f"periodic task {task_name} must take only the context (it gets no payload)"
-        ) from None
+        )
 
 
 def on_startup(fn: Hook) -> Hook:

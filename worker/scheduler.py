@@ -16,39 +16,11 @@ import anyio
 
 from taskstore.logs import get_logger
 from taskstore.store import TaskStore
+from worker.cron import next_tick, utcnow
 from worker.registry import TaskDef
 
 log = get_logger("taskstore.scheduler")
 Clock = Callable[[], dt.datetime]
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _croniter() -> type:
-    # Imported on first use: most workers have no schedule, and every worker start counts.
-    from croniter import croniter
-
-    return croniter
-
-
-def is_valid(expression: str) -> bool:
-    return bool(_croniter().is_valid(expression))
-
-
-def can_fire(expression: str) -> bool:
-    """False for expressions that are well-formed but name no real time (February 31st)."""
-    try:
-        next_tick(expression, utcnow())
-    except Exception:  # croniter gives up looking for a next date
-        return False
-    return True
-
-
-def next_tick(expression: str, after: dt.datetime) -> dt.datetime:
-    """The first tick strictly after `after`."""
-    return _croniter()(expression, after).get_next(dt.datetime)
 
 
 async def enqueue_tick(store: TaskStore, definition: TaskDef, tick: dt.datetime) -> int | None:

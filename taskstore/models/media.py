@@ -75,6 +75,7 @@ class VideoEntity(MediaEntity):
 class _ProducedFromMedia:
     """Columns of a result derived from a media item by a task."""
 
+    __table_args__ = {"sqlite_autoincrement": True}  # ids are never reused, as for tasks
     id: Mapped[int] = mapped_column(TaskId, primary_key=True, autoincrement=True)
     media_id: Mapped[str] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"), index=True)
     task_id: Mapped[int | None] = mapped_column(

@@ -8,6 +8,7 @@ The indexes are shaped by the queries that run hot:
   rescuer scans all of them, which is cheaper than keeping a second index on every claim);
 - dedup: a unique partial index, so "one live task per key" is enforced by the database;
 - retention: a partial index over finished rows by finish time.
+Ids are never reused, on SQLite too (AUTOINCREMENT), so an id always names one task.
 """
 
 from __future__ import annotations
@@ -72,7 +73,12 @@ class TaskEntity(Base):
     error: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
     dedup_key: Mapped[str | None] = mapped_column(String(255))
 
-    __table_args__ = (CheckConstraint(status_in(frozenset(TaskStatus)), name="status_valid"),)
+    # AUTOINCREMENT: SQLite would otherwise hand out max(id) + 1, giving a purged task's id
+    # to a new one (PostgreSQL's sequence never goes back).
+    __table_args__ = (
+        CheckConstraint(status_in(frozenset(TaskStatus)), name="status_valid"),
+        {"sqlite_autoincrement": True},
+    )
 
     def __repr__(self) -> str:
         return f"<TaskEntity id={self.id} name={self.name!r} status={self.status}>"

@@ -48,3 +48,24 @@ def test_enqueue_with_a_sync_session_commits_and_rolls_back_with_it(db_url: str)
         assert tasks.get(kept).payload == {"n": 1}
         payloads = [tasks.get(i).payload for i in range(1, 10) if tasks.get(i)]
         assert payloads == [{"n": 1}, {"n": 4}]  # the rolled-back {"n": 3} never landed
+
+
+def test_the_sync_store_joins_a_synchronous_session_it_is_given(db_url: str) -> None:
+    engine = create_engine(sync_url(db_url))
+    try:
+        with SyncTaskStore(db_url) as tasks:
+            with Session(engine) as session:
+                tasks.enqueue("pkg.fn", {"n": 1}, session=session)
+                tasks.enqueue_many([{"name": "pkg.fn", "payload": {"n": 2}}], session=session)
+                session.rollback()
+            with Session(engine) as session:
+                [kept] = tasks.enqueue_many(
+                    [{"name": "pkg.fn", "payload": {"n": 3}}], session=session
+                )
+                session.commit()
+            assert tasks.get(kept).payload == {"n": 3}
+            assert [s.counts for s in tasks.stats()] == [{"created": 1}]
+            with pytest.raises(InvalidInput, match="synchronous SQLAlchemy Session"):
+                tasks.enqueue("pkg.fn", {}, session="not a session")
+    finally:
+        engine.dispose()
