@@ -6,7 +6,6 @@ opened `TaskStore`; the `taskstore dashboard` command is also run as a real proc
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import re
@@ -20,6 +19,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from markupsafe import escape
 
 from taskstore import TaskStatus, TaskStore
 from taskstore.dashboard import cli_command
@@ -189,7 +189,7 @@ async def test_bad_input_is_400_and_a_missing_task_404(client: httpx.AsyncClient
     for path, code, message in cases:
         page = await client.get(path)
         assert (page.status_code, page.headers["content-type"][:9]) == (code, "text/html")
-        assert f'<p class="error">{html.escape(message)}' in page.text, path
+        assert f'<p class="error">{escape(message)}' in page.text, path
         api = await client.get("/api" + path)
         assert api.status_code == code
         error = api.json()["error"]
@@ -217,7 +217,7 @@ async def test_task_detail_shows_error_and_results_escaped(
         await session.commit()
 
     page = (await client.get(f"/tasks/{task_id}")).text
-    escaped = "ValueError: bad &lt;url&gt; &amp; &quot;quotes&quot;"
+    escaped = "ValueError: bad &lt;url&gt; &amp; &#34;quotes&#34;"  # Jinja2's autoescape
     assert '<pre class="traceback">' in page and escaped in page
     assert "bad <url>" not in page and "Clip <one>" not in page
     assert "<dt>message</dt><dd>bad &lt;url&gt;</dd>" in page
