@@ -29,6 +29,7 @@ CANCELLABLE = sources(Event.CANCEL)
 # imports the worker, so the value is repeated here; a test checks both stay equal.
 DEFAULT_MAX_ATTEMPTS = 3
 ERROR_LINE_WIDTH = 90
+ERROR_HOVER_WIDTH = 1000  # the list's hover text: enough to read, not a whole traceback
 CELL_WIDTH = 120
 MAX_CAPTIONS_SHOWN = 200
 
@@ -57,6 +58,11 @@ def error_line(error: Any, width: int = ERROR_LINE_WIDTH) -> str:
     """The first line of a task's error, at most `width` characters."""
     lines = error_text(error).strip().splitlines()
     return clip(lines[0], width) if lines else ""
+
+
+def error_hover(error: Any) -> str:
+    """The error as the task list's hover text shows it, a few lines at most."""
+    return clip(error_text(error).strip(), ERROR_HOVER_WIDTH)
 
 
 def pretty_json(value: Any) -> str:
