@@ -15,6 +15,7 @@ from typing import Any
 WIDTH, HEIGHT = 720, 180
 LEFT, RIGHT, BOTTOM, TOP = 36, 20, 22, 10  # room for the axis labels
 BASE = HEIGHT - BOTTOM
+TICK_GAP = 5  # minutes between two axis labels at least (an "HH:MM" is about 4 bars wide)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -90,10 +91,13 @@ def throughput_chart(
         for i, (minute, ok, bad) in enumerate(rows)
         if ok or bad
     ]
+    last = len(rows) - 1
     ticks = [
         Tick(round(LEFT + (i + 0.5) * step, 1), f"{minute:%H:%M}")
         for i, (minute, _, _) in enumerate(rows)
-        if minute.minute % 15 == 0 or i == len(rows) - 1
+        # every quarter hour, and the last minute; a quarter hour that close to the
+        # last label would print over it
+        if i == last or (minute.minute % 15 == 0 and last - i >= TICK_GAP)
     ]
     summary = f"last {minutes} minutes: {done} completed, {failed} failed"
     return Chart(summary=summary, peak=peak, bars=bars, ticks=ticks)

@@ -10,6 +10,7 @@ import datetime as dt
 import json
 from typing import Any
 
+from taskstore.formatting import format_age
 from taskstore.records import TaskInfo
 from taskstore.states import Event, TaskStatus, sources
 
@@ -28,6 +29,10 @@ CANCELLABLE = sources(Event.CANCEL)
 # whose default is 3, as is the worker's limit for a name it does not know. The store never
 # imports the worker, so the value is repeated here; a test checks both stay equal.
 DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_LIMIT_HINT = (
+    f"enqueued without max_attempts: the worker applies the handler's "
+    f"@task(max_attempts=...), which is {DEFAULT_MAX_ATTEMPTS} unless the handler sets it"
+)
 ERROR_LINE_WIDTH = 90
 ERROR_HOVER_WIDTH = 1000  # the list's hover text: enough to read, not a whole traceback
 CELL_WIDTH = 120
@@ -71,6 +76,14 @@ def pretty_json(value: Any) -> str:
 
 def utc(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.UTC)
+
+
+def relative(value: dt.datetime, now: dt.datetime) -> str:
+    """``5.0m ago`` or ``in 2.0h``, in the CLI's age format."""
+    seconds = (now - value).total_seconds()
+    if abs(seconds) < 1:
+        return "now"
+    return f"{format_age(seconds)} ago" if seconds > 0 else f"in {format_age(-seconds)}"
 
 
 def seconds_since(value: dt.datetime, now: dt.datetime | None = None) -> float:

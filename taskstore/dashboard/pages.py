@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
@@ -34,12 +36,16 @@ async def tasks(request: Request) -> Response:
     filters = TaskFilter.parse(request.query_params)
     page = await data.task_page(store_of(request), filters)
     failed = await _retryable_failures(request, filters)
-    return render(request, "tasks.html", "Tasks", page=page, failed=failed)
+    now = dt.datetime.now(dt.UTC)
+    return render(request, "tasks.html", "Tasks", page=page, failed=failed, now=now)
 
 
 async def _retryable_failures(request: Request, filters: TaskFilter) -> int:
-    """How many failed tasks the list's "retry all failed" would take (0: no button)."""
-    if not request.app.state.token or filters.status not in (None, TaskStatus.FAILED.value):
+    """How many failed tasks the list's "retry all failed" would take (0: no button).
+
+    Offered only on the list of failed tasks, where the rows shown are the ones it retries.
+    """
+    if not request.app.state.token or filters.status != TaskStatus.FAILED.value:
         return 0
     return await store_of(request).count_failed(queue=filters.queue, name=filters.name)
 

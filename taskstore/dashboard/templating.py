@@ -41,12 +41,14 @@ def environment() -> jinja2.Environment:
         percent=display.progress,
         queue_limits=display.queue_limits,
         seconds_since=display.seconds_since,
+        relative=display.relative,
         columns=display.columns,
         cell=display.cell,
     )
     env.globals.update(
         STATUS_ORDER=display.STATUS_ORDER,
         MAX_CAPTIONS_SHOWN=display.MAX_CAPTIONS_SHOWN,
+        DEFAULT_LIMIT_HINT=display.DEFAULT_LIMIT_HINT,
         max_attempts=display.max_attempts,
         retryable=display.retryable,
         cancellable=display.cancellable,

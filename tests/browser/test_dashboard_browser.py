@@ -127,7 +127,11 @@ async def seed(url: str) -> int:
             await finished_ago(conn, old_failure, minutes=12)
         payload = {"url": "https://example.org/<broken>.mp4"}
         await store.enqueue("app.media.probe_video", payload, max_attempts=1)
-        error = {"type": "ValueError", "message": "cannot probe", "traceback": TRACEBACK}
+        message = (
+            "cannot probe https://example.org/<broken>.mp4: "
+            "ffprobe exited with status 1 (moov atom not found)"
+        )
+        error = {"type": "ValueError", "message": message, "traceback": TRACEBACK}
         return await run_one(store, "default", error=error)
 
 
@@ -231,6 +235,7 @@ async def test_filter_open_failed_task_and_retry_it(
     await page.wait_for_url("**/tasks?status=failed*")
     badges = await page.locator("tbody .badge").all_text_contents()
     assert badges == ["failed", "failed"]  # the new failure and the old one
+    await assert_rows_fit_on_one_line(page)
     await page.screenshot(path=ARTIFACTS / "dashboard-tasks.png", full_page=True)
 
     await page.click(f".task-link[data-task-id='{failed}']")
@@ -315,3 +320,15 @@ async def assert_nothing_injected(page: Any, dialogs: list[str]) -> None:
     scripts = await page.eval_on_selector_all("script", "s => s.map(e => e.src)")
     assert [src.rsplit("/", 1)[-1] for src in scripts] == ["dashboard.js"]
     assert await page.locator("img").count() == 0
+
+
+async def assert_rows_fit_on_one_line(page: Any) -> None:
+    """The task list is as wide as the page, and no cell wraps (dates, errors, ids)."""
+    wrap = await page.eval_on_selector(".table-wrap", "e => [e.scrollWidth, e.clientWidth]")
+    assert wrap[0] <= wrap[1], f"the task table is wider than the page: {wrap}"
+    heights = await page.eval_on_selector_all(
+        "table.tasks tbody tr", "rows => rows.map(r => r.getBoundingClientRect().height)"
+    )
+    style = "e => parseFloat(getComputedStyle(e).lineHeight)"
+    line = await page.eval_on_selector("table.tasks td", style)
+    assert heights and max(heights) < 2 * line + 16, (heights, line)

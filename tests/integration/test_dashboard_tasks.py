@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import inspect
+import itertools
 import os
 import re
 import subprocess
@@ -31,7 +32,7 @@ pytest.importorskip("starlette", reason="the dashboard needs the web extra (star
 pytest.importorskip("jinja2", reason="the dashboard needs the web extra (jinja2)")
 httpx = pytest.importorskip("httpx", reason="the dashboard tests need httpx")
 
-from taskstore.dashboard import display, templating  # noqa: E402
+from taskstore.dashboard import chart, display, templating  # noqa: E402
 from tests.integration.dashboard_helpers import (  # noqa: E402
     TOKEN,
     client_for,
@@ -60,7 +61,7 @@ async def read_only(store: TaskStore) -> AsyncIterator[httpx.AsyncClient]:
 
 def cell_text(page: str, cls: str) -> list[str]:
     """The text of every ``<td class="cls">`` (escaped markup cannot hold a raw '<')."""
-    return [html.unescape(t) for t in re.findall(rf'<td class="{cls}"[^>]*>([^<]*)</td>', page)]
+    return [html.unescape(t) for t in re.findall(rf'<td class="{cls}[ "][^>]*>([^<]*)</td>', page)]
 
 
 async def set_attempts(store: TaskStore, task_id: int, attempts: int, limit: int | None) -> None:
@@ -117,6 +118,16 @@ async def test_ages_are_formatted_as_the_cli_formats_them(
     await store.enqueue("pkg.late", {}, queue="late", run_at=two_hours_ago)
     page = (await client.get("/")).text
     assert f"<td>{format_age(2 * 3600 + 30)}</td>" == "<td>2.0h</td>" and "<td>2.0h</td>" in page
+
+
+def test_chart_axis_labels_never_print_over_each_other() -> None:
+    minute_width = (chart.WIDTH - chart.LEFT - chart.RIGHT) / 60
+    for minute in range(60):  # the chart's last minute anywhere in the hour
+        now = dt.datetime(2030, 1, 1, 10, minute, tzinfo=dt.UTC)
+        ticks = chart.throughput_chart([], now).ticks
+        assert ticks[-1].text == f"10:{minute:02d}"
+        gaps = [(b.x - a.x) / minute_width for a, b in itertools.pairwise(ticks)]
+        assert all(gap > chart.TICK_GAP - 0.1 for gap in gaps), (minute, gaps)
 
 
 # ---------------------------------------------------------------- task list
@@ -198,6 +209,7 @@ async def test_attempts_show_the_limit_the_worker_applies(
     page = (await client.get("/tasks")).text
     assert cell_text(page, "attempts") == ["4 of 3", f"4 of {default}", f"0 of {default}"]
     assert " of -" not in page
+    assert page.count(f'title="{escape(display.DEFAULT_LIMIT_HINT)}"') == 2  # hover: why
     detail = (await client.get(f"/tasks/{unset}")).text
     assert f"<dt>attempts</dt><dd>0 of {default} <span" in detail and "(default)" in detail
     detail = (await client.get(f"/tasks/{over}")).text
@@ -247,7 +259,7 @@ async def test_retry_all_failed_needs_the_token_and_takes_one_queue_or_all(
     assert await statuses() == [created, created, created, created]
 
 
-async def test_task_list_offers_retry_all_failed_only_with_a_token(
+async def test_list_of_failed_tasks_offers_retry_all_failed_only_with_a_token(
     store: TaskStore, client: httpx.AsyncClient, read_only: httpx.AsyncClient
 ) -> None:
     await fail(store, queue="a")
@@ -258,9 +270,11 @@ async def test_task_list_offers_retry_all_failed_only_with_a_token(
     [url] = button.findall(page)
     assert html.unescape(url) == "api/retry-failed?queue=a"
     assert "Retry all 1 failed in queue a</button>" in page
-    assert "Retry all 2 failed in all queues</button>" in (await client.get("/tasks")).text
-    assert not button.search((await client.get("/tasks?status=completed")).text)
-    assert not button.search((await client.get("/tasks?queue=nothing-failed")).text)
+    every = (await client.get("/tasks?status=failed")).text
+    assert "Retry all 2 failed in all queues</button>" in every
+    assert html.unescape(button.findall(every)[0]) == "api/retry-failed?"
+    for elsewhere in ("/tasks", "/tasks?status=completed", "/tasks?status=failed&queue=none"):
+        assert not button.search((await client.get(elsewhere)).text), elsewhere
     assert "retry-failed" not in (await read_only.get("/tasks?status=failed")).text
 
 
