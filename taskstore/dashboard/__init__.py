@@ -1,6 +1,6 @@
 """The web dashboard: queues, throughput, tasks and workers in a browser (the `web` extra).
 
-`cli_command` is the ready `taskstore dashboard` click command. Starlette and uvicorn are
+`cli_command` is the ready `taskstore dashboard` click command. Starlette, Jinja2 and uvicorn are
 imported only when it runs (or when `create_app` is first used), so this package imports
 fine without the extra installed.
 """

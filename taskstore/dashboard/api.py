@@ -1,6 +1,8 @@
 """The JSON endpoints under /api/: the same data as the pages, and retry / cancel.
 
-Reads are open; POST retry and cancel need the dashboard's token (see `auth`).
+Reads are open; POST retry, cancel and retry-failed need the dashboard's token (see
+`auth`). The token travels in the Authorization header, which a browser never adds to a
+cross-site request by itself, so these writes need no cookie and no CSRF token.
 """
 
 from __future__ import annotations
@@ -77,6 +79,17 @@ async def _operate(
     return JSONResponse({"id": task_id, "status": status.value})
 
 
+async def retry_failed(request: Request) -> JSONResponse:
+    """Run every failed task again: of one queue with ``?queue=Q``, else of all queues."""
+    denied = refused(request)
+    if denied is not None:
+        return denied
+    queue = request.query_params.get("queue", "").strip() or None
+    name = request.query_params.get("name", "").strip() or None
+    retried = await store_of(request).retry_failed(queue=queue, name=name)
+    return JSONResponse({"retried": retried, "queue": queue, "name": name})
+
+
 routes = [
     Route("/api/overview", overview),
     Route("/api/throughput", throughput),
@@ -85,4 +98,5 @@ routes = [
     Route("/api/tasks/{task_id}/retry", retry, methods=["POST"]),
     Route("/api/tasks/{task_id}/cancel", cancel, methods=["POST"]),
     Route("/api/workers", workers),
+    Route("/api/retry-failed", retry_failed, methods=["POST"]),
 ]

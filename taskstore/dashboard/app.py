@@ -20,7 +20,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from taskstore.dashboard import api, pages, views
+from taskstore.dashboard import api, pages
 from taskstore.dashboard.auth import TOKEN_ENV
 from taskstore.errors import (
     DatabaseUnavailable,
@@ -87,7 +87,7 @@ async def store_error(request: Request, exc: Exception) -> Response:
     message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     if _is_api(request):
         return JSONResponse({"error": message}, status_code=code)
-    return pages.render(request, title, views.error_page(message), status_code=code)
+    return pages.error(request, message, title, code)
 
 
 def _lifespan(store: TaskStore) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:

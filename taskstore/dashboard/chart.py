@@ -1,19 +1,52 @@
-"""The throughput chart: completed and failed tasks per minute as inline SVG bars.
+"""The throughput chart: completed and failed tasks per minute, laid out for inline SVG.
 
 No chart library and no script: one stacked bar per minute (completed below, failed on
-top), a `<title>` per bar for the hover text, and a few axis labels.
+top), a hover title per bar, and a few axis labels. This module only computes the
+geometry; ``templates/_chart.html`` draws it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from taskstore.dashboard.markup import esc
-
 WIDTH, HEIGHT = 720, 180
 LEFT, RIGHT, BOTTOM, TOP = 36, 20, 22, 10  # room for the axis labels
+BASE = HEIGHT - BOTTOM
+TICK_GAP = 5  # minutes between two axis labels at least (an "HH:MM" is about 4 bars wide)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Bar:
+    """One minute's stacked bar; a height of 0 draws no rectangle."""
+
+    x: float
+    width: float
+    ok_height: float
+    fail_height: float
+    label: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Tick:
+    x: float
+    text: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Chart:
+    summary: str
+    peak: int
+    bars: list[Bar]
+    ticks: list[Tick]
+    width: int = WIDTH
+    height: int = HEIGHT
+    left: int = LEFT
+    right: int = WIDTH - RIGHT
+    top: int = TOP
+    base: int = BASE
 
 
 def minute_of(value: dt.datetime) -> dt.datetime:
@@ -38,59 +71,33 @@ def slots(
     return out
 
 
-def _bar(x: float, width: float, minute: dt.datetime, ok: int, bad: int, scale: float) -> str:
-    base = HEIGHT - BOTTOM
-    ok_h, bad_h = ok * scale, bad * scale
-    label = f"{minute:%H:%M} UTC: {ok} completed, {bad} failed"
-    parts = [f"<g><title>{esc(label)}</title>"]
-    if ok:
-        parts.append(
-            f'<rect class="bar-ok" x="{x:.1f}" y="{base - ok_h:.1f}" '
-            f'width="{width:.1f}" height="{ok_h:.1f}"/>'
-        )
-    if bad:
-        parts.append(
-            f'<rect class="bar-fail" x="{x:.1f}" y="{base - ok_h - bad_h:.1f}" '
-            f'width="{width:.1f}" height="{bad_h:.1f}"/>'
-        )
-    parts.append("</g>")
-    return "".join(parts)
-
-
-def _axes(rows: list[tuple[dt.datetime, int, int]], peak: int, step: float) -> str:
-    base = HEIGHT - BOTTOM
-    out = [
-        f'<line class="axis" x1="{LEFT}" y1="{base}" x2="{WIDTH - RIGHT}" y2="{base}"/>',
-        f'<text class="tick" x="{LEFT - 4}" y="{TOP + 8}" text-anchor="end">{peak}</text>',
-        f'<text class="tick" x="{LEFT - 4}" y="{base}" text-anchor="end">0</text>',
-    ]
-    for i, (minute, _, _) in enumerate(rows):
-        if minute.minute % 15 == 0 or i == len(rows) - 1:
-            x = LEFT + (i + 0.5) * step
-            out.append(
-                f'<text class="tick" x="{x:.1f}" y="{HEIGHT - 6}" '
-                f'text-anchor="middle">{minute:%H:%M}</text>'
-            )
-    return "".join(out)
-
-
-def throughput_svg(
+def throughput_chart(
     points: Sequence[dict[str, Any]], now: dt.datetime | None = None, minutes: int = 60
-) -> str:
+) -> Chart:
     """The chart for `store.throughput(minutes)` points, ending at `now`'s minute."""
     rows = slots(points, now or dt.datetime.now(dt.UTC), minutes)
     done, failed = sum(r[1] for r in rows), sum(r[2] for r in rows)
     peak = max((ok + bad for _, ok, bad in rows), default=0)
     step = (WIDTH - LEFT - RIGHT) / len(rows)
-    scale = (HEIGHT - BOTTOM - TOP) / peak if peak else 0.0
-    bars = "".join(
-        _bar(LEFT + i * step + 1, step - 2, minute, ok, bad, scale)
+    scale = (BASE - TOP) / peak if peak else 0.0
+    bars = [
+        Bar(
+            x=round(LEFT + i * step + 1, 1),
+            width=round(step - 2, 1),
+            ok_height=round(ok * scale, 1),
+            fail_height=round(bad * scale, 1),
+            label=f"{minute:%H:%M} UTC: {ok} completed, {bad} failed",
+        )
         for i, (minute, ok, bad) in enumerate(rows)
         if ok or bad
-    )
+    ]
+    last = len(rows) - 1
+    ticks = [
+        Tick(round(LEFT + (i + 0.5) * step, 1), f"{minute:%H:%M}")
+        for i, (minute, _, _) in enumerate(rows)
+        # every quarter hour, and the last minute; a quarter hour that close to the
+        # last label would print over it
+        if i == last or (minute.minute % 15 == 0 and last - i >= TICK_GAP)
+    ]
     summary = f"last {minutes} minutes: {done} completed, {failed} failed"
-    return (
-        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-        f'aria-label="{esc(summary)}" xmlns="http://www.w3.org/2000/svg">'
-        f"<title>{esc(summary)}</title>{_axes(rows, peak, step)}{bars}</svg>"
-    )
+    return Chart(summary=summary, peak=peak, bars=bars, ticks=ticks)

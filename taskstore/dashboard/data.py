@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import inspect as orm_inspect
 
+from taskstore.dashboard import queries
 from taskstore.dashboard.params import TaskFilter
 from taskstore.records import QueueStats, TaskInfo
 from taskstore.repositories.media import (
@@ -79,24 +80,50 @@ def throughput_json(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class TaskPage:
-    """One page of the task list, newest first."""
+    """One page of the task list, newest first, and where it sits among all matches."""
 
     filters: TaskFilter
     tasks: list[TaskInfo]
     next_before_id: int | None
+    prev_after_id: int | None
+    total: int
+    first_position: int  # of the page's first task, counting the newest match as 1
 
     def to_json(self) -> dict[str, Any]:
         return {
             "tasks": [t.to_json() for t in self.tasks],
+            "total": self.total,
             "next_before_id": self.next_before_id,
+            "prev_after_id": self.prev_after_id,
         }
 
 
 async def task_page(store: TaskStore, filters: TaskFilter) -> TaskPage:
-    rows = await store.list(**filters.store_kwargs())
-    shown = rows[: filters.limit]
-    more = len(rows) > filters.limit
-    return TaskPage(filters, shown, shown[-1].id if more else None)
+    """The page `filters` asks for: below `before_id`, above `after_id`, or the newest."""
+    if filters.after_id is None:
+        rows = await store.list(**filters.store_kwargs())
+        shown = rows[: filters.limit]
+    else:
+        rows = await queries.page_above(store, filters, filters.after_id)
+        shown = rows[: filters.limit][::-1]
+    # An empty page (past either end) still knows which side has tasks.
+    top = shown[0].id if shown else _bound(filters)
+    counts = await queries.counts(store, filters, top)
+    older = counts.total - counts.newer - len(shown)
+    return TaskPage(
+        filters,
+        shown,
+        next_before_id=shown[-1].id if shown and older > 0 else None,
+        prev_after_id=shown[0].id if shown and counts.newer > 0 else None,
+        total=counts.total,
+        first_position=counts.newer + 1,
+    )
+
+
+def _bound(filters: TaskFilter) -> int | None:
+    if filters.before_id is not None:
+        return filters.before_id - 1
+    return filters.after_id
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from taskstore.dashboard import data, views
-from taskstore.dashboard.markup import layout
+from taskstore.dashboard import data
+from taskstore.dashboard.chart import throughput_chart
 from taskstore.dashboard.params import TaskFilter, parse_task_id
+from taskstore.dashboard.templating import render, render_fragment
+from taskstore.states import TaskStatus
 from taskstore.store import TaskStore
 
 
@@ -16,47 +20,49 @@ def store_of(request: Request) -> TaskStore:
     return request.app.state.store
 
 
-def writable(request: Request) -> bool:
-    return bool(request.app.state.token)
-
-
-def render(request: Request, title: str, body: str, status_code: int = 200) -> HTMLResponse:
-    """`body` (markup) inside the page layout."""
-    page = layout(
-        title,
-        body,
-        root=request.scope.get("root_path", ""),
-        database=store_of(request).settings.safe_url,
-        writable=writable(request),
-    )
-    return HTMLResponse(page, status_code=status_code)
-
-
-async def index(request: Request) -> HTMLResponse:
+async def index(request: Request) -> Response:
     view = await data.overview(store_of(request))
-    return render(request, "Overview", views.overview_page(view))
+    chart = throughput_chart(view.throughput)
+    return render(request, "overview.html", "Overview", view=view, chart=chart)
 
 
 async def overview_partial(request: Request) -> HTMLResponse:
     view = await data.overview(store_of(request))
-    return HTMLResponse(views.overview_partial(view))
+    chart = throughput_chart(view.throughput)
+    return HTMLResponse(render_fragment("_overview.html", view=view, chart=chart))
 
 
-async def tasks(request: Request) -> HTMLResponse:
-    page = await data.task_page(store_of(request), TaskFilter.parse(request.query_params))
-    return render(request, "Tasks", views.task_list_page(page))
+async def tasks(request: Request) -> Response:
+    filters = TaskFilter.parse(request.query_params)
+    page = await data.task_page(store_of(request), filters)
+    failed = await _retryable_failures(request, filters)
+    now = dt.datetime.now(dt.UTC)
+    return render(request, "tasks.html", "Tasks", page=page, failed=failed, now=now)
 
 
-async def task(request: Request) -> HTMLResponse:
+async def _retryable_failures(request: Request, filters: TaskFilter) -> int:
+    """How many failed tasks the list's "retry all failed" would take (0: no button).
+
+    Offered only on the list of failed tasks, where the rows shown are the ones it retries.
+    """
+    if not request.app.state.token or filters.status != TaskStatus.FAILED.value:
+        return 0
+    return await store_of(request).count_failed(queue=filters.queue, name=filters.name)
+
+
+async def task(request: Request) -> Response:
     task_id = parse_task_id(request.path_params["task_id"])
     detail = await data.task_detail(store_of(request), task_id)
-    body = views.task_detail_page(detail, writable(request))
-    return render(request, f"Task #{task_id}", body)
+    return render(request, "task.html", f"Task #{task_id}", detail=detail)
 
 
-async def workers(request: Request) -> HTMLResponse:
+async def workers(request: Request) -> Response:
     found = await store_of(request).workers()
-    return render(request, "Workers", views.workers_page(found))
+    return render(request, "workers.html", "Workers", workers=found)
+
+
+def error(request: Request, message: str, title: str, status_code: int) -> Response:
+    return render(request, "error.html", title, status_code=status_code, message=message)
 
 
 routes = [

@@ -1,9 +1,12 @@
-"""The dashboard in a real headless Chromium: filter, open a failed task, retry it.
+"""The dashboard in a real headless Chromium, driven by Playwright.
 
-`taskstore dashboard` runs as a process on a SQLite database with a few tasks; Chromium
-is driven over the DevTools protocol (see `cdp`). The pages it ends on are saved as PNGs under
-``test-artifacts/`` at the repository root. Without /usr/bin/chromium the test is
-skipped, unless ``TASKSTORE_TEST_REQUIRE_BROWSER=1`` (CI), where it fails.
+`taskstore dashboard` runs as a process on a SQLite database with a few tasks; Playwright
+drives Debian's Chromium (/usr/bin/chromium: no browser is downloaded). The tests filter
+the list, open a failed task and retry it, retry all failed tasks of a queue, and check
+that markup in a task's payload, result and error shows as text and never runs. The pages
+they end on are saved as PNGs under ``test-artifacts/`` at the repository root. Without
+the browser (or Playwright) the tests are skipped, unless
+``TASKSTORE_TEST_REQUIRE_BROWSER=1`` (CI), where they fail.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import update
@@ -29,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from taskstore import TaskStatus, TaskStore
 from taskstore.models import TaskEntity, VideoEntity
 from taskstore.repositories import VideoRepository
-from tests.browser.cdp import Browser
+from tests.browser import hostile
 
 pytestmark = pytest.mark.browser
 
@@ -51,11 +55,17 @@ def require_browser() -> None:
     if not os.access(CHROMIUM, os.X_OK):
         reason = f"{CHROMIUM} is missing (apt-get install chromium)"
     else:
-        try:
-            import starlette  # noqa: F401
-            import uvicorn  # noqa: F401
-        except ImportError:
-            reason = "the web extra (starlette, uvicorn) is not installed"
+        for module, extra in (
+            ("starlette", "the web extra (starlette, uvicorn, jinja2)"),
+            ("uvicorn", "the web extra (starlette, uvicorn, jinja2)"),
+            ("jinja2", "the web extra (starlette, uvicorn, jinja2)"),
+            ("playwright", "playwright (the dev extra)"),
+        ):
+            try:
+                __import__(module)
+            except ImportError:
+                reason = f"{extra} is not installed"
+                break
     if reason is None:
         return
     if os.environ.get("TASKSTORE_TEST_REQUIRE_BROWSER") == "1":
@@ -117,7 +127,11 @@ async def seed(url: str) -> int:
             await finished_ago(conn, old_failure, minutes=12)
         payload = {"url": "https://example.org/<broken>.mp4"}
         await store.enqueue("app.media.probe_video", payload, max_attempts=1)
-        error = {"type": "ValueError", "message": "cannot probe", "traceback": TRACEBACK}
+        message = (
+            "cannot probe https://example.org/<broken>.mp4: "
+            "ffprobe exited with status 1 (moov atom not found)"
+        )
+        error = {"type": "ValueError", "message": message, "traceback": TRACEBACK}
         return await run_one(store, "default", error=error)
 
 
@@ -176,51 +190,145 @@ def dashboard(tmp_path: Path) -> Iterator[tuple[str, str, int]]:
 
 
 @pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Browser]:
+async def browser() -> AsyncIterator[Any]:
+    """Debian's Chromium under Playwright (never a downloaded browser build)."""
     require_browser()
-    profile = tmp_path / "chromium-profile"
-    profile.mkdir()
-    opened = Browser(CHROMIUM, profile, tmp_path / "chromium.log")
-    try:
-        yield opened
-    finally:
-        opened.close()
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        opened = await playwright.chromium.launch(executable_path=CHROMIUM)
+        try:
+            yield opened
+        finally:
+            await opened.close()
 
 
-# --------------------------------------------------------------------- test
-def test_filter_open_failed_task_and_retry_it(
-    dashboard: tuple[str, str, int], browser: Browser
+async def new_page(browser: Any, **options: Any) -> tuple[Any, list[str]]:
+    """A page whose JavaScript dialogs are recorded and answered: prompts with the token."""
+    context = await browser.new_context(viewport={"width": 1280, "height": 1000}, **options)
+    page = await context.new_page()
+    dialogs: list[str] = []
+
+    async def answer(dialog: Any) -> None:
+        dialogs.append(f"{dialog.type}: {dialog.message}")
+        await dialog.accept(TOKEN if dialog.type == "prompt" else None)
+
+    page.on("dialog", answer)
+    return page, dialogs
+
+
+# -------------------------------------------------------------------- tests
+async def test_filter_open_failed_task_and_retry_it(
+    dashboard: tuple[str, str, int], browser: Any
 ) -> None:
     base, db_url, failed = dashboard
-    page = browser.new_page()
-    prompts = page.answer_prompts(TOKEN)
+    page, dialogs = await new_page(browser)
 
-    page.navigate(base)
-    assert page.evaluate("document.title") == "Overview · taskstore"
-    assert page.evaluate("document.querySelectorAll('.chart rect').length") >= 5
-    page.click("nav a[href='tasks']")
-    page.wait_for("location.pathname === '/tasks' && document.readyState === 'complete'")
+    await page.goto(base)
+    assert await page.title() == "Overview · taskstore"
+    assert await page.locator(".chart rect").count() >= 5
+    await page.click("nav a[href='tasks']")
+    await page.wait_for_url(f"{base}tasks")
 
-    page.evaluate("document.querySelector('select[name=status]').value = 'failed'")
-    page.click("#apply-filters")
-    page.wait_for("location.search.includes('status=failed') && !!document.querySelector('tbody')")
-    badges = page.evaluate("[...document.querySelectorAll('tbody .badge')].map(b => b.textContent)")
+    await page.select_option("select[name=status]", "failed")
+    await page.click("#apply-filters")
+    await page.wait_for_url("**/tasks?status=failed*")
+    badges = await page.locator("tbody .badge").all_text_contents()
     assert badges == ["failed", "failed"]  # the new failure and the old one
-    page.screenshot(ARTIFACTS / "dashboard-tasks.png")
+    await assert_rows_fit_on_one_line(page)
+    await page.screenshot(path=ARTIFACTS / "dashboard-tasks.png", full_page=True)
 
-    page.click(f".task-link[data-task-id='{failed}']")
-    page.wait_for(f"location.pathname === '/tasks/{failed}' && !!document.querySelector('pre')")
-    traceback = page.evaluate("document.querySelector('pre.traceback').textContent")
+    await page.click(f".task-link[data-task-id='{failed}']")
+    await page.wait_for_url(f"{base}tasks/{failed}")
+    traceback = await page.locator("pre.traceback").text_content()
     assert "ValueError: cannot probe https://example.org/<broken>.mp4" in traceback
 
-    page.click("button[data-action='retry']")
-    page.wait_for("!!document.querySelector('.badge.s-created')")  # reloaded after the POST
+    await page.click("button[data-action='retry']")
+    await page.locator(".badge.s-created").wait_for()  # reloaded after the POST
+    prompts = [d for d in dialogs if d.startswith("prompt")]
     assert prompts and "token" in prompts[0].lower()
-    assert asyncio.run(status_of(db_url, failed)) is TaskStatus.CREATED
-    assert page.evaluate("localStorage.getItem('taskstore.dashboard.token')") == TOKEN
-    page.screenshot(ARTIFACTS / "dashboard-task.png")
+    assert await status_of(db_url, failed) is TaskStatus.CREATED
+    stored = await page.evaluate("localStorage.getItem('taskstore.dashboard.token')")
+    assert stored == TOKEN
+    await page.screenshot(path=ARTIFACTS / "dashboard-task.png", full_page=True)
 
-    page.navigate(base)
-    page.wait_for("!!document.querySelector('.cards')")
-    page.screenshot(ARTIFACTS / "dashboard.png")
+    await page.goto(base)
+    await page.locator(".cards").wait_for()
+    await page.screenshot(path=ARTIFACTS / "dashboard.png", full_page=True)
     assert (ARTIFACTS / "dashboard.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+async def test_retry_all_failed_of_one_queue_from_the_task_list(
+    dashboard: tuple[str, str, int], browser: Any
+) -> None:
+    base, db_url, failed = dashboard
+    page, dialogs = await new_page(browser)
+    await page.goto(f"{base}tasks?status=failed&queue=email")
+    [old_failure] = [int(text[1:]) for text in await page.locator(".task-link").all_text_contents()]
+    button = page.locator("button[data-action='retry-failed']")
+    assert await button.text_content() == "Retry all 1 failed in queue email"
+
+    await button.click()
+    await page.locator("text=no tasks match").wait_for()  # reloaded: none failed in email
+    assert [d.split(":")[0] for d in dialogs] == ["confirm", "prompt"]
+    assert await status_of(db_url, old_failure) is TaskStatus.CREATED
+    assert await status_of(db_url, failed) is TaskStatus.FAILED  # another queue: untouched
+    assert await page.locator("button[data-action='retry-failed']").count() == 0
+
+
+async def test_markup_in_a_task_shows_as_text_and_never_runs(
+    dashboard: tuple[str, str, int], browser: Any
+) -> None:
+    base, db_url, _ = dashboard
+    async with TaskStore.from_url(db_url) as store:
+        task_id = await hostile.hostile_task(store)
+    # Without the Content-Security-Policy, so that only the escaping stands between the
+    # markup and the page: a slip would run the script.
+    page, dialogs = await new_page(browser, bypass_csp=True)
+
+    await page.goto(f"{base}tasks?queue=hostile")
+    await page.wait_for_load_state("networkidle")
+    cell = page.locator("td.error-line")
+    assert await cell.text_content() == hostile.ERROR_LINE
+    assert await cell.is_visible()
+    worker = page.locator("tbody td").last  # the worker id holds the attribute breaker
+    assert await worker.text_content() == hostile.ATTRIBUTE and await worker.is_visible()
+    await assert_nothing_injected(page, dialogs)
+
+    await page.goto(f"{base}tasks/{task_id}")
+    await page.wait_for_load_state("networkidle")
+    message = page.locator("dt:text-is('message') + dd")
+    assert await message.text_content() == hostile.ERROR["message"]
+    assert await message.is_visible()
+    payload, result = await page.locator("pre.json").all_text_contents()
+    assert json.loads(payload) == hostile.PAYLOAD and json.loads(result) == hostile.RESULT
+    assert hostile.SCRIPT in await page.locator("pre.traceback").text_content()
+    await assert_nothing_injected(page, dialogs)
+    await page.screenshot(path=ARTIFACTS / "dashboard-hostile-task.png", full_page=True)
+
+    # The check can fail: the same page runs markup that does get into the document.
+    async with page.expect_event("dialog") as opened:
+        await page.evaluate(
+            "document.body.insertAdjacentHTML('beforeend', '<img src=x onerror=alert(7)>')"
+        )
+    assert (await opened.value).message == "7"
+
+
+async def assert_nothing_injected(page: Any, dialogs: list[str]) -> None:
+    """No dialog opened, and the page holds only its own script and no image at all."""
+    assert dialogs == []
+    scripts = await page.eval_on_selector_all("script", "s => s.map(e => e.src)")
+    assert [src.rsplit("/", 1)[-1] for src in scripts] == ["dashboard.js"]
+    assert await page.locator("img").count() == 0
+
+
+async def assert_rows_fit_on_one_line(page: Any) -> None:
+    """The task list is as wide as the page, and no cell wraps (dates, errors, ids)."""
+    wrap = await page.eval_on_selector(".table-wrap", "e => [e.scrollWidth, e.clientWidth]")
+    assert wrap[0] <= wrap[1], f"the task table is wider than the page: {wrap}"
+    heights = await page.eval_on_selector_all(
+        "table.tasks tbody tr", "rows => rows.map(r => r.getBoundingClientRect().height)"
+    )
+    style = "e => parseFloat(getComputedStyle(e).lineHeight)"
+    line = await page.eval_on_selector("table.tasks td", style)
+    assert heights and max(heights) < 2 * line + 16, (heights, line)

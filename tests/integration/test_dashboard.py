@@ -6,8 +6,6 @@ opened `TaskStore`; the `taskstore dashboard` command is also run as a real proc
 
 from __future__ import annotations
 
-import html
-import json
 import os
 import re
 import signal
@@ -16,10 +14,10 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from markupsafe import escape
 
 from taskstore import TaskStatus, TaskStore
 from taskstore.dashboard import cli_command
@@ -29,72 +27,16 @@ from taskstore.repositories import CaptionRepository, TranscriptRepository, Vide
 pytest.importorskip("starlette", reason="the dashboard needs the web extra (starlette)")
 httpx = pytest.importorskip("httpx", reason="the dashboard tests need httpx")
 
-from taskstore.dashboard.app import create_app  # noqa: E402 - after the extra's skip
-
-TOKEN = "t0ken-for-tests"
-WORKER = "worker-test"
-TRACEBACK = (
-    "Traceback (most recent call last):\n"
-    '  File "pipeline.py", line 7, in probe\n'
-    "    raise ValueError(url)\n"
-    'ValueError: bad <url> & "quotes"\n'
+from tests.integration.dashboard_helpers import (  # noqa: E402
+    TOKEN,
+    TRACEBACK,
+    WORKER,
+    client_for,
+    fail,
+    finish,
+    ids_on,
+    register_worker,
 )
-
-
-# ------------------------------------------------------------------ helpers
-async def finish(store: TaskStore, name: str, *, queue: str = "default", **end: Any) -> int:
-    """Enqueue a task, claim it and end it: `error=` fails it, `result=` completes it."""
-    task_id = await store.enqueue(name, end.pop("payload", {}), queue=queue, max_attempts=1)
-    async with store.transaction() as conn:
-        [task] = await store.tasks.claim(
-            conn, worker_id=WORKER, queue=queue, limit=1, lease_seconds=30
-        )
-        assert task.id == task_id
-    async with store.transaction() as conn:
-        if "error" in end:
-            await store.tasks.fail(
-                conn,
-                task_id=task_id,
-                worker_id=WORKER,
-                attempt=task.attempt,
-                error=end["error"],
-                retry_in=None,
-            )
-        else:
-            done = [(task_id, task.attempt, json.dumps(end.get("result")))]
-            await store.tasks.complete_many(conn, worker_id=WORKER, done=done)
-    return task_id
-
-
-async def fail(store: TaskStore, name: str = "pkg.media.probe", **kw: Any) -> int:
-    error = {"type": "ValueError", "message": "bad <url>", "traceback": TRACEBACK}
-    return await finish(store, name, error=error, **kw)
-
-
-async def register_worker(store: TaskStore, worker_id: str, *, host: str) -> None:
-    """Make `worker_id` the only registered worker, as its heartbeat would."""
-    async with store.transaction() as conn:
-        for stale in await store.worker_registry.list(conn):
-            await store.worker_registry.remove(conn, stale.id)
-        await store.worker_registry.beat(
-            conn,
-            worker_id=worker_id,
-            host=host,
-            pid=42,
-            queues={"media": 4, "email": None},
-            concurrency=4,
-            lease_seconds=30,
-            running=1,
-        )
-
-
-def ids_on(page: str) -> list[int]:
-    return [int(i) for i in re.findall(r'data-task-id="(\d+)" href', page)]
-
-
-def client_for(store: TaskStore, token: str | None = None) -> httpx.AsyncClient:
-    app = create_app(store, token=token)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://dash")
 
 
 @pytest.fixture
@@ -189,7 +131,7 @@ async def test_bad_input_is_400_and_a_missing_task_404(client: httpx.AsyncClient
     for path, code, message in cases:
         page = await client.get(path)
         assert (page.status_code, page.headers["content-type"][:9]) == (code, "text/html")
-        assert f'<p class="error">{html.escape(message)}' in page.text, path
+        assert f'<p class="error">{escape(message)}' in page.text, path
         api = await client.get("/api" + path)
         assert api.status_code == code
         error = api.json()["error"]
@@ -217,7 +159,7 @@ async def test_task_detail_shows_error_and_results_escaped(
         await session.commit()
 
     page = (await client.get(f"/tasks/{task_id}")).text
-    escaped = "ValueError: bad &lt;url&gt; &amp; &quot;quotes&quot;"
+    escaped = "ValueError: bad &lt;url&gt; &amp; &#34;quotes&#34;"  # Jinja2's autoescape
     assert '<pre class="traceback">' in page and escaped in page
     assert "bad <url>" not in page and "Clip <one>" not in page
     assert "<dt>message</dt><dd>bad &lt;url&gt;</dd>" in page

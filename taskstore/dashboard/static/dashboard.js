@@ -25,11 +25,23 @@ function askToken() {
   return token || null;
 }
 
-async function operate(box, action, status) {
+function actionUrl(box, button) {
+  // "retry all failed" carries its own URL; a task's buttons act on the box's task.
+  if (button.dataset.url) return button.dataset.url;
+  return "api/tasks/" + box.dataset.taskId + "/" + button.dataset.action;
+}
+
+function outcome(body) {
+  if (body.retried !== undefined) return body.retried + " failed tasks sent back to the queue";
+  return "task is " + body.status;
+}
+
+async function operate(box, button, status) {
+  if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
   const token = askToken();
   if (!token) return;
-  status.textContent = action + "...";
-  const response = await fetch("api/tasks/" + box.dataset.taskId + "/" + action, {
+  status.textContent = button.dataset.action + "...";
+  const response = await fetch(actionUrl(box, button), {
     method: "POST",
     headers: { Authorization: "Bearer " + token },
   });
@@ -40,19 +52,20 @@ async function operate(box, action, status) {
     return;
   }
   localStorage.setItem(TOKEN_KEY, token);
-  status.textContent = "task is " + body.status;
+  status.textContent = outcome(body);
   window.location.reload();
 }
 
 function wireActions(box) {
   const status = box.querySelector(".action-status");
   box.addEventListener("click", (event) => {
-    const action = event.target.dataset && event.target.dataset.action;
-    if (action === "forget") {
+    const button = event.target.closest("button[data-action]");
+    if (!button) return;
+    if (button.dataset.action === "forget") {
       localStorage.removeItem(TOKEN_KEY);
       status.textContent = "token forgotten";
-    } else if (action) {
-      operate(box, action, status).catch((error) => {
+    } else {
+      operate(box, button, status).catch((error) => {
         status.textContent = "failed: " + error;
       });
     }
