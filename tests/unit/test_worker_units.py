@@ -141,6 +141,18 @@ async def test_attempt_times_out() -> None:
     assert isinstance(outcome.error, TaskTimeout)
 
 
+async def test_a_handlers_own_timeout_error_is_its_error_not_a_task_timeout() -> None:
+    reg = Registry()
+
+    @task(name="t.smtp", registry=reg, timeout=60)
+    async def smtp(ctx) -> None:
+        raise TimeoutError("smtp server did not answer")
+
+    outcome = await attempt(reg.get("t.smtp"), FakeCtx(), {}, Running(1, "default", 0.0))
+    assert type(outcome.error) is TimeoutError
+    assert str(outcome.error) == "smtp server did not answer"
+
+
 async def test_attempt_checks_arguments_before_calling() -> None:
     called = []
 
