@@ -62,6 +62,8 @@ def run_guarded(coro_fn: Callable[[], Awaitable[R]], *, interrupted_exit: int | 
         if interrupted_exit is not None:
             sys.exit(interrupted_exit)
         fail("interrupted", INTERRUPTED)
+    except click.Abort:  # Ctrl-C or end of input at a confirmation prompt
+        fail("aborted", 1)
     except Exception as exc:  # the promise is: no traceback reaches the user
         if os.environ.get("TASKSTORE_DEBUG"):
             raise
@@ -134,7 +136,9 @@ class OneLineErrors:
             _fail_as(self, f"{exc.format_message()}{where}", exc.exit_code)
         except click.ClickException as exc:
             _fail_as(self, exc.format_message(), exc.exit_code)
-        except click.Abort:  # Ctrl-C or end of input at a prompt
+        except click.Abort as exc:  # click turns Ctrl-C (and end of input at a prompt) into it
+            if isinstance(exc.__cause__, KeyboardInterrupt):
+                _fail_as(self, "interrupted", INTERRUPTED)
             _fail_as(self, "aborted", 1)
         except OSError as exc:
             if exc.errno != errno.EPIPE:  # the reader of our output went away: say nothing

@@ -247,7 +247,7 @@ APP = """
 from worker import task
 
 @task(queue="media")
-def record(n: int) -> int:
+def record(ctx, n: int) -> int:
     return n
 """
 
