@@ -24,6 +24,8 @@ import click
 R = TypeVar("R")
 PROGRAMS = ("taskstore", "taskstore-worker")
 DATABASE_URL_HELP = "Database URL (default: TASKSTORE_DATABASE_URL, then the settings chain)."
+# click >= 8.2 raises this for a bare `taskstore`; older versions print the help themselves.
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a process stopped by Ctrl-C
 
 
@@ -96,7 +98,7 @@ def emit_json(document: Any) -> None:
 
 
 class Duration(click.ParamType):
-    """A click type for durations (see `taskstore.durations`), in seconds, at least `min`."""
+    """A click type for durations (see `taskstore.durations`): seconds, at least `minimum`."""
 
     name = "duration"
 
@@ -128,7 +130,7 @@ class OneLineErrors:
         extra["standalone_mode"] = False
         try:
             result = super().main(args, prog_name, **extra)  # type: ignore[misc]
-        except click.exceptions.NoArgsIsHelpError as exc:
+        except _NO_ARGS_IS_HELP as exc:
             exc.show()
             sys.exit(exc.exit_code)
         except click.UsageError as exc:

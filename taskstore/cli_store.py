@@ -8,7 +8,6 @@ and `enqueue` may create it. Heavy modules (SQLAlchemy, the store) load here, on
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from taskstore.cli_common import fail, run_guarded
@@ -33,6 +32,8 @@ def command_settings(url: str | None) -> Settings:
 
 def missing_database(settings: Settings) -> str | None:
     """Why an SQLite database file cannot be opened without creating it, or None."""
+    from pathlib import Path  # not at the top: `--help` of every command imports this module
+
     url = settings.database_url
     database = url.database or ""
     if settings.backend != "sqlite" or database in ("", ":memory:") or url.query.get("uri"):
