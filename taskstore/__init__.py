@@ -1,20 +1,47 @@
-"""taskstore: an async task queue whose queue is a database table."""
+"""taskstore: an async task queue whose queue is a database table.
 
-from taskstore.errors import (
-    ConfigError,
-    DatabaseUnavailable,
-    IllegalTransition,
-    InvalidInput,
-    LeaseLost,
-    SchemaOutOfDate,
-    TaskNotFound,
-    TaskStoreError,
-)
-from taskstore.records import ClaimedTask, QueueStats, TaskInfo
-from taskstore.settings import Settings
-from taskstore.states import TaskStatus
-from taskstore.store import TaskStore
+The public names load on first use (PEP 562): ``import taskstore.cli`` for ``taskstore
+--help`` must not import SQLAlchemy, while ``from taskstore import TaskStore`` works as
+ever.
+"""
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from taskstore.errors import (
+        ConfigError,
+        DatabaseUnavailable,
+        IllegalTransition,
+        InvalidInput,
+        LeaseLost,
+        SchemaOutOfDate,
+        TaskNotFound,
+        TaskStoreError,
+    )
+    from taskstore.records import ClaimedTask, QueueStats, TaskInfo
+    from taskstore.settings import Settings
+    from taskstore.states import TaskStatus
+    from taskstore.store import TaskStore
+
+_HOMES = {
+    "ClaimedTask": "taskstore.records",
+    "ConfigError": "taskstore.errors",
+    "DatabaseUnavailable": "taskstore.errors",
+    "IllegalTransition": "taskstore.errors",
+    "InvalidInput": "taskstore.errors",
+    "LeaseLost": "taskstore.errors",
+    "QueueStats": "taskstore.records",
+    "SchemaOutOfDate": "taskstore.errors",
+    "Settings": "taskstore.settings",
+    "TaskInfo": "taskstore.records",
+    "TaskNotFound": "taskstore.errors",
+    "TaskStatus": "taskstore.states",
+    "TaskStore": "taskstore.store",
+    "TaskStoreError": "taskstore.errors",
+}
 __all__ = [
     "ClaimedTask",
     "ConfigError",
@@ -31,3 +58,16 @@ __all__ = [
     "TaskStore",
     "TaskStoreError",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])

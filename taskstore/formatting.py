@@ -1,24 +1,13 @@
-"""Human output for the CLIs: aligned tables, durations, ages."""
+"""Human output for the CLIs: aligned tables and ages."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
-from taskstore.errors import InvalidInput
+from taskstore.durations import parse_duration
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)([smhdw]?)")
-
-
-def parse_duration(text: str) -> float:
-    """``90``, ``45s``, ``30m``, ``12h``, ``7d``, ``2w`` or combinations like ``1h30m``."""
-    compact = text.strip().lower().replace(" ", "")
-    parts = _DURATION_RE.findall(compact)
-    if not compact or "".join(n + u for n, u in parts) != compact:
-        raise InvalidInput(f"invalid duration {text!r} (examples: 90s, 30m, 12h, 7d)")
-    return sum(float(n) * _UNITS[u or "s"] for n, u in parts)
+__all__ = ["format_age", "parse_duration", "table"]  # parse_duration: its old home
 
 
 def format_age(seconds: float | None) -> str:

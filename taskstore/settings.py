@@ -16,8 +16,8 @@ from pathlib import Path
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from taskstore.durations import parse_duration
 from taskstore.errors import ConfigError
-from taskstore.formatting import parse_duration
 
 _ASYNC_DRIVERS = {"postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
 _ALIASES = {"postgres": "postgresql", "postgresql+asyncpg": "postgresql", "pgsql": "postgresql"}

@@ -246,6 +246,11 @@ class TaskStore:
         async with self.reading() as conn:
             return await self.tasks.stats(conn)
 
+    async def due_counts(self) -> dict[str, int]:
+        """Claimable tasks due now, per queue; the other claimable ones are scheduled."""
+        async with self.reading() as conn:
+            return await self.tasks.claimable_counts(conn)
+
     async def throughput(self, minutes: int = 60) -> list[dict[str, Any]]:
         """Completed and failed tasks per minute over the last `minutes`."""
         async with self.reading() as conn:

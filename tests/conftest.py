@@ -1,8 +1,8 @@
 """Shared fixtures: every store test runs on SQLite and on PostgreSQL.
 
 PostgreSQL tests need ``TASKSTORE_TEST_POSTGRES_URL`` (an admin URL; the suite creates
-and drops its own database). Without it they are skipped with that reason, unless
-``TASKSTORE_TEST_REQUIRE_POSTGRES=1`` (set by CI), in which case they fail.
+and drops its own database). Without it they are left out, and one summary line says how
+many and why, unless ``TASKSTORE_TEST_REQUIRE_POSTGRES=1`` (set by CI): then they fail.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -27,6 +28,8 @@ TABLES = (
     "taskstore_periodic_ticks"
 )
 
+_PG_LEFT_OUT = pytest.StashKey[int]()
+
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
@@ -37,6 +40,32 @@ def pytest_report_header(config: pytest.Config) -> str:
     if os.environ.get(PG_ENV):
         return f"PostgreSQL tests: on ({PG_ENV} is set)"
     return f"PostgreSQL tests: SKIPPED ({PG_ENV} is not set)"
+
+
+def _needs_postgres(item: pytest.Item) -> bool:
+    return item.get_closest_marker("postgres") is not None or "pg_admin_url" in getattr(
+        item, "fixturenames", ()
+    )
+
+
+@pytest.hookimpl(trylast=True)  # after -k / -m: count only what would have run
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without a PostgreSQL server, leave its cases out (one summary line says how many
+    and why) instead of reporting each one as skipped. CI sets the variable and, with
+    TASKSTORE_TEST_REQUIRE_POSTGRES=1, wants them to fail instead: nothing changes then."""
+    if os.environ.get(PG_ENV) or REQUIRE_PG:
+        return
+    left_out = [item for item in items if _needs_postgres(item)]
+    if left_out:
+        items[:] = [item for item in items if not _needs_postgres(item)]
+        config.hook.pytest_deselected(items=left_out)
+    config.stash[_PG_LEFT_OUT] = len(left_out)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    left_out = config.stash.get(_PG_LEFT_OUT, 0)
+    if left_out:
+        terminalreporter.write_line(f"PostgreSQL tests: {left_out} skipped ({PG_ENV} is not set)")
 
 
 def _dsn(url: str) -> str:

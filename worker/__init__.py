@@ -1,11 +1,45 @@
-"""The taskstore worker runtime: register handlers with @task, run them with taskstore-worker."""
+"""The taskstore worker runtime: register handlers with @task, run them with taskstore-worker.
 
-from worker.context import TaskContext
-from worker.errors import NonRetryable, TaskTimeout, UnknownTask, WrongArguments
-from worker.producer import EnqueueOptions, TaskCall
-from worker.registry import RegistrationError, Registry, TaskDef, on_shutdown, on_startup, task
-from worker.runner import Worker, WorkerConfig
+The public names load on first use (PEP 562), so ``taskstore-worker --help`` does not
+import the runner and SQLAlchemy; ``from worker import task`` works as ever.
+"""
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from worker.context import TaskContext
+    from worker.errors import NonRetryable, TaskTimeout, UnknownTask, WrongArguments
+    from worker.producer import EnqueueOptions, TaskCall
+    from worker.registry import (
+        RegistrationError,
+        Registry,
+        TaskDef,
+        on_shutdown,
+        on_startup,
+        task,
+    )
+    from worker.runner import Worker, WorkerConfig
+
+_HOMES = {
+    "EnqueueOptions": "worker.producer",
+    "TaskCall": "worker.producer",
+    "NonRetryable": "worker.errors",
+    "RegistrationError": "worker.registry",
+    "Registry": "worker.registry",
+    "TaskContext": "worker.context",
+    "TaskDef": "worker.registry",
+    "TaskTimeout": "worker.errors",
+    "UnknownTask": "worker.errors",
+    "Worker": "worker.runner",
+    "WorkerConfig": "worker.runner",
+    "WrongArguments": "worker.errors",
+    "on_shutdown": "worker.registry",
+    "on_startup": "worker.registry",
+    "task": "worker.registry",
+}
 __all__ = [
     "EnqueueOptions",
     "NonRetryable",
@@ -23,3 +57,16 @@ __all__ = [
     "on_startup",
     "task",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])

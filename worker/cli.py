@@ -7,41 +7,52 @@ import importlib
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import anyio
 import click
 
-from taskstore.cli import fail, run_guarded
+from taskstore.cli_common import Command, Duration, database_url_option, fail, run_guarded
 from taskstore.errors import InvalidInput, TaskStoreError
-from taskstore.logs import configure_logging
-from taskstore.settings import Settings
-from taskstore.store import TaskStore
-from taskstore.validation import check_queue
-from worker.metrics import NoMetrics, PrometheusMetrics
-from worker.registry import Registry, registry
-from worker.runner import Worker, WorkerConfig
+
+if TYPE_CHECKING:
+    from worker.metrics import NoMetrics
+    from worker.registry import Registry
+    from worker.runner import Worker, WorkerConfig
 
 
-def _module_for_file(spec: str) -> str:
-    """Import name for an app given as a file path; its folder root goes on sys.path."""
+def module_for_file(spec: str) -> str:
+    """Import name for an app given as a file path, the same from any directory.
+
+    The name comes from the file's own package root: walk up while the folder has an
+    ``__init__.py`` (``myapp/tasks.py`` in package ``myapp`` is ``myapp.tasks``; a file in
+    no package is its bare module name). That root goes on sys.path.
+    """
     path = Path(spec)
     if not path.is_file():
         raise InvalidInput(f"app file {spec} does not exist")
     resolved = path.resolve()
-    try:
-        parts = resolved.relative_to(Path.cwd()).with_suffix("").parts
-        root = Path.cwd()
-    except ValueError:
-        parts, root = (resolved.stem,), resolved.parent
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
+    parts = [] if resolved.name == "__init__.py" else [resolved.stem]
+    folder = resolved.parent
+    while (folder / "__init__.py").is_file():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
     return ".".join(parts)
+
+
+def _same_file(module: str, spec: str) -> None:
+    """Refuse an app file that imported as some other, earlier module of the same name."""
+    loaded = getattr(sys.modules.get(module), "__file__", None)
+    if loaded and Path(loaded).resolve() != Path(spec).resolve():
+        raise InvalidInput(f"app file {spec} imports as {module!r}, which is already {loaded}")
 
 
 def load_app(spec: str) -> None:
     """Import an app module (dotted path or .py file) so its @task handlers register."""
-    if spec.endswith(".py") or "/" in spec:
-        module = _module_for_file(spec)
+    is_file = spec.endswith(".py") or "/" in spec
+    if is_file:
+        module = module_for_file(spec)
     else:
         module = spec
         if "" not in sys.path and str(Path.cwd()) not in sys.path:
@@ -54,10 +65,14 @@ def load_app(spec: str) -> None:
         raise InvalidInput(f"cannot import app {spec!r}: {exc}") from None
     except Exception as exc:
         raise InvalidInput(f"app {spec!r} failed to import: {type(exc).__name__}: {exc}") from None
+    if is_file:
+        _same_file(module, spec)
 
 
 def parse_queues(specs: tuple[str, ...], known: Registry) -> dict[str, int | None]:
     """``media:4`` -> {"media": 4}; with no --queue, every queue the handlers declare."""
+    from taskstore.validation import check_queue
+
     if not specs:
         return dict.fromkeys(sorted(known.queues()) or ["default"])
     queues: dict[str, int | None] = {}
@@ -71,6 +86,14 @@ def parse_queues(specs: tuple[str, ...], known: Registry) -> dict[str, int | Non
 
 
 async def serve(url: str | None, config: WorkerConfig, metrics: NoMetrics | None = None) -> Worker:
+    """Open the store (migrating it if allowed and needed), run the worker until stopped."""
+    import anyio
+
+    from taskstore.settings import Settings
+    from taskstore.store import TaskStore
+    from worker.registry import registry
+    from worker.runner import Worker
+
     settings = Settings.from_env(url)
     # Each running handler may hold a session; leave room for the fetch/ack/heartbeat loops.
     settings = dataclasses.replace(
@@ -93,6 +116,8 @@ async def serve(url: str | None, config: WorkerConfig, metrics: NoMetrics | None
 
 async def _on_signals(worker: Worker) -> None:
     """First SIGTERM/SIGINT: stop gracefully. Second: cut off running handlers now."""
+    import anyio
+
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
             if worker.stopping:
@@ -105,14 +130,46 @@ async def _on_signals(worker: Worker) -> None:
                 worker.stop()
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+def log_serving(config: WorkerConfig, known: Registry) -> None:
+    """One line at start: every task name this worker serves, by queue, and any handler
+    whose queue it does not serve (those tasks wait for another worker)."""
+    from taskstore.logs import get_logger
+
+    served = {
+        q: sorted(d.name for d in known.tasks.values() if d.queue == q) for q in config.queues
+    }
+    idle = sorted(d.name for d in known.tasks.values() if d.queue not in config.queues)
+    log = get_logger("taskstore.worker")
+    log.info("serving tasks", queues=served, **({"not_served": idle} if idle else {}))
+
+
+def prepare(
+    apps: tuple[str, ...], queues: tuple[str, ...], **options: float | bool
+) -> WorkerConfig:
+    """Load the apps and build the worker's configuration (bad input: `InvalidInput`)."""
+    from worker.registry import registry
+    from worker.runner import WorkerConfig
+
+    for spec in apps:
+        load_app(spec)
+    if not registry.tasks:
+        raise InvalidInput(f"no @task handlers found in {', '.join(apps)}")
+    config = WorkerConfig(queues=parse_queues(queues, registry), **options)  # type: ignore[arg-type]
+    log_serving(config, registry)
+    return config
+
+
+@click.command(
+    name="taskstore-worker", cls=Command, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.option(
     "--app",
     "apps",
     multiple=True,
     required=True,
     metavar="MODULE",
-    help="Module (dotted path or .py file) whose @task handlers to serve. Repeatable.",
+    help="Module (dotted path or .py file) whose @task handlers to serve. Repeatable. "
+    "A file is imported by its package's name (the folders up to the package root).",
 )
 @click.option(
     "--queue",
@@ -134,21 +191,17 @@ async def _on_signals(worker: Worker) -> None:
     "--lease-seconds",
     default=30.0,
     show_default=True,
-    type=click.FloatRange(1.0),
-    help="Lease on claimed tasks; renewed by heartbeats every third of it.",
+    type=Duration(minimum=1.0),
+    metavar="DURATION",
+    help="Lease on claimed tasks (30, 30s, 2m); renewed by heartbeats every third of it.",
 )
 @click.option(
     "--shutdown-timeout",
     default=30.0,
     show_default=True,
-    type=click.FloatRange(0.0),
-    help="Grace period for running tasks on SIGTERM.",
-)
-@click.option(
-    "--database-url",
-    default=None,
-    metavar="URL",
-    help="Database URL (default: TASKSTORE_DATABASE_URL, then the settings chain).",
+    type=Duration(),
+    metavar="DURATION",
+    help="Grace period for running tasks on SIGTERM (30, 30s, 2m).",
 )
 @click.option(
     "--metrics-port",
@@ -169,41 +222,33 @@ async def _on_signals(worker: Worker) -> None:
     show_default=True,
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
 )
+@database_url_option
 def main(
+    url: str | None,
     apps: tuple[str, ...],
     queues: tuple[str, ...],
-    concurrency: int,
-    burst: bool,
-    lease_seconds: float,
-    shutdown_timeout: float,
-    database_url: str | None,
     metrics_port: int | None,
     metrics_host: str,
     log_level: str,
+    **options: float | bool,
 ) -> None:
     """Run registered task handlers: claim, execute, complete."""
+    from taskstore.logs import configure_logging
+
     configure_logging(log_level)
     metrics: NoMetrics | None = None
     try:
-        for spec in apps:
-            load_app(spec)
-        if not registry.tasks:
-            raise InvalidInput(f"no @task handlers found in {', '.join(apps)}")
-        config = WorkerConfig(
-            queues=parse_queues(queues, registry),
-            concurrency=concurrency,
-            lease_seconds=lease_seconds,
-            shutdown_timeout=shutdown_timeout,
-            burst=burst,
-        )
+        config = prepare(apps, queues, **options)
         if metrics_port is not None:
+            from worker.metrics import PrometheusMetrics
+
             metrics = PrometheusMetrics()
             metrics.serve(metrics_port, metrics_host)
     except TaskStoreError as exc:
         fail(str(exc), exc.exit_code)
     except OSError as exc:  # the metrics port is taken
         fail(f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc.strerror}", 1)
-    run_guarded(lambda: serve(database_url, config, metrics))
+    run_guarded(lambda: serve(url, config, metrics))
 
 
 if __name__ == "__main__":

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import sys
 import threading
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import click
 
+from taskstore.cli_common import Command, database_url_option, fail, run_guarded
 from taskstore.dashboard.auth import TOKEN_ENV
-from taskstore.settings import Settings
+
+if TYPE_CHECKING:
+    from taskstore.settings import Settings
 
 MISSING_EXTRA = "the dashboard needs the web extra: pip install 'taskstore[web]'"
 
@@ -29,16 +32,9 @@ def web_extra_installed() -> bool:
     return True
 
 
-@click.command("dashboard")
+@click.command("dashboard", cls=Command)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, type=click.IntRange(0, 65535), show_default=True)
-@click.option(
-    "--database-url",
-    "database_url",
-    default=None,
-    metavar="URL",
-    help="Database URL (default: TASKSTORE_DATABASE_URL, then the settings chain).",
-)
 @click.option(
     "--token",
     default=None,
@@ -47,22 +43,15 @@ def web_extra_installed() -> bool:
     help=f"Allow retry/cancel for requests sending it as a bearer token (default: {TOKEN_ENV};"
     " without a token the dashboard is read-only).",
 )
-@click.pass_context
-def cli_command(
-    ctx: click.Context, host: str, port: int, database_url: str | None, token: str | None
-) -> None:
+@database_url_option
+def cli_command(url: str | None, host: str, port: int, token: str | None) -> None:
     """Serve the web dashboard: queues, throughput, tasks, workers."""
     if not web_extra_installed():
-        click.echo(f"taskstore: error: {MISSING_EXTRA}", err=True)
-        sys.exit(2)
-    from taskstore.cli import fail, run_guarded  # the CLI imports this module: import late
-    from taskstore.errors import TaskStoreError
+        fail(MISSING_EXTRA, 2)
+    from taskstore.cli_store import command_settings, require_database
 
-    url = database_url or (ctx.obj or {}).get("database_url")
-    try:
-        settings = Settings.from_env(url)
-    except TaskStoreError as exc:
-        fail(str(exc), exc.exit_code)
+    settings = command_settings(url)
+    require_database(settings)  # a dashboard of a file that does not exist shows nothing
     run_guarded(lambda: serve(settings, host=host, port=port, token=token or None))
 
 

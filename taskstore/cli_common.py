@@ -1,0 +1,175 @@
+"""What the `taskstore`, `taskstore dashboard` and `taskstore-worker` commands share.
+
+The one declaration of ``--database-url``, the one-line error printer (`fail`), the guard
+that turns any failure of a command's coroutine into such a line (`run_guarded`), the
+duration option type, and click classes whose usage errors are one line too.
+
+Only click and the standard library are imported here: every command line loads this
+module first, and ``--help`` must not pay for SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import gc
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+R = TypeVar("R")
+PROGRAMS = ("taskstore", "taskstore-worker")
+DATABASE_URL_HELP = "Database URL (default: TASKSTORE_DATABASE_URL, then the settings chain)."
+# click >= 8.2 raises this for a bare `taskstore`; older versions print the help themselves.
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a process stopped by Ctrl-C
+
+
+def program_name() -> str:
+    """``taskstore`` or ``taskstore-worker``: whose error line this is."""
+    ctx = click.get_current_context(silent=True)
+    name = ctx.find_root().command.name if ctx is not None else None
+    return name if name in PROGRAMS else "taskstore"
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """One line on stderr, prefixed with the program's name, then exit with `code`."""
+    click.echo(f"{program_name()}: error: {message}", err=True)
+    sys.exit(code)
+
+
+def run_guarded(coro_fn: Callable[[], Awaitable[R]], *, interrupted_exit: int | None = None) -> R:
+    """Run a coroutine; turn every failure into one line on stderr and an exit code.
+
+    Ctrl-C prints "interrupted" and exits 130, unless `interrupted_exit` is given: then
+    being interrupted is the command's normal end (a ``--watch``) and it exits quietly.
+    """
+    import asyncio  # here, not at the top: asyncio alone costs --help a twentieth of a second
+
+    from taskstore.errors import TaskStoreError
+
+    # Everything imported so far lives as long as the process: keep the garbage collector
+    # off it. Its passes over SQLAlchemy's object graph otherwise cost the hot loop, and
+    # about a quarter of a second at interpreter exit.
+    gc.freeze()
+    try:
+        return asyncio.run(coro_fn())  # type: ignore[arg-type]
+    except TaskStoreError as exc:
+        fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        if interrupted_exit is not None:
+            sys.exit(interrupted_exit)
+        fail("interrupted", INTERRUPTED)
+    except click.Abort:  # Ctrl-C or end of input at a confirmation prompt
+        fail("aborted", 1)
+    except Exception as exc:  # the promise is: no traceback reaches the user
+        if os.environ.get("TASKSTORE_DEBUG"):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0]
+        fail(f"unexpected {type(exc).__name__}: {first} (set TASKSTORE_DEBUG=1 for details)", 1)
+
+
+def database_url_option(fn: Callable[..., R]) -> Callable[..., R]:
+    """Add ``--database-url``; the command gets the URL as its first argument.
+
+    On a subcommand the option may also come before it (``taskstore --database-url URL
+    status``); None means the settings chain (``TASKSTORE_DATABASE_URL`` first).
+    """
+
+    @click.option(
+        "--database-url", "database_url", default=None, metavar="URL", help=DATABASE_URL_HELP
+    )
+    @functools.wraps(fn)
+    def wrapper(*args: Any, database_url: str | None, **kwargs: Any) -> R:
+        ctx = click.get_current_context()
+        url = database_url or ctx.find_root().params.get("database_url")
+        return fn(url, *args, **kwargs)
+
+    return wrapper
+
+
+def emit_json(document: Any) -> None:
+    """One JSON document on stdout, nothing else."""
+    click.echo(json.dumps(document, indent=2, default=str))
+
+
+class Duration(click.ParamType):
+    """A click type for durations (see `taskstore.durations`): seconds, at least `minimum`."""
+
+    name = "duration"
+
+    def __init__(self, minimum: float = 0.0) -> None:
+        self.minimum = minimum
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, int | float):
+            seconds = float(value)
+        else:
+            from taskstore.durations import parse_duration
+            from taskstore.errors import InvalidInput
+
+            try:
+                seconds = parse_duration(value)
+            except InvalidInput as exc:
+                self.fail(str(exc), param, ctx)
+        if seconds < self.minimum:
+            self.fail(f"{value!r} is shorter than the minimum of {self.minimum:g}s", param, ctx)
+        return seconds
+
+
+class OneLineErrors:
+    """Mixin for click commands: usage errors are one ``PROGRAM: error: ...`` line too."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:
+        extra["standalone_mode"] = False
+        try:
+            result = super().main(args, prog_name, **extra)  # type: ignore[misc]
+        except _NO_ARGS_IS_HELP as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            where = f" (see '{_command_path(exc.ctx)} --help')" if exc.ctx else ""
+            _fail_as(self, f"{exc.format_message()}{where}", exc.exit_code)
+        except click.ClickException as exc:
+            _fail_as(self, exc.format_message(), exc.exit_code)
+        except click.Abort as exc:  # click turns Ctrl-C (and end of input at a prompt) into it
+            if isinstance(exc.__cause__, KeyboardInterrupt):
+                _fail_as(self, "interrupted", INTERRUPTED)
+            _fail_as(self, "aborted", 1)
+        except OSError as exc:
+            if exc.errno != errno.EPIPE:  # the reader of our output went away: say nothing
+                raise
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - nothing may flush into the pipe
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+def _command_path(ctx: click.Context) -> str:
+    """``taskstore enqueue``, also when run as ``python -m taskstore.cli enqueue``."""
+    names = []
+    while ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    names.append(ctx.command.name if ctx.command.name in PROGRAMS else ctx.info_name or "")
+    return " ".join(reversed(names))
+
+
+def _fail_as(command: Any, message: str, code: int) -> NoReturn:
+    # No click context is current any more: name the program from the command itself.
+    name = command.name if command.name in PROGRAMS else "taskstore"
+    click.echo(f"{name}: error: {message}", err=True)
+    sys.exit(code)
+
+
+class Group(OneLineErrors, click.Group):
+    """A click group with one-line usage errors."""
+
+
+class Command(OneLineErrors, click.Command):
+    """A click command with one-line usage errors."""

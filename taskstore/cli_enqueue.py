@@ -1,0 +1,195 @@
+"""`taskstore enqueue`: one task, or many from JSON lines (a file or stdin).
+
+The payload comes inline (``--payload '{"a": 1}'``), from a file (``--payload @FILE``) or
+from stdin (``--payload -``). ``--jsonl FILE|-`` reads one payload per line: every line is
+checked before anything is written, then the tasks go in chunks of `CHUNK` per round trip,
+all in one transaction, so a failure leaves nothing from the file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from taskstore.cli_common import Command, Duration, database_url_option, emit_json, fail
+
+if TYPE_CHECKING:
+    from taskstore.store import TaskStore
+
+CHUNK = 1000  # tasks per round trip: enqueue_many of 1,000 is one INSERT
+
+
+class PayloadError(ValueError):
+    """A payload that is not a JSON object (the message names the problem)."""
+
+
+def parse_payload(text: str) -> dict[str, Any]:
+    """A JSON object; NaN/Infinity, other JSON values and non-JSON are refused."""
+
+    def no_constants(name: str) -> Any:
+        raise PayloadError(f"payload is not valid JSON: {name} is not allowed")
+
+    try:
+        payload = json.loads(text, parse_constant=no_constants)
+    except json.JSONDecodeError as exc:
+        where = str(exc) if "\n" in text.strip() else f"{exc.msg} at column {exc.colno}"
+        raise PayloadError(f"payload is not valid JSON: {where}") from None
+    if not isinstance(payload, dict):
+        raise PayloadError(f"payload must be a JSON object, got {type(payload).__name__}")
+    return payload
+
+
+def read_source(source: str, what: str) -> str:
+    """Text of ``-`` (stdin) or a file path; an unreadable file is one line, exit 2."""
+    if source == "-":
+        return sys.stdin.read()
+    try:
+        with open(source, encoding="utf-8") as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        fail(f"cannot read {what} {source}: {reason}", 2)
+
+
+def payload_text(option: str | None) -> str | None:
+    """``--payload``'s JSON: inline, ``@FILE`` or ``-`` (stdin)."""
+    if option is None:
+        return None
+    if option == "-":
+        return read_source("-", "the payload")
+    if option.startswith("@"):
+        return read_source(option[1:], "payload file")
+    return option
+
+
+def jsonl_payloads(text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, payload) for every non-blank line; a bad one names its line."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield number, parse_payload(line)
+        except PayloadError as exc:
+            fail(f"line {number}: {exc}", 2)
+
+
+def checked_items(
+    name: str, text: str, options: dict[str, Any], limit: int
+) -> list[dict[str, Any]]:
+    """`enqueue_many` items for every line, each validated before anything is written."""
+    from taskstore.errors import TaskStoreError
+    from taskstore.validation import new_task, new_task_from_mapping
+
+    try:  # the name and options once, so their errors do not blame line 1
+        new_task(name, {}, max_payload_bytes=limit, **options)
+    except TaskStoreError as exc:
+        fail(str(exc), exc.exit_code)
+    items = []
+    for number, payload in jsonl_payloads(text):
+        item = {"name": name, "payload": payload, **options}
+        try:
+            new_task_from_mapping(item, limit)
+        except TaskStoreError as exc:
+            fail(f"line {number}: {exc}", exc.exit_code)
+        items.append(item)
+    return items
+
+
+async def enqueue_chunks(store: TaskStore, items: list[dict[str, Any]]) -> list[int]:
+    """All items in one transaction, `CHUNK` per round trip; ids in line order."""
+    ids: list[int] = []
+    async with store.sessions() as session, session.begin():
+        for start in range(0, len(items), CHUNK):
+            ids += await store.enqueue_many(items[start : start + CHUNK], session=session)
+    return ids
+
+
+@click.command(cls=Command)
+@click.argument("name")
+@click.option(
+    "--payload",
+    default=None,
+    metavar="JSON|@FILE|-",
+    help="JSON object of keyword arguments; @FILE reads it from a file, - from stdin.",
+)
+@click.option(
+    "--jsonl",
+    default=None,
+    metavar="FILE|-",
+    help="Enqueue one task per line of FILE (- for stdin), each line a JSON payload. "
+    "Prints the ids one per line. Nothing is written if any line is bad.",
+)
+@click.option("--queue", default="default", show_default=True)
+@click.option("--priority", default=0, type=int, show_default=True, help="Higher runs first.")
+@click.option(
+    "--delay",
+    default=None,
+    type=Duration(),
+    metavar="DURATION",
+    help="Run no earlier than this from now: 30 (seconds), 30s, 5m, 1h, 7d.",
+)
+@click.option("--max-attempts", default=None, type=int)
+@click.option("--dedup-key", default=None)
+@click.option("--json", "as_json", is_flag=True, help='Print {"id": ...} (--jsonl: a list).')
+@database_url_option
+def enqueue(
+    url: str | None,
+    name: str,
+    payload: str | None,
+    jsonl: str | None,
+    as_json: bool,
+    **options: Any,
+) -> None:
+    """Enqueue task NAME; prints the new task's id."""
+    from taskstore.cli_store import command_settings, with_store
+
+    limit = command_settings(url).max_payload_bytes
+    if jsonl is not None:
+        ids = _enqueue_lines(url, name, jsonl, payload, options, limit)
+        emit_json(ids) if as_json else click.echo("\n".join(map(str, ids)), nl=bool(ids))
+        return
+    body = _checked_payload(name, payload_text(payload), options, limit)
+    task_id = with_store(url, lambda store: store.enqueue(name, body, **options), may_create=True)
+    emit_json({"id": task_id}) if as_json else click.echo(task_id)
+
+
+def _checked_payload(
+    name: str, text: str | None, options: dict[str, Any], limit: int
+) -> dict[str, Any]:
+    """The payload, validated with the task before connecting: bad input never touches
+    the database."""
+    from taskstore import validation
+    from taskstore.errors import TaskStoreError
+
+    try:
+        body = {} if text is None else parse_payload(text)
+        validation.new_task(name, body, max_payload_bytes=limit, **options)
+    except PayloadError as exc:
+        fail(str(exc), 2)
+    except TaskStoreError as exc:
+        fail(str(exc), exc.exit_code)
+    return body
+
+
+def _enqueue_lines(
+    url: str | None,
+    name: str,
+    source: str,
+    payload: str | None,
+    options: dict[str, Any],
+    limit: int,
+) -> list[int]:
+    from taskstore.cli_store import with_store
+
+    if payload is not None:
+        fail("give --payload or --jsonl, not both", 2)
+    if options.get("dedup_key") is not None:
+        fail("--dedup-key cannot be used with --jsonl (every line would share it)", 2)
+    items = checked_items(name, read_source(source, "JSON lines file"), options, limit)
+    if not items:
+        return []
+    return with_store(url, lambda store: enqueue_chunks(store, items), may_create=True)

@@ -1,0 +1,206 @@
+"""`taskstore list | show | retry | cancel | purge`: look at tasks and act on them.
+
+None of these creates a database (see `taskstore.cli_store`); heavy modules load inside
+the commands, so ``--help`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from taskstore.cli_common import Command, Duration, database_url_option, emit_json, fail
+from taskstore.cli_store import with_store
+from taskstore.states import FINISHED, TaskStatus
+
+if TYPE_CHECKING:
+    from taskstore.records import TaskInfo
+    from taskstore.store import TaskStore
+
+STATUSES = [s.value for s in TaskStatus]
+
+
+def _task_row(info: TaskInfo) -> list[Any]:
+    created = info.created_at.strftime("%Y-%m-%d %H:%M:%S")
+    return [
+        info.id,
+        info.name,
+        info.queue,
+        info.status.value,
+        info.priority,
+        info.attempts,
+        created,
+    ]
+
+
+@click.command(name="list", cls=Command)
+@click.option("--status", "status_", default=None, type=click.Choice(STATUSES))
+@click.option("--queue", default=None)
+@click.option("--name", default=None, help="Only tasks of this name.")
+@click.option("--limit", default=50, type=click.IntRange(1, 100_000), show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@database_url_option
+def list_(url: str | None, limit: int, as_json: bool, **filters: Any) -> None:
+    """List tasks, newest first."""
+    from taskstore.formatting import table
+
+    status = filters.pop("status_")
+    tasks = with_store(url, lambda s: s.list(status=status, limit=limit, **filters))
+    if as_json:
+        emit_json([t.to_json() for t in tasks])
+        return
+    headers = ["id", "name", "queue", "status", "priority", "attempts", "created"]
+    click.echo(table(headers, [_task_row(t) for t in tasks]) if tasks else "no tasks")
+
+
+@click.command(cls=Command)
+@click.argument("task_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@database_url_option
+def show(url: str | None, task_id: int, as_json: bool) -> None:
+    """Show one task in full: payload, result, error, attempts."""
+    info = with_store(url, lambda store: store.require(task_id))
+    if as_json:
+        emit_json(info.to_json())
+        return
+    doc = info.to_json()
+    error = doc.pop("error")
+    for key in ("payload", "result"):
+        doc[key] = None if doc[key] is None else json.dumps(doc[key])
+    width = max(map(len, doc))
+    for key, value in doc.items():
+        click.echo(f"{key.ljust(width)}  {'-' if value is None else value}")
+    if error:
+        click.echo(f"{'error'.ljust(width)}  {error.get('type')}: {error.get('message')}")
+        if error.get("traceback"):
+            click.echo(error["traceback"].rstrip())
+
+
+@click.command(cls=Command)
+@click.argument("task_id", type=int, required=False)
+@click.option(
+    "--failed",
+    "all_failed",
+    is_flag=True,
+    help="Instead of one task: every failed task (narrow with --queue / --name).",
+)
+@click.option("--queue", default=None, help="With --failed: only this queue.")
+@click.option("--name", default=None, help="With --failed: only tasks of this name.")
+@click.option("--yes", is_flag=True, help="With --failed: do not ask on a terminal.")
+@click.option("--json", "as_json", is_flag=True, help="Print the task as `show --json` does.")
+@database_url_option
+def retry(
+    url: str | None,
+    task_id: int | None,
+    all_failed: bool,
+    queue: str | None,
+    name: str | None,
+    yes: bool,
+    as_json: bool,
+) -> None:
+    """Run a failed or cancelled task again (or, with --failed, every failed task)."""
+    if (task_id is None) == (not all_failed) or (task_id is not None and (queue or name)):
+        fail("give a TASK_ID, or --failed [--queue Q] [--name N]", 2)
+    if task_id is not None:
+        _retry_one(url, task_id, as_json)
+        return
+    retried = with_store(url, lambda store: _retry_failed(store, queue, name, yes))
+    emit_json({"retried": retried}) if as_json else click.echo(f"retried {retried} tasks")
+
+
+def _retry_one(url: str | None, task_id: int, as_json: bool) -> None:
+    async def go(store: TaskStore) -> TaskInfo:
+        await store.retry(task_id)
+        return await store.require(task_id)
+
+    info = with_store(url, go)
+    emit_json(info.to_json()) if as_json else click.echo(f"task {task_id} is {info.status}")
+
+
+async def _retry_failed(store: TaskStore, queue: str | None, name: str | None, yes: bool) -> int:
+    count = await store.count_failed(queue=queue, name=name)
+    if (
+        count
+        and sys.stdin.isatty()
+        and not yes
+        and not click.confirm(f"Retry {count} failed tasks?")
+    ):
+        fail("retry aborted", 1)
+
+    def progress(done: int) -> None:
+        if count > 5000:
+            click.echo(f"retried {done}/{count}", err=True)
+
+    return await store.retry_failed(queue=queue, name=name, progress=progress)
+
+
+@click.command(cls=Command)
+@click.argument("task_id", type=int)
+@database_url_option
+def cancel(url: str | None, task_id: int) -> None:
+    """Cancel a task that has not finished (a running one stops at its next heartbeat).
+
+    Cancelling a task that is already cancelled is not an error.
+    """
+
+    async def go(store: TaskStore) -> str:
+        from taskstore.errors import IllegalTransition
+
+        try:
+            return f"task {task_id} is {await store.cancel(task_id)}"
+        except IllegalTransition:
+            if (await store.require(task_id)).status is not TaskStatus.CANCELLED:
+                raise
+            return f"task {task_id} was already cancelled"
+
+    click.echo(with_store(url, go))
+
+
+@click.command(cls=Command)
+@click.option(
+    "--older-than",
+    "older_than",
+    required=True,
+    type=Duration(),
+    metavar="DURATION",
+    help="Age since the task finished: 30 (seconds), 30s, 5m, 12h, 7d.",
+)
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(sorted(s.value for s in FINISHED)),
+    help="Only these finished statuses (repeatable; default all three).",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation on a terminal.")
+@database_url_option
+def purge(url: str | None, older_than: float, statuses: tuple[str, ...], yes: bool) -> None:
+    """Delete finished tasks older than DURATION (asks first on a terminal)."""
+    from taskstore.durations import format_duration
+
+    chosen = statuses or tuple(s.value for s in FINISHED)
+    interactive = sys.stdin.isatty() and not yes
+
+    async def go(store: TaskStore) -> int:
+        count = await store.count_purgeable(older_than, statuses=chosen)
+        if count == 0:
+            return 0
+        age = format_duration(older_than)
+        if interactive and not click.confirm(
+            f"Delete {count} {'/'.join(chosen)} tasks that ended over {age} ago?"
+        ):
+            fail("purge aborted", 1)
+
+        def progress(done: int) -> None:
+            if count > 5000:
+                click.echo(f"purged {done}/{count}", err=True)
+
+        return await store.purge(older_than, statuses=chosen, progress=progress)
+
+    click.echo(f"purged {with_store(url, go)} tasks")
+
+
+COMMANDS = [list_, show, retry, cancel, purge]

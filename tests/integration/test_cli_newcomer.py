@@ -1,0 +1,282 @@
+"""What a new user of `taskstore` and `taskstore-worker` runs into, as real processes.
+
+Durations spelled the same everywhere, read-only commands that never create a database,
+payloads from files and stdin, bulk enqueue from JSON lines, filters and JSON output, the
+ready/scheduled split of `status`, quiet Ctrl-C on `--watch`, and app files that register
+the same task names from any directory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_cli import assert_one_line_error, taskstore
+
+
+def worker(*args: str, url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TASKSTORE_DATABASE_URL": url}
+    return subprocess.run(
+        [sys.executable, "-m", "worker.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+def ids_of(url: str, *args: str) -> list[int]:
+    return [t["id"] for t in json.loads(taskstore("list", "--json", *args, url=url).stdout)]
+
+
+# ------------------------------------------------------------------------ durations
+@pytest.mark.parametrize(("delay", "seconds"), [("1h", 3600), ("30", 30), ("5m", 300)])
+def test_enqueue_delay_takes_the_same_durations_as_purge(
+    db_url: str, delay: str, seconds: int
+) -> None:
+    out = taskstore("enqueue", "a.b", "--delay", delay, "--json", url=db_url)
+    assert out.returncode == 0, out.stderr
+    shown = json.loads(
+        taskstore("show", str(json.loads(out.stdout)["id"]), "--json", url=db_url).stdout
+    )
+    ahead = dt.datetime.fromisoformat(shown["run_at"]) - dt.datetime.fromisoformat(
+        shown["created_at"]
+    )
+    assert abs(ahead.total_seconds() - seconds) < 5
+
+
+def test_purge_older_than_a_bare_number_means_seconds(db_url: str) -> None:
+    task_id = taskstore("enqueue", "a.b", url=db_url).stdout.strip()
+    taskstore("cancel", task_id, url=db_url)
+    assert taskstore("purge", "--older-than", "3600", url=db_url).stdout.strip() == "purged 0 tasks"
+    assert taskstore("purge", "--older-than", "0", url=db_url).stdout.strip() == "purged 1 tasks"
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "value"),
+    [
+        (["enqueue", "a.b", "--delay", "1x"], "--delay", "1x"),
+        (["enqueue", "a.b", "--delay", "-1"], "--delay", "-1"),
+        (["purge", "--older-than", "soon"], "--older-than", "soon"),
+        (["status", "--watch", "--interval", "fast"], "--interval", "fast"),
+    ],
+)
+def test_a_bad_duration_is_one_line_naming_the_option_and_the_value(
+    tmp_path: Path, args: list[str], option: str, value: str
+) -> None:
+    result = taskstore(*args, url=f"sqlite:///{tmp_path / 'never.db'}")
+    assert_one_line_error(result, 2, option, repr(value), "invalid duration")
+    assert not (tmp_path / "never.db").exists()
+
+
+# ------------------------------------------------------------- no database created
+READ_ONLY = [
+    ["status"],
+    ["status", "--json"],
+    ["list"],
+    ["show", "1"],
+    ["workers"],
+    ["cancel", "1"],
+    ["retry", "1"],
+    ["purge", "--older-than", "1d"],
+]
+
+
+@pytest.mark.parametrize("command", READ_ONLY, ids=" ".join)
+def test_read_only_commands_never_create_a_missing_sqlite_file(
+    tmp_path: Path, command: list[str]
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "taskstore.cli", "--database-url", "sqlite:///data/x.db", *command],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert_one_line_error(result, 1, f"no database file at {tmp_path / 'data' / 'x.db'}")
+    assert "four slashes" in result.stderr and "sqlite:////data/x.db" in result.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_missing_absolute_sqlite_path_is_named_without_the_slashes_hint(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "x.db"
+    result = taskstore("list", url=f"sqlite:///{missing}")
+    assert_one_line_error(result, 1, f"no database file at {missing}")
+    assert "four slashes" not in result.stderr and not missing.parent.exists()
+
+
+def test_migrate_and_enqueue_may_still_create_the_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new' / 'x.db'}"
+    assert taskstore("migrate", url=url).returncode == 0
+    assert taskstore("enqueue", "a.b", url=url).stdout.strip() == "1"
+
+
+# -------------------------------------------------------------------- payloads
+def test_enqueue_reads_the_payload_from_a_file_or_stdin(db_url: str, tmp_path: Path) -> None:
+    (tmp_path / "p.json").write_text('{"video_id": "v1"}')
+    from_file = taskstore("enqueue", "a.b", "--payload", f"@{tmp_path / 'p.json'}", url=db_url)
+    from_stdin = subprocess.run(
+        [sys.executable, "-m", "taskstore.cli", "enqueue", "a.b", "--payload", "-"],
+        input='{"video_id": "v2"}',
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TASKSTORE_DATABASE_URL": db_url},
+        timeout=60,
+    )
+    payloads = [
+        json.loads(taskstore("show", out.stdout.strip(), "--json", url=db_url).stdout)["payload"]
+        for out in (from_file, from_stdin)
+    ]
+    assert payloads == [{"video_id": "v1"}, {"video_id": "v2"}]
+
+
+def test_an_unreadable_payload_file_is_one_line(db_url: str, tmp_path: Path) -> None:
+    result = taskstore("enqueue", "a.b", "--payload", f"@{tmp_path / 'none.json'}", url=db_url)
+    assert_one_line_error(result, 2, "cannot read payload file", "none.json")
+
+
+def test_enqueue_jsonl_prints_the_ids_in_line_order_over_several_chunks(
+    db_url: str, tmp_path: Path
+) -> None:
+    lines = tmp_path / "tasks.jsonl"
+    lines.write_text("".join(json.dumps({"i": i}) + "\n" for i in range(2500)))
+    out = taskstore("enqueue", "a.b", "--jsonl", str(lines), "--queue", "bulk", url=db_url)
+    assert out.returncode == 0, out.stderr
+    ids = [int(line) for line in out.stdout.split()]
+    listed = json.loads(taskstore("list", "--json", "--limit", "5000", url=db_url).stdout)
+    payload_of = {t["id"]: t["payload"]["i"] for t in listed if t["queue"] == "bulk"}
+    assert [payload_of[i] for i in ids] == list(range(2500))
+
+
+def test_enqueue_jsonl_from_stdin_as_a_json_list(db_url: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "taskstore.cli", "enqueue", "a.b", "--jsonl", "-", "--json"],
+        input='{"n": 1}\n\n{"n": 2}\n',
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TASKSTORE_DATABASE_URL": db_url},
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == sorted(ids_of(db_url))
+
+
+def test_enqueue_jsonl_with_a_bad_line_names_it_and_writes_nothing(
+    db_url: str, tmp_path: Path
+) -> None:
+    rows = [json.dumps({"i": i}) for i in range(2500)]
+    rows[2000] = '{"i": NaN}'  # after two whole chunks
+    (tmp_path / "bad.jsonl").write_text("\n".join(rows))
+    result = taskstore("enqueue", "a.b", "--jsonl", str(tmp_path / "bad.jsonl"), url=db_url)
+    assert_one_line_error(result, 2, "line 2001", "NaN is not allowed")
+    assert ids_of(db_url) == []
+
+
+# ------------------------------------------------------------ listing and acting
+def test_list_filters_by_task_name(db_url: str) -> None:
+    wanted = [
+        taskstore("enqueue", name, url=db_url).stdout.strip() for name in ("a.b", "c.d", "a.b")
+    ]
+    assert ids_of(db_url, "--name", "a.b") == [int(wanted[2]), int(wanted[0])]
+
+
+def test_retry_json_prints_the_task_like_show_json(db_url: str) -> None:
+    task_id = taskstore("enqueue", "a.b", url=db_url).stdout.strip()
+    taskstore("cancel", task_id, url=db_url)
+    retried = json.loads(taskstore("retry", task_id, "--json", url=db_url).stdout)
+    shown = json.loads(taskstore("show", task_id, "--json", url=db_url).stdout)
+    assert retried == shown and retried["status"] == "created"
+
+
+def test_status_shows_scheduled_tasks_apart_from_ready_ones(db_url: str) -> None:
+    taskstore("enqueue", "a.b", url=db_url)
+    taskstore("enqueue", "a.b", "--delay", "1h", url=db_url)
+    taskstore("enqueue", "a.b", "--delay", "1h", url=db_url)
+    [queue] = json.loads(taskstore("status", "--json", url=db_url).stdout)["queues"]
+    assert (queue["counts"], queue["ready"], queue["scheduled"]) == ({"created": 3}, 1, 2)
+    human = taskstore("status", url=db_url).stdout.splitlines()
+    columns = dict(zip(human[0].split(), human[2].split(), strict=False))
+    assert (columns["created"], columns["ready"], columns["scheduled"]) == ("3", "1", "2")
+
+
+def test_cancelling_an_already_cancelled_task_is_not_an_error(db_url: str) -> None:
+    task_id = taskstore("enqueue", "a.b", url=db_url).stdout.strip()
+    taskstore("cancel", task_id, url=db_url)
+    again = taskstore("cancel", task_id, url=db_url)
+    assert (again.returncode, again.stderr) == (0, "")
+    assert again.stdout.strip() == f"task {task_id} was already cancelled"
+
+
+def test_status_watch_ends_quietly_on_ctrl_c(db_url: str) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "taskstore.cli", "status", "--watch", "--interval", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TASKSTORE_DATABASE_URL": db_url},
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline()  # it is watching
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert (proc.returncode, err) == (0, "")
+
+
+# ------------------------------------------------------------------------ worker
+def test_worker_errors_are_prefixed_taskstore_worker(db_url: str, tmp_path: Path) -> None:
+    result = worker("--app", "no_such_module_here", url=db_url, cwd=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("taskstore-worker: error: cannot import app")
+    bad = worker("--app", "x", "--shutdown-timeout", "later", url=db_url, cwd=tmp_path)
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("taskstore-worker: error: Invalid value for '--shutdown-timeout'")
+
+
+APP = """
+from worker import task
+
+@task(queue="media")
+def record(ctx, n: int) -> int:
+    return n
+"""
+
+
+def served(result: subprocess.CompletedProcess[str]) -> dict[str, list[str]]:
+    """The queues -> task names of the worker's one start-up line."""
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    [line] = [e for e in events if e["event"] == "serving tasks"]
+    return line["queues"]
+
+
+def test_an_app_file_registers_the_same_task_names_from_any_directory(
+    db_url: str, tmp_path: Path
+) -> None:
+    package = tmp_path / "newcomer" / "app" / "myapp"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "tasks.py").write_text(APP)
+    loose = tmp_path / "scripts"
+    loose.mkdir()
+    (loose / "jobs.py").write_text(APP)
+    for cwd in (tmp_path, package):
+        app = os.path.relpath(package / "tasks.py", cwd)
+        assert served(worker("--app", app, "--burst", url=db_url, cwd=cwd)) == {
+            "media": ["myapp.tasks.record"]
+        }
+    for cwd in (tmp_path, loose):
+        app = os.path.relpath(loose / "jobs.py", cwd)
+        assert served(worker("--app", app, "--burst", url=db_url, cwd=cwd)) == {
+            "media": ["jobs.record"]
+        }
