@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import click
 
-from taskstore import cli_status, cli_tasks
+from taskstore import cli_queues, cli_status, cli_tasks
 from taskstore.cli_common import Command, Group, database_url_option
 from taskstore.cli_enqueue import enqueue
 from taskstore.dashboard.command import cli_command as dashboard_command
@@ -48,7 +48,13 @@ def migrate(url: str | None) -> None:
     click.echo(f"{run_guarded(go)} is at revision {HEAD}")
 
 
-for command in [enqueue, *cli_status.COMMANDS, *cli_tasks.COMMANDS, dashboard_command]:
+for command in [
+    enqueue,
+    *cli_status.COMMANDS,
+    *cli_tasks.COMMANDS,
+    *cli_queues.COMMANDS,
+    dashboard_command,
+]:
     main.add_command(command)
 
 if __name__ == "__main__":

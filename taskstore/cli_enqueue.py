@@ -134,6 +134,11 @@ async def enqueue_chunks(store: TaskStore, items: list[dict[str, Any]]) -> list[
 )
 @click.option("--max-attempts", default=None, type=int)
 @click.option("--dedup-key", default=None)
+@click.option(
+    "--concurrency-key",
+    default=None,
+    help="Tasks sharing it run at most the queue's key concurrency at once.",
+)
 @click.option("--json", "as_json", is_flag=True, help='Print {"id": ...} (--jsonl: a list).')
 @database_url_option
 def enqueue(

@@ -28,11 +28,33 @@ async def status_report(store: TaskStore) -> dict[str, Any]:
     """Everything `status` shows, as one JSON-ready document."""
     stats, due = await store.stats(), await store.due_counts()
     workers = await store.workers()
+    limited = [q for q in await store.queues() if q.paused or _limits(q.to_json())]
     return {
         "queues": [_with_schedule(q.to_json(), due.get(q.queue, 0)) for q in stats],
+        "flow_control": [{k: v for k, v in q.to_json().items() if k != "counts"} for q in limited],
+        "unserved": [u.to_json() for u in await store.unserved()],
         "finished": await store.finished_recently(),
         "workers": {"alive": sum(w.alive for w in workers), "registered": len(workers)},
     }
+
+
+def _limits(queue: dict[str, Any]) -> str:
+    """``paused, concurrency 3, rate 100/1s`` (empty without flow control)."""
+    parts = ["paused"] if queue.get("paused") else []
+    for key in ("concurrency", "rate", "key_concurrency"):
+        if queue.get(key) is not None:
+            parts.append(f"{key} {queue[key]}")
+    return ", ".join(parts)
+
+
+def _notes(report: dict[str, Any]) -> str:
+    """Lines on queues with flow control and on tasks no live worker can run."""
+    lines = [f"flow control: {q['name']}: {_limits(q)}" for q in report["flow_control"]]
+    for u in report["unserved"]:
+        lines.append(
+            f"unserved: {u['count']} task(s) {u['name']} in queue {u['queue']}: {u['reason']}"
+        )
+    return "\n".join(lines)
 
 
 def _with_schedule(queue: dict[str, Any], due: int) -> dict[str, Any]:
@@ -67,7 +89,8 @@ def render_status(report: dict[str, Any]) -> str:
     )
     workers = report["workers"]
     alive = f"workers: {workers['alive']} alive, {workers['registered']} registered"
-    return f"{queues}\n\n{recent}\n\n{alive}"
+    notes = _notes(report)
+    return f"{queues}\n\n{recent}\n\n{alive}" + (f"\n\n{notes}" if notes else "")
 
 
 @click.command(cls=Command)

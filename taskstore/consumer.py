@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskstore.errors import TaskStoreError
+from taskstore.flow_gate import FlowGate
 from taskstore.jsoncodec import dumps_json
 from taskstore.links import Link
 from taskstore.records import ClaimedTask, TaskInfo
@@ -72,6 +73,25 @@ class Consumer:
         self.idle_poll_max_seconds: float = backend.idle_poll_max_seconds
         #: how often an idle worker probes for due tasks (None: notifications wake it)
         self.idle_probe_seconds: float | None = backend.idle_probe_seconds
+        self._flow = FlowGate(store, worker_id, lease_seconds)
+
+    def held_back(self, queue: str) -> float:
+        """Seconds until a claim of `queue` could take anything (paused, at its limit,
+        out of rate slots), or 0: claim now."""
+        return self._flow.held_back(queue)
+
+    def claims_ahead(self, queue: str) -> bool:
+        """May the worker claim more of `queue` than it can start now? Not where flow
+        control counts what runs: tasks waiting for a slot would hold the queue's limit."""
+        return not self._flow.known_limited(queue)
+
+    def waiting_on_limits(self, queues: list[str]) -> bool:
+        """Is one of `queues` held back by a limit that lifts by itself (not a pause)?"""
+        return self._flow.waiting_on_limits(queues)
+
+    def queue_changed(self, queue: str) -> None:
+        """A notification said the queue's settings changed: read them at the next claim."""
+        self._flow.forget(queue)
 
     async def close(self) -> None:
         await self._fetch_link.close()
@@ -79,7 +99,10 @@ class Consumer:
 
     # ------------------------------------------------------------------ fetch
     async def claim(self, queue: str, limit: int, *, orphans: bool = False) -> list[ClaimedTask]:
-        """Claim and start up to `limit` due tasks of `queue` (see `LeaseStatements.claim`)."""
+        """Claim and start up to `limit` due tasks of `queue` (see `LeaseStatements.claim`),
+        within the queue's flow control if it has any."""
+        if await self._flow.limited(queue):
+            return await self._flow.claim(queue, limit, orphans=orphans)
         async with self._fetch_link.statement() as conn:
             return await self._tasks.claim(
                 conn,
@@ -179,6 +202,13 @@ class Consumer:
                 note=note,
             )
             return TaskStatus.CREATED
+
+    async def snooze(self, task_id: int, attempt: int, seconds: float) -> bool:
+        """The handler asked to run later: due in `seconds`, the attempt not charged."""
+        async with self._row_lock, self._store.transaction() as conn:
+            return await self._tasks.snooze(
+                conn, worker_id=self.worker_id, task_id=task_id, attempt=attempt, seconds=seconds
+            )
 
     async def set_progress(self, task_id: int, attempt: int, fraction: float) -> bool:
         """Record a running attempt's progress; False if the attempt is no longer ours."""

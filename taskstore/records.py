@@ -21,6 +21,7 @@ class NewTask:
     run_at: dt.datetime | None = None
     max_attempts: int | None = None
     dedup_key: str | None = None
+    concurrency_key: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -59,6 +60,7 @@ class TaskInfo:
     result: Any
     error: dict[str, Any] | None
     dedup_key: str | None
+    concurrency_key: str | None
 
     @classmethod
     def from_row(cls, row: Any) -> TaskInfo:
@@ -120,6 +122,47 @@ class Unserved:
     name: str
     count: int
     reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class QueueSettings:
+    """A queue's flow control, as stored (None: no limit of that kind)."""
+
+    name: str
+    paused: bool = False
+    concurrency: int | None = None
+    rate_limit: int | None = None
+    rate_period: float | None = None
+    key_concurrency: int | None = None
+
+    @property
+    def limited(self) -> bool:
+        """Does a claim of this queue have anything to check?"""
+        return self.paused or any(
+            v is not None for v in (self.concurrency, self.rate_limit, self.key_concurrency)
+        )
+
+    @property
+    def rate(self) -> str | None:
+        """The rate as given to `set_queue` (``100/1s``), or None."""
+        if self.rate_limit is None or self.rate_period is None:
+            return None
+        return f"{self.rate_limit}/{self.rate_period:g}s"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class QueueInfo:
+    """A queue's settings and its task counts per status (what `taskstore queue list` shows)."""
+
+    name: str
+    paused: bool
+    concurrency: int | None
+    rate: str | None
+    key_concurrency: int | None
+    counts: dict[str, int]
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

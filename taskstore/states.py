@@ -30,6 +30,7 @@ class Event(enum.StrEnum):
     RETRY = "retry"  # failed attempt with attempts left: -> created, run_at pushed
     FAIL = "fail"
     RELEASE = "release"  # claimed but never run (stopping, no handler): -> created, uncharged
+    SNOOZE = "snooze"  # the handler asked to run later: -> created, uncharged
     INTERRUPT = "interrupt"  # lease expired or cut off at shutdown: -> not_finished
     CANCEL = "cancel"
     REQUEUE = "requeue"  # operator retry of a finished task: -> created
@@ -44,6 +45,7 @@ TRANSITIONS: dict[Event, tuple[frozenset[TaskStatus], TaskStatus]] = {
     Event.RETRY: (frozenset({S.RUNNING}), S.CREATED),
     Event.FAIL: (frozenset({S.RUNNING}), S.FAILED),
     Event.RELEASE: (frozenset({S.ASSIGNED, S.RUNNING}), S.CREATED),
+    Event.SNOOZE: (frozenset({S.RUNNING}), S.CREATED),
     Event.INTERRUPT: (frozenset({S.ASSIGNED, S.RUNNING}), S.NOT_FINISHED),
     Event.CANCEL: (
         frozenset({S.CREATED, S.ASSIGNED, S.RUNNING, S.NOT_FINISHED}),

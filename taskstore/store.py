@@ -7,6 +7,7 @@ short transaction, or in the caller's (``session=...``) without committing it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -14,12 +15,22 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from taskstore import schema, validation
+from taskstore import flow_admin, schema, validation
 from taskstore.backends import Backend
 from taskstore.engine import create_engine, create_session_factory
 from taskstore.errors import InvalidInput, SchemaOutOfDate, TaskNotFound
+from taskstore.flow_admin import UNSET
 from taskstore.links import LinkPool
-from taskstore.records import NewTask, QueueStats, TaskInfo, Unserved, WorkerInfo
+from taskstore.records import (
+    NewTask,
+    QueueInfo,
+    QueueSettings,
+    QueueStats,
+    TaskInfo,
+    Unserved,
+    WorkerInfo,
+)
+from taskstore.repositories.flow import FlowStatements
 from taskstore.repositories.tasks import TaskRepository
 from taskstore.repositories.workers import WorkerRepository
 from taskstore.settings import Settings
@@ -38,6 +49,7 @@ class TaskStore:
         self.sessions: async_sessionmaker[AsyncSession] = create_session_factory(self.engine)
         self.tasks = TaskRepository(self.backend)
         self.worker_registry = WorkerRepository(self.backend)
+        self.flow = FlowStatements(self.backend)
         self.translate = ErrorTranslator(settings.safe_url, self.backend)
         # Single statements reuse held autocommit connections where the backend has them.
         self._links = (
@@ -150,12 +162,14 @@ class TaskStore:
         run_at: dt.datetime | None = None,
         max_attempts: int | None = None,
         dedup_key: str | None = None,
+        concurrency_key: str | None = None,
         session: AsyncSession | None = None,
     ) -> int:
         """Enqueue one task and return its id (the live task's id if `dedup_key` is taken).
 
         With `session`, the insert joins the caller's transaction: workers see the task
-        only once that transaction commits, and never if it rolls back.
+        only once that transaction commits, and never if it rolls back. Tasks sharing a
+        `concurrency_key` run at most the queue's `key_concurrency` at once.
         """
         task = validation.new_task(
             name,
@@ -167,6 +181,7 @@ class TaskStore:
             run_at=run_at,
             max_attempts=max_attempts,
             dedup_key=dedup_key,
+            concurrency_key=concurrency_key,
         )
         return (await self._insert([task], session))[0]
 
@@ -279,6 +294,34 @@ class TaskStore:
             elif name not in names:
                 found.append(Unserved(queue, name, count, "no live worker has this handler"))
         return found
+
+    # ----------------------------------------------------------- flow control
+    async def set_queue(
+        self,
+        queue: str,
+        *,
+        concurrency: int | None = UNSET,
+        rate: str | None = UNSET,
+        key_concurrency: int | None = UNSET,
+    ) -> QueueSettings:
+        """Limit a queue across every worker: at most `concurrency` running, `rate`
+        (``N/PERIOD``, e.g. ``100/1s``) starts in any window, `key_concurrency` running per
+        concurrency key. An argument left out keeps its value; None clears it. The queue
+        need not have tasks yet."""
+        options = {"concurrency": concurrency, "rate": rate, "key_concurrency": key_concurrency}
+        flow_admin.changed(QueueSettings(queue), **options)  # refuse bad values before writing
+        return await flow_admin.update(self, queue, lambda s: flow_admin.changed(s, **options))
+
+    async def pause_queue(self, queue: str) -> QueueSettings:
+        """Start nothing new from the queue (running tasks finish), on every worker."""
+        return await flow_admin.update(self, queue, lambda s: dataclasses.replace(s, paused=True))
+
+    async def resume_queue(self, queue: str) -> QueueSettings:
+        return await flow_admin.update(self, queue, lambda s: dataclasses.replace(s, paused=False))
+
+    async def queues(self) -> list[QueueInfo]:
+        """Every queue with settings or tasks: paused, limits and counts per status."""
+        return await flow_admin.queues(self)
 
     # -------------------------------------------------------------- operator
     async def cancel(self, task_id: int, *, session: AsyncSession | None = None) -> TaskStatus:

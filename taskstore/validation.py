@@ -20,7 +20,17 @@ QUEUE_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,199}")
 _PRIORITY_RANGE = (-32768, 32767)
 ENQUEUE_KEYS = frozenset(
-    {"name", "payload", "queue", "priority", "delay", "run_at", "max_attempts", "dedup_key"}
+    {
+        "name",
+        "payload",
+        "queue",
+        "priority",
+        "delay",
+        "run_at",
+        "max_attempts",
+        "dedup_key",
+        "concurrency_key",
+    }
 )
 
 
@@ -157,21 +167,12 @@ def new_task(
     run_at: Any = None,
     max_attempts: Any = None,
     dedup_key: Any = None,
+    concurrency_key: Any = None,
 ) -> NewTask:
     """Validate one enqueue request and return the row to insert."""
     if delay is not None and run_at is not None:
         raise InvalidInput("give delay or run_at, not both")
-    if dedup_key is not None and (
-        not isinstance(dedup_key, str) or not 0 < len(dedup_key) <= 255 or "\x00" in dedup_key
-    ):
-        raise InvalidInput(
-            "dedup_key must be a non-empty string of at most 255 characters, without NUL"
-        )
-    if dedup_key is not None:
-        try:
-            dedup_key.encode()
-        except UnicodeEncodeError:
-            raise InvalidInput("dedup_key is not valid UTF-8 text") from None
+    dedup_key = check_key(dedup_key, "dedup_key")
     return NewTask(
         name=check_name(name),
         payload_json=encode_payload(payload, max_payload_bytes),
@@ -183,7 +184,23 @@ def new_task(
         if max_attempts is None
         else _int(max_attempts, "max_attempts", 1, 10_000),
         dedup_key=dedup_key,
+        concurrency_key=check_key(concurrency_key, "concurrency_key"),
     )
+
+
+def check_key(value: Any, what: str) -> str | None:
+    """A dedup or concurrency key: None, or 1-255 characters of text without NUL."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= 255 or "\x00" in value:
+        raise InvalidInput(
+            f"{what} must be a non-empty string of at most 255 characters, without NUL"
+        )
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{what} is not valid UTF-8 text") from None
+    return value
 
 
 def new_task_from_mapping(item: Any, max_payload_bytes: int) -> NewTask:

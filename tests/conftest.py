@@ -25,7 +25,7 @@ PG_ENV = "TASKSTORE_TEST_POSTGRES_URL"
 REQUIRE_PG = os.environ.get("TASKSTORE_TEST_REQUIRE_POSTGRES") == "1"
 TABLES = (
     "taskstore_tasks, media, video, transcript, caption, taskstore_workers, "
-    "taskstore_periodic_ticks"
+    "taskstore_periodic_ticks, taskstore_queues, taskstore_rate_slots"
 )
 
 _PG_LEFT_OUT = pytest.StashKey[int]()

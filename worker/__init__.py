@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from worker.context import TaskContext
-    from worker.errors import NonRetryable, TaskTimeout, UnknownTask, WrongArguments
+    from worker.errors import NonRetryable, Snooze, TaskTimeout, UnknownTask, WrongArguments
     from worker.producer import EnqueueOptions, TaskCall
     from worker.registry import (
         RegistrationError,
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from worker.runner import Worker, WorkerConfig
 
 _HOMES = {
+    "Snooze": "worker.errors",
     "EnqueueOptions": "worker.producer",
     "TaskCall": "worker.producer",
     "NonRetryable": "worker.errors",
@@ -45,6 +46,7 @@ __all__ = [
     "NonRetryable",
     "RegistrationError",
     "Registry",
+    "Snooze",
     "TaskCall",
     "TaskContext",
     "TaskDef",

@@ -44,12 +44,21 @@ class Fetcher:
     def free(self, queue: str) -> int:
         """How many tasks of `queue` one claim may take now."""
         config, in_flight = self._config, self._state.in_flight
+        if self._consumer.held_back(queue) > 0:  # paused, at its limit, out of rate slots
+            return 0
         limit = config.queues.get(queue)
-        if limit is not None:  # a queue with its own limit never runs ahead of it
-            queue_free = limit - in_flight[queue]
+        # A queue with its own limit here, or flow control in the database, never runs
+        # ahead: tasks waiting for a slot would hold what the limit allows.
+        if limit is not None or not self._consumer.claims_ahead(queue):
             total_free = config.concurrency - sum(in_flight.values())
+            queue_free = total_free if limit is None else limit - in_flight[queue]
             return max(0, min(total_free, queue_free))
         return max(0, min(self._total_free(), config.concurrency))
+
+    def _until_unheld(self) -> float | None:
+        """Seconds until the first held-back queue may be claimed again (None: none is)."""
+        held = [s for s in map(self._consumer.held_back, self._queue_order) if s > 0]
+        return min(held) if held else None
 
     def _total_free(self) -> int:
         return self._config.concurrency + self._ahead() - sum(self._state.in_flight.values())
@@ -79,10 +88,11 @@ class Fetcher:
             if not looked and not state.running:
                 state.orphans_waiting = True  # idle: before waiting, look for orphans too
                 continue
-            if state.stopping or (config.burst and not state.running):
+            limits = self._consumer.waiting_on_limits(self._queue_order)
+            if state.stopping or (config.burst and not state.running and not limits):
                 return  # stopping, or drained: nothing claimable now and nothing in flight
             if not had_room or config.burst:
-                await state.wait(None)  # wait for a handler to finish
+                await state.wait(self._until_unheld())  # a handler ends, or a hold lifts
             else:
                 await self._idle_wait(delay)
                 delay = min(delay * 2, self._poll_max)
@@ -120,8 +130,10 @@ class Fetcher:
         deadline = time.monotonic() + seconds
         while not state.stopping and time.monotonic() < deadline:
             await state.wait(step)
+            # Held-back queues have due tasks that cannot start: probing them would spin.
+            open_queues = [q for q in self._queue_order if self._consumer.held_back(q) == 0]
             try:
-                if await self._consumer.any_due(self._queue_order):
+                if open_queues and await self._consumer.any_due(open_queues):
                     return
             except STORE_ERRORS:
                 return  # let the claim report it

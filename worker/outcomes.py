@@ -23,7 +23,7 @@ from worker import retry
 from worker.completer import Completer
 from worker.config import DEFAULT_MAX_ATTEMPTS
 from worker.context import TaskContext
-from worker.errors import NonRetryable, UnknownTask
+from worker.errors import NonRetryable, Snooze, UnknownTask
 from worker.execution import Outcome, Running, attempt, error_document
 from worker.registry import Registry
 from worker.state import WorkerState
@@ -153,6 +153,8 @@ class Outcomes:
                 await _quietly(session.rollback(), self._state.log)
             if outcome.abandoned:
                 self._abandoned(task, outcome.abandoned)
+            elif isinstance(outcome.error, Snooze):
+                await self._snooze(task, outcome.error.seconds)
             elif outcome.error is not None:
                 await self._fail(task, outcome.error)
         finally:
@@ -196,6 +198,19 @@ class Outcomes:
                 task_id=task.id,
                 error=str(exc),
             )
+
+    async def _snooze(self, task: ClaimedTask, seconds: float) -> None:
+        try:
+            kept = await self._consumer.snooze(task.id, task.attempt, seconds)
+        except STORE_ERRORS as exc:
+            self._state.log.warning(
+                "snooze not recorded; the task will be rescued", task_id=task.id, error=str(exc)
+            )
+            return
+        if kept:
+            self._state.counts["snoozed"] += 1
+        else:
+            self._state.log.warning("snooze not recorded: lease lost", task_id=task.id)
 
     async def _fail(self, task: ClaimedTask, error: BaseException) -> None:
         state = self._state
@@ -245,6 +260,8 @@ class Outcomes:
 def _label(outcome: Outcome) -> str:
     if outcome.abandoned:
         return "abandoned"
+    if isinstance(outcome.error, Snooze):
+        return "snoozed"
     return "completed" if outcome.ok else "error"
 
 

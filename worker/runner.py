@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 
 from taskstore.consumer import Consumer
+from taskstore.flow_admin import SETTINGS_PREFIX
 from taskstore.logs import get_logger
 from taskstore.store import TaskStore
 from worker.completer import Completer
@@ -70,6 +71,11 @@ class Worker:
     @property
     def running(self) -> dict[int, Running]:
         return self.state.running
+
+    @property
+    def in_flight(self) -> collections.Counter[str]:
+        """Attempts claimed and not yet recorded, per queue."""
+        return self.state.in_flight
 
     @property
     def stopping(self) -> bool:
@@ -148,7 +154,13 @@ class Worker:
             self.log.info(f"{phase} hooks ran", count=len(hooks))
 
     def _on_notify(self, payload: str) -> None:
-        if payload == "*" or not self.config.queues.keys().isdisjoint(payload.split(",")):
+        queues = payload.split(",")
+        for name in queues:
+            if name.startswith(SETTINGS_PREFIX):  # a queue was paused, resumed or limited
+                self.consumer.queue_changed(name.removeprefix(SETTINGS_PREFIX))
+        if payload == "*" or not self.config.queues.keys().isdisjoint(
+            q.removeprefix(SETTINGS_PREFIX) for q in queues
+        ):
             self.state.signal()
 
     async def _drain(self) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from benchmarks.scenarios import depth, drain, enqueue, latency, memory, sustained
+from benchmarks.scenarios import depth, drain, enqueue, flow, latency, memory, sustained
 
 ALL: dict[str, ModuleType] = {
-    m.NAME: m for m in (enqueue, drain, sustained, latency, depth, memory)
+    m.NAME: m for m in (enqueue, drain, sustained, latency, depth, memory, flow)
 }

@@ -39,6 +39,11 @@ def hot_statements(repo: TaskRepository) -> list[tuple[str, str, Any]]:
         ),
         ("claim", "a batch, claimed and started at once", repo._claim[False]),
         ("orphan claim", "one task rescued from a dead worker", repo._claim[True]),
+        (
+            "limited claim",
+            "a queue with flow control, its row locked; per-key limit applied",
+            repo._limited_claim[False, True],
+        ),
         ("ack", "completions of a batch, fenced on (id, worker, attempt)", repo._complete),
         ("retry", "a failed attempt with attempts left, fenced", repo._fail[True]),
         ("fail", "a failed attempt with none left, fenced", repo._fail[False]),

@@ -3,6 +3,7 @@
 from taskstore.models.base import Base, UTCDateTime
 from taskstore.models.media import CaptionEntity, MediaEntity, TranscriptEntity, VideoEntity
 from taskstore.models.periodic import PeriodicTick
+from taskstore.models.queue import QueueEntity, RateSlotEntity
 from taskstore.models.task import TaskEntity
 from taskstore.models.worker import WorkerEntity
 
@@ -11,6 +12,8 @@ __all__ = [
     "CaptionEntity",
     "MediaEntity",
     "PeriodicTick",
+    "QueueEntity",
+    "RateSlotEntity",
     "TaskEntity",
     "TranscriptEntity",
     "UTCDateTime",

@@ -72,6 +72,8 @@ class TaskEntity(Base):
     result: Mapped[Any | None] = mapped_column(JSONDocument)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
     dedup_key: Mapped[str | None] = mapped_column(String(255))
+    #: tasks sharing a key run at most the queue's `key_concurrency` at once
+    concurrency_key: Mapped[str | None] = mapped_column(String(255))
 
     # AUTOINCREMENT: SQLite would otherwise hand out max(id) + 1, giving a purged task's id
     # to a new one (PostgreSQL's sequence never goes back).
@@ -96,6 +98,14 @@ _leased_where = status_in(LEASED)
 Index(
     "ix_taskstore_tasks_worker",
     TaskEntity.worker_id,
+    postgresql_where=_leased_where,
+    sqlite_where=_leased_where,
+)
+# Flow control counts what runs per queue (and per concurrency key) at every limited claim.
+Index(
+    "ix_taskstore_tasks_running",
+    TaskEntity.queue,
+    TaskEntity.concurrency_key,
     postgresql_where=_leased_where,
     sqlite_where=_leased_where,
 )

@@ -37,7 +37,7 @@ from taskstore.repositories.task_table import (
 from taskstore.states import CLAIMABLE, FINISHED, LEASED, Event, TaskStatus, sources, target
 
 Ending = tuple[int, int, str | None]  # (task id, attempt, JSON document or None)
-_CLAIM_COLUMNS = (
+CLAIM_COLUMNS = (
     T.c.id,
     T.c.name,
     T.c.queue,
@@ -83,10 +83,10 @@ class LeaseStatements(TaskStatements):
         }
         self._release = self._build_ending(Event.RELEASE, released)
         self._release_noted = self._build_ending(Event.RELEASE, released, doc_into="error")
+        self._snooze = self._build_ending(Event.SNOOZE, released)
 
     # ------------------------------------------------------------------- claim
-    def _build_claim(self, orphans: bool) -> Any:
-        b = self.backend
+    def _claimable(self, orphans: bool) -> list[Any]:
         # Each form states one partial index's predicate literally, so the planner (SQLite's
         # above all) takes that index: batches filter orphans off the claim index; orphans
         # have a small index of their own.
@@ -94,22 +94,31 @@ class LeaseStatements(TaskStatements):
             T.c.status == status_literal(TaskStatus.CREATED), T.c.worker_id.is_not(None)
         )
         which = [orphaned()] if orphans else [status_in(CLAIMABLE), not_orphaned]
-        picked: Select[Any] = (
-            select(T.c.id)
-            .where(*which, T.c.queue == bindparam("p_queue"), T.c.run_at <= self._now)
-            .order_by(T.c.priority.desc(), T.c.run_at, T.c.id)
-            .limit(bindparam("p_limit", type_=Integer))
-        )
-        values: dict[str, Any] = {
+        return [*which, T.c.queue == bindparam("p_queue"), T.c.run_at <= self._now]
+
+    def _claim_values(self) -> dict[str, Any]:
+        return {
             "status": status_literal(target(Event.CLAIM_START)),
             "worker_id": bindparam("p_worker_id"),
-            "lease_expires_at": b.now_plus(bindparam("p_lease", type_=Float)),
+            "lease_expires_at": self.backend.now_plus(bindparam("p_lease", type_=Float)),
             "updated_at": self._now,
             "attempts": T.c.attempts + 1,
             "started_at": self._now,
         }
+
+    def _build_claim(self, orphans: bool) -> Any:
+        b = self.backend
+        picked: Select[Any] = (
+            select(T.c.id)
+            .where(*self._claimable(orphans))
+            .order_by(T.c.priority.desc(), T.c.run_at, T.c.id)
+            .limit(bindparam("p_limit", type_=Integer))
+        )
         return (
-            update(T).where(b.claim_where(T.c.id, picked)).values(values).returning(*_CLAIM_COLUMNS)
+            update(T)
+            .where(b.claim_where(T.c.id, picked))
+            .values(self._claim_values())
+            .returning(*CLAIM_COLUMNS)
         )
 
     async def claim(
@@ -140,7 +149,7 @@ class LeaseStatements(TaskStatements):
         }
         rows = sorted(
             await self.backend.rows(conn, self._claim[orphans], params),
-            key=_claim_order,  # RETURNING has no order
+            key=claim_order,  # RETURNING has no order
         )
         return [ClaimedTask(*row[:7]) for row in rows]
 
@@ -244,6 +253,14 @@ class LeaseStatements(TaskStatements):
             .values(values)
             .returning(T.c.id)
         )
+
+    async def snooze(
+        self, conn: Executor, *, worker_id: str, task_id: int, attempt: int, seconds: float
+    ) -> bool:
+        """A running attempt asked to run later: back to ``created``, due in `seconds`,
+        the attempt not charged. False if the attempt is no longer this worker's."""
+        rows = [(task_id, attempt, None)]
+        return bool(await self._end(conn, self._snooze, worker_id, rows, p_delay=seconds))
 
     async def fail(
         self,
@@ -355,6 +372,6 @@ class LeaseStatements(TaskStatements):
         return (await conn.execute(stmt)).first() is not None
 
 
-def _claim_order(row: Any) -> tuple[int, Any, int]:
+def claim_order(row: Any) -> tuple[int, Any, int]:
     """Best first: priority (higher first), then due time, then enqueue order."""
     return (-row[6], row[7], row[0])

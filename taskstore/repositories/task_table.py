@@ -61,6 +61,7 @@ NEW_TASK: tuple[NewColumn, ...] = (
     NewColumn("max_attempts", Integer(), lambda t: t.max_attempts),
     NewColumn("run_at", DateTime(timezone=True), lambda t: t.run_at, UTCDateTime()),
     NewColumn("delay", Float(), lambda t: t.delay_seconds or None),  # no delay: due now
+    NewColumn("concurrency_key", String(), lambda t: t.concurrency_key),
 )
 #: (name, type) pairs of a batch of new tasks, for `Backend.batch_source`
 NEW_TASK_BATCH: list[tuple[str, Any]] = [(c.name, c.type) for c in NEW_TASK]
@@ -102,6 +103,7 @@ def new_task_values(source: Mapping[str, Any], backend: Backend) -> dict[str, An
         "run_at": func.coalesce(source["run_at"], backend.now_plus(source["delay"]), now),
         "created_at": now,
         "updated_at": now,
+        "concurrency_key": source["concurrency_key"],
     }
 
 

@@ -2,7 +2,8 @@
 
 - `EnqueueStatements` (`taskstore.repositories.enqueue`): producers' inserts;
 - `LeaseStatements` (`taskstore.repositories.leases`): a worker's claim, fenced endings,
-  heartbeats and rescue;
+  heartbeats and rescue, and `LimitedClaimStatements` (`...limited_claim`) its claim of a
+  queue with flow control;
 - `OperatorStatements` (`taskstore.repositories.operator`): cancel, retry, purge;
 - `TaskReads` (`taskstore.repositories.task_reads`): rows, lists and statistics.
 
@@ -15,13 +16,13 @@ transaction. Status changes take their legal source statuses from
 from __future__ import annotations
 
 from taskstore.repositories.enqueue import EnqueueStatements
-from taskstore.repositories.leases import LeaseStatements
+from taskstore.repositories.limited_claim import LimitedClaimStatements
 from taskstore.repositories.operator import OperatorStatements
 from taskstore.repositories.task_reads import TaskReads
 from taskstore.repositories.task_table import Executor
 
 
-class TaskRepository(EnqueueStatements, LeaseStatements, OperatorStatements, TaskReads):
+class TaskRepository(EnqueueStatements, LimitedClaimStatements, OperatorStatements, TaskReads):
     """Reads and fenced writes of `TaskEntity` rows for one backend."""
 
 

@@ -15,7 +15,7 @@ import anyio
 
 from taskstore import TaskStatus, TaskStore
 from taskstore.consumer import Consumer, Registration
-from tests.helpers.processes import executions, start_worker, stderr_of, stop
+from tests.helpers.processes import executions, start_worker, stderr_of
 
 
 def _registration(tasks: list[str]) -> Registration:
@@ -81,9 +81,9 @@ async def test_two_apps_on_one_queue_run_each_others_tasks_without_spending_atte
             while (await store.stats())[0].counts.get("completed", 0) < 30:  # noqa: ASYNC110
                 await anyio.sleep(0.1)
     finally:
-        pipeline.send_signal(signal.SIGTERM)
+        pipeline.send_signal(signal.SIGTERM)  # once each: a second SIGTERM cuts off
         other.send_signal(signal.SIGTERM)
-        assert stop(pipeline) == 0 and stop(other) == 0, stderr_of(log)
+        assert pipeline.wait(60) == 0 and other.wait(60) == 0, stderr_of(log)
     infos = [await store.require(i) for i in ours + theirs]
     assert {(i.status, i.attempts) for i in infos} == {(TaskStatus.COMPLETED, 1)}
     assert set(executions(log).values()) == {1}

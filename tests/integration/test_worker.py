@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Awaitable, Callable
 
@@ -153,16 +154,29 @@ async def test_non_retryable_error_fails_at_once(store: TaskStore) -> None:
     assert info.error["type"] == "worker.errors.NonRetryable"
 
 
-async def test_unknown_task_counts_a_failed_attempt_naming_handler_and_worker(
+async def test_a_task_with_no_handler_here_is_handed_back_without_spending_an_attempt(
     store: TaskStore,
 ) -> None:
     task_id = await store.enqueue("t.not_registered", max_attempts=1)
     worker = make_worker(store)
     await worker.run()
     info = await store.require(task_id)
+    assert (info.status, info.attempts) == (TaskStatus.CREATED, 0)
+    assert info.error["type"] == "UnknownTask" and "t.not_registered" in info.error["message"]
+    assert info.run_at > dt.datetime.now(dt.UTC)  # offered again a moment later
+    assert worker.counts["handed_back"] == 1
+
+
+async def test_a_task_no_live_worker_can_run_fails_as_unknown_after_the_grace_period(
+    store: TaskStore,
+) -> None:
+    task_id = await store.enqueue("t.not_registered", max_attempts=1)
+    worker = make_worker(store, unserved_grace_seconds=0.0)
+    await worker.run()
+    info = await store.require(task_id)
     assert info.status is TaskStatus.FAILED
-    assert "t.not_registered" in info.error["message"]
-    assert worker.worker_id in info.error["message"]
+    assert info.error["type"] == "UnknownTask" and "t.not_registered" in info.error["message"]
+    assert info.error["worker"] == worker.worker_id
 
 
 async def test_payload_that_does_not_fit_the_signature_fails_without_retry(

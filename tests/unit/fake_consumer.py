@@ -35,6 +35,22 @@ class FakeConsumer:
         taken, pool[:] = pool[:limit], pool[limit:]
         return [ClaimedTask(i, self.name, queue, {}, 1, None, 0) for i in taken]
 
+    def held_back(self, queue: str) -> float:
+        return 0.0
+
+    def claims_ahead(self, queue: str) -> bool:
+        return True
+
+    def waiting_on_limits(self, queues: list[str]) -> bool:
+        return False
+
+    def queue_changed(self, queue: str) -> None:
+        return None
+
+    async def snooze(self, task_id: int, attempt: int, seconds: float) -> bool:
+        self.released.append((task_id, attempt))
+        return True
+
     async def any_due(self, queues: Sequence[str]) -> bool:
         return bool(self.pools[False])
 

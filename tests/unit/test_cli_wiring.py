@@ -40,7 +40,15 @@ def test_every_duration_option_reads_the_same_spellings(text: str, seconds: floa
 
 
 def _commands() -> list[click.Command]:
-    return [taskstore_main, *taskstore_main.commands.values(), worker_main]
+    """Every command that runs something: the two programs, and each subcommand (a group
+    of subcommands, like `taskstore queue`, only through its own)."""
+    found: list[click.Command] = [taskstore_main, worker_main]
+    for command in taskstore_main.commands.values():
+        if isinstance(command, click.Group):
+            found.extend(command.commands.values())
+        else:
+            found.append(command)
+    return found
 
 
 def test_database_url_has_one_declaration_shared_by_every_command() -> None:

@@ -1,0 +1,137 @@
+"""flow: what flow control costs and whether its limits hold, on one worker process.
+
+- drain of N no-op tasks with the queue unlimited, then with ``concurrency 50`` (the
+  limited claim: a transaction that locks the queue's row and counts what runs);
+- a ``rate 500/1s`` queue fed more than it may start, run for a fixed time: starts per
+  second over the run, and the most starts in any one-second window (database clock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from benchmarks import processes, report
+from benchmarks.config import Config
+from benchmarks.databases import BenchDatabase
+from benchmarks.raw import connected
+from benchmarks.report import Result, say
+from benchmarks.scenarios.common import (
+    drain_timeout,
+    enqueue_noops,
+    guarded,
+    per_second,
+    wait_until,
+)
+from benchmarks.scenarios.context import Context
+from taskstore import TaskStore
+
+NAME = "flow"
+RATE = 500
+
+
+def title(cfg: Config) -> str:
+    return (
+        f"flow: {cfg.tasks:,} no-op tasks drained by one worker (--concurrency "
+        f"{cfg.concurrency}) with the queue unlimited and with concurrency 50; a rate "
+        f"{RATE}/1s queue run for {_rate_seconds(cfg):g} s\n  ratio = limited / unlimited"
+    )
+
+
+def _rate_seconds(cfg: Config) -> float:
+    return 3.0 if cfg.quick else 20.0
+
+
+async def run(ctx: Context, backend: str) -> Result:
+    cfg, errors = ctx.cfg, []
+    async with ctx.database(backend) as db:
+        say("  unlimited ...")
+        plain = await guarded("unlimited", _drain(db, cfg, None), errors)
+    async with ctx.database(backend) as db:
+        say("  concurrency 50 ...")
+        limited = await guarded("concurrency 50", _drain(db, cfg, 50), errors)
+    async with ctx.database(backend) as db:
+        say(f"  rate {RATE}/1s ...")
+        rated = await guarded("rate", _rated(db, cfg), errors)
+    ratio = report.ratio(limited.get("rate"), plain.get("rate"))
+    cells = [
+        ("unlimited", report.figure(plain, "rate", report.rate)),
+        ("concurrency 50", report.figure(limited, "rate", report.rate)),
+        ("ratio", report.times(ratio)),
+        (f"rate {RATE}/1s", report.figure(rated, "starts_per_second", report.rate)),
+        ("most in 1 s", report.figure(rated, "most_in_one_second", str)),
+    ]
+    data = {"unlimited": plain, "concurrency_50": limited, "rate": rated, "ratio": ratio}
+    return Result(NAME, backend, data, cells, errors)
+
+
+async def _drain(db: BenchDatabase, cfg: Config, concurrency: int | None) -> dict:
+    if concurrency is not None:
+        async with TaskStore.from_url(db.url) as store:
+            await store.set_queue("default", concurrency=concurrency)
+    await enqueue_noops(db.url, cfg.tasks, cfg.enqueue_batch)
+    child = processes.taskstore_worker(db.url, db.workdir, "--burst", concurrency=cfg.concurrency)
+    await child.wait(drain_timeout(cfg.tasks))
+    exit = child.check("taskstore-worker")
+    async with connected(db) as raw:
+        done = await raw.count("completed")
+    if done != cfg.tasks:
+        raise RuntimeError(f"{done:,} of {cfg.tasks:,} tasks completed")
+    return {
+        "tasks": done,
+        "seconds": round(exit.seconds, 4),
+        "rate": per_second(done, exit.seconds),
+    }
+
+
+async def _rated(db: BenchDatabase, cfg: Config) -> dict:
+    seconds = _rate_seconds(cfg)
+    async with TaskStore.from_url(db.url) as store:
+        await store.set_queue("default", rate=f"{RATE}/1s")
+    await enqueue_noops(db.url, int(RATE * (seconds + 5)), cfg.enqueue_batch)
+    child = processes.taskstore_worker(db.url, db.workdir, concurrency=cfg.concurrency)
+    async with connected(db) as raw:
+        await wait_until(lambda: _any_done(raw), 60, "the first start", child)
+    deadline = time.monotonic() + seconds + 1
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        if (exit := child.poll()) is not None:
+            raise RuntimeError(f"worker exited with {exit.returncode}{child.tail()}")
+    child.kill()
+    async with TaskStore.from_url(db.url) as store:
+        starts = sorted(await _starts(store))
+    return _window_figures(starts, seconds)
+
+
+async def _any_done(raw) -> bool:
+    return await raw.count("completed") > 0
+
+
+async def _starts(store: TaskStore) -> list[float]:
+    from sqlalchemy import select
+
+    from taskstore.models.task import TaskEntity
+
+    table = TaskEntity.__table__
+    async with store.reading() as conn:
+        rows = await conn.execute(select(table.c.started_at).where(table.c.started_at.is_not(None)))
+        return [row[0].timestamp() for row in rows]
+
+
+def _window_figures(starts: list[float], seconds: float) -> dict:
+    """Starts per second over `seconds` from the first start, and the most in any 1 s."""
+    if not starts:
+        return {"error": "no task started"}
+    first = starts[0]
+    inside = [t for t in starts if t < first + seconds]
+    most, j = 0, 0
+    for i, t in enumerate(starts):
+        while starts[j] <= t - 1.0:
+            j += 1
+        most = max(most, i - j + 1)
+    return {
+        "starts": len(inside),
+        "seconds": seconds,
+        "starts_per_second": per_second(len(inside), seconds),
+        "most_in_one_second": most,
+    }

@@ -1,0 +1,117 @@
+"""FlowGate: one worker's claims of queues with flow control.
+
+A queue with settings (paused, concurrency, rate, key concurrency) is claimed in one
+transaction that locks its settings row first, so the running count, the rate slots and
+the claim agree across every worker and host. Queues without settings keep the
+single-statement claim; which is which is cached for a second (a notification about a
+queue's settings drops the cache at once). When a claim cannot take anything the gate
+says for how long claiming is pointless: until the next rate slot frees, a second while
+paused (so a resume is seen that soon without notifications), a moment at a limit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+from taskstore.records import ClaimedTask, QueueSettings
+from taskstore.store import TaskStore
+
+SETTINGS_TTL = 1.0  # seconds a queue's settings are trusted before they are read again
+PAUSED_RECHECK = 1.0  # a paused queue is looked at again this often
+FULL_RECHECK = 0.05  # at its concurrency (or key) limit: a running task may end any moment
+
+
+@dataclasses.dataclass(slots=True)
+class _Hold:
+    until: float  # time.monotonic() before which a claim of the queue takes nothing
+    paused: bool
+
+
+class FlowGate:
+    """Limited claims, the settings cache, and the hold-back hints of one worker."""
+
+    def __init__(self, store: TaskStore, worker_id: str, lease_seconds: float) -> None:
+        self._store = store
+        self._worker_id = worker_id
+        self._lease_seconds = lease_seconds
+        self._settings: dict[str, tuple[float, QueueSettings | None]] = {}
+        self._held: dict[str, _Hold] = {}
+
+    async def limited(self, queue: str) -> bool:
+        """Does the queue have flow control? (Read at most once a second.)"""
+        now = time.monotonic()
+        cached = self._settings.get(queue)
+        if cached is None or now - cached[0] > SETTINGS_TTL:
+            async with self._store.reading() as conn:
+                cached = (now, await self._store.flow.get(conn, queue))
+            self._settings[queue] = cached
+        return cached[1] is not None and cached[1].limited
+
+    def known_limited(self, queue: str) -> bool:
+        cached = self._settings.get(queue)
+        return cached is not None and cached[1] is not None and cached[1].limited
+
+    def forget(self, queue: str) -> None:
+        self._settings.pop(queue, None)
+        self._held.pop(queue, None)
+
+    def held_back(self, queue: str) -> float:
+        hold = self._held.get(queue)
+        return 0.0 if hold is None else max(0.0, hold.until - time.monotonic())
+
+    def waiting_on_limits(self, queues: list[str]) -> bool:
+        """Is a queue held back by a limit that lifts by itself (not a pause)?"""
+        return any(self.held_back(q) > 0 and not self._held[q].paused for q in queues)
+
+    def _hold(self, queue: str, seconds: float, *, paused: bool = False) -> None:
+        self._held[queue] = _Hold(time.monotonic() + seconds, paused)
+
+    async def claim(self, queue: str, limit: int, *, orphans: bool) -> list[ClaimedTask]:
+        """Claim within the queue's limits, its settings row locked meanwhile."""
+        store = self._store
+        async with store.transaction() as conn:
+            settings = await store.flow.get(conn, queue, lock=True) or QueueSettings(queue)
+            self._settings[queue] = (time.monotonic(), settings)
+            allowed, slots = await self._allowance(conn, settings, limit)
+            if allowed <= 0:
+                return []
+            tasks = await store.tasks.claim_limited(
+                conn,
+                worker_id=self._worker_id,
+                queue=queue,
+                limit=allowed,
+                lease_seconds=self._lease_seconds,
+                key_limit=settings.key_concurrency,
+                orphans=orphans,
+            )
+            if tasks and slots:
+                await store.flow.use_slots(conn, queue, slots[: len(tasks)])
+        if not tasks and settings.key_concurrency is not None:
+            self._hold(queue, FULL_RECHECK)  # every due key may be busy
+        return tasks
+
+    async def _allowance(
+        self, conn: object, settings: QueueSettings, limit: int
+    ) -> tuple[int, list[int]]:
+        """How many the claim may take, and the rate slots it may use; holds the queue
+        back (for as long as that is pointless) when the answer is none."""
+        store, queue = self._store, settings.name
+        if settings.paused:
+            self._hold(queue, PAUSED_RECHECK, paused=True)
+            return 0, []
+        allowed = limit
+        if settings.concurrency is not None:
+            allowed = min(allowed, settings.concurrency - await store.flow.running(conn, queue))
+            if allowed <= 0:
+                self._hold(queue, FULL_RECHECK)
+                return 0, []
+        if settings.rate_limit is None or settings.rate_period is None:
+            return allowed, []
+        slots = await store.flow.free_slots(conn, queue, settings.rate_period, allowed)
+        if not slots:
+            next_at = await store.flow.next_slot_at(conn, queue, settings.rate_period)
+            now = await store.tasks.clock(conn)
+            wait = 0.001 if next_at is None else (next_at - now).total_seconds()
+            self._hold(queue, min(max(wait, 0.001), settings.rate_period))
+        return len(slots), slots

@@ -1,0 +1,41 @@
+"""Flow control settings per queue, and the rate limiter's slots.
+
+Settings live in the database so every worker, on every host, obeys the same values, and
+a queue can be limited or paused before any task uses it. A queue with a rate of N per
+PERIOD has N slot rows; a start takes a slot whose last use is at least PERIOD ago, so no
+window of PERIOD ever holds more than N starts, across any number of workers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from taskstore.models.base import Base
+
+
+class QueueEntity(Base):
+    __tablename__ = "taskstore_queues"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    paused: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    #: most tasks of the queue running at once, across all workers (NULL: no limit)
+    concurrency: Mapped[int | None] = mapped_column(Integer)
+    #: most starts in any window of `rate_period` seconds (NULL: no limit)
+    rate_limit: Mapped[int | None] = mapped_column(Integer)
+    rate_period: Mapped[float | None] = mapped_column(Float)
+    #: most running at once among tasks sharing a concurrency key (NULL: no limit)
+    key_concurrency: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[dt.datetime] = mapped_column(server_default=text("CURRENT_TIMESTAMP"))
+
+
+class RateSlotEntity(Base):
+    __tablename__ = "taskstore_rate_slots"
+
+    queue: Mapped[str] = mapped_column(
+        String(64), ForeignKey("taskstore_queues.name", ondelete="CASCADE"), primary_key=True
+    )
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
+    used_at: Mapped[dt.datetime | None]

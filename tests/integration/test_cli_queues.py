@@ -1,0 +1,57 @@
+"""`taskstore queue list | set | pause | resume` as real processes, on both databases."""
+
+from __future__ import annotations
+
+import json
+
+from tests.integration.test_cli import assert_one_line_error, taskstore
+
+
+def _queues(db_url: str) -> dict[str, dict]:
+    listed = taskstore("queue", "list", "--json", url=db_url)
+    assert listed.returncode == 0, listed.stderr
+    return {q["name"]: q for q in json.loads(listed.stdout)}
+
+
+def test_queue_set_pause_resume_and_list_round_trip(db_url: str) -> None:
+    made = taskstore("queue", "set", "api", "--concurrency", "3", "--rate", "10/1s", url=db_url)
+    assert made.returncode == 0, made.stderr
+    assert taskstore("queue", "set", "api", "--key-concurrency", "1", url=db_url).returncode == 0
+    assert taskstore("queue", "pause", "api", url=db_url).stdout.strip() == "queue api is paused"
+    api = _queues(db_url)["api"]
+    assert (api["paused"], api["concurrency"], api["rate"], api["key_concurrency"]) == (
+        True,
+        3,
+        "10/1s",
+        1,
+    )
+    taskstore("queue", "resume", "api", url=db_url)
+    taskstore("queue", "set", "api", "--concurrency", "none", url=db_url)
+    api = _queues(db_url)["api"]
+    assert (api["paused"], api["concurrency"], api["rate"]) == (False, None, "10/1s")
+    status = taskstore("status", "--json", url=db_url)
+    assert json.loads(status.stdout)["flow_control"][0]["name"] == "api"
+
+
+def test_bad_queue_settings_are_one_line_errors_that_change_nothing(db_url: str) -> None:
+    taskstore("queue", "set", "api", "--concurrency", "2", url=db_url)
+    cases = [
+        (("--rate", "10/0s"), "period must be above 0s"),
+        (("--concurrency", "-1"), "concurrency must be a whole number"),
+        (("--concurrency", "many"), "--concurrency must be a whole number or 'none'"),
+        (("--rate", "fast"), "invalid rate"),
+    ]
+    for args, fragment in cases:
+        assert_one_line_error(taskstore("queue", "set", "api", *args, url=db_url), 2, fragment)
+    assert_one_line_error(
+        taskstore("queue", "pause", "Not A Queue", url=db_url), 2, "invalid queue name"
+    )
+    api = _queues(db_url)["api"]
+    assert (api["concurrency"], api["rate"], api["paused"]) == (2, None, False)
+
+
+def test_enqueue_takes_a_concurrency_key(db_url: str) -> None:
+    made = taskstore("enqueue", "t.x", "--concurrency-key", "tenant-1", url=db_url)
+    assert made.returncode == 0, made.stderr
+    shown = json.loads(taskstore("show", made.stdout.strip(), "--json", url=db_url).stdout)
+    assert shown["concurrency_key"] == "tenant-1"

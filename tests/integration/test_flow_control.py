@@ -1,0 +1,159 @@
+"""Flow control on both databases: settings, limits at claim time, pause, snooze.
+
+Claims go through `taskstore.consumer.Consumer` as a worker's would; several consumers
+stand for several workers (each its own connections), so every limit here is the one
+the database enforces, not one worker's memory.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from taskstore import TaskStatus, TaskStore
+from taskstore.consumer import Consumer
+from taskstore.errors import InvalidInput
+
+
+@pytest.fixture
+async def consumers(store: TaskStore):
+    made: list[Consumer] = []
+
+    def make(lease: float = 30.0) -> Consumer:
+        made.append(Consumer(store, f"worker-{len(made)}", lease))
+        return made[-1]
+
+    yield make
+    for consumer in made:
+        await consumer.close()
+
+
+async def test_a_queue_is_limited_and_paused_before_it_has_any_task(store: TaskStore) -> None:
+    await store.set_queue("api", concurrency=3, rate="100/1s", key_concurrency=1)
+    await store.pause_queue("api")
+    [info] = await store.queues()
+    assert (info.name, info.paused, info.concurrency, info.rate, info.key_concurrency) == (
+        "api",
+        True,
+        3,
+        "100/1s",
+        1,
+    )
+    assert info.counts == {}
+    await store.resume_queue("api")
+    assert not (await store.queues())[0].paused
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"rate": "10/0s"}, "period must be above 0s"),
+        ({"rate": "ten a second"}, "invalid rate"),
+        ({"concurrency": -1}, "concurrency must be a whole number"),
+        ({"key_concurrency": 0}, "key_concurrency must be a whole number"),
+    ],
+)
+async def test_bad_flow_settings_are_refused_in_one_line_and_change_nothing(
+    store: TaskStore, options: dict, message: str
+) -> None:
+    await store.set_queue("api", concurrency=2)
+    with pytest.raises(InvalidInput, match=message):
+        await store.set_queue("api", **options)
+    [info] = await store.queues()
+    assert (info.concurrency, info.rate, info.key_concurrency) == (2, None, None)
+    with pytest.raises(InvalidInput, match="invalid queue name"):
+        await store.set_queue("Bad Queue!", concurrency=1)
+
+
+async def test_a_setting_left_out_is_kept_and_none_clears_it(store: TaskStore) -> None:
+    await store.set_queue("api", concurrency=3, rate="5/1m")
+    await store.set_queue("api", key_concurrency=2)
+    await store.set_queue("api", rate=None)
+    [info] = await store.queues()
+    assert (info.concurrency, info.rate, info.key_concurrency) == (3, None, 2)
+
+
+async def test_concurrency_caps_running_tasks_across_workers(store: TaskStore, consumers) -> None:
+    await store.set_queue("api", concurrency=3)
+    await store.enqueue_many([{"name": "t.x", "queue": "api"} for _ in range(10)])
+    first, second = consumers(), consumers()
+    got = await first.claim("api", 10) + await second.claim("api", 10)
+    assert len(got) == 3  # the limit is the database's, whoever claims
+    assert first.held_back("api") > 0 or second.held_back("api") > 0
+    await first.complete([(got[0].id, got[0].attempt, None)])
+    first.queue_changed("api")  # drop the hold-back hint; the count is what decides
+    assert len(await first.claim("api", 10)) == 1
+
+
+async def test_a_paused_queue_starts_nothing_until_resumed(store: TaskStore, consumers) -> None:
+    await store.enqueue_many([{"name": "t.x", "queue": "api"} for _ in range(4)])
+    worker = consumers()
+    await store.pause_queue("api")
+    assert await worker.claim("api", 10) == []
+    assert worker.held_back("api") > 0
+    await store.resume_queue("api")
+    worker.queue_changed("api")  # what the resume's notification does in a worker
+    assert len(await worker.claim("api", 10)) == 4
+
+
+async def test_a_rate_allows_n_starts_in_a_window_and_holds_back_until_a_slot_frees(
+    store: TaskStore, consumers
+) -> None:
+    await store.set_queue("api", rate="5/1h")
+    await store.enqueue_many([{"name": "t.x", "queue": "api"} for _ in range(8)])
+    first, second = consumers(), consumers()
+    assert len(await first.claim("api", 3)) == 3
+    assert len(await second.claim("api", 10)) == 2  # 5 in the window, whoever starts them
+    assert await first.claim("api", 10) == []
+    assert 3000 < first.held_back("api") <= 3600  # sleeps until the oldest slot frees
+
+
+async def test_key_concurrency_one_runs_a_keys_tasks_in_turn_without_holding_up_others(
+    store: TaskStore, consumers
+) -> None:
+    await store.set_queue("api", key_concurrency=1)
+    a1, a2, b1, free, a3 = await store.enqueue_many(
+        [
+            {"name": "t.x", "queue": "api", "concurrency_key": "tenant-a"},
+            {"name": "t.x", "queue": "api", "concurrency_key": "tenant-a"},
+            {"name": "t.x", "queue": "api", "concurrency_key": "tenant-b"},
+            {"name": "t.x", "queue": "api"},
+            {"name": "t.x", "queue": "api", "concurrency_key": "tenant-a", "priority": 5},
+        ]
+    )
+    worker = consumers()
+    got = {t.id for t in await worker.claim("api", 10)}
+    assert got == {a3, b1, free}  # tenant-a's best first (priority), one per key
+    assert await worker.claim("api", 10) == []
+    await worker.complete([(a3, 1, None)])
+    worker.queue_changed("api")
+    assert [t.id for t in await worker.claim("api", 10)] == [a1]  # then in id order
+    await worker.complete([(a1, 1, None)])
+    worker.queue_changed("api")
+    assert [t.id for t in await worker.claim("api", 10)] == [a2]
+
+
+async def test_expired_leases_of_a_dead_worker_give_their_slots_back(
+    store: TaskStore, consumers
+) -> None:
+    await store.set_queue("api", concurrency=2)
+    ids = await store.enqueue_many([{"name": "t.x", "queue": "api"} for _ in range(4)])
+    dead, alive = consumers(lease=-1), consumers()
+    assert len(await dead.claim("api", 10)) == 2  # then it dies: its leases run out
+    assert await alive.claim("api", 10) == []
+    await alive.rescue(["api"])
+    alive.queue_changed("api")
+    assert len(await alive.claim("api", 10)) == 2
+    statuses = {(await store.require(i)).status for i in ids}
+    assert statuses == {TaskStatus.RUNNING, TaskStatus.NOT_FINISHED}  # nothing lost
+
+
+async def test_a_snoozed_task_runs_later_with_its_attempt_not_charged(
+    store: TaskStore, consumers
+) -> None:
+    task_id = await store.enqueue("t.x")
+    worker = consumers()
+    [task] = await worker.claim("default", 1)
+    assert await worker.snooze(task.id, task.attempt, 3600)
+    info = await store.require(task_id)
+    assert (info.status, info.attempts, info.worker_id) == (TaskStatus.CREATED, 0, None)
+    assert await worker.claim("default", 1) == []  # not due for an hour
