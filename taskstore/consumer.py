@@ -80,6 +80,10 @@ class Consumer:
         out of rate slots), or 0: claim now."""
         return self._flow.held_back(queue)
 
+    def held_by(self, queue: str) -> str | None:
+        """Which limit holds `queue` back now (paused, concurrency, rate, key_concurrency)."""
+        return self._flow.held_by(queue)
+
     def claims_ahead(self, queue: str) -> bool:
         """May the worker claim more of `queue` than it can start now? Not where flow
         control counts what runs: tasks waiting for a slot would hold the queue's limit."""

@@ -22,10 +22,17 @@ PAUSED_RECHECK = 1.0  # a paused queue is looked at again this often
 FULL_RECHECK = 0.05  # at its concurrency (or key) limit: a running task may end any moment
 
 
+LIMITS = ("paused", "concurrency", "rate", "key_concurrency")
+
+
 @dataclasses.dataclass(slots=True)
 class _Hold:
     until: float  # time.monotonic() before which a claim of the queue takes nothing
-    paused: bool
+    limit: str  # which one holds it back: one of LIMITS
+
+    @property
+    def paused(self) -> bool:
+        return self.limit == "paused"
 
 
 class FlowGate:
@@ -64,8 +71,12 @@ class FlowGate:
         """Is a queue held back by a limit that lifts by itself (not a pause)?"""
         return any(self.held_back(q) > 0 and not self._held[q].paused for q in queues)
 
-    def _hold(self, queue: str, seconds: float, *, paused: bool = False) -> None:
-        self._held[queue] = _Hold(time.monotonic() + seconds, paused)
+    def held_by(self, queue: str) -> str | None:
+        """The limit holding the queue back now (one of `LIMITS`), or None."""
+        return self._held[queue].limit if self.held_back(queue) > 0 else None
+
+    def _hold(self, queue: str, seconds: float, limit: str) -> None:
+        self._held[queue] = _Hold(time.monotonic() + seconds, limit)
 
     async def claim(self, queue: str, limit: int, *, orphans: bool) -> list[ClaimedTask]:
         """Claim within the queue's limits, its settings row locked meanwhile."""
@@ -88,7 +99,7 @@ class FlowGate:
             if tasks and slots:
                 await store.flow.use_slots(conn, queue, slots[: len(tasks)])
         if not tasks and settings.key_concurrency is not None:
-            self._hold(queue, FULL_RECHECK)  # every due key may be busy
+            self._hold(queue, FULL_RECHECK, "key_concurrency")  # every due key may be busy
         return tasks
 
     async def _allowance(
@@ -98,13 +109,13 @@ class FlowGate:
         back (for as long as that is pointless) when the answer is none."""
         store, queue = self._store, settings.name
         if settings.paused:
-            self._hold(queue, PAUSED_RECHECK, paused=True)
+            self._hold(queue, PAUSED_RECHECK, "paused")
             return 0, []
         allowed = limit
         if settings.concurrency is not None:
             allowed = min(allowed, settings.concurrency - await store.flow.running(conn, queue))
             if allowed <= 0:
-                self._hold(queue, FULL_RECHECK)
+                self._hold(queue, FULL_RECHECK, "concurrency")
                 return 0, []
         if settings.rate_limit is None or settings.rate_period is None:
             return allowed, []
@@ -113,5 +124,5 @@ class FlowGate:
             next_at = await store.flow.next_slot_at(conn, queue, settings.rate_period)
             now = await store.tasks.clock(conn)
             wait = 0.001 if next_at is None else (next_at - now).total_seconds()
-            self._hold(queue, min(max(wait, 0.001), settings.rate_period))
+            self._hold(queue, min(max(wait, 0.001), settings.rate_period), "rate")
         return len(slots), slots

@@ -25,6 +25,7 @@ class WorkerConfig:
     ack_delay_seconds: float = 0.005
     prune_seconds: float = 60.0  # how often one worker prunes finished tasks past retention
     prune_batch: int = 5000
+    depth_seconds: float = 15.0  # how often the queue-depth gauges are refreshed (metrics on)
     claim_linger_seconds: float = 0.002
     prefetch_below_seconds: float = 0.01  # claim ahead while handlers are this fast
     unserved_retry_seconds: float = 2.0  # a task with no handler here is offered again after

@@ -135,19 +135,22 @@ async def attempt(
     """Run the handler under its timeout; `running.stop()` abandons it."""
     started = time.perf_counter()
     outcome = Outcome(ctx)
-    deadline = asyncio.timeout(definition.timeout)
+    deadline = None if definition.timeout is None else asyncio.timeout(definition.timeout)
     try:
-        async with deadline:
+        if deadline is None:  # most handlers: no timeout object to build per attempt
             value = await _call(definition, ctx, payload)
+        else:
+            async with deadline:
+                value = await _call(definition, ctx, payload)
         outcome.result_json = _encode_result(value)
     except TimeoutError as exc:
         # Ours only if our deadline fired; a handler's own TimeoutError (a socket, a
         # lock) is its error like any other, with its own message and traceback.
-        limit = definition.timeout
-        expired = deadline.expired()
-        outcome.error = (
-            TaskTimeout(f"{definition.name} ran past its {limit}s timeout") if expired else exc
-        )
+        if deadline is not None and deadline.expired():
+            limit = definition.timeout
+            outcome.error = TaskTimeout(f"{definition.name} ran past its {limit}s timeout")
+        else:
+            outcome.error = exc
     except asyncio.CancelledError:
         if not running.absorb_stop():
             raise

@@ -18,6 +18,7 @@ import time
 import anyio
 
 from taskstore.consumer import STORE_ERRORS, Consumer, Registration
+from taskstore.flow_gate import LIMITS
 from worker.completer import Completer
 from worker.state import WorkerState
 
@@ -105,10 +106,25 @@ async def prune_loop(state: WorkerState, consumer: Consumer, retention_seconds: 
 
 
 async def depth_loop(state: WorkerState, consumer: Consumer) -> None:
-    """Queue depth for the metrics gauge (an index-only count of claimable rows)."""
+    """Queue depth for the metrics gauges (an index-only count of claimable rows), and
+    how much of it flow control holds back, by the limit that does."""
     while True:
         try:
-            state.metrics.depth(await consumer.claimable_counts())
+            depth = await consumer.claimable_counts()
+            state.metrics.depth(depth)
+            state.metrics.held_back(_held_back(consumer, state.config.queues, depth))
         except STORE_ERRORS as exc:
             state.log.warning("queue depth unavailable", error=str(exc))
-        await anyio.sleep(15)
+        await anyio.sleep(state.config.depth_seconds)
+
+
+def _held_back(
+    consumer: Consumer, queues: dict[str, int | None], depth: dict[str, int]
+) -> dict[tuple[str, str], int]:
+    """(queue, limit) -> due tasks that limit holds back now (0 for the other limits)."""
+    counts = {}
+    for queue in queues:
+        holding = consumer.held_by(queue)
+        for limit in LIMITS:
+            counts[queue, limit] = depth.get(queue, 0) if limit == holding else 0
+    return counts

@@ -27,6 +27,8 @@ class NoMetrics:
 
     def depth(self, counts: dict[str, int]) -> None: ...
 
+    def held_back(self, counts: dict[tuple[str, str], int]) -> None: ...
+
 
 class PrometheusMetrics(NoMetrics):
     """Counters, histograms and gauges in their own registry, served over HTTP."""
@@ -63,6 +65,12 @@ class PrometheusMetrics(NoMetrics):
         self._depth = prom.Gauge(
             "taskstore_queue_depth", "Claimable tasks due now", ["queue"], registry=self.registry
         )
+        self._held = prom.Gauge(
+            "taskstore_queue_held_back",
+            "Tasks due now that flow control holds back, by the limit that does",
+            ["queue", "limit"],
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, ...], Any] = {}
 
     def _counter(self, name: str, doc: str, labels: list[str]) -> Any:
@@ -95,3 +103,7 @@ class PrometheusMetrics(NoMetrics):
     def depth(self, counts: dict[str, int]) -> None:
         for queue, count in counts.items():
             self._child(self._depth, queue).set(count)
+
+    def held_back(self, counts: dict[tuple[str, str], int]) -> None:
+        for (queue, limit), count in counts.items():
+            self._child(self._held, queue, limit).set(count)

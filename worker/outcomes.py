@@ -23,9 +23,9 @@ from worker import retry
 from worker.completer import Completer
 from worker.config import DEFAULT_MAX_ATTEMPTS
 from worker.context import TaskContext
-from worker.errors import NonRetryable, Snooze, UnknownTask
+from worker.errors import NonRetryable, Snooze
 from worker.execution import Outcome, Running, attempt, error_document
-from worker.registry import Registry
+from worker.registry import Registry, TaskDef
 from worker.state import WorkerState
 
 
@@ -58,14 +58,15 @@ class Outcomes:
     async def _execute(self, task: ClaimedTask, run: Running) -> None:
         state = self._state
         try:
-            if self._registry.get(task.name) is None:
+            definition = self._registry.get(task.name)
+            if definition is None:
                 await self._hand_back_unserved(task)
                 return
             if not await self._take_slot(run):  # stopped while waiting: it never started
                 self._never_started(task, run.reason or "lost")
                 return
             try:
-                outcome = await self._attempt(task, run)
+                outcome = await self._attempt(task, run, definition)
             finally:
                 self._slots.release()
             state.note_duration(outcome.seconds)
@@ -122,12 +123,8 @@ class Outcomes:
             return False
         return True
 
-    async def _attempt(self, task: ClaimedTask, run: Running) -> Outcome:
+    async def _attempt(self, task: ClaimedTask, run: Running, definition: TaskDef) -> Outcome:
         self._state.metrics.started(task.queue, task.name)
-        definition = self._registry.get(task.name)
-        if definition is None:  # unregistered while it waited for a slot
-            error = UnknownTask(f"no handler named {task.name!r} in this worker")
-            return Outcome(None, error=error)
         max_attempts = task.max_attempts or definition.max_attempts
         if task.attempt > max_attempts:  # earlier attempts crashed their workers
             message = f"attempt {task.attempt} of {max_attempts}: earlier attempts never finished"

@@ -58,3 +58,27 @@ async def test_metrics_endpoint_counts_started_and_completed_tasks(
     finally:
         worker.send_signal(signal.SIGTERM)
         assert await anyio.to_thread.run_sync(worker.wait, 30) == 0, stderr_of(tmp_path / "x.log")
+
+
+async def test_the_held_back_gauge_counts_due_tasks_a_paused_queue_holds(store: TaskStore) -> None:
+    from worker import Registry, Worker, WorkerConfig
+    from worker.metrics import PrometheusMetrics
+
+    await store.pause_queue("default")
+    await store.enqueue_many([{"name": "t.x"} for _ in range(5)])
+    metrics = PrometheusMetrics()
+    config = WorkerConfig(queues={"default": None}, depth_seconds=0.05, poll_max_seconds=0.05)
+    worker = Worker(store, Registry(), config, metrics=metrics)
+
+    def held(limit: str) -> float | None:
+        labels = {"queue": "default", "limit": limit}
+        return metrics.registry.get_sample_value("taskstore_queue_held_back", labels)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(worker.run)
+        with anyio.fail_after(20):
+            while held("paused") != 5:  # noqa: ASYNC110 - the gauge is refreshed by a loop
+                await anyio.sleep(0.05)
+        worker.stop()
+    assert (held("concurrency"), held("rate")) == (0, 0)
+    assert {s.queue: s.counts for s in await store.stats()} == {"default": {"created": 5}}

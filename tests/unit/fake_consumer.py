@@ -38,6 +38,9 @@ class FakeConsumer:
     def held_back(self, queue: str) -> float:
         return 0.0
 
+    def held_by(self, queue: str) -> str | None:
+        return None
+
     def claims_ahead(self, queue: str) -> bool:
         return True
 
