@@ -25,10 +25,6 @@ class QueueRow:
     rate: str | None = None
     key_concurrency: int | None = None
 
-    @property
-    def limited(self) -> bool:
-        return any(v is not None for v in (self.concurrency, self.rate, self.key_concurrency))
-
 
 def queue_rows(stats: list[QueueStats], infos: list[QueueInfo]) -> list[QueueRow]:
     """Every queue with tasks or settings, by name.
