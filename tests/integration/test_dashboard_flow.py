@@ -49,8 +49,9 @@ def queue_row(page: str, queue: str) -> str:
 
 
 def cells(row: str) -> list[str]:
-    """The text of each cell of a table row, markup removed."""
-    texts = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+    """The text of each cell of a table row, markup removed, but for the pause / resume
+    button's (shown only with a token)."""
+    texts = re.findall(r'<td(?! class="queue-action")[^>]*>(.*?)</td>', row, re.S)
     return [html.unescape(re.sub(r"<[^>]+>", "", t)).strip() for t in texts]
 
 
