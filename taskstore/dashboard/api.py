@@ -1,7 +1,8 @@
-"""The JSON endpoints under /api/: the same data as the pages, and retry / cancel.
+"""The JSON endpoints under /api/: the same data as the pages, retry / cancel, and
+pausing / resuming a queue.
 
-Reads are open; POST retry, cancel and retry-failed need the dashboard's token (see
-`auth`). The token travels in the Authorization header, which a browser never adds to a
+Reads are open; POST retry, cancel, retry-failed, pause and resume need the dashboard's
+token (see `auth`). The token travels in the Authorization header, which a browser never adds to a
 cross-site request by itself, so these writes need no cookie and no CSRF token.
 """
 
@@ -14,7 +15,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from taskstore.dashboard import auth, data
-from taskstore.dashboard.params import TaskFilter, parse_int, parse_task_id
+from taskstore.dashboard.flow import settings_json
+from taskstore.dashboard.params import TaskFilter, parse_int, parse_queue, parse_task_id
+from taskstore.records import QueueSettings
 from taskstore.states import TaskStatus
 from taskstore.store import TaskStore
 
@@ -48,6 +51,12 @@ async def task(request: Request) -> JSONResponse:
 async def workers(request: Request) -> JSONResponse:
     found = await store_of(request).workers()
     return JSONResponse({"workers": [w.to_json() for w in found]})
+
+
+async def queues(request: Request) -> JSONResponse:
+    """Every queue with settings or tasks: paused, limits and counts per status."""
+    found = await store_of(request).queues()
+    return JSONResponse({"queues": [q.to_json() for q in found]})
 
 
 def refused(request: Request) -> JSONResponse | None:
@@ -90,6 +99,26 @@ async def retry_failed(request: Request) -> JSONResponse:
     return JSONResponse({"retried": retried, "queue": queue, "name": name})
 
 
+async def pause_queue(request: Request) -> JSONResponse:
+    return await _set_queue(request, TaskStore.pause_queue)
+
+
+async def resume_queue(request: Request) -> JSONResponse:
+    return await _set_queue(request, TaskStore.resume_queue)
+
+
+async def _set_queue(
+    request: Request, operation: Callable[[TaskStore, str], Awaitable[QueueSettings]]
+) -> JSONResponse:
+    """Pause or resume the queue of the path; the reply holds its settings after that."""
+    denied = refused(request)
+    if denied is not None:
+        return denied
+    queue = parse_queue(request.path_params["queue"])
+    settings = await operation(store_of(request), queue)
+    return JSONResponse(settings_json(settings))
+
+
 routes = [
     Route("/api/overview", overview),
     Route("/api/throughput", throughput),
@@ -99,4 +128,7 @@ routes = [
     Route("/api/tasks/{task_id}/cancel", cancel, methods=["POST"]),
     Route("/api/workers", workers),
     Route("/api/retry-failed", retry_failed, methods=["POST"]),
+    Route("/api/queues", queues),
+    Route("/api/queues/{queue}/pause", pause_queue, methods=["POST"]),
+    Route("/api/queues/{queue}/resume", resume_queue, methods=["POST"]),
 ]

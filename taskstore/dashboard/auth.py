@@ -1,4 +1,4 @@
-"""Who may retry and cancel: the holder of the dashboard's bearer token.
+"""Who may retry, cancel, pause and resume: the holder of the dashboard's bearer token.
 
 Without a configured token the dashboard is read-only (403); with one, a request must send
 ``Authorization: Bearer <token>`` (401 otherwise). Tokens are compared in constant time.
@@ -10,9 +10,12 @@ import hmac
 
 TOKEN_ENV = "TASKSTORE_DASHBOARD_TOKEN"
 READ_ONLY = (
-    f"the dashboard is read-only: start it with --token (or {TOKEN_ENV}) to allow retry and cancel"
+    f"the dashboard is read-only: start it with --token (or {TOKEN_ENV}) to allow retry, "
+    "cancel, pause and resume"
 )
-BAD_TOKEN = "retry and cancel need the header `Authorization: Bearer <token>` with the token"
+BAD_TOKEN = (
+    "retry, cancel, pause and resume need the header `Authorization: Bearer <token>` with the token"
+)
 
 
 def bearer(header: str | None) -> str | None:

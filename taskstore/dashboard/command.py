@@ -40,8 +40,8 @@ def web_extra_installed() -> bool:
     default=None,
     envvar=TOKEN_ENV,
     metavar="TOKEN",
-    help=f"Allow retry/cancel for requests sending it as a bearer token (default: {TOKEN_ENV};"
-    " without a token the dashboard is read-only).",
+    help="Allow retry/cancel and pause/resume for requests sending it as a bearer token"
+    f" (default: {TOKEN_ENV}; without a token the dashboard is read-only).",
 )
 @database_url_option
 def cli_command(url: str | None, host: str, port: int, token: str | None) -> None:

@@ -12,8 +12,9 @@ from typing import Any
 from sqlalchemy import inspect as orm_inspect
 
 from taskstore.dashboard import queries
+from taskstore.dashboard.flow import QueueRow, queue_rows
 from taskstore.dashboard.params import TaskFilter
-from taskstore.records import QueueStats, TaskInfo
+from taskstore.records import QueueInfo, QueueStats, TaskInfo, Unserved
 from taskstore.repositories.media import (
     CaptionRepository,
     MediaRepository,
@@ -36,13 +37,20 @@ def entity_json(entity: Any) -> dict[str, Any]:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Overview:
-    """The front page: counts per queue, recent throughput and live workers."""
+    """The front page: counts and flow control per queue, tasks no live worker can run,
+    recent throughput and live workers."""
 
     database: str
     queues: list[QueueStats]
+    flow: list[QueueInfo]
+    unserved: list[Unserved]
     recent: dict[str, dict[str, int]]
     throughput: list[dict[str, Any]]
     workers: list[WorkerInfo]
+
+    def rows(self) -> list[QueueRow]:
+        """The queue table: counts and settings, queues with settings but no task too."""
+        return queue_rows(self.queues, self.flow)
 
     def totals(self) -> dict[str, int]:
         """Counts per status over all queues."""
@@ -59,6 +67,7 @@ class Overview:
             "totals": self.totals(),
             "finished_recently": self.recent,
             "workers_alive": sum(w.alive for w in self.workers),
+            "unserved": [u.to_json() for u in self.unserved],
         }
 
 
@@ -68,6 +77,8 @@ async def overview(store: TaskStore, minutes: int = 60) -> Overview:
     return Overview(
         database=store.settings.safe_url,
         queues=await store.stats(),
+        flow=await store.queues(),
+        unserved=await store.unserved(),
         recent=await store.finished_recently(),
         throughput=await store.throughput(minutes=minutes),
         workers=await store.workers(),

@@ -10,8 +10,11 @@ import datetime as dt
 import json
 from typing import Any
 
+from taskstore.durations import format_duration
+from taskstore.errors import InvalidInput
+from taskstore.flow_admin import parse_rate
 from taskstore.formatting import format_age
-from taskstore.records import TaskInfo
+from taskstore.records import TaskInfo, Unserved
 from taskstore.states import Event, TaskStatus, sources
 
 STATUS_ORDER = [
@@ -119,3 +122,27 @@ def retryable(status: TaskStatus) -> bool:
 
 def cancellable(status: TaskStatus) -> bool:
     return status in CANCELLABLE
+
+
+def rate(text: str | None) -> str | None:
+    """A queue's rate in the units people type (``10/1m`` rather than ``10/60s``)."""
+    if text is None:
+        return None
+    try:
+        count, period = parse_rate(text)
+    except InvalidInput:  # shown as stored rather than not at all
+        return text
+    return f"{count}/{format_duration(period)}"
+
+
+def rate_hint(text: str | None) -> str:
+    if text is None:
+        return "no rate limit"
+    count, _, period = (rate(text) or "").partition("/")
+    return f"at most {count} starts in any {period}, across all workers"
+
+
+def unserved(item: Unserved) -> str:
+    """``3 tasks of app.record in queue default: no live worker serves the queue``."""
+    tasks = "1 task" if item.count == 1 else f"{item.count:,} tasks"
+    return f"{tasks} of {item.name} in queue {item.queue}: {item.reason}"

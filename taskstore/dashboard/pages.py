@@ -29,7 +29,10 @@ async def index(request: Request) -> Response:
 async def overview_partial(request: Request) -> HTMLResponse:
     view = await data.overview(store_of(request))
     chart = throughput_chart(view.throughput)
-    return HTMLResponse(render_fragment("_overview.html", view=view, chart=chart))
+    writable = bool(request.app.state.token)  # the pause / resume buttons
+    return HTMLResponse(
+        render_fragment("_overview.html", view=view, chart=chart, writable=writable)
+    )
 
 
 async def tasks(request: Request) -> Response:

@@ -44,6 +44,9 @@ def environment() -> jinja2.Environment:
         relative=display.relative,
         columns=display.columns,
         cell=display.cell,
+        rate=display.rate,
+        rate_hint=display.rate_hint,
+        unserved=display.unserved,
     )
     env.globals.update(
         STATUS_ORDER=display.STATUS_ORDER,

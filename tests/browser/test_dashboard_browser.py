@@ -3,7 +3,8 @@
 `taskstore dashboard` runs as a process on a SQLite database with a few tasks; Playwright
 drives Debian's Chromium (/usr/bin/chromium: no browser is downloaded). The tests filter
 the list, open a failed task and retry it, retry all failed tasks of a queue, and check
-that markup in a task's payload, result and error shows as text and never runs. The pages
+that markup in a task's payload, result and error shows as text and never runs, and pause
+and resume a queue from the overview, where tasks no worker runs are listed. The pages
 they end on are saved as PNGs under ``test-artifacts/`` at the repository root. Without
 the browser (or Playwright) the tests are skipped, unless
 ``TASKSTORE_TEST_REQUIRE_BROWSER=1`` (CI), where they fail.
@@ -146,6 +147,11 @@ async def migrate(url: str) -> None:
 async def status_of(url: str, task_id: int) -> TaskStatus:
     async with TaskStore.from_url(url) as store:
         return (await store.require(task_id)).status
+
+
+async def queue_paused(url: str, queue: str) -> bool:
+    async with TaskStore.from_url(url) as store:
+        return next(q.paused for q in await store.queues() if q.name == queue)
 
 
 # ---------------------------------------------------------------- processes
@@ -312,6 +318,33 @@ async def test_markup_in_a_task_shows_as_text_and_never_runs(
             "document.body.insertAdjacentHTML('beforeend', '<img src=x onerror=alert(7)>')"
         )
     assert (await opened.value).message == "7"
+
+
+async def test_pause_then_resume_a_queue_from_the_overview(
+    dashboard: tuple[str, str, int], browser: Any
+) -> None:
+    base, db_url, _ = dashboard
+    page, dialogs = await new_page(browser)
+    await page.goto(base)
+    # No worker is registered: every waiting task is listed as one nobody runs.
+    warning = page.locator("#unserved")
+    assert "in queue email: no live worker serves the queue" in await warning.text_content()
+    row = page.locator("tr[data-queue='email']")
+    assert await row.locator(".s-paused").count() == 0
+
+    await row.locator("button[data-action='pause']").click()
+    await row.locator(".badge.s-paused").wait_for()  # reloaded after the POST
+    assert [d.split(":")[0] for d in dialogs] == ["confirm", "prompt"]
+    assert "Pause queue email?" in dialogs[0]
+    assert await queue_paused(db_url, "email") is True
+    assert await page.locator("tr[data-queue='default'] .s-paused").count() == 0
+    await page.screenshot(path=ARTIFACTS / "dashboard-paused.png", full_page=True)
+
+    await row.locator("button[data-action='resume']").click()
+    await row.locator("button[data-action='pause']").wait_for()
+    assert await row.locator(".s-paused").count() == 0
+    assert await queue_paused(db_url, "email") is False
+    assert len(dialogs) == 2  # the token was kept; resuming asks nothing
 
 
 async def assert_nothing_injected(page: Any, dialogs: list[str]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -53,8 +54,16 @@ async def fail(store: TaskStore, name: str = "pkg.media.probe", **kw: Any) -> in
     return await finish(store, name, error=error, **kw)
 
 
-async def register_worker(store: TaskStore, worker_id: str, *, host: str) -> None:
-    """Make `worker_id` the only registered worker, as its heartbeat would."""
+async def register_worker(
+    store: TaskStore,
+    worker_id: str,
+    *,
+    host: str,
+    queues: dict[str, Any] | None = None,
+    tasks: Sequence[str] = (),
+) -> None:
+    """Make `worker_id` the only registered worker, as its heartbeat would: serving
+    `queues` (media and email by default) with handlers of the `tasks` names."""
     async with store.transaction() as conn:
         for stale in await store.worker_registry.list(conn):
             await store.worker_registry.remove(conn, stale.id)
@@ -63,10 +72,11 @@ async def register_worker(store: TaskStore, worker_id: str, *, host: str) -> Non
             worker_id=worker_id,
             host=host,
             pid=42,
-            queues={"media": 4, "email": None},
+            queues={"media": 4, "email": None} if queues is None else queues,
             concurrency=4,
             lease_seconds=30,
             running=1,
+            tasks=tasks,
         )
 
 

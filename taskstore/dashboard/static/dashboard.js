@@ -1,4 +1,5 @@
-// taskstore dashboard: refresh the overview, and send retry / cancel with the token.
+// taskstore dashboard: refresh the overview, and send retry / cancel / pause / resume with
+// the token.
 "use strict";
 
 const TOKEN_KEY = "taskstore.dashboard.token";
@@ -26,14 +27,23 @@ function askToken() {
 }
 
 function actionUrl(box, button) {
-  // "retry all failed" carries its own URL; a task's buttons act on the box's task.
+  // "retry all failed" and a queue's pause / resume carry their own URL; a task's
+  // buttons act on the box's task.
   if (button.dataset.url) return button.dataset.url;
   return "api/tasks/" + box.dataset.taskId + "/" + button.dataset.action;
 }
 
 function outcome(body) {
   if (body.retried !== undefined) return body.retried + " failed tasks sent back to the queue";
+  if (body.paused !== undefined) return "queue " + body.name + (body.paused ? " paused" : " resumed");
   return "task is " + body.status;
+}
+
+function statusFor(button) {
+  // A button in the overview's queue table sits in the refreshed section, outside any
+  // .actions box: it reports to the page's one status line.
+  const box = button.closest(".actions") || document;
+  return box.querySelector(".action-status") || { textContent: "" };
 }
 
 async function operate(box, button, status) {
@@ -56,23 +66,24 @@ async function operate(box, button, status) {
   window.location.reload();
 }
 
-function wireActions(box) {
-  const status = box.querySelector(".action-status");
-  box.addEventListener("click", (event) => {
-    const button = event.target.closest("button[data-action]");
-    if (!button) return;
-    if (button.dataset.action === "forget") {
-      localStorage.removeItem(TOKEN_KEY);
-      status.textContent = "token forgotten";
-    } else {
-      operate(box, button, status).catch((error) => {
-        status.textContent = "failed: " + error;
-      });
-    }
+function onClick(event) {
+  // One listener for the whole document: the overview's buttons are replaced every few
+  // seconds by the refresh, and a listener on them would go with them.
+  if (event.target.classList.contains("toast")) event.target.textContent = ""; // dismissed
+  const button = event.target.closest("button[data-action]");
+  if (!button) return;
+  const status = statusFor(button);
+  if (button.dataset.action === "forget") {
+    localStorage.removeItem(TOKEN_KEY);
+    status.textContent = "token forgotten";
+    return;
+  }
+  operate(button.closest(".actions"), button, status).catch((error) => {
+    status.textContent = "failed: " + error;
   });
 }
 
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("[data-refresh]").forEach(refreshOverview);
-  document.querySelectorAll(".actions").forEach(wireActions);
+  document.addEventListener("click", onClick);
 });
