@@ -80,6 +80,11 @@ class Consumer:
         out of rate slots), or 0: claim now."""
         return self._flow.held_back(queue)
 
+    def waits_for_endings(self) -> bool:
+        """Is a queue held at a concurrency limit that this worker's pending
+        completions would free? (Then they are worth writing at once.)"""
+        return self._flow.waits_for_endings()
+
     def held_by(self, queue: str) -> str | None:
         """Which limit holds `queue` back now (paused, concurrency, rate, key_concurrency)."""
         return self._flow.held_by(queue)
@@ -131,7 +136,9 @@ class Consumer:
     async def complete(self, done: Sequence[Ending]) -> set[int]:
         """Complete a batch of attempts; returns the ids accepted by the fence."""
         async with self._row_lock, self._ack_link.statement() as conn:
-            return await self._tasks.complete_many(conn, worker_id=self.worker_id, done=done)
+            accepted = await self._tasks.complete_many(conn, worker_id=self.worker_id, done=done)
+        self._flow.freed()
+        return accepted
 
     def session(self) -> AsyncSession:
         """A session for one attempt's own writes; `complete_in` commits it."""
@@ -143,6 +150,7 @@ class Consumer:
         accepted = await self._tasks.complete_many(session, worker_id=self.worker_id, done=[done])
         if accepted:
             await session.commit()
+            self._flow.freed()
             return True
         await session.rollback()
         return False
@@ -153,7 +161,7 @@ class Consumer:
         """End a failed attempt (retry after `retry_in` seconds, or failed); raises
         `LeaseLost` if the attempt is no longer this worker's."""
         async with self._store.transaction() as conn:
-            return await self._tasks.fail(
+            status = await self._tasks.fail(
                 conn,
                 task_id=task_id,
                 worker_id=self.worker_id,
@@ -161,6 +169,8 @@ class Consumer:
                 error=error,
                 retry_in=retry_in,
             )
+        self._flow.freed()
+        return status
 
     async def interrupt(self, cut: Sequence[Ending]) -> set[int]:
         """Hand back attempts cut off by a graceful stop (not charged as attempts)."""
@@ -210,9 +220,11 @@ class Consumer:
     async def snooze(self, task_id: int, attempt: int, seconds: float) -> bool:
         """The handler asked to run later: due in `seconds`, the attempt not charged."""
         async with self._row_lock, self._store.transaction() as conn:
-            return await self._tasks.snooze(
+            kept = await self._tasks.snooze(
                 conn, worker_id=self.worker_id, task_id=task_id, attempt=attempt, seconds=seconds
             )
+        self._flow.freed()
+        return kept
 
     async def set_progress(self, task_id: int, attempt: int, fraction: float) -> bool:
         """Record a running attempt's progress; False if the attempt is no longer ours."""

@@ -71,6 +71,22 @@ class FlowGate:
         """Is a queue held back by a limit that lifts by itself (not a pause)?"""
         return any(self.held_back(q) > 0 and not self._held[q].paused for q in queues)
 
+    def waits_for_endings(self) -> bool:
+        """Is a queue held at its concurrency or key limit (so our pending completions
+        are what would let it start more)?"""
+        now = time.monotonic()
+        return any(
+            h.until > now and h.limit in ("concurrency", "key_concurrency")
+            for h in self._held.values()
+        )
+
+    def freed(self) -> None:
+        """Our own attempts ended (committed): queues held at their concurrency or key
+        limit may have room now, so look again at once instead of after the hold."""
+        for queue, hold in list(self._held.items()):
+            if hold.limit in ("concurrency", "key_concurrency"):
+                del self._held[queue]
+
     def held_by(self, queue: str) -> str | None:
         """The limit holding the queue back now (one of `LIMITS`), or None."""
         return self._held[queue].limit if self.held_back(queue) > 0 else None
@@ -84,7 +100,7 @@ class FlowGate:
         async with store.transaction() as conn:
             settings = await store.flow.get(conn, queue, lock=True) or QueueSettings(queue)
             self._settings[queue] = (time.monotonic(), settings)
-            allowed, slots = await self._allowance(conn, settings, limit)
+            allowed, slots, room = await self._allowance(conn, settings, limit)
             if allowed <= 0:
                 return []
             tasks = await store.tasks.claim_limited(
@@ -98,31 +114,37 @@ class FlowGate:
             )
             if tasks and slots:
                 await store.flow.use_slots(conn, queue, slots[: len(tasks)])
-        if not tasks and settings.key_concurrency is not None:
+        if room is not None and len(tasks) >= room:
+            # The claim filled the queue's concurrency: another claim would only find that
+            # out again. Our own completions lift this at once (see `freed`).
+            self._hold(queue, FULL_RECHECK, "concurrency")
+        elif not tasks and settings.key_concurrency is not None:
             self._hold(queue, FULL_RECHECK, "key_concurrency")  # every due key may be busy
         return tasks
 
     async def _allowance(
         self, conn: object, settings: QueueSettings, limit: int
-    ) -> tuple[int, list[int]]:
-        """How many the claim may take, and the rate slots it may use; holds the queue
-        back (for as long as that is pointless) when the answer is none."""
+    ) -> tuple[int, list[int], int | None]:
+        """How many the claim may take, the rate slots it may use, and the room left
+        under the queue's concurrency (None: no such limit); holds the queue back (for
+        as long as that is pointless) when the answer is none."""
         store, queue = self._store, settings.name
         if settings.paused:
             self._hold(queue, PAUSED_RECHECK, "paused")
-            return 0, []
-        allowed = limit
+            return 0, [], None
+        allowed, room = limit, None
         if settings.concurrency is not None:
-            allowed = min(allowed, settings.concurrency - await store.flow.running(conn, queue))
+            room = settings.concurrency - await store.flow.running(conn, queue)
+            allowed = min(allowed, room)
             if allowed <= 0:
                 self._hold(queue, FULL_RECHECK, "concurrency")
-                return 0, []
+                return 0, [], room
         if settings.rate_limit is None or settings.rate_period is None:
-            return allowed, []
+            return allowed, [], room
         slots = await store.flow.free_slots(conn, queue, settings.rate_period, allowed)
         if not slots:
             next_at = await store.flow.next_slot_at(conn, queue, settings.rate_period)
             now = await store.tasks.clock(conn)
             wait = 0.001 if next_at is None else (next_at - now).total_seconds()
             self._hold(queue, min(max(wait, 0.001), settings.rate_period), "rate")
-        return len(slots), slots
+        return len(slots), slots, room

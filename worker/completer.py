@@ -56,7 +56,12 @@ class Completer:
         while True:
             await self._ready.wait()
             self._ready.clear()
-            if len(self.acks) < self._config.ack_flush_at:
+            # Wait a moment for more to batch with, unless a queue at its concurrency
+            # limit waits for exactly these completions to start more.
+            if (
+                len(self.acks) < self._config.ack_flush_at
+                and not self._consumer.waits_for_endings()
+            ):
                 await anyio.sleep(self._config.ack_delay_seconds)
             await self.flush()
 

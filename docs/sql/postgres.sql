@@ -32,8 +32,9 @@ WHERE status IN ('not_finished') AND worker_id IS NULL AND taskstore_tasks.queue
  UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts + $2::INTEGER), updated_at=now(), started_at=now(), worker_id=$3::VARCHAR, lease_expires_at=(now() + make_interval($4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::INTEGER, $10::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at;
 
 -- limited claim: a queue with flow control, its row locked; per-key limit applied
--- parameters: status, attempts_1, p_worker_id, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_lease, param_1, p_queue, p_scan, coalesce_1, p_key_limit, p_limit, param_2
-UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts + $2::INTEGER), updated_at=now(), started_at=now(), worker_id=$3::VARCHAR, lease_expires_at=(now() + make_interval($4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::INTEGER, $10::FLOAT)) WHERE taskstore_tasks.id IN (SELECT front.id 
+-- parameters: status, attempts_1, p_worker_id, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_lease, param_1, p_queue, p_scan, coalesce_1, p_key_limit, p_limit
+WITH picked AS 
+(SELECT front.id AS id 
 FROM (SELECT taskstore_tasks.id AS id, taskstore_tasks.concurrency_key AS ckey, taskstore_tasks.priority AS priority, taskstore_tasks.run_at AS run_at, row_number() OVER (PARTITION BY taskstore_tasks.concurrency_key ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id) AS rank 
 FROM taskstore_tasks 
 WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = $11::VARCHAR OR taskstore_tasks.worker_id IS NOT NULL) AND taskstore_tasks.queue = $12::VARCHAR AND taskstore_tasks.run_at <= now() ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id 
@@ -41,7 +42,8 @@ WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = $11::V
 FROM taskstore_tasks 
 WHERE taskstore_tasks.queue = $12::VARCHAR AND status IN ('assigned', 'running') AND taskstore_tasks.concurrency_key IS NOT NULL GROUP BY taskstore_tasks.concurrency_key) AS busy ON busy.ckey = front.ckey 
 WHERE front.ckey IS NULL OR front.rank + coalesce(busy.n, $14::INTEGER) <= $15::INTEGER ORDER BY front.priority DESC, front.run_at, front.id 
- LIMIT $16::INTEGER) AND status IN ('created', 'not_finished') AND (taskstore_tasks.status = $17::VARCHAR OR taskstore_tasks.worker_id IS NOT NULL) AND taskstore_tasks.queue = $12::VARCHAR AND taskstore_tasks.run_at <= now() RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at;
+ LIMIT $16::INTEGER)
+ UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts + $2::INTEGER), updated_at=now(), started_at=now(), worker_id=$3::VARCHAR, lease_expires_at=(now() + make_interval($4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::INTEGER, $10::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id AND status IN ('created', 'not_finished') RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at;
 
 -- ack: completions of a batch, fenced on (id, worker, attempt)
 -- parameters: status, lease_expires_at, progress, batch_attempt, batch_doc, batch_id, p_worker_id

@@ -56,6 +56,11 @@ class Backend(Protocol):
         (locking them as the database needs)."""
         ...
 
+    def pick_where(self, id_column: ColumnElement[Any], picked: Select[Any]) -> ColumnElement[Any]:
+        """`id_column` is one of the ids `picked` selects, the select run once (no row
+        locks: for a claim whose queue is already locked, with window functions)."""
+        ...
+
     def ids_match(self, column: ColumnElement[Any], key: str) -> ColumnElement[Any]:
         """`column` is one of the ids bound under `key` (a list of ints)."""
         ...

@@ -136,6 +136,9 @@ class PostgresBackend:
         locked = picked.with_for_update(skip_locked=True).cte("picked")
         return id_column == locked.c.id
 
+    def pick_where(self, id_column: ColumnElement[Any], picked: Select[Any]) -> ColumnElement[Any]:
+        return id_column == picked.cte("picked").c.id  # a CTE runs once
+
     def ids_match(self, column: ColumnElement[Any], key: str) -> ColumnElement[Any]:
         return column == any_(bindparam(key, type_=ARRAY(BigInteger)))
 

@@ -130,6 +130,9 @@ class SQLiteBackend:
         # The IMMEDIATE transaction already holds the only write lock: nothing to lock.
         return id_column.in_(picked.scalar_subquery())
 
+    def pick_where(self, id_column: ColumnElement[Any], picked: Select[Any]) -> ColumnElement[Any]:
+        return id_column.in_(picked.scalar_subquery())
+
     def ids_match(self, column: ColumnElement[Any], key: str) -> ColumnElement[Any]:
         return column.in_(bindparam(key, expanding=True))
 

@@ -15,7 +15,7 @@ from taskstore.models.task import status_in
 from taskstore.records import ClaimedTask
 from taskstore.repositories.leases import CLAIM_COLUMNS, LeaseStatements, claim_order
 from taskstore.repositories.task_table import Executor, T
-from taskstore.states import LEASED
+from taskstore.states import CLAIMABLE, LEASED
 
 
 class LimitedClaimStatements(LeaseStatements):
@@ -30,10 +30,10 @@ class LimitedClaimStatements(LeaseStatements):
         }
 
     def _build_limited_claim(self, orphans: bool, keyed: bool) -> Any:
-        """The claim of a queue with flow control, run after the queue's row is locked (so
-        no SKIP LOCKED: limited claimers of one queue take turns). With `keyed`, a task
-        whose concurrency key already runs `p_key_limit` tasks is passed over, and within
-        a key tasks start in claim order: the first `p_scan` candidates are ranked per key."""
+        """The claim of a queue with flow control, run after the queue's row is locked
+        (limited claimers of one queue take turns). With `keyed`, a task whose concurrency
+        key already runs `p_key_limit` tasks is passed over, and within a key tasks start
+        in claim order: the first `p_scan` candidates are ranked per key."""
         order = (T.c.priority.desc(), T.c.run_at, T.c.id)
         if not keyed:
             picked = select(T.c.id).where(*self._claimable(orphans)).order_by(*order)
@@ -72,12 +72,19 @@ class LimitedClaimStatements(LeaseStatements):
                 .order_by(front.c.priority.desc(), front.c.run_at, front.c.id)
             )
         picked = picked.limit(bindparam("p_limit", type_=Integer))
-        return (
-            update(T)
-            .where(T.c.id.in_(picked.scalar_subquery()), *self._claimable(orphans))
-            .values(self._claim_values())
-            .returning(*CLAIM_COLUMNS)
+        # Unkeyed, the usual SKIP LOCKED claim: a worker whose settings cache is a moment
+        # old may still claim the queue without its lock. Keyed (window functions cannot
+        # take row locks), the pick runs once under the queue's lock.
+        # Only the status is checked again (a row cancelled since the pick is left alone):
+        # the pick's own conditions repeated here would steer PostgreSQL's planner into
+        # scanning the claim index against the picked rows instead of looking them up.
+        b = self.backend
+        where = (
+            [b.pick_where(T.c.id, picked), status_in(CLAIMABLE)]
+            if keyed
+            else [b.claim_where(T.c.id, picked)]
         )
+        return update(T).where(*where).values(self._claim_values()).returning(*CLAIM_COLUMNS)
 
     async def claim_limited(
         self,

@@ -38,6 +38,9 @@ class FakeConsumer:
     def held_back(self, queue: str) -> float:
         return 0.0
 
+    def waits_for_endings(self) -> bool:
+        return False
+
     def held_by(self, queue: str) -> str | None:
         return None
 
