@@ -114,12 +114,19 @@ class FlowGate:
             )
             if tasks and slots:
                 await store.flow.use_slots(conn, queue, slots[: len(tasks)])
+            # Nothing taken from a keyed queue: held back only if due tasks were passed
+            # over (their keys busy), not when there is simply nothing due.
+            keys_busy = (
+                not tasks
+                and settings.key_concurrency is not None
+                and await store.tasks.any_due(conn, [queue])
+            )
         if room is not None and len(tasks) >= room:
             # The claim filled the queue's concurrency: another claim would only find that
             # out again. Our own completions lift this at once (see `freed`).
             self._hold(queue, FULL_RECHECK, "concurrency")
-        elif not tasks and settings.key_concurrency is not None:
-            self._hold(queue, FULL_RECHECK, "key_concurrency")  # every due key may be busy
+        elif keys_busy:
+            self._hold(queue, FULL_RECHECK, "key_concurrency")
         return tasks
 
     async def _allowance(

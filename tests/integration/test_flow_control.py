@@ -157,3 +157,23 @@ async def test_a_snoozed_task_runs_later_with_its_attempt_not_charged(
     info = await store.require(task_id)
     assert (info.status, info.attempts, info.worker_id) == (TaskStatus.CREATED, 0, None)
     assert await worker.claim("default", 1) == []  # not due for an hour
+
+
+async def test_a_burst_worker_drains_a_keyed_rate_limited_queue_and_exits(store: TaskStore) -> None:
+    import anyio
+
+    from worker import Registry, Worker, WorkerConfig, task
+
+    reg = Registry()
+
+    @task(name="t.keyed", queue="api", registry=reg)
+    async def keyed(ctx) -> None:
+        return None
+
+    await store.set_queue("api", rate="50/1s", key_concurrency=1)
+    items = [{"name": "t.keyed", "queue": "api", "concurrency_key": f"k{i % 3}"} for i in range(9)]
+    await store.enqueue_many(items)
+    worker = Worker(store, reg, WorkerConfig(queues={"api": None}, burst=True))
+    with anyio.fail_after(30):  # it exits once nothing is left, not when the timeout hits
+        await worker.run()
+    assert {s.queue: s.counts for s in await store.stats()} == {"api": {"completed": 9}}
