@@ -47,6 +47,13 @@ async def _all_completed(store: TaskStore, ids: list[int], seconds: float = 90) 
             await anyio.sleep(0.1)
 
 
+async def _drain_with_fleet(
+    store: TaskStore, db_url: str, backend: str, log: Path, ids: list[int]
+) -> None:
+    """Start the fleet, wait until every task of `ids` completed, stop it gracefully."""
+    await _drain_with_fleet(store, db_url, backend, log, ids)
+
+
 def _stop_all(fleet: list[subprocess.Popen]) -> None:
     for proc in fleet:  # one SIGTERM each: a second one means "cut off now"
         proc.send_signal(signal.SIGTERM)
@@ -60,11 +67,7 @@ async def test_no_more_than_the_concurrency_run_at_once_across_workers_and_it_is
     items = [{"name": "flow.work", "queue": "limited", "payload": {"ms": 150}}] * 24
     ids = await store.enqueue_many(items)
     log = tmp_path / "flow.log"
-    fleet = _fleet(db_url, backend, log)
-    try:
-        await _all_completed(store, ids)
-    finally:
-        _stop_all(fleet)
+    await _drain_with_fleet(store, db_url, backend, log, ids)
     rows = read_log(log)
     assert len(rows) == 24 and most_at_once(rows) == 3
 
@@ -75,11 +78,7 @@ async def test_no_window_of_the_period_holds_more_starts_than_the_rate(
     await store.set_queue("limited", rate="8/1s")
     ids = await store.enqueue_many([{"name": "flow.work", "queue": "limited"}] * 20)
     log = tmp_path / "flow.log"
-    fleet = _fleet(db_url, backend, log)
-    try:
-        await _all_completed(store, ids)
-    finally:
-        _stop_all(fleet)
+    await _drain_with_fleet(store, db_url, backend, log, ids)
     starts = sorted([(await store.require(i)).started_at for i in ids])
     gaps = [(starts[i + 8] - starts[i]).total_seconds() for i in range(len(starts) - 8)]
     assert min(gaps) >= 0.999  # the 9th start after any start is a period later
@@ -101,11 +100,7 @@ async def test_tasks_of_one_key_never_overlap_and_start_in_order(
     ]
     ids = await store.enqueue_many(items)
     log = tmp_path / "flow.log"
-    fleet = _fleet(db_url, backend, log)
-    try:
-        await _all_completed(store, ids)
-    finally:
-        _stop_all(fleet)
+    await _drain_with_fleet(store, db_url, backend, log, ids)
     rows = read_log(log)
     by_key: dict[str, list] = {}
     for row in rows:
@@ -142,11 +137,7 @@ async def test_a_snoozed_task_completes_later_with_one_attempt_counted(
     store: TaskStore, db_url: str, backend: str, tmp_path: Path
 ) -> None:
     ids = await store.enqueue_many([{"name": "flow.snooze_once", "queue": "limited"}] * 6)
-    fleet = _fleet(db_url, backend, tmp_path / "flow.log")
-    try:
-        await _all_completed(store, ids)
-    finally:
-        _stop_all(fleet)
+    await _drain_with_fleet(store, db_url, backend, tmp_path / "flow.log", ids)
     infos = [await store.require(i) for i in ids]
     assert {(i.attempts, i.result) for i in infos} == {(1, 1)}
 
