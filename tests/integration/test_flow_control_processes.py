@@ -51,7 +51,11 @@ async def _drain_with_fleet(
     store: TaskStore, db_url: str, backend: str, log: Path, ids: list[int]
 ) -> None:
     """Start the fleet, wait until every task of `ids` completed, stop it gracefully."""
-    await _drain_with_fleet(store, db_url, backend, log, ids)
+    fleet = _fleet(db_url, backend, log)
+    try:
+        await _all_completed(store, ids)
+    finally:
+        _stop_all(fleet)
 
 
 def _stop_all(fleet: list[subprocess.Popen]) -> None:
