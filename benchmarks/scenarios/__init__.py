@@ -5,8 +5,17 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from benchmarks.scenarios import depth, drain, enqueue, flow, latency, memory, sustained
+from benchmarks.scenarios import (
+    depth,
+    drain,
+    enqueue,
+    flow,
+    latency,
+    memory,
+    startup,
+    sustained,
+)
 
 ALL: dict[str, ModuleType] = {
-    m.NAME: m for m in (enqueue, drain, sustained, latency, depth, memory, flow)
+    m.NAME: m for m in (enqueue, drain, sustained, latency, depth, memory, flow, startup)
 }
