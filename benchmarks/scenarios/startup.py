@@ -28,7 +28,7 @@ async def run(ctx: Context, backend: str) -> Result:
     async with ctx.database(backend) as db:
         say("  taskstore ...")
         ts = await guarded("taskstore", _spawns(db, _taskstore), errors)
-        pgq = await ctx.peer(backend, lambda: _spawns(db, _pgqueuer), errors)
+        pgq = await ctx.peer(backend, lambda: _pgqueuer_spawns(db), errors)
     cells = [
         ("first task at", report.figure(ts, "first_task_s", report.seconds)),
         ("/", report.figure(pgq, "first_task_s", report.seconds)),
@@ -61,15 +61,18 @@ async def _taskstore(db: BenchDatabase, i: int) -> tuple[float, float]:
     return _timings(child, exit, first)
 
 
-async def _pgqueuer(db: BenchDatabase, i: int) -> tuple[float, float]:
-    first = db.workdir / f"first-pgqueuer-{i}"
-    env = {marks.FIRST_START_ENV: str(first)}
+async def _pgqueuer_spawns(db: BenchDatabase) -> dict:
     async with pgq_peer.PgqClient.installed(db.raw) as client:
-        await client.insert(1, 1)
-        child = pgq_peer.worker(db.raw, db.workdir, "--drain", batch_size=10, env=env)
-        await child.wait(60)
-        exit = child.check("pgqueuer worker")
-    return _timings(child, exit, first)
+
+        async def one(db: BenchDatabase, i: int) -> tuple[float, float]:
+            first = db.workdir / f"first-pgqueuer-{i}"
+            env = {marks.FIRST_START_ENV: str(first)}
+            await client.insert(1, 1)
+            child = pgq_peer.worker(db.raw, db.workdir, "--drain", batch_size=10, env=env)
+            await child.wait(60)
+            return _timings(child, child.check("pgqueuer worker"), first)
+
+        return await _spawns(db, one)
 
 
 def _timings(child, exit, first_file) -> tuple[float, float]:
