@@ -145,17 +145,30 @@ def log_serving(config: WorkerConfig, known: Registry) -> None:
 
 
 def prepare(
-    apps: tuple[str, ...], queues: tuple[str, ...], **options: float | bool
+    apps: tuple[str, ...],
+    queues: tuple[str, ...],
+    *,
+    default_queues: tuple[str, ...] = (),
+    **options: float | bool,
 ) -> WorkerConfig:
-    """Load the apps and build the worker's configuration (bad input: `InvalidInput`)."""
+    """Load the apps and build the worker's configuration (bad input: `InvalidInput`).
+
+    Without --queue, `default_queues` are served besides the handlers' own; with them no
+    handler need be registered up front (a resolver on the registry finds handlers as
+    tasks are claimed: ``manage.py taskstore_worker``).
+    """
     from worker.registry import registry
     from worker.runner import WorkerConfig
 
     for spec in apps:
         load_app(spec)
-    if not registry.tasks:
+    if not registry.tasks and not default_queues:
         raise InvalidInput(f"no @task handlers found in {', '.join(apps)}")
-    config = WorkerConfig(queues=parse_queues(queues, registry), **options)  # type: ignore[arg-type]
+    if queues or not default_queues:
+        served = parse_queues(queues, registry)
+    else:
+        served = dict.fromkeys(sorted(registry.queues().union(default_queues)))
+    config = WorkerConfig(queues=served, **options)  # type: ignore[arg-type]
     log_serving(config, registry)
     return config
 
