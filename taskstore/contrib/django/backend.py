@@ -30,11 +30,11 @@ from django.tasks.signals import task_enqueued
 from django.utils import timezone
 
 from taskstore import validation
-from taskstore.contrib.django import databases, stores, transactional
 from taskstore.contrib.django.calls import payload_of
-from taskstore.contrib.django.results import to_result
 from taskstore.errors import InvalidInput
-from taskstore.settings import Settings
+
+# SQLAlchemy and the store load on the first enqueue or result, not here: Django builds
+# every backend for its system checks, which each ``manage.py`` command runs.
 
 _OPTIONS = frozenset({"database_url", "database", "max_attempts"})
 
@@ -57,15 +57,21 @@ class TaskstoreBackend(BaseTaskBackend):
     @property
     def database_url(self) -> str:
         """The task database: OPTIONS['database_url'], else Django's database."""
+        from taskstore.contrib.django import databases
+
         return self._url or databases.url_of(self.database)
 
     @functools.cached_property
     def _max_payload_bytes(self) -> int:
+        from taskstore.settings import Settings
+
         return Settings.from_env(self.database_url).max_payload_bytes
 
     def shares_database(self) -> bool:
         """Is the task table in the Django database `database` (so enqueues can join its
         transactions)? Asked per enqueue: Django's test runner renames databases."""
+        from taskstore.contrib.django import databases
+
         return self._url is None or databases.same_database(self._url, self.database)
 
     def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -133,6 +139,8 @@ class TaskstoreBackend(BaseTaskBackend):
         return result
 
     def _insert(self, task: Task, payload: dict[str, Any]) -> int:
+        from taskstore.contrib.django import stores, transactional
+
         options: dict[str, Any] = {
             "queue": task.queue_name,
             "priority": task.priority,
@@ -154,6 +162,9 @@ class TaskstoreBackend(BaseTaskBackend):
     def get_result(self, result_id: str) -> TaskResult:
         """The task with this id as a `TaskResult` (`TaskResultDoesNotExist` if there is
         none, or it is not a Django task)."""
+        from taskstore.contrib.django import stores
+        from taskstore.contrib.django.results import to_result
+
         task_id = _task_id(result_id)
         info = stores.shared_store(self.database_url).get(task_id)
         if info is None:
