@@ -236,3 +236,14 @@ def test_the_registry_registers_what_a_resolver_finds() -> None:
     assert found is not None and registry.get("ok.task") is found
     assert asked == ["no.such", "ok.task"]  # a found name is registered: asked once
     assert dataclasses.is_dataclass(found)
+
+
+def test_the_tasks_modules_of_installed_apps_are_registered_up_front() -> None:
+    from taskstore.contrib.django.handlers import discover
+    from worker.registry import Registry
+
+    registry = Registry()
+    names = discover(registry)
+    assert "demo_app.tasks.add" in names and "demo_app.tasks.async_add" in names
+    assert "demo_app.tasks.not_a_task" not in names  # a plain function is no task
+    assert registry.tasks["demo_app.tasks.send_mail"].queue == "emails"

@@ -6,15 +6,19 @@ returns a handler that calls the task's function with the stored args and kwargs
 coroutine function on the worker's loop, a plain one in a worker thread, with Django's
 stale connections closed around it). A name that leads to anything else gets a handler
 that fails the task with a one-line reason; a name whose module does not exist is left to
-other workers.
+other workers. `discover` registers up front the tasks of each installed app's ``tasks``
+module, so the worker names them when it starts and in its heartbeats.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import inspect
 from collections.abc import Callable
 from typing import Any
 
+from django.apps import apps
 from django.db import close_old_connections
 from django.tasks import Task, TaskContext, TaskResult, TaskResultStatus
 from django.tasks.signals import task_finished, task_started
@@ -24,7 +28,7 @@ from django.utils.module_loading import import_string
 
 from worker.context import TaskContext as WorkerContext
 from worker.errors import NonRetryable
-from worker.registry import TaskDef
+from worker.registry import Registry, TaskDef
 
 _not_found: set[str] = set()  # names no module here defines: asked once per process
 
@@ -52,6 +56,31 @@ def resolve(name: str) -> TaskDef | None:
         priority=found.priority,
         max_attempts=1,  # the row's own max_attempts (set at enqueue) wins
     )
+
+
+def discover(registry: Registry) -> list[str]:
+    """Register the Django tasks defined in the ``tasks`` module of every installed app
+    (the usual home of tasks; others are still found when claimed). Their names."""
+    found = []
+    for config in apps.get_app_configs():
+        name = f"{config.name}.tasks"
+        try:
+            if importlib.util.find_spec(name) is None:
+                continue
+        except ModuleNotFoundError:  # the app is a module, not a package
+            continue
+        module = importlib.import_module(name)
+        for value in vars(module).values():
+            # Defined here, not imported from elsewhere: one name per task.
+            if (
+                isinstance(value, Task)
+                and value.func.__module__ == name
+                and value.module_path not in registry.tasks
+            ):
+                definition = resolve(value.module_path)
+                if definition is not None:
+                    found.append(registry.add(definition).name)
+    return found
 
 
 def _refusing(name: str, reason: str) -> TaskDef:

@@ -39,7 +39,8 @@ def enqueue_on(
     """Insert one task on `connection` (Django's), in its open transaction; the new id."""
     task = validation.new_task(name, payload, max_payload_bytes=max_payload_bytes, **options)
     executor = _CursorExecutor(connection, _dialect(connection.vendor))
-    [task_id] = _drive(_repository(connection.vendor).insert(executor, [task]))
+    # The insert only calls `execute`, which the executor provides.
+    [task_id] = _drive(_repository(connection.vendor).insert(executor, [task]))  # type: ignore[arg-type]
     return int(task_id)
 
 
@@ -51,7 +52,8 @@ def _repository(vendor: str) -> TaskRepository:
 @functools.cache
 def _dialect(vendor: str) -> Dialect:
     # "format" (%s) is what Django's cursors take on every database it supports.
-    return make_url(_DIALECTS[vendor] + "://").get_dialect()(paramstyle="format")
+    dialect_class: Any = make_url(_DIALECTS[vendor] + "://").get_dialect()
+    return dialect_class(paramstyle="format")
 
 
 class _Rows:

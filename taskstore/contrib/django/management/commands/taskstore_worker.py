@@ -1,8 +1,9 @@
 """``manage.py taskstore_worker [taskstore-worker options]``: run Django tasks.
 
 The worker serves the queues of the backend's QUEUES (or those given with --queue) and
-runs every Django task claimed from them, found by its module path when first claimed,
-beside the taskstore ``@task`` handlers of any ``--app``. Django's own options
+runs every Django task claimed from them: those of each installed app's ``tasks`` module
+are loaded at start, any other is found by its module path when first claimed; beside
+them, the taskstore ``@task`` handlers of any ``--app``. Django's own options
 (--settings, --pythonpath, -v, --skip-checks, ...) are Django's; the rest are the worker's.
 """
 
@@ -32,7 +33,7 @@ class Command(BaseCommand):
             known.worker_args = rest
             return known
 
-        parser.parse_args = parse_args  # type: ignore[method-assign]
+        parser.parse_args = parse_args
         return parser
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -66,7 +67,7 @@ def django_worker(url: str | None, alias: str, apps: tuple[str, ...], **options:
     from django.tasks.exceptions import InvalidTaskBackend
 
     from taskstore.contrib.django.backend import TaskstoreBackend
-    from taskstore.contrib.django.handlers import resolve
+    from taskstore.contrib.django.handlers import discover, resolve
     from worker.registry import registry
 
     try:
@@ -81,5 +82,9 @@ def django_worker(url: str | None, alias: str, apps: tuple[str, ...], **options:
         fail(str(exc), 2)
     if resolve not in registry.resolvers:
         registry.resolvers.append(resolve)
+    try:
+        discover(registry)
+    except Exception as exc:  # an app's tasks module fails to import
+        fail(f"cannot load the Django tasks: {type(exc).__name__}: {exc}", 2)
     queues = tuple(sorted(backend.queues)) or ("default",)
     run_worker(url, apps, default_queues=queues, **options)
