@@ -6,8 +6,9 @@ import dataclasses
 import importlib
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -144,19 +145,126 @@ def log_serving(config: WorkerConfig, known: Registry) -> None:
 
 
 def prepare(
-    apps: tuple[str, ...], queues: tuple[str, ...], **options: float | bool
+    apps: tuple[str, ...],
+    queues: tuple[str, ...],
+    *,
+    default_queues: tuple[str, ...] = (),
+    **options: float | bool,
 ) -> WorkerConfig:
-    """Load the apps and build the worker's configuration (bad input: `InvalidInput`)."""
+    """Load the apps and build the worker's configuration (bad input: `InvalidInput`).
+
+    Without --queue, `default_queues` are served besides the handlers' own; with them no
+    handler need be registered up front (a resolver on the registry finds handlers as
+    tasks are claimed: ``manage.py taskstore_worker``).
+    """
     from worker.registry import registry
     from worker.runner import WorkerConfig
 
     for spec in apps:
         load_app(spec)
-    if not registry.tasks:
+    if not registry.tasks and not default_queues:
         raise InvalidInput(f"no @task handlers found in {', '.join(apps)}")
-    config = WorkerConfig(queues=parse_queues(queues, registry), **options)  # type: ignore[arg-type]
+    if queues or not default_queues:
+        served = parse_queues(queues, registry)
+    else:
+        served = dict.fromkeys(sorted(registry.queues().union(default_queues)))
+    config = WorkerConfig(queues=served, **options)  # type: ignore[arg-type]
     log_serving(config, registry)
     return config
+
+
+_WORKER_OPTIONS = (
+    click.option(
+        "--queue",
+        "queues",
+        multiple=True,
+        metavar="Q[:N]",
+        help="Queue to serve, with an optional concurrency limit. Repeatable. "
+        "Default: every queue the handlers declare.",
+    ),
+    click.option(
+        "--concurrency",
+        default=10,
+        show_default=True,
+        type=click.IntRange(1, 10_000),
+        help="Handlers running at once, over all queues.",
+    ),
+    click.option("--burst", is_flag=True, help="Drain what is claimable now, then exit 0."),
+    click.option(
+        "--lease-seconds",
+        default=30.0,
+        show_default=True,
+        type=Duration(minimum=1.0),
+        metavar="DURATION",
+        help="Lease on claimed tasks (30, 30s, 2m); renewed by heartbeats every third of it.",
+    ),
+    click.option(
+        "--shutdown-timeout",
+        default=30.0,
+        show_default=True,
+        type=Duration(),
+        metavar="DURATION",
+        help="Grace period for running tasks on SIGTERM (30, 30s, 2m).",
+    ),
+    click.option(
+        "--metrics-port",
+        default=None,
+        type=click.IntRange(1, 65535),
+        metavar="PORT",
+        help="Serve Prometheus metrics on this port (needs the metrics extra).",
+    ),
+    click.option(
+        "--metrics-host",
+        default="127.0.0.1",
+        show_default=True,
+        help="Address the metrics endpoint listens on.",
+    ),
+    click.option(
+        "--log-level",
+        default="INFO",
+        show_default=True,
+        type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    ),
+    database_url_option,
+)
+
+
+def worker_options(fn: Callable[..., None]) -> Callable[..., None]:
+    """Every `taskstore-worker` option but ``--app``, for commands that run a worker in
+    another setting (``manage.py taskstore_worker``); they call `run_worker`."""
+    for option in reversed(_WORKER_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+def run_worker(
+    url: str | None,
+    apps: tuple[str, ...],
+    queues: tuple[str, ...],
+    metrics_port: int | None,
+    metrics_host: str,
+    log_level: str,
+    *,
+    default_queues: tuple[str, ...] = (),
+    **options: float | bool,
+) -> None:
+    """Load the apps, then claim and run tasks until stopped (errors: one line, exit code)."""
+    from taskstore.logs import configure_logging
+
+    configure_logging(log_level)
+    metrics: NoMetrics | None = None
+    try:
+        config = prepare(apps, queues, default_queues=default_queues, **options)
+        if metrics_port is not None:
+            from worker.metrics import PrometheusMetrics
+
+            metrics = PrometheusMetrics()
+            metrics.serve(metrics_port, metrics_host)
+    except TaskStoreError as exc:
+        fail(str(exc), exc.exit_code)
+    except OSError as exc:  # the metrics port is taken
+        fail(f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc.strerror}", 1)
+    run_guarded(lambda: serve(url, config, metrics))
 
 
 @click.command(
@@ -171,84 +279,10 @@ def prepare(
     help="Module (dotted path or .py file) whose @task handlers to serve. Repeatable. "
     "A file is imported by its package's name (the folders up to the package root).",
 )
-@click.option(
-    "--queue",
-    "queues",
-    multiple=True,
-    metavar="Q[:N]",
-    help="Queue to serve, with an optional concurrency limit. Repeatable. "
-    "Default: every queue the handlers declare.",
-)
-@click.option(
-    "--concurrency",
-    default=10,
-    show_default=True,
-    type=click.IntRange(1, 10_000),
-    help="Handlers running at once, over all queues.",
-)
-@click.option("--burst", is_flag=True, help="Drain what is claimable now, then exit 0.")
-@click.option(
-    "--lease-seconds",
-    default=30.0,
-    show_default=True,
-    type=Duration(minimum=1.0),
-    metavar="DURATION",
-    help="Lease on claimed tasks (30, 30s, 2m); renewed by heartbeats every third of it.",
-)
-@click.option(
-    "--shutdown-timeout",
-    default=30.0,
-    show_default=True,
-    type=Duration(),
-    metavar="DURATION",
-    help="Grace period for running tasks on SIGTERM (30, 30s, 2m).",
-)
-@click.option(
-    "--metrics-port",
-    default=None,
-    type=click.IntRange(1, 65535),
-    metavar="PORT",
-    help="Serve Prometheus metrics on this port (needs the metrics extra).",
-)
-@click.option(
-    "--metrics-host",
-    default="127.0.0.1",
-    show_default=True,
-    help="Address the metrics endpoint listens on.",
-)
-@click.option(
-    "--log-level",
-    default="INFO",
-    show_default=True,
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
-)
-@database_url_option
-def main(
-    url: str | None,
-    apps: tuple[str, ...],
-    queues: tuple[str, ...],
-    metrics_port: int | None,
-    metrics_host: str,
-    log_level: str,
-    **options: float | bool,
-) -> None:
+@worker_options
+def main(url: str | None, apps: tuple[str, ...], **options: Any) -> None:
     """Run registered task handlers: claim, execute, complete."""
-    from taskstore.logs import configure_logging
-
-    configure_logging(log_level)
-    metrics: NoMetrics | None = None
-    try:
-        config = prepare(apps, queues, **options)
-        if metrics_port is not None:
-            from worker.metrics import PrometheusMetrics
-
-            metrics = PrometheusMetrics()
-            metrics.serve(metrics_port, metrics_host)
-    except TaskStoreError as exc:
-        fail(str(exc), exc.exit_code)
-    except OSError as exc:  # the metrics port is taken
-        fail(f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc.strerror}", 1)
-    run_guarded(lambda: serve(url, config, metrics))
+    run_worker(url, apps, **options)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 Handler = Callable[..., Any]
 Hook = Callable[[dict[str, Any]], Any]
+#: Finds a handler for a task name no module registered (None: not one it knows).
+Resolver = Callable[[str], "TaskDef | None"]
 _DEFAULTS = EnqueueOptions()
 
 __all__ = ["RegistrationError", "Registry", "TaskDef", "on_shutdown", "on_startup", "task"]
@@ -62,11 +64,17 @@ class TaskDef(Enqueuer[P], Generic[P, R]):
 
 @dataclasses.dataclass
 class Registry:
-    """Handlers by name, plus per-process start-up and shutdown hooks."""
+    """Handlers by name, plus per-process start-up and shutdown hooks.
+
+    `resolvers` are asked, in order, for a name not registered yet (the worker asks
+    before it would hand a claimed task back as unserved); what one returns is registered,
+    so each name is resolved once. ``taskstore.contrib.django`` resolves Django tasks so.
+    """
 
     tasks: dict[str, TaskDef] = dataclasses.field(default_factory=dict)
     startup: list[Hook] = dataclasses.field(default_factory=list)
     shutdown: list[Hook] = dataclasses.field(default_factory=list)
+    resolvers: list[Resolver] = dataclasses.field(default_factory=list)
 
     def add(self, definition: TaskDef) -> TaskDef:
         existing = self.tasks.get(definition.name)
@@ -79,7 +87,17 @@ class Registry:
         return definition
 
     def get(self, name: str) -> TaskDef | None:
-        return self.tasks.get(name)
+        found = self.tasks.get(name)
+        if found is None and self.resolvers:
+            found = self._resolve(name)
+        return found
+
+    def _resolve(self, name: str) -> TaskDef | None:
+        for resolver in self.resolvers:
+            definition = resolver(name)
+            if definition is not None:
+                return self.add(definition)
+        return None
 
     def queues(self) -> set[str]:
         return {d.queue for d in self.tasks.values()}

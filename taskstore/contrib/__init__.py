@@ -1,0 +1,2 @@
+"""Integrations of taskstore with frameworks; each lives in its own subpackage and needs
+that framework installed (``pip install 'taskstore[django]'``)."""

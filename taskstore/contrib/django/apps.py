@@ -1,0 +1,32 @@
+"""The Django app: ``manage.py migrate`` also brings the task tables up to date."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+class TaskstoreConfig(AppConfig):
+    """Adds ``manage.py taskstore_worker`` and migrates the task database with Django's."""
+
+    name = "taskstore.contrib.django"
+    label = "taskstore"
+    verbose_name = "taskstore"
+
+    def ready(self) -> None:
+        post_migrate.connect(_migrate_task_databases, sender=self)
+
+
+def _migrate_task_databases(using: str, **_: Any) -> None:
+    """After ``manage.py migrate --database ALIAS``: migrate the task database of every
+    taskstore backend whose Django database is ALIAS (the tables may live in it)."""
+    from django.tasks import task_backends
+
+    from taskstore.contrib.django.backend import TaskstoreBackend
+    from taskstore.contrib.django.stores import migrate
+
+    for backend in task_backends.all():
+        if isinstance(backend, TaskstoreBackend) and backend.database == using:
+            migrate(backend.database_url)

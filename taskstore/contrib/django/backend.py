@@ -1,0 +1,186 @@
+"""`TaskstoreBackend`: Django's task backend interface over a taskstore database.
+
+OPTIONS:
+- ``database_url``: the task database (``postgresql://...`` or ``sqlite:///...``);
+  without it the tasks live in Django's own database (``database``);
+- ``database``: the Django database alias whose transactions enqueues join when it is the
+  task database (default ``"default"``);
+- ``max_attempts``: attempts per task before it is FAILED (default 1: Django tasks are
+  not retried unless asked).
+
+Django priority (-100..100, larger first) is taskstore's priority as is; ``run_after`` is
+``run_at``; ``queue_name`` is the queue. Inside ``transaction.atomic()`` on the task
+database the task row is written on Django's connection and commits with the caller's
+data; otherwise it is committed at once (use ``transaction.on_commit``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.tasks import Task, TaskResult, TaskResultStatus
+from django.tasks.backends.base import BaseTaskBackend
+from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
+from django.tasks.signals import task_enqueued
+from django.utils import timezone
+
+from taskstore import validation
+from taskstore.contrib.django.calls import payload_of
+from taskstore.errors import InvalidInput
+
+# SQLAlchemy and the store load on the first enqueue or result, not here: Django builds
+# every backend for its system checks, which each ``manage.py`` command runs.
+
+_OPTIONS = frozenset({"database_url", "database", "max_attempts"})
+
+
+class TaskstoreBackend(BaseTaskBackend):
+    """Enqueue Django tasks as taskstore rows and read them back as `TaskResult`s."""
+
+    supports_defer = True
+    supports_async_task = True
+    supports_get_result = True
+    supports_priority = True
+
+    def __init__(self, alias: str, params: dict[str, Any]) -> None:
+        super().__init__(alias, params)
+        self._url: str | None = self.options.get("database_url")
+        self.database: str = self.options.get("database", DEFAULT_DB_ALIAS)
+        self.max_attempts: int = self.options.get("max_attempts", 1)
+
+    # ---------------------------------------------------------- configuration
+    @property
+    def database_url(self) -> str:
+        """The task database: OPTIONS['database_url'], else Django's database."""
+        from taskstore.contrib.django import databases
+
+        return self._url or databases.url_of(self.database)
+
+    @functools.cached_property
+    def _max_payload_bytes(self) -> int:
+        from taskstore.settings import Settings
+
+        return Settings.from_env(self.database_url).max_payload_bytes
+
+    def shares_database(self) -> bool:
+        """Is the task table in the Django database `database` (so enqueues can join its
+        transactions)? Asked per enqueue: Django's test runner renames databases."""
+        from taskstore.contrib.django import databases
+
+        return self._url is None or databases.same_database(self._url, self.database)
+
+    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
+        """Django system checks: unknown OPTIONS and bad values, one message each."""
+        found: list[checks.CheckMessage] = []
+        unknown = sorted(set(self.options) - _OPTIONS)
+        if unknown:
+            found.append(
+                checks.Error(
+                    f"unknown OPTIONS {', '.join(unknown)} (known: {', '.join(sorted(_OPTIONS))})",
+                    obj=f"TASKS[{self.alias!r}]",
+                    id="taskstore.E001",
+                )
+            )
+        if self.database not in settings.DATABASES:
+            found.append(
+                checks.Error(
+                    f"OPTIONS['database'] names no database: {self.database!r}",
+                    obj=f"TASKS[{self.alias!r}]",
+                    id="taskstore.E002",
+                )
+            )
+        attempts = self.max_attempts
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+            found.append(
+                checks.Error(
+                    f"OPTIONS['max_attempts'] must be an integer >= 1, got {attempts!r}",
+                    obj=f"TASKS[{self.alias!r}]",
+                    id="taskstore.E003",
+                )
+            )
+        return found
+
+    # --------------------------------------------------------------- enqueue
+    def validate_task(self, task: Task) -> None:
+        """Django's checks, then taskstore's rules for the name and the queue."""
+        super().validate_task(task)
+        try:
+            validation.check_name(task.module_path)
+            validation.check_queue(task.queue_name)
+        except InvalidInput as exc:
+            raise InvalidTask(str(exc)) from None
+
+    def enqueue(self, task: Task, args: Sequence[Any], kwargs: dict[str, Any]) -> TaskResult:
+        """Write the task row (in the caller's transaction where it can) and return its
+        READY result, whose id is the taskstore task id."""
+        self.validate_task(task)
+        payload = payload_of(task.module_path, args, kwargs)
+        task_id = self._insert(task, payload)
+        result = TaskResult(
+            task=task,
+            id=str(task_id),
+            status=TaskResultStatus.READY,
+            enqueued_at=timezone.now(),
+            started_at=None,
+            finished_at=None,
+            last_attempted_at=None,
+            args=payload["args"],
+            kwargs=payload["kwargs"],
+            backend=self.alias,
+            errors=[],
+            worker_ids=[],
+        )
+        task_enqueued.send(type(self), task_result=result)
+        return result
+
+    def _insert(self, task: Task, payload: dict[str, Any]) -> int:
+        from taskstore.contrib.django import stores, transactional
+
+        options: dict[str, Any] = {
+            "queue": task.queue_name,
+            "priority": task.priority,
+            "run_at": _aware(task.run_after),
+            "max_attempts": self.max_attempts,
+        }
+        connection = connections[self.database]
+        if connection.in_atomic_block and self.shares_database():
+            return transactional.enqueue_on(
+                connection,
+                task.module_path,
+                payload,
+                max_payload_bytes=self._max_payload_bytes,
+                **options,
+            )
+        return stores.shared_store(self.database_url).enqueue(task.module_path, payload, **options)
+
+    # ---------------------------------------------------------------- results
+    def get_result(self, result_id: str) -> TaskResult:
+        """The task with this id as a `TaskResult` (`TaskResultDoesNotExist` if there is
+        none, or it is not a Django task)."""
+        from taskstore.contrib.django import stores
+        from taskstore.contrib.django.results import to_result
+
+        task_id = _task_id(result_id)
+        info = stores.shared_store(self.database_url).get(task_id)
+        if info is None:
+            raise TaskResultDoesNotExist(result_id)
+        return to_result(info, self.alias)
+
+
+def _task_id(result_id: Any) -> int:
+    text = str(result_id).strip()
+    if not text.isdigit() or len(text) > 19:  # ids are positive 64-bit integers
+        raise TaskResultDoesNotExist(result_id)
+    return int(text)
+
+
+def _aware(moment: Any) -> Any:
+    """``run_after`` for taskstore: naive datetimes (USE_TZ off) in Django's time zone."""
+    if moment is not None and timezone.is_naive(moment):
+        return timezone.make_aware(moment)
+    return moment

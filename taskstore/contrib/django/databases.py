@@ -1,0 +1,69 @@
+"""Which database Django's connection reaches, and whether it is the task database.
+
+A task enqueued inside ``transaction.atomic()`` can commit or roll back with the caller's
+data only when the task table lives in the database that transaction writes to.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
+from sqlalchemy.engine import URL
+
+from taskstore.settings import normalize_url
+
+_LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}
+_DEFAULT_PORTS = {"postgresql": 5432}
+
+
+def url_of(alias: str) -> str:
+    """A taskstore URL for Django's database `alias` (SQLite file or PostgreSQL)."""
+    connection = connections[alias]
+    settings: dict[str, Any] = connection.settings_dict
+    vendor = connection.vendor
+    if vendor == "sqlite":
+        path = str(settings.get("NAME") or "")
+        if not path or path == ":memory:" or path.startswith("file:"):
+            raise ImproperlyConfigured(
+                f"taskstore cannot share Django's in-memory SQLite database {alias!r}: "
+                "give OPTIONS['database_url'] or a database file"
+            )
+        return URL.create("sqlite", database=str(Path(path).resolve())).render_as_string()
+    if vendor == "postgresql":
+        port = settings.get("PORT")
+        return URL.create(
+            "postgresql",
+            username=settings.get("USER") or None,
+            password=settings.get("PASSWORD") or None,
+            host=settings.get("HOST") or None,
+            port=int(port) if port else None,
+            database=settings.get("NAME") or None,
+        ).render_as_string(hide_password=False)
+    raise ImproperlyConfigured(
+        f"taskstore stores tasks in SQLite or PostgreSQL; Django's database {alias!r} is "
+        f"{vendor}: give OPTIONS['database_url']"
+    )
+
+
+def same_database(task_url: str, alias: str) -> bool:
+    """Do the task URL and Django's database `alias` name the same database?"""
+    try:
+        django_url = normalize_url(url_of(alias))
+    except ImproperlyConfigured:
+        return False
+    return _identity(normalize_url(task_url)) == _identity(django_url)
+
+
+def _identity(url: URL) -> tuple[Any, ...]:
+    """What tells two URLs of one database apart (not the user, driver or options)."""
+    backend = url.get_backend_name()
+    database = url.database or ""
+    if backend == "sqlite":
+        return (backend, str(Path(database).resolve()) if database else "")
+    host = url.host or ""
+    local = host in _LOCAL_HOSTS or host.startswith("/")
+    port = url.port or _DEFAULT_PORTS.get(backend)
+    return (backend, "local" if local else host.lower(), port, database)

@@ -1,0 +1,90 @@
+"""``manage.py taskstore_worker [taskstore-worker options]``: run Django tasks.
+
+The worker serves the queues of the backend's QUEUES (or those given with --queue) and
+runs every Django task claimed from them: those of each installed app's ``tasks`` module
+are loaded at start, any other is found by its module path when first claimed; beside
+them, the taskstore ``@task`` handlers of any ``--app``. Django's own options
+(--settings, --pythonpath, -v, --skip-checks, ...) are Django's; the rest are the worker's.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import click
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandParser
+
+from taskstore.cli_common import Command as ClickCommand
+from taskstore.cli_common import fail
+from worker.cli import run_worker, worker_options
+
+
+class Command(BaseCommand):
+    help = "Run Django tasks from the taskstore database (options: see --help)."
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        parser = super().create_parser(prog_name, subcommand, add_help=False, **kwargs)
+
+        def parse_args(args: Any = None, namespace: Any = None) -> argparse.Namespace:
+            # Django's options are Django's; everything else, in order, is the worker's.
+            known, rest = parser.parse_known_args(args, namespace)
+            known.worker_args = rest
+            return known
+
+        parser.parse_args = parse_args
+        return parser
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        django_worker.main(args=list(options["worker_args"]), prog_name="taskstore_worker")
+
+
+@click.command(
+    name="taskstore-worker",
+    cls=ClickCommand,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.option(
+    "--backend",
+    "alias",
+    default="default",
+    show_default=True,
+    metavar="ALIAS",
+    help="The TASKS backend whose tasks to run (its QUEUES are served by default).",
+)
+@click.option(
+    "--app",
+    "apps",
+    multiple=True,
+    metavar="MODULE",
+    help="Also serve the taskstore @task handlers of this module. Repeatable.",
+)
+@worker_options
+def django_worker(url: str | None, alias: str, apps: tuple[str, ...], **options: Any) -> None:
+    """Run Django tasks (and taskstore @task handlers) from the taskstore database."""
+    from django.tasks import task_backends
+    from django.tasks.exceptions import InvalidTaskBackend
+
+    from taskstore.contrib.django.backend import TaskstoreBackend
+    from taskstore.contrib.django.handlers import discover, resolve
+    from worker.registry import registry
+
+    try:
+        backend = task_backends[alias]
+    except InvalidTaskBackend as exc:
+        fail(str(exc), 2)
+    if not isinstance(backend, TaskstoreBackend):
+        fail(f"TASKS[{alias!r}] is {type(backend).__name__}, not the taskstore backend", 2)
+    try:
+        url = url or backend.database_url
+    except ImproperlyConfigured as exc:
+        fail(str(exc), 2)
+    if resolve not in registry.resolvers:
+        registry.resolvers.append(resolve)
+    try:
+        discover(registry)
+    except Exception as exc:  # an app's tasks module fails to import
+        fail(f"cannot load the Django tasks: {type(exc).__name__}: {exc}", 2)
+    queues = tuple(sorted(backend.queues)) or ("default",)
+    run_worker(url, apps, default_queues=queues, **options)

@@ -1,0 +1,111 @@
+"""A task row as Django's `TaskResult`.
+
+Statuses: created / waiting / not_finished are READY, assigned / running RUNNING,
+completed SUCCESSFUL (its stored result is the return value), failed / cancelled FAILED
+with the stored error as a `TaskError`. taskstore keeps the last error and the last
+worker of a task, so `errors` holds at most one entry and `worker_ids` names that worker
+once per attempt (``result.attempts`` is taskstore's attempt count).
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+from django.tasks import Task, TaskResult, TaskResultStatus
+from django.tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY, TaskError
+from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
+from django.utils.module_loading import import_string
+
+from taskstore.contrib.django.calls import arguments_of
+from taskstore.records import TaskInfo
+
+_STATUS = {
+    "created": TaskResultStatus.READY,
+    "waiting": TaskResultStatus.READY,
+    "not_finished": TaskResultStatus.READY,
+    "assigned": TaskResultStatus.RUNNING,
+    "running": TaskResultStatus.RUNNING,
+    "completed": TaskResultStatus.SUCCESSFUL,
+    "failed": TaskResultStatus.FAILED,
+    "cancelled": TaskResultStatus.FAILED,
+}
+
+
+class TaskCancelled(Exception):
+    """The error of a task an operator (or a failed dependency) cancelled."""
+
+
+def task_at(path: str) -> Task | None:
+    """The Django `Task` at module path `path`, or None if there is none there."""
+    try:
+        found = import_string(path)
+    except ImportError:  # also a missing attribute: import_string raises ImportError
+        return None
+    return found if isinstance(found, Task) else None
+
+
+def to_result(info: TaskInfo, backend_alias: str) -> TaskResult:
+    """The row `info` as a `TaskResult` of the backend `backend_alias`."""
+    task = task_at(info.name)
+    if task is None:
+        raise TaskResultDoesNotExist(f"task {info.id} ({info.name}) is not a Django task")
+    status = _STATUS.get(info.status.value, TaskResultStatus.READY)
+    args, kwargs = arguments_of(info.payload)
+    result = TaskResult(
+        task=_as_enqueued(task, info, backend_alias),
+        id=str(info.id),
+        status=status,
+        enqueued_at=info.created_at,
+        started_at=info.started_at,
+        finished_at=info.finished_at if status in _FINISHED else None,
+        last_attempted_at=info.started_at,
+        args=args,
+        kwargs=kwargs,
+        backend=backend_alias,
+        errors=errors_of(info),
+        worker_ids=worker_ids_of(info),
+    )
+    if status == TaskResultStatus.SUCCESSFUL:
+        object.__setattr__(result, "_return_value", info.result)  # TaskResult is frozen
+    return result
+
+
+_FINISHED = {TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED}
+
+
+def _as_enqueued(task: Task, info: TaskInfo, backend_alias: str) -> Task:
+    """The task with the queue and priority its row has (declared ones if Django's checks
+    refuse them: a row enqueued by ``taskstore enqueue`` may hold any)."""
+    priority = min(TASK_MAX_PRIORITY, max(TASK_MIN_PRIORITY, info.priority))
+    try:
+        return task.using(priority=priority, queue_name=info.queue, backend=backend_alias)
+    except InvalidTask:
+        return task
+
+
+def errors_of(info: TaskInfo) -> list[TaskError]:
+    """The stored error as Django's `TaskError` (class path and traceback)."""
+    doc: dict[str, Any] | None = info.error
+    finished_badly = info.status.value in ("failed", "cancelled")
+    if doc is None or (not finished_badly and "traceback" not in doc):
+        # A note (a stop cut an attempt off), not an exception; or no error at all.
+        if info.status.value == "cancelled":
+            path = f"{TaskCancelled.__module__}.{TaskCancelled.__qualname__}"
+            return [TaskError(exception_class_path=path, traceback="cancelled")]
+        return []
+    trace = doc.get("traceback") or f"{doc.get('type')}: {doc.get('message', '')}"
+    return [TaskError(exception_class_path=class_path(str(doc.get("type"))), traceback=trace)]
+
+
+def class_path(kind: str) -> str:
+    """An importable path for a stored error type (built-ins are stored by bare name)."""
+    if "." not in kind and isinstance(getattr(builtins, kind, None), type):
+        return f"builtins.{kind}"
+    return kind
+
+
+def worker_ids_of(info: TaskInfo) -> list[str]:
+    """The task's last worker, once per attempt (taskstore does not keep earlier ones)."""
+    worker = info.worker_id or (info.error or {}).get("worker")
+    return [str(worker)] * info.attempts if worker else []

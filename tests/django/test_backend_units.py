@@ -1,0 +1,249 @@
+"""The backend's pieces in this process, without a database: validation, argument
+encoding, the row -> TaskResult mapping, system checks and the worker's resolver."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.django.conftest import PROJECT
+
+UTC = dt.UTC
+NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def django_configured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    import django
+    from django.conf import settings
+
+    if not settings.configured:
+        folder = tmp_path_factory.mktemp("units")
+        sys.path.insert(0, str(PROJECT))
+        settings.configure(
+            USE_TZ=True,
+            INSTALLED_APPS=["taskstore.contrib.django", "demo_app"],
+            DATABASES={
+                "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": folder / "a.db"}
+            },
+            TASKS={
+                "default": {
+                    "BACKEND": "taskstore.contrib.django.TaskstoreBackend",
+                    "QUEUES": [],  # any queue name Django allows: taskstore's rule decides
+                    "OPTIONS": {"database_url": f"sqlite:///{folder / 'tasks.db'}"},
+                }
+            },
+        )
+        django.setup()
+    yield
+
+
+def _info(status: str, **changes: Any) -> Any:
+    from taskstore.records import TaskInfo
+    from taskstore.states import TaskStatus
+
+    values: dict[str, Any] = {
+        "id": 7,
+        "name": "demo_app.tasks.add",
+        "queue": "default",
+        "status": TaskStatus(status),
+        "priority": 0,
+        "attempts": 0,
+        "max_attempts": 1,
+        "run_at": NOW,
+        "created_at": NOW,
+        "updated_at": NOW,
+        "started_at": None,
+        "finished_at": None,
+        "worker_id": None,
+        "lease_expires_at": None,
+        "progress": None,
+        "payload": {"args": [1], "kwargs": {"b": 2}},
+        "result": None,
+        "error": None,
+        "dedup_key": None,
+        "concurrency_key": None,
+    }
+    return TaskInfo(**{**values, **changes})
+
+
+def test_the_backend_declares_what_it_supports() -> None:
+    from django.tasks import task_backends
+
+    from taskstore.contrib.django import TaskstoreBackend
+
+    backend = task_backends["default"]
+    assert isinstance(backend, TaskstoreBackend)
+    assert backend.supports_defer and backend.supports_async_task
+    assert backend.supports_get_result and backend.supports_priority
+
+
+def test_queue_names_follow_taskstore_rules() -> None:
+    from demo_app.tasks import add
+    from django.tasks.exceptions import InvalidTask
+
+    with pytest.raises(InvalidTask, match="invalid queue name 'Bad Queue'"):
+        add.using(queue_name="Bad Queue")
+    with pytest.raises(InvalidTask, match="priority must be a whole number"):
+        add.using(priority=101)
+    assert add.using(queue_name="media-2", priority=-100).queue_name == "media-2"
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "why"),
+    [
+        ([dt.date(2026, 1, 1)], {}, "Unsupported type"),
+        ([float("nan")], {}, "args\\[0\\] is nan"),
+        ([], {"data": {1: "a"}}, "non-string key 1"),
+        ([object()], {}, "Unsupported type"),
+    ],
+)
+def test_arguments_that_are_not_json_are_refused_in_one_line(
+    args: list[Any], kwargs: dict[str, Any], why: str
+) -> None:
+    from demo_app.tasks import add
+
+    with pytest.raises(TypeError, match=why) as caught:
+        add.enqueue(*args, **kwargs)
+    assert "\n" not in str(caught.value)
+    assert str(caught.value).startswith("cannot enqueue demo_app.tasks.add: arguments must be JSON")
+
+
+def test_arguments_are_normalised_as_django_does() -> None:
+    from taskstore.contrib.django.calls import arguments_of, payload_of
+
+    payload = payload_of("m.f", ((1, 2), b"x"), {"t": (3,)})
+    assert payload == {"args": [[1, 2], "x"], "kwargs": {"t": [3]}}
+    assert arguments_of(payload) == ([[1, 2], "x"], {"t": [3]})
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ("created", "READY"),
+        ("not_finished", "READY"),
+        ("assigned", "RUNNING"),
+        ("running", "RUNNING"),
+        ("completed", "SUCCESSFUL"),
+        ("failed", "FAILED"),
+        ("cancelled", "FAILED"),
+    ],
+)
+def test_statuses_map_onto_djangos(status: str, expected: str) -> None:
+    from taskstore.contrib.django.results import to_result
+
+    result = to_result(_info(status), "default")
+    assert result.status == expected
+    assert result.id == "7" and result.backend == "default"
+    assert (result.args, result.kwargs) == ([1], {"b": 2})
+
+
+def test_a_completed_row_carries_its_return_value_and_timestamps() -> None:
+    from taskstore.contrib.django.results import to_result
+
+    later = NOW + dt.timedelta(seconds=5)
+    info = _info(
+        "completed",
+        result={"n": 3},
+        attempts=2,
+        worker_id="host:1:abc",
+        started_at=NOW,
+        finished_at=later,
+        priority=5,
+        queue="mail",
+    )
+    result = to_result(info, "default")
+    assert result.return_value == {"n": 3}
+    assert result.worker_ids == ["host:1:abc", "host:1:abc"] and result.attempts == 2
+    assert (result.enqueued_at, result.started_at, result.finished_at) == (NOW, NOW, later)
+    assert result.last_attempted_at == NOW
+    assert (result.task.priority, result.task.queue_name) == (5, "mail")
+
+
+def test_errors_carry_an_importable_class_path_and_the_traceback() -> None:
+    from taskstore.contrib.django.results import TaskCancelled, to_result
+
+    doc = {"type": "ValueError", "message": "no", "traceback": "Traceback ...\nValueError: no"}
+    [error] = to_result(_info("failed", error=doc), "default").errors
+    assert error.exception_class is ValueError
+    assert error.traceback.endswith("ValueError: no")
+
+    [cancelled] = to_result(_info("cancelled"), "default").errors
+    assert cancelled.exception_class is TaskCancelled
+
+    retried = _info("created", attempts=1, error=doc)  # failed once, waiting to run again
+    assert to_result(retried, "default").errors[0].exception_class_path == "builtins.ValueError"
+    cut_off = _info("not_finished", attempts=1, error={"type": "CutOff", "message": "stop"})
+    assert to_result(cut_off, "default").errors == []  # a note, not an exception
+
+
+def test_rows_that_are_not_django_tasks_have_no_result() -> None:
+    from django.tasks import default_task_backend
+    from django.tasks.exceptions import TaskResultDoesNotExist
+
+    from taskstore.contrib.django.results import to_result
+
+    with pytest.raises(TaskResultDoesNotExist, match="not a Django task"):
+        to_result(_info("created", name="demo_app.tasks.not_a_task"), "default")
+    for bad in ("abc", "-1", "1" * 30):
+        with pytest.raises(TaskResultDoesNotExist):
+            default_task_backend.get_result(bad)
+
+
+def test_system_checks_name_bad_options() -> None:
+    from taskstore.contrib.django.backend import TaskstoreBackend
+
+    backend = TaskstoreBackend(
+        "x", {"OPTIONS": {"database_url": "sqlite:///x.db", "max_atempts": 2, "database": "no"}}
+    )
+    assert sorted(m.id for m in backend.check()) == ["taskstore.E001", "taskstore.E002"]
+    bad_attempts = TaskstoreBackend("y", {"OPTIONS": {"max_attempts": 0}})
+    assert [m.id for m in bad_attempts.check()] == ["taskstore.E003"]
+
+
+def test_the_resolver_wraps_django_tasks_and_refuses_anything_else() -> None:
+    from taskstore.contrib.django.handlers import resolve
+    from worker.errors import NonRetryable
+
+    sync = resolve("demo_app.tasks.add")
+    assert sync is not None and not sync.is_async
+    async_ = resolve("demo_app.tasks.async_add")
+    assert async_ is not None and async_.is_async
+    assert resolve("demo_app.nowhere.add") is None  # perhaps another worker's task
+    refusing = resolve("demo_app.tasks.not_a_task")
+    assert refusing is not None
+    with pytest.raises(NonRetryable, match="is a function, not a Django task"):
+        refusing.fn(None)
+
+
+def test_the_registry_registers_what_a_resolver_finds() -> None:
+    from worker.registry import Registry, TaskDef
+
+    asked: list[str] = []
+
+    def resolver(name: str) -> TaskDef | None:
+        asked.append(name)
+        return TaskDef(name=name, fn=lambda ctx: None) if name.startswith("ok.") else None
+
+    registry = Registry(resolvers=[resolver])
+    assert registry.get("no.such") is None
+    found = registry.get("ok.task")
+    assert found is not None and registry.get("ok.task") is found
+    assert asked == ["no.such", "ok.task"]  # a found name is registered: asked once
+    assert dataclasses.is_dataclass(found)
+
+
+def test_the_tasks_modules_of_installed_apps_are_registered_up_front() -> None:
+    from taskstore.contrib.django.handlers import discover
+    from worker.registry import Registry
+
+    registry = Registry()
+    names = discover(registry)
+    assert "demo_app.tasks.add" in names and "demo_app.tasks.async_add" in names
+    assert "demo_app.tasks.not_a_task" not in names  # a plain function is no task
+    assert registry.tasks["demo_app.tasks.send_mail"].queue == "emails"

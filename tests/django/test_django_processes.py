@@ -1,0 +1,141 @@
+"""Django's task API against taskstore, end to end: ``.enqueue()`` in one process,
+``manage.py taskstore_worker --burst`` in another, results read back in a third, on
+SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from tests.django.conftest import BIN, Site
+
+ADD = "demo_app.tasks.add"
+
+
+def _show(site: Site, task_id: str) -> dict:
+    return site.taskstore("show", task_id)
+
+
+def test_sync_async_and_context_tasks_succeed(site: Site) -> None:
+    [sync_id, context_id] = site.enqueue(
+        {"task": ADD, "args": [2], "kwargs": {"b": 3}}, {"task": "demo_app.tasks.which_attempt"}
+    )
+    [async_id] = site.enqueue({"task": "demo_app.tasks.async_add", "args": [4, 5]}, how="aenqueue")
+    before = site.results(sync_id, async_id)
+    assert [r["status"] for r in before] == ["READY", "READY"]
+    assert before[0]["enqueued_at"] and before[0]["started_at"] is None
+
+    site.work()
+
+    sync, async_, context = site.results(sync_id, async_id, context_id)
+    assert (sync["status"], sync["return_value"]) == ("SUCCESSFUL", 5)
+    assert (async_["status"], async_["return_value"]) == ("SUCCESSFUL", 9)
+    assert context["return_value"] == {"attempt": 1, "id": context_id}
+    assert sync["args"] == [2] and sync["kwargs"] == {"b": 3}
+    for result in (sync, async_, context):
+        assert result["attempts"] == 1 and len(result["worker_ids"]) == 1
+        assert result["errors"] == []
+        for stamp in ("enqueued_at", "started_at", "finished_at", "last_attempted_at"):
+            assert result[stamp] is not None, stamp
+        assert result["finished_at"] >= result["started_at"] >= result["enqueued_at"]
+
+    shown = _show(site, sync_id)  # the result id is the taskstore id
+    assert shown["id"] == int(sync_id) and shown["name"] == ADD
+    assert (shown["status"], shown["result"]) == ("completed", 5)
+    assert shown["payload"] == {"args": [2], "kwargs": {"b": 3}}
+
+
+def test_a_raising_task_is_failed_with_its_exception_class(site: Site) -> None:
+    [task_id] = site.enqueue({"task": "demo_app.tasks.explode", "args": ["bad"]})
+    site.work()
+    [result] = site.results(task_id)
+    assert result["status"] == "FAILED"
+    [error] = result["errors"]
+    assert error["exception_class_path"] == "demo_app.tasks.Boom"
+    assert result["exception_class"] == "Boom"
+    assert "demo_app.tasks.Boom: bad" in error["traceback"]
+    shown = _show(site, task_id)
+    assert shown["status"] == "failed" and shown["attempts"] == 1  # Django tasks: one attempt
+
+
+def test_run_after_priority_and_queue_reach_the_row(site: Site) -> None:
+    later, mail = site.enqueue(
+        {"task": ADD, "args": [1, 1], "using": {"run_after_seconds": 3600}},
+        {"task": "demo_app.tasks.send_mail", "args": ["a@example.org"], "using": {"priority": -5}},
+    )
+    site.work()
+    waiting, sent = site.results(later, mail)
+    assert waiting["status"] == "READY" and waiting["started_at"] is None  # not run early
+    run_at = dt.datetime.fromisoformat(_show(site, later)["run_at"])
+    assert run_at > dt.datetime.now(dt.UTC) + dt.timedelta(minutes=50)
+    assert (sent["status"], sent["return_value"]) == ("SUCCESSFUL", "sent hello to a@example.org")
+    assert (sent["queue_name"], sent["priority"]) == ("emails", -5)
+    shown = _show(site, mail)
+    assert (shown["queue"], shown["priority"]) == ("emails", -5)
+
+
+def test_a_rolled_back_atomic_block_leaves_no_task(site: Site) -> None:
+    rolled_back = site.demo("atomic", "demo_app.tasks.count_notes", "rollback")
+    assert rolled_back["id"]  # it was written, inside the transaction
+    assert site.demo("notes") == 0
+    assert site.taskstore("list") == []
+
+    committed = site.demo("atomic", "demo_app.tasks.count_notes", "commit")
+    assert site.demo("notes") == 1
+    assert [t["id"] for t in site.taskstore("list")] == [int(committed["id"])]
+    site.work()
+    [result] = site.results(committed["id"])
+    assert (result["status"], result["return_value"]) == ("SUCCESSFUL", 1)  # saw the note
+
+
+def test_tasks_in_djangos_own_database_join_its_transactions(own_database_site: Site) -> None:
+    site = own_database_site
+    site.demo("atomic", "demo_app.tasks.count_notes", "rollback")
+    assert site.taskstore("list") == []
+    [task_id] = site.enqueue({"task": ADD, "args": [20, 22]})
+    site.work()
+    [result] = site.results(task_id)
+    assert result["return_value"] == 42
+
+
+def test_a_separate_task_database_commits_at_once(separate_site: Site) -> None:
+    """Not the same database: the enqueue cannot join Django's transaction (the README
+    says to use transaction.on_commit), and the worker still finds it."""
+    site = separate_site
+    rolled_back = site.demo("atomic", "demo_app.tasks.count_notes", "rollback")
+    assert site.demo("notes") == 0
+    assert [t["id"] for t in site.taskstore("list")] == [int(rolled_back["id"])]
+    site.work()
+    [result] = site.results(rolled_back["id"])
+    assert (result["status"], result["return_value"]) == ("SUCCESSFUL", 0)
+
+
+def test_the_worker_refuses_what_is_not_a_django_task(site: Site) -> None:
+    taskstore = str(BIN / "taskstore")
+    done = site.run(
+        taskstore, "enqueue", "demo_app.tasks.not_a_task", "--database-url", site.task_url
+    )
+    task_id = done.stdout.strip()
+    site.work()
+    shown = _show(site, task_id)
+    assert shown["status"] == "failed"
+    assert "not a Django task" in shown["error"]["message"]
+    [result] = site.results(task_id)
+    assert "not a Django task" in result["missing"]
+
+
+def test_the_worker_command_takes_worker_options_and_fails_in_one_line(tmp_path: Path) -> None:
+    site = Site(f"sqlite:///{tmp_path / 'app.db'}", None)
+    helped = site.manage("taskstore_worker", "--help")
+    for option in ("--burst", "--queue", "--concurrency", "--backend", "--app", "--database-url"):
+        assert option in helped.stdout
+    for args, message in [
+        (["--backend", "immediate"], "is ImmediateBackend, not the taskstore backend"),
+        (["--backend", "nowhere"], "nowhere"),
+        (["--queue", "Bad Queue", "--burst"], "invalid queue name"),
+        (["--concurrency", "0"], "Invalid value for '--concurrency'"),
+    ]:
+        done = site.manage("taskstore_worker", *args, check=False)
+        assert done.returncode == 2, (args, done.stderr)
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.startswith("taskstore-worker: error: ") and message in done.stderr
