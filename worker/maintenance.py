@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import time
@@ -20,6 +21,7 @@ import anyio
 from taskstore.consumer import STORE_ERRORS, Consumer, Registration
 from taskstore.flow_gate import LIMITS
 from worker.completer import Completer
+from worker.registry import Registry
 from worker.state import WorkerState
 
 
@@ -27,7 +29,7 @@ class Heartbeat:
     """Leases and the registry row, every third of a lease."""
 
     def __init__(
-        self, state: WorkerState, consumer: Consumer, completer: Completer, tasks: list[str]
+        self, state: WorkerState, consumer: Consumer, completer: Completer, registry: Registry
     ) -> None:
         self._state = state
         self._consumer = consumer
@@ -39,8 +41,9 @@ class Heartbeat:
             queues=config.queues,
             concurrency=config.concurrency,
             lease_seconds=config.lease_seconds,
-            tasks=tasks,
+            tasks=[],
         )
+        self._registry = registry
 
     async def run(self) -> None:
         while True:
@@ -53,8 +56,10 @@ class Heartbeat:
         started = time.monotonic()
         # Tasks whose lease we still need: running, or finished and awaiting their ack.
         held = [*state.running, *self._completer.pending_ids()]
+        # Read each time: handlers resolved on first use (Django tasks) join the list.
+        registration = dataclasses.replace(self._registration, tasks=sorted(self._registry.tasks))
         try:
-            kept = await self._consumer.heartbeat(held, len(state.running), self._registration)
+            kept = await self._consumer.heartbeat(held, len(state.running), registration)
         except STORE_ERRORS as exc:
             state.log.warning("heartbeat failed", error=str(exc))
             return

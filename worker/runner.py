@@ -65,8 +65,7 @@ class Worker:
         self.completer = Completer(self.state, self.consumer)
         self.outcomes = Outcomes(self.state, self.consumer, self.completer, registry, store)
         self.fetcher = Fetcher(self.state, self.consumer, self.outcomes, self.completer)
-        served = sorted(registry.tasks)
-        self.heartbeats = Heartbeat(self.state, self.consumer, self.completer, served)
+        self.heartbeats = Heartbeat(self.state, self.consumer, self.completer, registry)
 
     @property
     def running(self) -> dict[int, Running]:
