@@ -9,12 +9,26 @@ from pathlib import Path
 
 import anyio
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 
 from taskstore import TaskStore
-from taskstore.models import CaptionEntity, MediaEntity, PeriodicTick, TranscriptEntity
+from taskstore.models import (
+    CaptionEntity,
+    MediaEntity,
+    PeriodicTick,
+    TaskEntity,
+    TranscriptEntity,
+)
 from taskstore.schema import upgrade
 from tests.conftest import create_pg_database, drop_pg_database
+
+
+async def _old_task(store: TaskStore, name: str, payload: dict) -> int:
+    """A task row written with only the columns schema 0005 had."""
+    table = TaskEntity.__table__
+    stmt = insert(table).values(name=name, queue="default", payload=payload).returning(table.c.id)
+    async with store.engine.begin() as conn:
+        return (await conn.execute(stmt)).scalar_one()
 
 
 async def purge(store: TaskStore, ids: list[int]) -> None:
@@ -75,10 +89,14 @@ async def test_migrating_an_existing_database_keeps_task_references_and_never_re
     try:
         await upgrade(store.engine, "0005")  # the schema before ids were protected
         await store.open(check_schema=False)
-        kept = [await store.enqueue("pkg.fn", {"n": n}) for n in range(3)]
+        # Rows as that schema holds them (the current enqueue writes later columns too).
+        kept = [await _old_task(store, "pkg.fn", {"n": n}) for n in range(3)]
         tick = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-        ticked = await store.enqueue_periodic("pkg.tick", tick)
-        assert ticked is not None and ticked > max(kept)
+        ticked = await _old_task(store, "pkg.tick", {})
+        async with store.engine.begin() as conn:
+            ticks = PeriodicTick.__table__.insert()
+            await conn.execute(ticks.values(name="pkg.tick", tick=tick, task_id=ticked))
+        assert ticked > max(kept)
         async with store.sessions() as session:
             session.add(MediaEntity(id="m1", media_type="media", task_id=kept[1]))
             session.add(TranscriptEntity(media_id="m1", task_id=kept[2], text="t"))
