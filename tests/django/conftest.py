@@ -84,28 +84,30 @@ def _databases(
             drop_pg_database(admin, url)
 
 
+def _site(
+    request: pytest.FixtureRequest, tmp_path: Path, *, shared: bool, own: bool
+) -> Iterator[Site]:
+    """A migrated `Site` on the backend of `request.param`; with `own`, no ``database_url``
+    (the tasks live in Django's database)."""
+    for django_url, task_url in _databases(request.param, request, tmp_path, shared=shared):
+        made = Site(django_url, None if own else task_url)
+        made.manage("migrate", "-v0")
+        yield made
+
+
 @pytest.fixture(params=BACKENDS)
 def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
     """Django and taskstore share one database, named by an explicit ``database_url``."""
-    for django_url, task_url in _databases(request.param, request, tmp_path, shared=True):
-        made = Site(django_url, task_url)
-        made.manage("migrate", "-v0")
-        yield made
+    yield from _site(request, tmp_path, shared=True, own=False)
 
 
 @pytest.fixture(params=BACKENDS)
 def own_database_site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
     """No ``database_url``: the tasks live in Django's database."""
-    for django_url, _ in _databases(request.param, request, tmp_path, shared=True):
-        made = Site(django_url, None)
-        made.manage("migrate", "-v0")
-        yield made
+    yield from _site(request, tmp_path, shared=True, own=True)
 
 
 @pytest.fixture(params=BACKENDS)
 def separate_site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
     """The task database is not Django's."""
-    for django_url, task_url in _databases(request.param, request, tmp_path, shared=False):
-        made = Site(django_url, task_url)
-        made.manage("migrate", "-v0")
-        yield made
+    yield from _site(request, tmp_path, shared=False, own=False)
