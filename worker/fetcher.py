@@ -85,10 +85,10 @@ class Fetcher:
             if claimed:
                 delay = config.poll_min_seconds
                 continue
-            if not looked and not state.running:
+            limits = self._consumer.waiting_on_limits(self._queue_order)
+            if not looked and not state.running and not limits:
                 state.orphans_waiting = True  # idle: before waiting, look for orphans too
                 continue
-            limits = self._consumer.waiting_on_limits(self._queue_order)
             if state.stopping or (config.burst and not state.running and not limits):
                 return  # stopping, or drained: nothing claimable now and nothing in flight
             if not had_room or config.burst:
