@@ -73,7 +73,7 @@ class Consumer:
         self.idle_poll_max_seconds: float = backend.idle_poll_max_seconds
         #: how often an idle worker probes for due tasks (None: notifications wake it)
         self.idle_probe_seconds: float | None = backend.idle_probe_seconds
-        self._flow = FlowGate(store, worker_id, lease_seconds)
+        self._flow = FlowGate(store, worker_id, lease_seconds, self._fetch_link)
 
     def held_back(self, queue: str) -> float:
         """Seconds until a claim of `queue` could take anything (paused, at its limit,

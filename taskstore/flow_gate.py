@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
+from taskstore.links import Link
 from taskstore.records import ClaimedTask, QueueSettings
 from taskstore.store import TaskStore
 
@@ -38,12 +39,14 @@ class _Hold:
 class FlowGate:
     """Limited claims, the settings cache, and the hold-back hints of one worker."""
 
-    def __init__(self, store: TaskStore, worker_id: str, lease_seconds: float) -> None:
+    def __init__(self, store: TaskStore, worker_id: str, lease_seconds: float, link: Link) -> None:
         self._store = store
+        self._link = link  # the worker's claim connection, for claims in one statement
         self._worker_id = worker_id
         self._lease_seconds = lease_seconds
         self._settings: dict[str, tuple[float, QueueSettings | None]] = {}
         self._held: dict[str, _Hold] = {}
+        self._unfreed: set[str] = set()  # counted claims made since our last completion
 
     async def limited(self, queue: str) -> bool:
         """Does the queue have flow control? (Read at most once a second.)"""
@@ -74,6 +77,8 @@ class FlowGate:
     def waits_for_endings(self) -> bool:
         """Is a queue held at its concurrency or key limit (so our pending completions
         are what would let it start more)?"""
+        if self._unfreed:
+            return True  # our tasks hold slots of a queue with a concurrency limit
         now = time.monotonic()
         return any(
             h.until > now and h.limit in ("concurrency", "key_concurrency")
@@ -83,6 +88,7 @@ class FlowGate:
     def freed(self) -> None:
         """Our own attempts ended (committed): queues held at their concurrency or key
         limit may have room now, so look again at once instead of after the hold."""
+        self._unfreed.clear()
         for queue, hold in list(self._held.items()):
             if hold.limit in ("concurrency", "key_concurrency"):
                 del self._held[queue]
@@ -95,7 +101,39 @@ class FlowGate:
         self._held[queue] = _Hold(time.monotonic() + seconds, limit)
 
     async def claim(self, queue: str, limit: int, *, orphans: bool) -> list[ClaimedTask]:
-        """Claim within the queue's limits, its settings row locked meanwhile."""
+        """Claim within the queue's limits: in one statement where its concurrency is its
+        only limit, else (or when that takes nothing) with its settings row locked."""
+        cached = self._settings.get(queue)
+        if cached is not None and cached[1] is not None and _counted(cached[1]):
+            tasks = await self._claim_counted(queue, limit, orphans)
+            if tasks:
+                return tasks
+            if queue in self._unfreed:
+                # Full, most likely, with our own tasks running: their completions lift
+                # this. (The locked claim below would tell why, at four round trips.)
+                self._hold(queue, FULL_RECHECK, "concurrency")
+                return []
+        return await self._claim_locked(queue, limit, orphans=orphans)
+
+    async def _claim_counted(self, queue: str, limit: int, orphans: bool) -> list[ClaimedTask]:
+        async with self._link.statement() as conn:
+            tasks = await self._store.tasks.claim_counted(
+                conn,
+                worker_id=self._worker_id,
+                queue=queue,
+                limit=limit,
+                lease_seconds=self._lease_seconds,
+                orphans=orphans,
+            )
+        if tasks:
+            self._unfreed.add(queue)
+        if 0 < len(tasks) < limit:
+            # Fewer than asked: the queue is full, or nothing more is due. Either way
+            # another claim now would take nothing; our own completions lift this.
+            self._hold(queue, FULL_RECHECK, "concurrency")
+        return tasks
+
+    async def _claim_locked(self, queue: str, limit: int, *, orphans: bool) -> list[ClaimedTask]:
         store = self._store
         async with store.transaction() as conn:
             settings = await store.flow.get(conn, queue, lock=True) or QueueSettings(queue)
@@ -155,3 +193,13 @@ class FlowGate:
             wait = 0.001 if next_at is None else (next_at - now).total_seconds()
             self._hold(queue, min(max(wait, 0.001), settings.rate_period), "rate")
         return len(slots), slots, room
+
+
+def _counted(settings: QueueSettings) -> bool:
+    """Can a claim of the queue count its running tasks in the claim statement itself?"""
+    return (
+        settings.concurrency is not None
+        and not settings.paused
+        and settings.rate_limit is None
+        and settings.key_concurrency is None
+    )

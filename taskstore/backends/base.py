@@ -30,6 +30,9 @@ class Backend(Protocol):
     #: execution options under which one statement runs atomically without BEGIN/COMMIT
     #: (empty: wrap each statement in a transaction)
     statement_options: dict[str, Any]
+    #: a write statement reads the latest committed rows (it holds the only write lock
+    #: from its start), so what it counts cannot be overtaken by another writer
+    writes_read_latest: bool
 
     def writing(self) -> contextlib.AbstractAsyncContextManager[None]:
         """Held around each of the store's own write transactions in this process."""

@@ -72,6 +72,7 @@ class PostgresBackend:
     read_options: dict[str, Any] = {}
     # a single UPDATE ... RETURNING is atomic: no BEGIN/COMMIT round trips around it
     statement_options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"}
+    writes_read_latest: bool = False  # a statement reads the snapshot taken at its start
 
     def __init__(self) -> None:
         self._direct = DirectRunner()

@@ -72,6 +72,7 @@ class SQLiteBackend:
     # empty: every statement still runs in its own BEGIN IMMEDIATE transaction, because an
     # autocommit UPDATE can fail to upgrade its read lock ("database is locked")
     statement_options: dict[str, Any] = {}
+    writes_read_latest: bool = True
 
     def writing(self) -> contextlib.AbstractAsyncContextManager[None]:
         # One writer at a time in this process: two of our own connections contending for

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, text
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from taskstore.models.base import Base
@@ -28,6 +28,8 @@ class QueueEntity(Base):
     rate_period: Mapped[float | None] = mapped_column(Float)
     #: most running at once among tasks sharing a concurrency key (NULL: no limit)
     key_concurrency: Mapped[int | None] = mapped_column(Integer)
+    #: claims of the queue so far: a claim that sees it move knows another claim came first
+    claims: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     updated_at: Mapped[dt.datetime] = mapped_column(server_default=text("CURRENT_TIMESTAMP"))
 
 

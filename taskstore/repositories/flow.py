@@ -38,7 +38,13 @@ class FlowStatements:
         self.backend = backend
         self._now = backend.now()
         self._one = select(*_SETTINGS).where(Q.c.name == bindparam("p_queue"))
-        self._locked = self._one.with_for_update()
+        # Locking the row bumps its claim counter: see `LimitedClaimStatements.claim_counted`.
+        self._locked = (
+            update(Q)
+            .where(Q.c.name == bindparam("p_queue"))
+            .values(claims=Q.c.claims + 1)
+            .returning(*_SETTINGS)
+        )
         self._running = select(func.count()).where(
             T.c.queue == bindparam("p_queue"), status_in(LEASED)
         )
@@ -53,7 +59,8 @@ class FlowStatements:
         self._next_free = select(func.min(R.c.used_at)).where(R.c.queue == bindparam("p_queue"))
 
     async def get(self, conn: Executor, queue: str, *, lock: bool = False) -> QueueSettings | None:
-        """The queue's settings (locked until the transaction ends, with `lock`)."""
+        """The queue's settings (locked until the transaction ends, with `lock`, and its
+        claim counter bumped: a claim follows)."""
         row = (await conn.execute(self._locked if lock else self._one, {"p_queue": queue})).first()
         return None if row is None else QueueSettings(*row)
 

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Integer, bindparam, case, func, or_, select, update
 
 from taskstore.backends import Backend
+from taskstore.models.queue import QueueEntity
 from taskstore.models.task import status_in
 from taskstore.records import ClaimedTask
 from taskstore.repositories.leases import CLAIM_COLUMNS, LeaseStatements, claim_order
 from taskstore.repositories.task_table import Executor, T
 from taskstore.states import CLAIMABLE, LEASED
+
+Q = QueueEntity.__table__
 
 
 class LimitedClaimStatements(LeaseStatements):
@@ -27,6 +30,9 @@ class LimitedClaimStatements(LeaseStatements):
             (orphans, keyed): self._build_limited_claim(orphans, keyed)
             for orphans in (True, False)
             for keyed in (True, False)
+        }
+        self._counted_claim = {
+            orphans: self._build_counted_claim(orphans) for orphans in (True, False)
         }
 
     def _build_limited_claim(self, orphans: bool, keyed: bool) -> Any:
@@ -85,6 +91,84 @@ class LimitedClaimStatements(LeaseStatements):
             else [b.claim_where(T.c.id, picked)]
         )
         return update(T).where(*where).values(self._claim_values()).returning(*CLAIM_COLUMNS)
+
+    def _counted_room(self) -> ColumnElement[Any]:
+        """How many a counted claim may take: its queue's concurrency less what runs, or
+        0 when the queue's row no longer fits a counted claim (paused, rate or key limits:
+        the caller falls back to the locked transaction) or another claim came first."""
+        p_queue = bindparam("p_queue")
+        fits = (
+            Q.c.name == p_queue,
+            Q.c.paused.is_(False),
+            Q.c.concurrency.is_not(None),
+            Q.c.rate_limit.is_(None),
+            Q.c.key_concurrency.is_(None),
+        )
+        running = (
+            select(func.count()).where(T.c.queue == p_queue, status_in(LEASED)).scalar_subquery()
+        )
+        if self.backend.writes_read_latest:  # SQLite: the write lock is held from the start
+            room = select(Q.c.concurrency - running).where(*fits).scalar_subquery()
+        else:
+            # The count comes from the statement's snapshot, which misses a claim committed
+            # while this one waited for the queue row. Every claim bumps `claims` under the
+            # row's lock: when the bump starts from the value the snapshot saw, no claim
+            # came in between (completions since then only make the count err on the safe side).
+            seen = select(Q.c.claims).where(Q.c.name == p_queue).scalar_subquery()
+            bumped = (
+                update(Q)
+                .where(*fits)
+                .values(claims=Q.c.claims + 1)
+                .returning((Q.c.claims - 1).label("before"), Q.c.concurrency)
+                .cte("bumped")
+            )
+            alone = bumped.c.before == seen
+            room = select(case((alone, bumped.c.concurrency - running), else_=0)).scalar_subquery()
+        p_limit = bindparam("p_limit", type_=Integer)
+        left = select(func.coalesce(room, 0).label("n")).subquery("room")  # counted once
+        return select(
+            case((left.c.n < 0, 0), (left.c.n < p_limit, left.c.n), else_=p_limit)
+        ).scalar_subquery()
+
+    def _build_counted_claim(self, orphans: bool) -> Any:
+        """The claim of a queue whose only limit is its concurrency, in one statement."""
+        picked = (
+            select(T.c.id)
+            .where(*self._claimable(orphans))
+            .order_by(T.c.priority.desc(), T.c.run_at, T.c.id)
+            .limit(self._counted_room())
+        )
+        return (
+            update(T)
+            .where(self.backend.claim_where(T.c.id, picked))
+            .values(self._claim_values())
+            .returning(*CLAIM_COLUMNS)
+        )
+
+    async def claim_counted(
+        self,
+        conn: Executor,
+        *,
+        worker_id: str,
+        queue: str,
+        limit: int,
+        lease_seconds: float,
+        orphans: bool = False,
+    ) -> list[ClaimedTask]:
+        """`claim` for a queue whose only limit is its concurrency, counted in the claim
+        statement itself. Takes nothing when the queue is full, paused, has other
+        limits, or another claim of it came first: then claim in `claim_limited`'s
+        locked transaction, which tells these apart."""
+        if limit <= 0:
+            return []
+        params = {
+            "p_queue": queue,
+            "p_limit": limit,
+            "p_worker_id": worker_id,
+            "p_lease": lease_seconds,
+        }
+        rows = await self.backend.rows(conn, self._counted_claim[orphans], params)
+        return [ClaimedTask(*row[:7]) for row in sorted(rows, key=claim_order)]
 
     async def claim_limited(
         self,

@@ -7,6 +7,8 @@ the database enforces, not one worker's memory.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from taskstore import TaskStatus, TaskStore
@@ -82,6 +84,23 @@ async def test_concurrency_caps_running_tasks_across_workers(store: TaskStore, c
     await first.complete([(got[0].id, got[0].attempt, None)])
     first.queue_changed("api")  # drop the hold-back hint; the count is what decides
     assert len(await first.claim("api", 10)) == 1
+
+
+async def test_concurrent_claims_of_a_limited_queue_never_take_more_than_its_room(
+    store: TaskStore, consumers
+) -> None:
+    await store.set_queue("api", concurrency=5)
+    await store.enqueue_many([{"name": "t.x", "queue": "api"} for _ in range(60)])
+    workers = [consumers() for _ in range(4)]  # each holds two of the pool's connections
+    for _ in range(5):  # claims race each other; each one counts what the others took
+        rounds = await asyncio.gather(*(w.claim("api", 3) for w in workers))
+        running = await store.list(status=TaskStatus.RUNNING, queue="api", limit=100)
+        assert len(running) == sum(map(len, rounds)) <= 5
+        for worker, got in zip(workers, rounds, strict=True):
+            worker.queue_changed("api")
+            if got:
+                await worker.complete([(task.id, task.attempt, None) for task in got])
+    assert len(running) == 5  # the limit is reached, not only kept
 
 
 async def test_a_paused_queue_starts_nothing_until_resumed(store: TaskStore, consumers) -> None:
