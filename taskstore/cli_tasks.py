@@ -61,12 +61,13 @@ def list_(url: str | None, limit: int, as_json: bool, **filters: Any) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @database_url_option
 def show(url: str | None, task_id: int, as_json: bool) -> None:
-    """Show one task in full: payload, result, error, attempts."""
-    info = with_store(url, lambda store: store.require(task_id))
+    """Show one task in full: payload, result, error, attempts, dependencies."""
+    doc = with_store(url, lambda store: _task_doc(store, task_id))
     if as_json:
-        emit_json(info.to_json())
+        emit_json(doc)
         return
-    doc = info.to_json()
+    for key in ("depends_on", "dependents"):
+        doc[key] = ", ".join(map(str, doc[key])) or None
     error = doc.pop("error")
     for key in ("payload", "result"):
         doc[key] = None if doc[key] is None else json.dumps(doc[key])
@@ -111,13 +112,21 @@ def retry(
     emit_json({"retried": retried}) if as_json else click.echo(f"retried {retried} tasks")
 
 
-def _retry_one(url: str | None, task_id: int, as_json: bool) -> None:
-    async def go(store: TaskStore) -> TaskInfo:
-        await store.retry(task_id)
-        return await store.require(task_id)
+async def _task_doc(store: TaskStore, task_id: int) -> dict[str, Any]:
+    """What `show --json` prints: the task, and its place in its workflow."""
+    from taskstore.graph_reads import task_links
 
-    info = with_store(url, go)
-    emit_json(info.to_json()) if as_json else click.echo(f"task {task_id} is {info.status}")
+    info, links = await store.require(task_id), await task_links(store, task_id)
+    return {**info.to_json(), "depends_on": links.depends_on, "dependents": links.dependents}
+
+
+def _retry_one(url: str | None, task_id: int, as_json: bool) -> None:
+    async def go(store: TaskStore) -> dict[str, Any]:
+        await store.retry(task_id)
+        return await _task_doc(store, task_id)
+
+    doc = with_store(url, go)
+    emit_json(doc) if as_json else click.echo(f"task {task_id} is {doc['status']}")
 
 
 async def _retry_failed(store: TaskStore, queue: str | None, name: str | None, yes: bool) -> int:

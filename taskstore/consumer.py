@@ -122,6 +122,11 @@ class Consumer:
                 orphans=orphans,
             )
 
+    async def dependency_results(self, task_id: int) -> dict[int, Any]:
+        """{dependency id: result} of a task's dependencies."""
+        async with self._store.reading() as conn:
+            return await self._tasks.dependency_results(conn, task_id)
+
     async def any_due(self, queues: Sequence[str]) -> bool:
         """Is a task of `queues` claimable now? A read: no write lock."""
         async with self._store.reading() as conn:
@@ -261,6 +266,8 @@ class Consumer:
         (their rescuer is on them), so a crash drains one worker, not the whole fleet."""
         async with self._store.transaction() as conn:
             rescued = await self._tasks.rescue_expired(conn)
+            # Repairs a completion whose promotion of its dependents did not happen.
+            await self._tasks.settle_all(conn)
             await self._workers.prune_dead(conn)
             waiting = await self._tasks.any_due(
                 conn,

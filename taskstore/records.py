@@ -22,6 +22,10 @@ class NewTask:
     max_attempts: int | None = None
     dedup_key: str | None = None
     concurrency_key: str | None = None
+    #: task ids, or keys of tasks of the same batch, that must complete first
+    depends_on: tuple[int | str, ...] = ()
+    #: this task's name within its batch, for the others' `depends_on`
+    key: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ REVISIONS: tuple[str, ...] = (
     "0007",
     "0008",
     "0009",
+    "0010",
 )
 HEAD = REVISIONS[-1]
 _VERSIONS = table(VERSION_TABLE, column("version_num"))

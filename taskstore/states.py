@@ -20,6 +20,7 @@ class TaskStatus(enum.StrEnum):
     FAILED = "failed"
     NOT_FINISHED = "not_finished"
     CANCELLED = "cancelled"
+    WAITING = "waiting"  # for its dependencies to complete
 
 
 class Event(enum.StrEnum):
@@ -34,6 +35,7 @@ class Event(enum.StrEnum):
     INTERRUPT = "interrupt"  # lease expired or cut off at shutdown: -> not_finished
     CANCEL = "cancel"
     REQUEUE = "requeue"  # operator retry of a finished task: -> created
+    READY = "ready"  # its last dependency completed: waiting -> created
 
 
 S = TaskStatus
@@ -47,11 +49,13 @@ TRANSITIONS: dict[Event, tuple[frozenset[TaskStatus], TaskStatus]] = {
     Event.RELEASE: (frozenset({S.ASSIGNED, S.RUNNING}), S.CREATED),
     Event.SNOOZE: (frozenset({S.RUNNING}), S.CREATED),
     Event.INTERRUPT: (frozenset({S.ASSIGNED, S.RUNNING}), S.NOT_FINISHED),
+    # A dependency that failed or was cancelled cancels its waiting dependents too.
     Event.CANCEL: (
-        frozenset({S.CREATED, S.ASSIGNED, S.RUNNING, S.NOT_FINISHED}),
+        frozenset({S.CREATED, S.ASSIGNED, S.RUNNING, S.NOT_FINISHED, S.WAITING}),
         S.CANCELLED,
     ),
     Event.REQUEUE: (frozenset({S.FAILED, S.CANCELLED}), S.CREATED),
+    Event.READY: (frozenset({S.WAITING}), S.CREATED),
 }
 
 #: statuses a worker may claim

@@ -20,6 +20,7 @@ from taskstore.backends import Backend
 from taskstore.engine import create_engine, create_session_factory
 from taskstore.errors import InvalidInput, SchemaOutOfDate, TaskNotFound
 from taskstore.flow_admin import UNSET
+from taskstore.graph import resolve as resolve_graph
 from taskstore.links import LinkPool
 from taskstore.records import (
     NewTask,
@@ -36,6 +37,7 @@ from taskstore.repositories.workers import WorkerRepository
 from taskstore.settings import Settings
 from taskstore.states import FINISHED, TaskStatus
 from taskstore.translate import UNREACHABLE, ErrorTranslator
+from taskstore.waiting import Waiters
 
 
 class TaskStore:
@@ -57,6 +59,7 @@ class TaskStore:
             if self.backend.statement_options
             else None
         )
+        self._waiters: Waiters | None = None
 
     @classmethod
     def from_url(cls, url: str | None = None, env: Mapping[str, str] | None = None) -> TaskStore:
@@ -79,6 +82,8 @@ class TaskStore:
         return self
 
     async def close(self) -> None:
+        if self._waiters is not None:
+            await self._waiters.close()
         if self._links is not None:
             await self._links.close()
         await self.engine.dispose()
@@ -163,13 +168,16 @@ class TaskStore:
         max_attempts: int | None = None,
         dedup_key: str | None = None,
         concurrency_key: str | None = None,
+        depends_on: Sequence[int] | None = None,
         session: AsyncSession | None = None,
     ) -> int:
         """Enqueue one task and return its id (the live task's id if `dedup_key` is taken).
 
         With `session`, the insert joins the caller's transaction: workers see the task
         only once that transaction commits, and never if it rolls back. Tasks sharing a
-        `concurrency_key` run at most the queue's `key_concurrency` at once.
+        `concurrency_key` run at most the queue's `key_concurrency` at once. With
+        `depends_on` (task ids) it waits until all of them completed, and is cancelled
+        if one fails or is cancelled.
         """
         task = validation.new_task(
             name,
@@ -182,8 +190,9 @@ class TaskStore:
             max_attempts=max_attempts,
             dedup_key=dedup_key,
             concurrency_key=concurrency_key,
+            depends_on=depends_on,
         )
-        return (await self._insert([task], session))[0]
+        return (await self._insert([task], session, keys_allowed=False))[0]
 
     async def enqueue_many(
         self, tasks: Iterable[Mapping[str, Any]], *, session: AsyncSession | None = None
@@ -214,14 +223,27 @@ class TaskStore:
         async with self.transaction() as conn:
             return await self.tasks.insert_periodic(conn, task, tick)
 
-    async def _insert(self, batch: Sequence[NewTask], session: AsyncSession | None) -> list[int]:
+    async def _insert(
+        self, batch: Sequence[NewTask], session: AsyncSession | None, *, keys_allowed: bool = True
+    ) -> list[int]:
         """Plain rows are one statement (atomic alone: no BEGIN/COMMIT needed on
-        PostgreSQL); rows with dedup keys need a transaction of several statements."""
+        PostgreSQL); rows with dedup keys or dependencies need a transaction of several."""
+        graph = resolve_graph(batch, keys_allowed=keys_allowed)
+        if graph is not None:
+            async with self._write(session) as conn:
+                return await self.tasks.insert_graph(conn, batch, graph)
         if session is None and all(t.dedup_key is None for t in batch):
             async with self.statement() as conn:
                 return await self.tasks.insert(conn, batch)
         async with self._write(session) as conn:
             return await self.tasks.insert(conn, batch)
+
+    async def wait(self, task_id: int, *, timeout: float | None = None) -> TaskInfo:  # noqa: ASYNC109 (the contract)
+        """Wait until the task has finished (completed, failed or cancelled) and return it;
+        `TimeoutError` after `timeout` seconds. See `taskstore.waiting`."""
+        if self._waiters is None:
+            self._waiters = Waiters(self)
+        return await self._waiters.wait(task_id, timeout)
 
     # ----------------------------------------------------------------- reads
     async def get(self, task_id: int) -> TaskInfo | None:

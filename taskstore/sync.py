@@ -22,6 +22,7 @@ from taskstore import validation
 from taskstore.backends import backend_for, backend_of
 from taskstore.background import BackgroundLoop
 from taskstore.errors import InvalidInput
+from taskstore.graph import resolve as resolve_graph
 from taskstore.logs import get_logger
 from taskstore.records import NewTask, QueueStats, TaskInfo
 from taskstore.repositories.tasks import TaskRepository
@@ -97,6 +98,10 @@ class SyncTaskStore:
 
     def retry(self, task_id: int) -> TaskStatus:
         return self._call(self._store.retry, task_id)
+
+    def wait(self, task_id: int, *, timeout: float | None = None) -> TaskInfo:
+        """`TaskStore.wait`, blocking."""
+        return self._call(self._store.wait, task_id, timeout=timeout)
 
     def close(self) -> None:
         """Close the connections and stop the background loop (idempotent)."""
@@ -195,6 +200,9 @@ def _insert_on(conn: Connection | Session, batch: list[NewTask]) -> list[int]:
             f"session must be a synchronous SQLAlchemy Session or Connection, got "
             f"{type(conn).__name__} (an AsyncSession goes to TaskStore.enqueue)"
         )
+    graph = resolve_graph(batch)
     bind = conn.connection() if isinstance(conn, Session) else conn
-    backend = backend_of(bind)
-    return _drive(_repository(backend.name).insert(_SyncExecutor(conn), batch))
+    repository = _repository(backend_of(bind).name)
+    if graph is not None:
+        return _drive(repository.insert_graph(_SyncExecutor(conn), batch, graph))
+    return _drive(repository.insert(_SyncExecutor(conn), batch))

@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from taskstore.errors import InvalidInput
@@ -30,6 +31,8 @@ ENQUEUE_KEYS = frozenset(
         "max_attempts",
         "dedup_key",
         "concurrency_key",
+        "depends_on",
+        "key",
     }
 )
 
@@ -168,11 +171,16 @@ def new_task(
     max_attempts: Any = None,
     dedup_key: Any = None,
     concurrency_key: Any = None,
+    depends_on: Any = None,
+    key: Any = None,
 ) -> NewTask:
     """Validate one enqueue request and return the row to insert."""
     if delay is not None and run_at is not None:
         raise InvalidInput("give delay or run_at, not both")
     dedup_key = check_key(dedup_key, "dedup_key")
+    refs = check_depends_on(depends_on)
+    if refs and dedup_key is not None:
+        raise InvalidInput("depends_on cannot be combined with dedup_key")
     return NewTask(
         name=check_name(name),
         payload_json=encode_payload(payload, max_payload_bytes),
@@ -185,7 +193,28 @@ def new_task(
         else _int(max_attempts, "max_attempts", 1, 10_000),
         dedup_key=dedup_key,
         concurrency_key=check_key(concurrency_key, "concurrency_key"),
+        depends_on=refs,
+        key=check_key(key, "key"),
     )
+
+
+def check_depends_on(value: Any) -> tuple[int | str, ...]:
+    """Task ids (positive whole numbers) or batch keys (strings), each named once."""
+    if value is None:
+        return ()
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence | AbstractSet):
+        raise InvalidInput(f"depends_on must be a list of task ids, got {_shown(value)}")
+    refs: list[int | str] = []
+    for ref in value:
+        if isinstance(ref, str):
+            refs.append(check_key(ref, "a depends_on key") or "")
+        elif isinstance(ref, int) and not isinstance(ref, bool) and ref > 0:
+            refs.append(ref)
+        else:
+            raise InvalidInput(f"depends_on holds {_shown(ref)}, which is not a task id")
+    if len(set(refs)) < len(refs):
+        raise InvalidInput("depends_on names the same task twice")
+    return tuple(refs)
 
 
 def check_key(value: Any, what: str) -> str | None:

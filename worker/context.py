@@ -59,6 +59,10 @@ class TaskContext:
             self._session = self._consumer.session()
         yield self._session
 
+    async def dependency_results(self) -> dict[int, Any]:
+        """{task id: result} of the tasks this one depended on (all completed)."""
+        return await self._consumer.dependency_results(self.task_id)
+
     async def enqueue(
         self, name: str, payload: Mapping[str, Any] | None = None, **options: Any
     ) -> int:

@@ -76,6 +76,7 @@ class Fetcher:
     async def run(self) -> None:
         state, config = self._state, self._config
         delay = config.poll_min_seconds
+        flushed = False  # (burst) our completions written since the last claim
         while True:
             await self._await_room()
             if state.stopping:
@@ -84,10 +85,16 @@ class Fetcher:
             claimed, had_room = await self.claim_round()
             if claimed:
                 delay = config.poll_min_seconds
+                flushed = False
                 continue
             limits = self._consumer.waiting_on_limits(self._queue_order)
             if not looked and not state.running and not limits:
                 state.orphans_waiting = True  # idle: before waiting, look for orphans too
+                continue
+            if config.burst and not state.running and not limits and not flushed:
+                # Our completions, written, may make their dependents due: look once more.
+                await self._completer.flush()
+                flushed = True
                 continue
             if state.stopping or (config.burst and not state.running and not limits):
                 return  # stopping, or drained: nothing claimable now and nothing in flight

@@ -14,8 +14,9 @@ from benchmarks.scenarios import (
     memory,
     startup,
     sustained,
+    workflow,
 )
 
 ALL: dict[str, ModuleType] = {
-    m.NAME: m for m in (enqueue, drain, sustained, latency, depth, memory, flow, startup)
+    m.NAME: m for m in (enqueue, drain, sustained, latency, depth, memory, flow, workflow, startup)
 }

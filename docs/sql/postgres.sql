@@ -48,15 +48,15 @@ WHERE front.ckey IS NULL OR front.rank + coalesce(busy.n, $14::INTEGER) <= $15::
 -- ack: completions of a batch, fenced on (id, worker, attempt)
 -- parameters: status, lease_expires_at, progress, batch_attempt, batch_doc, batch_id, p_worker_id
 UPDATE taskstore_tasks SET status=$1::VARCHAR, updated_at=now(), finished_at=now(), lease_expires_at=$2::TIMESTAMP WITH TIME ZONE, progress=$3::FLOAT, result=CAST(batch.doc AS JSONB) FROM (SELECT batch_rows.id AS id, ($4::INTEGER[])[batch_rows.i] AS attempt, ($5::TEXT[])[batch_rows.i] AS doc 
-FROM unnest($6::BIGINT[]) WITH ORDINALITY AS batch_rows(id, i)) AS batch WHERE taskstore_tasks.id = batch.id AND taskstore_tasks.id = ANY ($6::BIGINT[]) AND taskstore_tasks.attempts = batch.attempt AND taskstore_tasks.worker_id = $7::VARCHAR AND status IN ('running') RETURNING taskstore_tasks.id;
+FROM unnest($6::BIGINT[]) WITH ORDINALITY AS batch_rows(id, i)) AS batch WHERE taskstore_tasks.id = batch.id AND taskstore_tasks.id = ANY ($6::BIGINT[]) AND taskstore_tasks.attempts = batch.attempt AND taskstore_tasks.worker_id = $7::VARCHAR AND status IN ('running') RETURNING taskstore_tasks.id, taskstore_tasks.watched;
 
 -- retry: a failed attempt with attempts left, fenced
 -- parameters: status, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_retry_in, worker_id, lease_expires_at, p_error, p_task_id, p_worker_id, p_attempt
-UPDATE taskstore_tasks SET status=$1::VARCHAR, run_at=(now() + make_interval($2::INTEGER, $3::INTEGER, $4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::FLOAT)), updated_at=now(), worker_id=$9::VARCHAR, lease_expires_at=$10::TIMESTAMP WITH TIME ZONE, error=$11::JSONB WHERE taskstore_tasks.id = $12::BIGINT AND status IN ('running') AND taskstore_tasks.worker_id = $13::VARCHAR AND taskstore_tasks.attempts = $14::INTEGER RETURNING taskstore_tasks.id;
+UPDATE taskstore_tasks SET status=$1::VARCHAR, run_at=(now() + make_interval($2::INTEGER, $3::INTEGER, $4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::FLOAT)), updated_at=now(), worker_id=$9::VARCHAR, lease_expires_at=$10::TIMESTAMP WITH TIME ZONE, error=$11::JSONB WHERE taskstore_tasks.id = $12::BIGINT AND status IN ('running') AND taskstore_tasks.worker_id = $13::VARCHAR AND taskstore_tasks.attempts = $14::INTEGER RETURNING taskstore_tasks.id, taskstore_tasks.watched;
 
 -- fail: a failed attempt with none left, fenced
 -- parameters: status, lease_expires_at, p_error, p_task_id, p_worker_id, p_attempt
-UPDATE taskstore_tasks SET status=$1::VARCHAR, updated_at=now(), finished_at=now(), lease_expires_at=$2::TIMESTAMP WITH TIME ZONE, error=$3::JSONB WHERE taskstore_tasks.id = $4::BIGINT AND status IN ('running') AND taskstore_tasks.worker_id = $5::VARCHAR AND taskstore_tasks.attempts = $6::INTEGER RETURNING taskstore_tasks.id;
+UPDATE taskstore_tasks SET status=$1::VARCHAR, updated_at=now(), finished_at=now(), lease_expires_at=$2::TIMESTAMP WITH TIME ZONE, error=$3::JSONB WHERE taskstore_tasks.id = $4::BIGINT AND status IN ('running') AND taskstore_tasks.worker_id = $5::VARCHAR AND taskstore_tasks.attempts = $6::INTEGER RETURNING taskstore_tasks.id, taskstore_tasks.watched;
 
 -- heartbeat: every lease the worker holds, in one statement
 -- parameters: make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_lease, p_worker_id, p_ids

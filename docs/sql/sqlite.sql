@@ -40,15 +40,15 @@ WHERE front.ckey IS NULL OR front.rank + coalesce(busy.n, ?) <= ? ORDER BY front
 -- ack: completions of a batch, fenced on (id, worker, attempt)
 -- parameters: status, strftime_1, strftime_2, strftime_1, strftime_2, lease_expires_at, progress, json_extract_1, json_extract_2, json_extract_3, batch, p_worker_id
 UPDATE taskstore_tasks SET status=?, updated_at=strftime(?, ?), finished_at=strftime(?, ?), lease_expires_at=?, progress=?, result=batch.doc FROM (SELECT json_extract(anon_1.value, ?) AS id, json_extract(anon_1.value, ?) AS attempt, json_extract(anon_1.value, ?) AS doc 
-FROM json_each(?) AS anon_1) AS batch WHERE taskstore_tasks.id = batch.id AND taskstore_tasks.attempts = batch.attempt AND taskstore_tasks.worker_id = ? AND status IN ('running') RETURNING id;
+FROM json_each(?) AS anon_1) AS batch WHERE taskstore_tasks.id = batch.id AND taskstore_tasks.attempts = batch.attempt AND taskstore_tasks.worker_id = ? AND status IN ('running') RETURNING id, watched;
 
 -- retry: a failed attempt with attempts left, fenced
 -- parameters: status, strftime_1, strftime_2, printf_1, p_retry_in, strftime_3, strftime_4, worker_id, lease_expires_at, p_error, p_task_id, p_worker_id, p_attempt
-UPDATE taskstore_tasks SET status=?, run_at=strftime(?, ?, printf(?, ?)), updated_at=strftime(?, ?), worker_id=?, lease_expires_at=?, error=? WHERE taskstore_tasks.id = ? AND status IN ('running') AND taskstore_tasks.worker_id = ? AND taskstore_tasks.attempts = ? RETURNING id;
+UPDATE taskstore_tasks SET status=?, run_at=strftime(?, ?, printf(?, ?)), updated_at=strftime(?, ?), worker_id=?, lease_expires_at=?, error=? WHERE taskstore_tasks.id = ? AND status IN ('running') AND taskstore_tasks.worker_id = ? AND taskstore_tasks.attempts = ? RETURNING id, watched;
 
 -- fail: a failed attempt with none left, fenced
 -- parameters: status, strftime_1, strftime_2, strftime_1, strftime_2, lease_expires_at, p_error, p_task_id, p_worker_id, p_attempt
-UPDATE taskstore_tasks SET status=?, updated_at=strftime(?, ?), finished_at=strftime(?, ?), lease_expires_at=?, error=? WHERE taskstore_tasks.id = ? AND status IN ('running') AND taskstore_tasks.worker_id = ? AND taskstore_tasks.attempts = ? RETURNING id;
+UPDATE taskstore_tasks SET status=?, updated_at=strftime(?, ?), finished_at=strftime(?, ?), lease_expires_at=?, error=? WHERE taskstore_tasks.id = ? AND status IN ('running') AND taskstore_tasks.worker_id = ? AND taskstore_tasks.attempts = ? RETURNING id, watched;
 
 -- heartbeat: every lease the worker holds, in one statement
 -- parameters: strftime_1, strftime_2, printf_1, p_lease, p_worker_id, p_ids

@@ -145,11 +145,21 @@ class Backend(Protocol):
     #: (None: never; notifications wake it instead)
     idle_probe_seconds: float | None
 
-    async def listen(self, engine: AsyncEngine, wake: Callable[[str], None]) -> None:
-        """Run forever calling `wake(queues)` when tasks are enqueued (return at once if the
-        database cannot notify)."""
+    #: can `listen` wake waiters (else they poll)
+    notifies: bool
+
+    async def listen(
+        self, engine: AsyncEngine, wake: Callable[[str], None], *, endings: bool = False
+    ) -> None:
+        """Run forever calling `wake(queues)` when tasks are enqueued, or with `endings`
+        `wake(ids)` when watched tasks end (return at once if the database cannot notify).
+        `wake("*")` after every (re)connect: anything may have happened meanwhile."""
         ...
 
     async def notify(self, conn: AsyncConnection, queues: Sequence[str]) -> None:
         """Wake listening workers after an enqueue commits (no-op without LISTEN)."""
+        ...
+
+    async def announce_endings(self, conn: AsyncConnection, ids: Sequence[int]) -> None:
+        """Wake waiters of these tasks once the transaction commits (no-op without LISTEN)."""
         ...

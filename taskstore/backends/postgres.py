@@ -47,6 +47,7 @@ _PING_AFTER_IDLE_SECONDS = 1.0
 _IDLE_SINCE = "taskstore_idle_since"
 
 NOTIFY_CHANNEL = "taskstore"
+ENDED_CHANNEL = "taskstore_ended"  # payload: ids of watched tasks that ended
 _MIGRATION_LOCK_KEY = 0x7461736B73746F  # "tasksto"
 _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 _MAX_NOTIFY_BYTES = 7_900
@@ -224,7 +225,11 @@ class PostgresBackend:
     idle_poll_max_seconds = 2.0
     idle_probe_seconds: float | None = None  # NOTIFY wakes idle workers; no probing
 
-    async def listen(self, engine: AsyncEngine, wake: Callable[[str], None]) -> None:
+    notifies: bool = True
+
+    async def listen(
+        self, engine: AsyncEngine, wake: Callable[[str], None], *, endings: bool = False
+    ) -> None:
         """Forever: LISTEN on one dedicated connection, calling `wake(payload)` per NOTIFY.
 
         After every (re)connect `wake("*")` runs once, since notifications sent while we
@@ -236,7 +241,7 @@ class PostgresBackend:
             try:
                 async with engine.connect() as conn:
                     try:
-                        await self._listen_on(conn, wake)
+                        await self._listen_on(conn, wake, endings)
                     finally:
                         # It listens, and a failure was the driver's, unseen by SQLAlchemy:
                         # never hand this connection back to the pool.
@@ -249,9 +254,12 @@ class PostgresBackend:
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    async def _listen_on(self, conn: AsyncConnection, wake: Callable[[str], None]) -> None:
+    async def _listen_on(
+        self, conn: AsyncConnection, wake: Callable[[str], None], endings: bool
+    ) -> None:
         raw = (await conn.get_raw_connection()).driver_connection
-        await raw.add_listener(NOTIFY_CHANNEL, lambda *args: wake(args[-1]))
+        channel = ENDED_CHANNEL if endings else NOTIFY_CHANNEL
+        await raw.add_listener(channel, lambda *args: wake(args[-1]))
         wake("*")
         while True:
             await anyio.sleep(_LISTEN_PING_SECONDS)
@@ -260,3 +268,9 @@ class PostgresBackend:
 
     async def notify(self, conn: AsyncConnection, queues: Sequence[str]) -> None:
         await conn.execute(_NOTIFY, {"channel": NOTIFY_CHANNEL, "payload": notify_payload(queues)})
+
+    async def announce_endings(self, conn: AsyncConnection, ids: Sequence[int]) -> None:
+        # A payload holds under 8,000 bytes: 500 ids of up to 15 digits each.
+        for start in range(0, len(ids), 500):
+            payload = ",".join(map(str, ids[start : start + 500]))
+            await conn.execute(_NOTIFY, {"channel": ENDED_CHANNEL, "payload": payload})

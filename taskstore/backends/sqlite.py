@@ -210,8 +210,15 @@ class SQLiteBackend:
     def __init__(self) -> None:
         self._write_lock: asyncio.Lock | None = None
 
-    async def listen(self, engine: AsyncEngine, wake: Callable[[str], None]) -> None:
+    notifies: bool = False
+
+    async def listen(
+        self, engine: AsyncEngine, wake: Callable[[str], None], *, endings: bool = False
+    ) -> None:
         return None
 
     async def notify(self, conn: AsyncConnection, queues: Sequence[str]) -> None:
         return None  # idle SQLite workers poll with a short backoff instead
+
+    async def announce_endings(self, conn: AsyncConnection, ids: Sequence[int]) -> None:
+        return None  # waiters poll

@@ -14,6 +14,7 @@ from sqlalchemy import inspect as orm_inspect
 from taskstore.dashboard import queries
 from taskstore.dashboard.flow import QueueRow, queue_rows
 from taskstore.dashboard.params import TaskFilter
+from taskstore.graph_reads import TaskLinks, task_links
 from taskstore.records import QueueInfo, QueueStats, TaskInfo, Unserved
 from taskstore.repositories.media import (
     CaptionRepository,
@@ -145,10 +146,13 @@ class TaskDetail:
     media: list[dict[str, Any]]
     transcripts: list[dict[str, Any]]
     captions: list[dict[str, Any]]
+    links: TaskLinks
 
     def to_json(self) -> dict[str, Any]:
         return {
             **self.task.to_json(),
+            "depends_on": self.links.depends_on,
+            "dependents": self.links.dependents,
             "media": self.media,
             "transcripts": self.transcripts,
             "captions": self.captions,
@@ -158,6 +162,7 @@ class TaskDetail:
 async def task_detail(store: TaskStore, task_id: int) -> TaskDetail:
     """The task (`TaskNotFound` if missing) and its media, transcripts and captions."""
     info = await store.require(task_id)
+    links = await task_links(store, task_id)
     async with store.sessions() as session:  # read only: closed without a commit
         media = await MediaRepository(session).by_task(task_id)
         transcripts = await TranscriptRepository(session).by_task(task_id)
@@ -167,4 +172,5 @@ async def task_detail(store: TaskStore, task_id: int) -> TaskDetail:
             [entity_json(m) for m in media],
             [entity_json(t) for t in transcripts],
             [entity_json(c) for c in captions],
+            links,
         )

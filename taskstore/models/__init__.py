@@ -1,6 +1,7 @@
 """ORM entities: the task table and the polymorphic result entities."""
 
 from taskstore.models.base import Base, UTCDateTime
+from taskstore.models.dependency import TaskDependency
 from taskstore.models.media import CaptionEntity, MediaEntity, TranscriptEntity, VideoEntity
 from taskstore.models.periodic import PeriodicTick
 from taskstore.models.queue import QueueEntity, RateSlotEntity
@@ -14,6 +15,7 @@ __all__ = [
     "PeriodicTick",
     "QueueEntity",
     "RateSlotEntity",
+    "TaskDependency",
     "TaskEntity",
     "TranscriptEntity",
     "UTCDateTime",

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Float,
     Index,
@@ -74,6 +75,9 @@ class TaskEntity(Base):
     dedup_key: Mapped[str | None] = mapped_column(String(255))
     #: tasks sharing a key run at most the queue's `key_concurrency` at once
     concurrency_key: Mapped[str | None] = mapped_column(String(255))
+    #: a task depends on this one or a caller waits for it: its ending is announced (the
+    #: dependents settled, waiters notified); other endings skip that work
+    watched: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
 
     # AUTOINCREMENT: SQLite would otherwise hand out max(id) + 1, giving a purged task's id
     # to a new one (PostgreSQL's sequence never goes back).
@@ -108,6 +112,14 @@ Index(
     TaskEntity.concurrency_key,
     postgresql_where=_leased_where,
     sqlite_where=_leased_where,
+)
+# Settling sweeps look at waiting tasks only (few, next to the finished history).
+_waiting_where = status_in(frozenset({TaskStatus.WAITING}))
+Index(
+    "ix_taskstore_tasks_waiting",
+    TaskEntity.id,
+    postgresql_where=_waiting_where,
+    sqlite_where=_waiting_where,
 )
 _dedup_where = text("dedup_key IS NOT NULL AND " + status_in(ACTIVE).text)
 Index(

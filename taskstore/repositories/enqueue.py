@@ -9,6 +9,7 @@ from sqlalchemy import and_, bindparam, insert, select, update
 
 from taskstore.backends import Backend
 from taskstore.errors import IllegalTransition
+from taskstore.graph import Graph
 from taskstore.models.periodic import PeriodicTick
 from taskstore.models.task import status_in
 from taskstore.records import NewTask
@@ -16,18 +17,18 @@ from taskstore.repositories.task_table import (
     NEW_TASK_BATCH,
     Executor,
     T,
-    TaskStatements,
     bound_new_task,
     new_params,
     new_row,
     new_task_values,
 )
+from taskstore.repositories.workflow import WorkflowStatements
 from taskstore.states import ACTIVE
 
 P = PeriodicTick.__table__
 
 
-class EnqueueStatements(TaskStatements):
+class EnqueueStatements(WorkflowStatements):
     """Inserts of new tasks; ids come back in the order the tasks were given."""
 
     def __init__(self, backend: Backend) -> None:
@@ -80,6 +81,21 @@ class EnqueueStatements(TaskStatements):
                 ids[i] = by_key[tasks[i].dedup_key]  # type: ignore[index]
             await self.backend.notify(conn, [tasks[i].queue for i in keyed])
         return ids  # type: ignore[return-value]
+
+    async def insert_graph(
+        self, conn: Executor, tasks: Sequence[NewTask], graph: Graph
+    ) -> list[int]:
+        """Insert a batch with dependencies, in the caller's transaction: the dependencies
+        it names by id are locked first (see `lock_dependencies`), then the tasks, edges
+        and waiting statuses are written."""
+        open_deps = await self.lock_dependencies(conn, graph.external_ids)
+        ids = await self.insert(conn, tasks)
+        edges = [(ids[t], ids[d]) for t, d in graph.inner]
+        edges += [(ids[t], dep) for t, dep in graph.outer]
+        waiting = {ids[t] for t, _ in graph.inner}
+        waiting |= {ids[t] for t, dep in graph.outer if dep in open_deps}
+        await self.link(conn, edges, [ids[d] for _, d in graph.inner], waiting)
+        return ids
 
     async def _insert_keyed(self, conn: Executor, tasks: Sequence[NewTask]) -> dict[str, int]:
         by_key: dict[str, int] = {}

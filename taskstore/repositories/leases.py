@@ -31,9 +31,9 @@ from taskstore.repositories.task_table import (
     ENDING_BATCH,
     Executor,
     T,
-    TaskStatements,
     status_literal,
 )
+from taskstore.repositories.workflow import WorkflowStatements
 from taskstore.states import CLAIMABLE, FINISHED, LEASED, Event, TaskStatus, sources, target
 
 Ending = tuple[int, int, str | None]  # (task id, attempt, JSON document or None)
@@ -55,7 +55,7 @@ _LEASE_EXPIRED_ERROR = dumps_json(
 )
 
 
-class LeaseStatements(TaskStatements):
+class LeaseStatements(WorkflowStatements):
     """What a worker does to the tasks it claims and holds."""
 
     def __init__(self, backend: Backend) -> None:
@@ -74,7 +74,9 @@ class LeaseStatements(TaskStatements):
         )
         # A run handed back unstarted or cut off by a graceful stop is not charged.
         uncharged = T.c.attempts - 1
-        self._complete = self._build_ending(Event.COMPLETE, {"progress": 1.0}, doc_into="result")
+        self._complete = self._build_ending(
+            Event.COMPLETE, {"progress": 1.0}, doc_into="result"
+        ).returning(T.c.watched)
         self._interrupt = self._build_ending(Event.INTERRUPT, {"attempts": uncharged}, "error")
         released = {
             "attempts": uncharged,
@@ -187,10 +189,15 @@ class LeaseStatements(TaskStatements):
     async def _end(
         self, conn: Executor, stmt: Any, worker_id: str, rows: Sequence[Ending], **extra: Any
     ) -> set[int]:
+        return {row[0] for row in await self._end_rows(conn, stmt, worker_id, rows, **extra)}
+
+    async def _end_rows(
+        self, conn: Executor, stmt: Any, worker_id: str, rows: Sequence[Ending], **extra: Any
+    ) -> Sequence[Any]:
         if not rows:
-            return set()
+            return []
         params = {"p_worker_id": worker_id, **self._batch_params(rows), **extra}
-        return {row[0] for row in await self.backend.rows(conn, stmt, params)}
+        return await self.backend.rows(conn, stmt, params)
 
     async def complete_many(
         self, conn: Executor, *, worker_id: str, done: Sequence[Ending]
@@ -199,8 +206,12 @@ class LeaseStatements(TaskStatements):
 
         Returns the ids accepted; a triple whose fence no longer matches (lease lost,
         cancelled, already rescued) is left untouched and missing from the result.
+        Of the watched ones, dependents that wait for nothing more become ``created`` and
+        waiters are woken (on a connection in autocommit mode, in statements after).
         """
-        return await self._end(conn, self._complete, worker_id, done)
+        rows = await self._end_rows(conn, self._complete, worker_id, done)
+        await self.after_completion(conn, [row[0] for row in rows if row[1]])
+        return {row[0] for row in rows}
 
     async def interrupt_many(
         self, conn: Executor, *, worker_id: str, cut: Sequence[Ending]
@@ -251,7 +262,7 @@ class LeaseStatements(TaskStatements):
                 T.c.attempts == bindparam("p_attempt"),
             )
             .values(values)
-            .returning(T.c.id)
+            .returning(T.c.id, T.c.watched)
         )
 
     async def snooze(
@@ -284,9 +295,12 @@ class LeaseStatements(TaskStatements):
             "p_error": error,
             "p_retry_in": float(retry_in) if retry else None,
         }
-        if (await conn.execute(self._fail[retry], params)).first() is None:
+        row = (await conn.execute(self._fail[retry], params)).first()
+        if row is None:
             event = Event.RETRY if retry else Event.FAIL
             await self._explain_refusal(conn, event, task_id, fenced=True)
+        elif not retry and row[1]:
+            await self.after_failure(conn, [task_id])
         return target(Event.RETRY if retry else Event.FAIL)
 
     async def set_progress(
@@ -352,7 +366,10 @@ class LeaseStatements(TaskStatements):
     async def rescue_expired(self, conn: Executor, *, limit: int = 1000) -> dict[int, TaskStatus]:
         """Take back up to `limit` tasks whose lease expired; returns id -> new status."""
         stmt = self.rescue_statement(limit)
-        return {r.id: TaskStatus(r.status) for r in (await conn.execute(stmt)).all()}
+        rescued = {r.id: TaskStatus(r.status) for r in (await conn.execute(stmt)).all()}
+        failed = [task_id for task_id, status in rescued.items() if status == TaskStatus.FAILED]
+        await self.after_failure(conn, failed)
+        return rescued
 
     async def any_due(
         self,

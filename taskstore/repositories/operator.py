@@ -10,11 +10,12 @@ from sqlalchemy.exc import IntegrityError
 from taskstore.backends import Backend
 from taskstore.errors import IllegalTransition
 from taskstore.models.task import status_in
-from taskstore.repositories.task_table import Executor, T, TaskStatements, status_literal
+from taskstore.repositories.task_table import Executor, T, status_literal
+from taskstore.repositories.workflow import WorkflowStatements
 from taskstore.states import ACTIVE, FINISHED, Event, TaskStatus, ordered, target
 
 
-class OperatorStatements(TaskStatements):
+class OperatorStatements(WorkflowStatements):
     """What `taskstore cancel|retry|purge` and the dashboard's actions do."""
 
     def __init__(self, backend: Backend) -> None:
@@ -32,7 +33,9 @@ class OperatorStatements(TaskStatements):
         """Cancel a task that has not finished. A running one's worker notices at its next
         heartbeat and stops the handler; its late completion is refused by the fence."""
         values = {"finished_at": self._now, "lease_expires_at": None}
-        return await self._transition(conn, Event.CANCEL, task_id, values)
+        status = await self._transition(conn, Event.CANCEL, task_id, values)
+        await self.after_failure(conn, [task_id])
+        return status
 
     async def requeue(self, conn: Executor, task_id: int) -> TaskStatus:
         """Operator retry of a failed or cancelled task: a fresh set of attempts, due now."""
@@ -85,6 +88,8 @@ class OperatorStatements(TaskStatements):
             status_in(FINISHED),  # lets the planner use the finished-rows index
             T.c.status.in_([s.value for s in statuses]),
             T.c.finished_at < cutoff,
+            # A task that a waiting task depends on keeps its result for it.
+            or_(T.c.watched.is_(False), ~exists().where(*self._waits_for(T.c.id))),
         )
 
     async def count_purgeable(

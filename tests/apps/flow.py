@@ -16,7 +16,7 @@ from worker import Snooze, TaskContext, task
 _snoozed: set[int] = set()
 
 
-def _record(ctx: TaskContext, started: float, key: str | None) -> None:
+def record_run(ctx: TaskContext, started: float, key: str | None) -> None:
     path = os.environ.get("TEST_FLOW_LOG")
     if path:
         line = f"{ctx.task_id} {started:.6f} {time.time():.6f} {os.getpid()} {key or '-'}\n"
@@ -31,7 +31,7 @@ def _record(ctx: TaskContext, started: float, key: str | None) -> None:
 async def work(ctx: TaskContext, ms: int = 0, key: str | None = None) -> None:
     started = time.time()
     await anyio.sleep(ms / 1000)
-    _record(ctx, started, key)
+    record_run(ctx, started, key)
 
 
 @task(name="flow.snooze_once", queue="limited")

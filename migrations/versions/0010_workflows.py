@@ -1,0 +1,94 @@
+"""Workflows: task dependencies and the ``waiting`` status.
+
+`taskstore_task_deps` holds one row per (task, task it depends on); tasks gain
+`watched` (a task depends on it, or a caller waits for it), so only those endings look
+for dependents and wake waiters. The status
+check admits ``waiting``: on PostgreSQL the constraint is replaced; SQLite cannot alter a
+constraint, and rebuilding the task table would fire every reference's ON DELETE action,
+so its stored definition is widened in place (SQLite's documented procedure for loosening
+a constraint that every existing row already satisfies).
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-12-02
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from taskstore.backends import backend_of
+
+revision: str = "0010"
+down_revision: str | Sequence[str] | None = "0009"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+TASKS = "taskstore_tasks"
+CHECK = "ck_taskstore_tasks_status_valid"
+_BEFORE = "'assigned', 'cancelled', 'completed', 'created', 'failed', 'not_finished', 'running'"
+_AFTER = _BEFORE + ", 'waiting'"
+_TASK_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def upgrade() -> None:
+    op.create_table(
+        "taskstore_task_deps",
+        sa.Column("task_id", _TASK_ID, nullable=False),
+        sa.Column("depends_on_id", _TASK_ID, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["task_id"],
+            [f"{TASKS}.id"],
+            name=op.f("fk_taskstore_task_deps_task_id_taskstore_tasks"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["depends_on_id"],
+            [f"{TASKS}.id"],
+            name=op.f("fk_taskstore_task_deps_depends_on_id_taskstore_tasks"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("task_id", "depends_on_id", name=op.f("pk_taskstore_task_deps")),
+    )
+    op.create_index(
+        "ix_taskstore_task_deps_depends_on", "taskstore_task_deps", ["depends_on_id", "task_id"]
+    )
+    op.add_column(
+        TASKS,
+        sa.Column("watched", sa.Boolean(), server_default=sa.text("false"), nullable=False),
+    )
+    _status_check(_BEFORE, _AFTER)
+    waiting = sa.text("status IN ('waiting')")
+    op.create_index(
+        "ix_taskstore_tasks_waiting", TASKS, ["id"], postgresql_where=waiting, sqlite_where=waiting
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_taskstore_tasks_waiting", table_name=TASKS)
+    op.execute(sa.text("DELETE FROM taskstore_tasks WHERE status = 'waiting'"))
+    _status_check(_AFTER, _BEFORE)
+    with op.batch_alter_table(TASKS) as batch:
+        batch.drop_column("watched")
+    op.drop_index("ix_taskstore_task_deps_depends_on", table_name="taskstore_task_deps")
+    op.drop_table("taskstore_task_deps")
+
+
+def _status_check(old: str, new: str) -> None:
+    bind = op.get_bind()
+    if backend_of(bind).name != "sqlite":
+        op.drop_constraint(op.f(CHECK), TASKS, type_="check")
+        op.create_check_constraint(op.f(CHECK), TASKS, sa.text(f"status IN ({new})"))
+        return
+    version = bind.exec_driver_sql("PRAGMA schema_version").scalar_one()
+    bind.exec_driver_sql("PRAGMA writable_schema = ON")
+    bind.execute(
+        sa.text(
+            "UPDATE sqlite_master SET sql = replace(sql, :old, :new) "
+            "WHERE type = 'table' AND name = :table"
+        ),
+        {"old": f"status IN ({old})", "new": f"status IN ({new})", "table": TASKS},
+    )
+    bind.exec_driver_sql(f"PRAGMA schema_version = {int(version) + 1}")
+    bind.exec_driver_sql("PRAGMA writable_schema = OFF")

@@ -1,0 +1,56 @@
+"""`taskstore wait`: block until a task has finished, for scripts and pipelines.
+
+Exit codes: 0 completed, 1 failed or cancelled, 3 still unfinished after ``--timeout``
+(an unknown task is 2, as for `show`; an unreachable database 1).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from taskstore.cli_common import Command, Duration, database_url_option, emit_json, fail
+from taskstore.cli_store import with_store
+
+if TYPE_CHECKING:
+    from taskstore.records import TaskInfo
+    from taskstore.store import TaskStore
+
+TIMED_OUT = 3
+
+
+@click.command(cls=Command)
+@click.argument("task_id", type=int)
+@click.option(
+    "--timeout",
+    type=Duration(),
+    default=None,
+    help="Give up after this long (e.g. 30, 90s, 5m) with exit code 3. Default: wait on.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the task as `show --json` does.")
+@database_url_option
+def wait(url: str | None, task_id: int, timeout: float | None, as_json: bool) -> None:
+    """Wait until a task has finished: exit 0 if it completed, 1 if it failed or was
+    cancelled, 3 on timeout."""
+    from taskstore.states import TaskStatus
+
+    async def go(store: TaskStore) -> TaskInfo | None:
+        try:
+            return await store.wait(task_id, timeout=timeout)
+        except TimeoutError:
+            return None
+
+    info = with_store(url, go)
+    if info is None:
+        fail(f"task {task_id} did not finish within {timeout:g}s", TIMED_OUT)
+    if as_json:
+        emit_json(info.to_json())
+    else:
+        click.echo(f"task {task_id} {info.status.value}")
+        if info.error:
+            click.echo(f"{info.error.get('type')}: {info.error.get('message')}")
+    raise SystemExit(0 if info.status is TaskStatus.COMPLETED else 1)
+
+
+COMMANDS = [wait]

@@ -1,0 +1,226 @@
+"""Workflows on both databases: dependencies, results downstream, failure propagation, wait.
+
+Graphs are enqueued as users would (ids, or keys within one `enqueue_many` call) and run
+by in-process workers; what each handler saw is recorded in its result.
+"""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+import pytest
+from sqlalchemy import func, select
+
+from taskstore import TaskStatus, TaskStore
+from taskstore.errors import InvalidInput, TaskNotFound
+from taskstore.models import TaskDependency, TaskEntity
+from worker import NonRetryable, Registry, TaskContext, Worker, WorkerConfig, task
+
+reg = Registry()
+
+
+@task(name="wf.num", registry=reg)
+async def num(ctx: TaskContext, n: int) -> dict:
+    return {"n": n, "started": time.time()}
+
+
+@task(name="wf.sum", registry=reg)
+async def total(ctx: TaskContext) -> dict:
+    results = await ctx.dependency_results()
+    return {"sum": sum(r["n"] for r in results.values()), "from": sorted(results)}
+
+
+@task(name="wf.join", registry=reg)
+async def join(ctx: TaskContext, n: int) -> dict:
+    results = await ctx.dependency_results()
+    return {"n": n, "seen": {str(k): v["n"] for k, v in results.items()}, "at": time.time()}
+
+
+@task(name="wf.reject", registry=reg, max_attempts=3)
+async def reject(ctx: TaskContext) -> None:
+    raise NonRetryable("this step cannot work")
+
+
+def burst(store: TaskStore, **overrides) -> Worker:
+    options = {"queues": {"default": None}, "burst": True, "lease_seconds": 10.0} | overrides
+    return Worker(store, reg, WorkerConfig(**options))
+
+
+async def count_rows(store: TaskStore, entity: type) -> int:
+    async with store.reading() as conn:
+        return (await conn.execute(select(func.count()).select_from(entity))).scalar_one()
+
+
+async def test_a_fan_out_of_100_and_its_fan_in_run_from_one_call_with_the_sum(
+    store: TaskStore,
+) -> None:
+    leaves = [{"name": "wf.num", "payload": {"n": n}, "key": f"n{n}"} for n in range(100)]
+    fan_in = {"name": "wf.sum", "depends_on": [f"n{n}" for n in range(100)]}
+    ids = await store.enqueue_many([*leaves, fan_in])
+    assert (await store.require(ids[-1])).status is TaskStatus.WAITING
+    await burst(store, concurrency=20).run()
+    info = await store.require(ids[-1])
+    assert info.status is TaskStatus.COMPLETED
+    assert info.result == {"sum": sum(range(100)), "from": ids[:-1]}
+
+
+async def test_a_diamond_runs_its_join_after_both_branches_with_their_results(
+    store: TaskStore,
+) -> None:
+    a = await store.enqueue("wf.num", {"n": 1})
+    b = await store.enqueue("wf.join", {"n": 2}, depends_on=[a])
+    c = await store.enqueue("wf.join", {"n": 3}, depends_on=[a])
+    d = await store.enqueue("wf.join", {"n": 4}, depends_on=[b, c])
+    assert [(await store.require(i)).status for i in (a, b, c, d)] == [
+        TaskStatus.CREATED,
+        TaskStatus.WAITING,
+        TaskStatus.WAITING,
+        TaskStatus.WAITING,
+    ]
+    await burst(store, concurrency=4).run()
+    infos = {i: await store.require(i) for i in (a, b, c, d)}
+    assert all(info.status is TaskStatus.COMPLETED for info in infos.values())
+    assert infos[d].result["seen"] == {str(b): 2, str(c): 3}
+    assert infos[d].started_at >= max(infos[b].finished_at, infos[c].finished_at)
+    assert infos[b].started_at >= infos[a].finished_at
+
+
+async def test_a_failed_step_cancels_everything_below_it_none_started(store: TaskStore) -> None:
+    a = await store.enqueue("wf.num", {"n": 1})
+    b = await store.enqueue("wf.reject", depends_on=[a])
+    c = await store.enqueue("wf.join", {"n": 3}, depends_on=[b])
+    d = await store.enqueue("wf.join", {"n": 4}, depends_on=[c])
+    other = await store.enqueue("wf.num", {"n": 5})
+    await burst(store).run()
+    infos = {i: await store.require(i) for i in (a, b, c, d, other)}
+    assert infos[a].status is TaskStatus.COMPLETED and infos[other].status is TaskStatus.COMPLETED
+    assert infos[b].status is TaskStatus.FAILED and infos[b].attempts == 1
+    for below, cause in ((c, b), (d, c)):
+        info = infos[below]
+        assert info.status is TaskStatus.CANCELLED
+        assert info.started_at is None and info.attempts == 0
+        assert info.error["type"] == "DependencyFailed"
+        assert info.error["dependency"] == cause and f"dependency {cause} " in info.error["message"]
+
+
+async def test_cancelling_a_waiting_task_cancels_its_dependents(store: TaskStore) -> None:
+    a = await store.enqueue("wf.num", {"n": 1}, delay=3600)
+    b = await store.enqueue("wf.join", {"n": 2}, depends_on=[a])
+    c = await store.enqueue("wf.join", {"n": 3}, depends_on=[b])
+    assert await store.cancel(b) is TaskStatus.CANCELLED
+    assert (await store.require(c)).status is TaskStatus.CANCELLED
+    assert (await store.require(c)).error["dependency"] == b
+    assert (await store.require(a)).status is TaskStatus.CREATED
+
+
+async def test_a_completed_dependency_counts_as_met(store: TaskStore) -> None:
+    a = await store.enqueue("wf.num", {"n": 7})
+    await burst(store).run()
+    b = await store.enqueue("wf.join", {"n": 8}, depends_on=[a])
+    assert (await store.require(b)).status is TaskStatus.CREATED
+    await burst(store).run()
+    assert (await store.require(b)).result["seen"] == {str(a): 7}
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        ([{"name": "wf.num", "depends_on": [999999]}], "depends_on names no task: 999999"),
+        ([{"name": "wf.num", "depends_on": ["nope"]}], "no task of the batch with the key 'nope'"),
+        (
+            [
+                {"name": "wf.num", "key": "a", "depends_on": ["b"]},
+                {"name": "wf.num", "key": "b", "depends_on": ["a"]},
+            ],
+            "makes a cycle",
+        ),
+        ([{"name": "wf.num", "key": "a", "depends_on": ["a"]}], "makes a cycle"),
+        ([{"name": "wf.num", "depends_on": [0]}], "not a task id"),
+        ([{"name": "wf.num", "depends_on": "a"}], "must be a list of task ids"),
+        (
+            [{"name": "wf.num", "key": "a"}, {"name": "wf.num", "key": "a"}],
+            "two tasks of the batch have the key 'a'",
+        ),
+    ],
+)
+async def test_a_graph_that_cannot_run_is_refused_in_one_line_with_nothing_written(
+    store: TaskStore, items: list, message: str
+) -> None:
+    # Keys alone are no graph: the duplicate-key case needs one dependency to be checked.
+    items = (
+        [*items, {"name": "wf.num", "depends_on": [items[0]["key"]]}]
+        if ("depends_on" not in items[-1])
+        else items
+    )
+    with pytest.raises(InvalidInput, match=message) as caught:
+        await store.enqueue_many(items)
+    assert "\n" not in str(caught.value)
+    assert await count_rows(store, TaskEntity) == 0
+    assert await count_rows(store, TaskDependency) == 0
+
+
+async def test_a_failed_dependency_is_refused_and_a_key_outside_a_batch_too(
+    store: TaskStore,
+) -> None:
+    bad = await store.enqueue("wf.reject")
+    await burst(store).run()
+    with pytest.raises(InvalidInput, match=f"dependency {bad} is failed"):
+        await store.enqueue("wf.num", depends_on=[bad])
+    with pytest.raises(InvalidInput, match="keys name tasks of one enqueue_many batch"):
+        await store.enqueue("wf.num", depends_on=["a"])
+    assert await count_rows(store, TaskEntity) == 1
+
+
+async def test_a_graph_enqueued_in_a_transaction_that_rolls_back_leaves_nothing(
+    store: TaskStore,
+) -> None:
+    first = await store.enqueue("wf.num", {"n": 1})
+    async with store.sessions() as session, session.begin():
+        a = await store.enqueue("wf.num", {"n": 2}, session=session)
+        await store.enqueue_many(
+            [{"name": "wf.join", "payload": {"n": 3}, "depends_on": [a, first]}],
+            session=session,
+        )
+        await session.rollback()
+    assert await count_rows(store, TaskEntity) == 1
+    assert await count_rows(store, TaskDependency) == 0
+    assert (await store.require(first)).status is not TaskStatus.WAITING
+
+
+async def test_purge_keeps_a_completed_dependency_that_a_task_still_waits_for(
+    store: TaskStore,
+) -> None:
+    a = await store.enqueue("wf.num", {"n": 1})
+    lone = await store.enqueue("wf.num", {"n": 2})
+    await burst(store).run()
+    blocker = await store.enqueue("wf.num", {"n": 3}, delay=3600)
+    waiting = await store.enqueue("wf.join", {"n": 4}, depends_on=[a, blocker])
+    assert await store.purge(older_than=0) == 1  # `lone` only
+    assert await store.get(lone) is None
+    assert (await store.require(a)).status is TaskStatus.COMPLETED
+    assert (await store.require(waiting)).status is TaskStatus.WAITING
+
+
+async def test_wait_returns_the_finished_task_and_times_out_otherwise(store: TaskStore) -> None:
+    a = await store.enqueue("wf.num", {"n": 1})
+    with pytest.raises(TimeoutError):
+        await store.wait(a, timeout=0.2)
+    with pytest.raises(TaskNotFound):
+        await store.wait(999999, timeout=1)
+    async with anyio.create_task_group() as group:
+
+        async def run_later() -> None:
+            await anyio.sleep(0.3)
+            await burst(store).run()
+
+        group.start_soon(run_later)
+        began = time.monotonic()
+        info = await store.wait(a, timeout=30)
+        waited = time.monotonic() - began
+    assert info.status is TaskStatus.COMPLETED and info.result["n"] == 1
+    # Woken by the ending, not by the slow re-read (every 5 s where notifications come).
+    assert waited < 4.0
+    failed = await store.enqueue("wf.reject")
+    await burst(store).run()
+    assert (await store.wait(failed, timeout=1)).status is TaskStatus.FAILED
