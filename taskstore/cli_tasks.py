@@ -68,6 +68,7 @@ def show(url: str | None, task_id: int, as_json: bool) -> None:
         return
     for key in ("depends_on", "dependents"):
         doc[key] = ", ".join(map(str, doc[key])) or None
+    log = doc.pop("attempts_log")
     error = doc.pop("error")
     for key in ("payload", "result"):
         doc[key] = None if doc[key] is None else json.dumps(doc[key])
@@ -78,6 +79,20 @@ def show(url: str | None, task_id: int, as_json: bool) -> None:
         click.echo(f"{'error'.ljust(width)}  {error.get('type')}: {error.get('message')}")
         if error.get("traceback"):
             click.echo(error["traceback"].rstrip())
+    if log:
+        click.echo("attempts:")
+        for entry in log:
+            click.echo("  " + _attempt_line(entry))
+
+
+def _attempt_line(entry: dict[str, Any]) -> str:
+    started = (entry["started_at"] or "-")[:19].replace("T", " ")
+    finished = (entry["finished_at"] or "-")[:19].replace("T", " ")
+    line = f"#{entry['attempt']}  {entry['outcome']:<13} {started} -> {finished}"
+    line += f"  {entry['worker_id'] or '-'}"
+    if entry["error_type"]:
+        line += f"  {entry['error_type']}: {entry['error_message']}"
+    return line
 
 
 @click.command(cls=Command)
@@ -114,10 +129,10 @@ def retry(
 
 async def _task_doc(store: TaskStore, task_id: int) -> dict[str, Any]:
     """What `show --json` prints: the task, and its place in its workflow."""
-    from taskstore.graph_reads import task_links
+    from taskstore.task_detail import task_links
 
-    info, links = await store.require(task_id), await task_links(store, task_id)
-    return {**info.to_json(), "depends_on": links.depends_on, "dependents": links.dependents}
+    info = await store.require(task_id)
+    return {**info.to_json(), **(await task_links(store, info)).to_json()}
 
 
 def _retry_one(url: str | None, task_id: int, as_json: bool) -> None:

@@ -30,6 +30,7 @@ class _Store(Protocol):
 
     async def require(self, task_id: int) -> TaskInfo: ...
 
+
 _RECHECK_SECONDS = 5.0  # with notifications: a re-read now and then, in case one was lost
 _POLL_FIRST, _POLL_MAX = 0.005, 0.25  # without: the backoff of re-reads
 

@@ -26,7 +26,8 @@ PG_ENV = "TASKSTORE_TEST_POSTGRES_URL"
 REQUIRE_PG = os.environ.get("TASKSTORE_TEST_REQUIRE_POSTGRES") == "1"
 TABLES = (
     "taskstore_tasks, media, video, transcript, caption, taskstore_workers, "
-    "taskstore_periodic_ticks, taskstore_queues, taskstore_rate_slots, taskstore_task_deps"
+    "taskstore_periodic_ticks, taskstore_queues, taskstore_rate_slots, taskstore_task_deps, "
+    "taskstore_task_attempts"
 )
 
 _PG_LEFT_OUT = pytest.StashKey[int]()

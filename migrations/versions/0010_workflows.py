@@ -1,5 +1,6 @@
 """Workflows: task dependencies and the ``waiting`` status.
 
+`taskstore_task_attempts` keeps the attempts that did not complete (the attempts log).
 `taskstore_task_deps` holds one row per (task, task it depends on); tasks gain
 `watched` (a task depends on it, or a caller waits for it), so only those endings look
 for dependents and wake waiters. The status
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from taskstore.backends import backend_of
+from taskstore.models.base import UTCDateTime
 
 revision: str = "0010"
 down_revision: str | Sequence[str] | None = "0009"
@@ -59,13 +61,42 @@ def upgrade() -> None:
         sa.Column("watched", sa.Boolean(), server_default=sa.text("false"), nullable=False),
     )
     _status_check(_BEFORE, _AFTER)
+    _create_attempts()
     waiting = sa.text("status IN ('waiting')")
     op.create_index(
         "ix_taskstore_tasks_waiting", TASKS, ["id"], postgresql_where=waiting, sqlite_where=waiting
     )
 
 
+def _create_attempts() -> None:
+    op.create_table(
+        "taskstore_task_attempts",
+        sa.Column("id", _TASK_ID, autoincrement=True, nullable=False),
+        sa.Column("task_id", _TASK_ID, nullable=False),
+        sa.Column("attempt", sa.Integer(), nullable=False),
+        sa.Column("worker_id", sa.String(length=128), nullable=True),
+        sa.Column("started_at", UTCDateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("outcome", sa.String(length=16), nullable=False),
+        sa.Column("error_type", sa.String(length=200), nullable=True),
+        sa.Column("error_message", sa.Text(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["task_id"],
+            [f"{TASKS}.id"],
+            name=op.f("fk_taskstore_task_attempts_task_id_taskstore_tasks"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_taskstore_task_attempts")),
+        sqlite_autoincrement=True,
+    )
+    op.create_index(
+        op.f("ix_taskstore_task_attempts_task_id"), "taskstore_task_attempts", ["task_id"]
+    )
+
+
 def downgrade() -> None:
+    op.drop_index(op.f("ix_taskstore_task_attempts_task_id"), table_name="taskstore_task_attempts")
+    op.drop_table("taskstore_task_attempts")
     op.drop_index("ix_taskstore_tasks_waiting", table_name=TASKS)
     op.execute(sa.text("DELETE FROM taskstore_tasks WHERE status = 'waiting'"))
     _status_check(_AFTER, _BEFORE)

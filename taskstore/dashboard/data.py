@@ -14,7 +14,6 @@ from sqlalchemy import inspect as orm_inspect
 from taskstore.dashboard import queries
 from taskstore.dashboard.flow import QueueRow, queue_rows
 from taskstore.dashboard.params import TaskFilter
-from taskstore.graph_reads import TaskLinks, task_links
 from taskstore.records import QueueInfo, QueueStats, TaskInfo, Unserved
 from taskstore.repositories.media import (
     CaptionRepository,
@@ -23,6 +22,7 @@ from taskstore.repositories.media import (
 )
 from taskstore.repositories.workers import WorkerInfo
 from taskstore.store import TaskStore
+from taskstore.task_detail import TaskLinks, task_links
 
 
 def jsonable(value: Any) -> Any:
@@ -151,8 +151,7 @@ class TaskDetail:
     def to_json(self) -> dict[str, Any]:
         return {
             **self.task.to_json(),
-            "depends_on": self.links.depends_on,
-            "dependents": self.links.dependents,
+            **self.links.to_json(),
             "media": self.media,
             "transcripts": self.transcripts,
             "captions": self.captions,
@@ -162,7 +161,7 @@ class TaskDetail:
 async def task_detail(store: TaskStore, task_id: int) -> TaskDetail:
     """The task (`TaskNotFound` if missing) and its media, transcripts and captions."""
     info = await store.require(task_id)
-    links = await task_links(store, task_id)
+    links = await task_links(store, info)
     async with store.sessions() as session:  # read only: closed without a commit
         media = await MediaRepository(session).by_task(task_id)
         transcripts = await TranscriptRepository(session).by_task(task_id)

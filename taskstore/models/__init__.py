@@ -1,5 +1,6 @@
 """ORM entities: the task table and the polymorphic result entities."""
 
+from taskstore.models.attempt import TaskAttempt
 from taskstore.models.base import Base, UTCDateTime
 from taskstore.models.dependency import TaskDependency
 from taskstore.models.media import CaptionEntity, MediaEntity, TranscriptEntity, VideoEntity
@@ -15,6 +16,7 @@ __all__ = [
     "PeriodicTick",
     "QueueEntity",
     "RateSlotEntity",
+    "TaskAttempt",
     "TaskDependency",
     "TaskEntity",
     "TranscriptEntity",

@@ -27,6 +27,7 @@ from taskstore.backends import Backend
 from taskstore.jsoncodec import dumps_json
 from taskstore.models.task import orphaned, status_in
 from taskstore.records import ClaimedTask
+from taskstore.repositories.history import HistoryStatements
 from taskstore.repositories.task_table import (
     ENDING_BATCH,
     Executor,
@@ -55,7 +56,7 @@ _LEASE_EXPIRED_ERROR = dumps_json(
 )
 
 
-class LeaseStatements(WorkflowStatements):
+class LeaseStatements(WorkflowStatements, HistoryStatements):
     """What a worker does to the tasks it claims and holds."""
 
     def __init__(self, backend: Backend) -> None:
@@ -220,7 +221,13 @@ class LeaseStatements(WorkflowStatements):
         their error, the attempt not charged: a deploy is not the task's failure. The
         worker's id stays on the row: it handed the task back alive, so the task is no
         orphan (see `taskstore.models.task.orphaned`) and runs again in a batch."""
-        return await self._end(conn, self._interrupt, worker_id, cut)
+        done = await self._end(conn, self._interrupt, worker_id, cut)
+        for task_id, attempt, _ in cut:
+            if task_id in done:
+                await self.record_attempts(
+                    conn, [task_id], attempt=attempt, worker_id=worker_id, outcome="cut_off"
+                )
+        return done
 
     async def release_many(
         self,
@@ -299,7 +306,12 @@ class LeaseStatements(WorkflowStatements):
         if row is None:
             event = Event.RETRY if retry else Event.FAIL
             await self._explain_refusal(conn, event, task_id, fenced=True)
-        elif not retry and row[1]:
+            return target(event)  # (not reached: the refusal raises)
+        outcome = "retried" if retry else "failed"
+        await self.record_attempts(
+            conn, [task_id], attempt=attempt, worker_id=worker_id, outcome=outcome, error=error
+        )
+        if not retry and row[1]:
             await self.after_failure(conn, [task_id])
         return target(Event.RETRY if retry else Event.FAIL)
 
@@ -367,6 +379,7 @@ class LeaseStatements(WorkflowStatements):
         """Take back up to `limit` tasks whose lease expired; returns id -> new status."""
         stmt = self.rescue_statement(limit)
         rescued = {r.id: TaskStatus(r.status) for r in (await conn.execute(stmt)).all()}
+        await self.record_rescued(conn, sorted(rescued))
         failed = [task_id for task_id, status in rescued.items() if status == TaskStatus.FAILED]
         await self.after_failure(conn, failed)
         return rescued

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from taskstore import TaskStatus, TaskStore
 from taskstore.errors import InvalidInput, TaskNotFound
 from taskstore.models import TaskDependency, TaskEntity
+from taskstore.task_detail import task_links
 from worker import NonRetryable, Registry, TaskContext, Worker, WorkerConfig, task
 
 reg = Registry()
@@ -40,6 +41,13 @@ async def join(ctx: TaskContext, n: int) -> dict:
 @task(name="wf.reject", registry=reg, max_attempts=3)
 async def reject(ctx: TaskContext) -> None:
     raise NonRetryable("this step cannot work")
+
+
+@task(name="wf.flaky", registry=reg, max_attempts=3, backoff=0.01)
+async def flaky(ctx: TaskContext) -> str:
+    if ctx.attempt < 3:
+        raise RuntimeError(f"attempt {ctx.attempt} went wrong")
+    return "third time lucky"
 
 
 def burst(store: TaskStore, **overrides) -> Worker:
@@ -224,3 +232,23 @@ async def test_wait_returns_the_finished_task_and_times_out_otherwise(store: Tas
     failed = await store.enqueue("wf.reject")
     await burst(store).run()
     assert (await store.wait(failed, timeout=1)).status is TaskStatus.FAILED
+
+
+async def test_a_task_that_failed_twice_then_completed_has_three_attempts_logged(
+    store: TaskStore,
+) -> None:
+    task_id = await store.enqueue("wf.flaky")
+    for _ in range(3):
+        await anyio.sleep(0.05)  # past the backoff
+        await burst(store).run()
+    info = await store.require(task_id)
+    assert info.status is TaskStatus.COMPLETED and info.attempts == 3
+    log = (await task_links(store, info)).attempts_log
+    assert [(e["attempt"], e["outcome"], e["error_type"]) for e in log] == [
+        (1, "retried", "RuntimeError"),
+        (2, "retried", "RuntimeError"),
+        (3, "completed", None),
+    ]
+    assert log[0]["error_message"] == "attempt 1 went wrong"
+    assert all(e["started_at"] <= e["finished_at"] for e in log)
+    assert log[0]["finished_at"] <= log[1]["started_at"] and all(e["worker_id"] for e in log)

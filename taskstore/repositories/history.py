@@ -1,0 +1,125 @@
+"""Attempt history: rows for the attempts that did not complete, and the attempts log.
+
+An attempt that fails, is retried, loses its lease or is cut off at shutdown leaves a
+`TaskAttempt` row, written in the same transaction as the ending itself. A completing
+attempt writes none: its start, end and worker are on the task's row, which the log
+reads as the last entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import bindparam, insert, literal, select
+
+from taskstore.models.attempt import TaskAttempt
+from taskstore.records import TaskInfo
+from taskstore.repositories.task_table import Executor, T, TaskStatements
+from taskstore.states import TaskStatus
+
+A = TaskAttempt.__table__
+_COLUMNS = [
+    "task_id",
+    "attempt",
+    "worker_id",
+    "started_at",
+    "finished_at",
+    "outcome",
+    "error_type",
+    "error_message",
+]
+_SHOWN = (
+    "attempt",
+    "worker_id",
+    "started_at",
+    "finished_at",
+    "outcome",
+    "error_type",
+    "error_message",
+)
+#: statuses whose current attempt is on the task row (not in the history)
+_ON_ROW = {TaskStatus.RUNNING: "running", TaskStatus.COMPLETED: "completed"}
+
+
+class HistoryStatements(TaskStatements):
+    """Writes and reads of `taskstore_task_attempts`."""
+
+    def __init__(self, backend: Any) -> None:
+        super().__init__(backend)
+        # The attempt's start comes from the task row (an ending leaves started_at alone).
+        rows = select(
+            T.c.id,
+            bindparam("p_attempt"),
+            bindparam("p_worker_id"),
+            T.c.started_at,
+            self._now,
+            bindparam("p_outcome"),
+            bindparam("p_error_type"),
+            bindparam("p_error_message"),
+        ).where(T.c.id.in_(bindparam("p_ids", expanding=True)))
+        self._record = insert(A).from_select(_COLUMNS, rows)
+        self._rescued = insert(A).from_select(
+            _COLUMNS,
+            select(
+                T.c.id,
+                T.c.attempts,
+                literal(None),
+                T.c.started_at,
+                self._now,
+                literal("lease_expired"),
+                literal("LeaseExpired"),
+                literal("the worker stopped renewing its lease (crashed or cut off)"),
+            ).where(T.c.id.in_(bindparam("p_ids", expanding=True))),
+        )
+
+    async def record_attempts(
+        self,
+        conn: Executor,
+        ids: Sequence[int],
+        *,
+        attempt: int | None,
+        worker_id: str | None,
+        outcome: str,
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        """History rows for attempts that just ended without completing."""
+        if not ids:
+            return
+        error = error or {}
+        params = {
+            "p_ids": list(ids),
+            "p_attempt": attempt,
+            "p_worker_id": worker_id,
+            "p_outcome": outcome,
+            "p_error_type": _text(error.get("type"), 200),
+            "p_error_message": _text(error.get("message"), 2000),
+        }
+        await conn.execute(self._record, params)
+
+    async def record_rescued(self, conn: Executor, ids: Sequence[int]) -> None:
+        if ids:
+            await conn.execute(self._rescued, {"p_ids": list(ids)})
+
+    async def attempts_log(self, conn: Executor, info: TaskInfo) -> list[dict[str, Any]]:
+        """Every attempt of the task, oldest first: the history rows, then the attempt on
+        the task's row when it is running or completed."""
+        stmt = select(*(A.c[name] for name in _SHOWN)).where(A.c.task_id == info.id)
+        log = [dict(row._mapping) for row in await conn.execute(stmt.order_by(A.c.id))]
+        if info.status in _ON_ROW and info.started_at is not None:
+            log.append(
+                {
+                    "attempt": info.attempts,
+                    "worker_id": info.worker_id,
+                    "started_at": info.started_at,
+                    "finished_at": info.finished_at,
+                    "outcome": _ON_ROW[info.status],
+                    "error_type": None,
+                    "error_message": None,
+                }
+            )
+        return log
+
+
+def _text(value: Any, limit: int) -> str | None:
+    return None if value is None else str(value)[:limit]
