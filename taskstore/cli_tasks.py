@@ -106,6 +106,11 @@ def _attempt_line(entry: dict[str, Any]) -> str:
 @click.option("--queue", default=None, help="With --failed: only this queue.")
 @click.option("--name", default=None, help="With --failed: only tasks of this name.")
 @click.option("--yes", is_flag=True, help="With --failed: do not ask on a terminal.")
+@click.option(
+    "--with-dependents",
+    is_flag=True,
+    help="With TASK_ID: the tasks its failure cancelled (down the graph) wait for it again.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the task as `show --json` does.")
 @database_url_option
 def retry(
@@ -115,14 +120,17 @@ def retry(
     queue: str | None,
     name: str | None,
     yes: bool,
+    with_dependents: bool,
     as_json: bool,
 ) -> None:
     """Run a failed or cancelled task again (or, with --failed, every failed task)."""
     if (task_id is None) == (not all_failed) or (task_id is not None and (queue or name)):
         fail("give a TASK_ID, or --failed [--queue Q] [--name N]", 2)
     if task_id is not None:
-        _retry_one(url, task_id, as_json)
+        _retry_one(url, task_id, as_json, with_dependents)
         return
+    if with_dependents:
+        fail("--with-dependents goes with a TASK_ID", 2)
     retried = with_store(url, lambda store: _retry_failed(store, queue, name, yes))
     emit_json({"retried": retried}) if as_json else click.echo(f"retried {retried} tasks")
 
@@ -135,13 +143,18 @@ async def _task_doc(store: TaskStore, task_id: int) -> dict[str, Any]:
     return {**info.to_json(), **(await task_links(store, info)).to_json()}
 
 
-def _retry_one(url: str | None, task_id: int, as_json: bool) -> None:
+def _retry_one(url: str | None, task_id: int, as_json: bool, with_dependents: bool) -> None:
     async def go(store: TaskStore) -> dict[str, Any]:
-        await store.retry(task_id)
+        await store.retry(task_id, with_dependents=with_dependents)
         return await _task_doc(store, task_id)
 
     doc = with_store(url, go)
-    emit_json(doc) if as_json else click.echo(f"task {task_id} is {doc['status']}")
+    if as_json:
+        emit_json(doc)
+        return
+    click.echo(f"task {task_id} is {doc['status']}")
+    if with_dependents and doc["dependents"]:
+        click.echo(f"its dependents wait for it again: {', '.join(map(str, doc['dependents']))}")
 
 
 async def _retry_failed(store: TaskStore, queue: str | None, name: str | None, yes: bool) -> int:

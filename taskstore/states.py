@@ -36,6 +36,7 @@ class Event(enum.StrEnum):
     CANCEL = "cancel"
     REQUEUE = "requeue"  # operator retry of a finished task: -> created
     READY = "ready"  # its last dependency completed: waiting -> created
+    WAIT_AGAIN = "wait_again"  # operator retry of its failed dependency: cancelled -> waiting
 
 
 S = TaskStatus
@@ -56,6 +57,7 @@ TRANSITIONS: dict[Event, tuple[frozenset[TaskStatus], TaskStatus]] = {
     ),
     Event.REQUEUE: (frozenset({S.FAILED, S.CANCELLED}), S.CREATED),
     Event.READY: (frozenset({S.WAITING}), S.CREATED),
+    Event.WAIT_AGAIN: (frozenset({S.CANCELLED}), S.WAITING),
 }
 
 #: statuses a worker may claim

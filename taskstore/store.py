@@ -351,10 +351,15 @@ class TaskStore:
         async with self._write(session) as conn:
             return await self.tasks.cancel(conn, task_id)
 
-    async def retry(self, task_id: int, *, session: AsyncSession | None = None) -> TaskStatus:
-        """Run a failed or cancelled task again, with a fresh set of attempts."""
+    async def retry(
+        self, task_id: int, *, with_dependents: bool = False, session: AsyncSession | None = None
+    ) -> TaskStatus:
+        """Run a failed or cancelled task again, with a fresh set of attempts; with
+        `with_dependents`, what its failure cancelled waits for it again."""
         async with self._write(session) as conn:
             status = await self.tasks.requeue(conn, task_id)
+            if with_dependents:
+                await self.tasks.revive_dependents(conn, task_id)
             info = await self.tasks.get(conn, task_id)
             await self.backend.notify(conn, [info.queue] if info else [])
         return status

@@ -200,6 +200,47 @@ class WorkflowStatements(TaskStatements):
         status = (await conn.execute(stmt)).scalar_one_or_none()
         return None if status is None else TaskStatus(status)
 
+    async def revive_dependents(self, conn: Executor, task_id: int) -> list[int]:
+        """After an operator retry of `task_id`: the tasks it got cancelled (a
+        ``DependencyFailed`` error), down the graph, wait again, except those that still
+        wait for another failed or cancelled task. Returns their ids."""
+        alive, revived, frontier = {task_id}, [], [task_id]
+        while frontier:
+            candidates = await conn.execute(
+                select(T.c.id, T.c.error)
+                .join(D, D.c.task_id == T.c.id)
+                .where(D.c.depends_on_id.in_(frontier), T.c.status == TaskStatus.CANCELLED.value)
+            )
+            frontier = []
+            for candidate, error in candidates.all():
+                if not isinstance(error, dict) or error.get("type") != "DependencyFailed":
+                    continue  # cancelled for its own reasons: not ours to undo
+                if await self._only_dead_among(conn, candidate, alive):
+                    frontier.append(candidate)
+            if frontier:
+                await conn.execute(
+                    update(T)
+                    .where(T.c.id.in_(frontier), status_in(sources(Event.WAIT_AGAIN)))
+                    .values(
+                        status=status_literal(target(Event.WAIT_AGAIN)),
+                        error=None,
+                        finished_at=None,
+                        updated_at=self._now,
+                    )
+                )
+                alive.update(frontier)
+                revived += frontier
+        return revived
+
+    async def _only_dead_among(self, conn: Executor, task_id: int, alive: set[int]) -> bool:
+        """Are the task's failed or cancelled dependencies all among `alive` (retried)?"""
+        rows = await conn.execute(
+            select(T.c.id, T.c.status)
+            .join(D, D.c.depends_on_id == T.c.id)
+            .where(D.c.task_id == task_id)
+        )
+        return all(dep in alive or TaskStatus(status) not in _DEAD for dep, status in rows.all())
+
     # -------------------------------------------------------------------- reads
     async def dependencies(self, conn: Executor, task_id: int) -> list[int]:
         stmt = select(D.c.depends_on_id).where(D.c.task_id == task_id).order_by(D.c.depends_on_id)

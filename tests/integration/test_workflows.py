@@ -252,3 +252,27 @@ async def test_a_task_that_failed_twice_then_completed_has_three_attempts_logged
     assert log[0]["error_message"] == "attempt 1 went wrong"
     assert all(e["started_at"] <= e["finished_at"] for e in log)
     assert log[0]["finished_at"] <= log[1]["started_at"] and all(e["worker_id"] for e in log)
+
+
+async def test_retry_with_dependents_puts_what_the_failure_cancelled_back_to_waiting(
+    store: TaskStore,
+) -> None:
+    a = await store.enqueue("wf.reject")
+    b = await store.enqueue("wf.join", {"n": 2}, depends_on=[a])
+    c = await store.enqueue("wf.join", {"n": 3}, depends_on=[b])
+    own = await store.enqueue("wf.join", {"n": 4}, depends_on=[a])
+    other = await store.enqueue("wf.num", {"n": 9}, delay=3600)
+    blocked = await store.enqueue("wf.join", {"n": 5}, depends_on=[a, other])
+    await burst(store).run()
+    await store.cancel(other)
+    assert (await store.require(blocked)).status is TaskStatus.CANCELLED
+    assert await store.retry(a, with_dependents=True) is TaskStatus.CREATED
+    statuses = {i: (await store.require(i)).status for i in (a, b, c, own, blocked)}
+    assert statuses == {
+        a: TaskStatus.CREATED,
+        b: TaskStatus.WAITING,
+        c: TaskStatus.WAITING,
+        own: TaskStatus.WAITING,
+        blocked: TaskStatus.CANCELLED,  # it also waits for `other`, cancelled since
+    }
+    assert (await store.require(b)).error is None
