@@ -20,8 +20,10 @@ from taskstore.validation import encode_json
 from worker.context import TaskContext
 from worker.errors import NonRetryable, TaskTimeout, WrongArguments
 from worker.registry import TaskDef
+from worker.wrappers import Middleware, wrap
 
 _TRACEBACK_LIMIT = 16_000
+_NO_MIDDLEWARE: list[Middleware] = []
 
 
 @dataclasses.dataclass(slots=True)
@@ -109,7 +111,11 @@ def _check_arguments(definition: TaskDef, ctx: TaskContext, payload: dict[str, A
     raise WrongArguments(f"payload does not fit {definition.name}")
 
 
-async def _call(definition: TaskDef, ctx: TaskContext, payload: dict[str, Any]) -> Any:
+async def _call(
+    definition: TaskDef, ctx: TaskContext, payload: dict[str, Any], chain: list[Middleware]
+) -> Any:
+    if chain:
+        return await wrap(chain, ctx, lambda: _call(definition, ctx, payload, []))()
     _check_arguments(definition, ctx, payload)
     if definition.is_async:
         return await definition.fn(ctx, **payload)
@@ -130,18 +136,22 @@ def _encode_result(value: Any) -> str | None:
 
 
 async def attempt(
-    definition: TaskDef, ctx: TaskContext, payload: dict[str, Any], running: Running
+    definition: TaskDef,
+    ctx: TaskContext,
+    payload: dict[str, Any],
+    running: Running,
+    chain: list[Middleware] = _NO_MIDDLEWARE,
 ) -> Outcome:
-    """Run the handler under its timeout; `running.stop()` abandons it."""
+    """Run the handler, wrapped in `chain`, under its timeout; `running.stop()` abandons it."""
     started = time.perf_counter()
     outcome = Outcome(ctx)
     deadline = None if definition.timeout is None else asyncio.timeout(definition.timeout)
     try:
         if deadline is None:  # most handlers: no timeout object to build per attempt
-            value = await _call(definition, ctx, payload)
+            value = await _call(definition, ctx, payload, chain)
         else:
             async with deadline:
-                value = await _call(definition, ctx, payload)
+                value = await _call(definition, ctx, payload, chain)
         outcome.result_json = _encode_result(value)
     except TimeoutError as exc:
         # Ours only if our deadline fired; a handler's own TimeoutError (a socket, a

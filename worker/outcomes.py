@@ -136,7 +136,7 @@ class Outcomes:
             max_attempts=max_attempts,
             resources=self.resources,
         )
-        return await attempt(definition, ctx, task.payload, run)
+        return await attempt(definition, ctx, task.payload, run, self._registry.middleware)
 
     async def _record(self, task: ClaimedTask, outcome: Outcome) -> None:
         session = outcome.ctx.used_session if outcome.ctx else None

@@ -19,6 +19,7 @@ from worker.cron import can_fire, is_valid
 from worker.errors import RegistrationError
 from worker.producer import EnqueueOptions, Enqueuer, Producible
 from worker.signature import HandlerSignature, read_signature
+from worker.wrappers import Middleware, check
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -28,7 +29,15 @@ Hook = Callable[[dict[str, Any]], Any]
 Resolver = Callable[[str], "TaskDef | None"]
 _DEFAULTS = EnqueueOptions()
 
-__all__ = ["RegistrationError", "Registry", "TaskDef", "on_shutdown", "on_startup", "task"]
+__all__ = [
+    "RegistrationError",
+    "Registry",
+    "TaskDef",
+    "middleware",
+    "on_shutdown",
+    "on_startup",
+    "task",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +84,8 @@ class Registry:
     startup: list[Hook] = dataclasses.field(default_factory=list)
     shutdown: list[Hook] = dataclasses.field(default_factory=list)
     resolvers: list[Resolver] = dataclasses.field(default_factory=list)
+    #: wraps every attempt, first outermost (see `worker.wrappers`)
+    middleware: list[Middleware] = dataclasses.field(default_factory=list)
 
     def add(self, definition: TaskDef) -> TaskDef:
         existing = self.tasks.get(definition.name)
@@ -215,3 +226,14 @@ def on_shutdown(fn: Hook) -> Hook:
     """Run ``fn(resources)`` once per worker process after its last task."""
     registry.shutdown.append(fn)
     return fn
+
+
+def middleware(fn: Middleware | None = None, *, registry: Registry = registry) -> Any:
+    """Wrap every attempt of this process's worker in `fn` (see `worker.wrappers`):
+    ``@middleware`` or ``@middleware(registry=...)``; returns `fn`."""
+
+    def add(fn: Middleware) -> Middleware:
+        registry.middleware.append(check(fn))
+        return fn
+
+    return add if fn is None else add(fn)

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from taskstore import TaskStatus, TaskStore
 from taskstore.models import MediaEntity, TranscriptEntity, VideoEntity
-from worker import NonRetryable, Registry, TaskContext, Worker, WorkerConfig, task
+from worker import NonRetryable, Registry, TaskContext, Worker, WorkerConfig, middleware, task
 
 reg = Registry()
 
@@ -281,3 +281,28 @@ async def test_a_task_whose_attempts_all_crashed_is_failed_not_retried_forever(
     info = await store.require(task_id)
     assert (info.status, info.attempts) == (TaskStatus.FAILED, 4)
     assert "earlier attempts never finished" in info.error["message"]
+
+
+async def test_a_workers_middleware_wraps_each_attempt_and_sees_its_outcome(
+    store: TaskStore,
+) -> None:
+    seen: list[tuple[int, str]] = []
+    local = Registry()
+    task(name="t.echo", registry=local)(echo.fn)
+    task(name="t.reject", registry=local, max_attempts=5)(reject.fn)
+
+    @middleware(registry=local)
+    async def record(ctx: TaskContext, call_next) -> object:
+        try:
+            result = await call_next()
+        except Exception as exc:
+            seen.append((ctx.task_id, type(exc).__name__))
+            raise
+        seen.append((ctx.task_id, "ok"))
+        return result
+
+    ok = await store.enqueue("t.echo", {"value": 1})
+    bad = await store.enqueue("t.reject")
+    await Worker(store, local, WorkerConfig(queues={"default": None}, burst=True)).run()
+    assert sorted(seen) == [(ok, "ok"), (bad, "NonRetryable")]
+    assert (await store.require(bad)).status is TaskStatus.FAILED
