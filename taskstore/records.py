@@ -26,6 +26,8 @@ class NewTask:
     depends_on: tuple[int | str, ...] = ()
     #: this task's name within its batch, for the others' `depends_on`
     key: str | None = None
+    #: the producer's W3C ``traceparent`` (OpenTelemetry), continued by the attempts
+    trace_context: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -39,6 +41,7 @@ class ClaimedTask:
     attempt: int
     max_attempts: int | None
     priority: int
+    trace_context: str | None = None  # the producer's traceparent, if it traced
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ REVISIONS: tuple[str, ...] = (
     "0008",
     "0009",
     "0010",
+    "0011",
 )
 HEAD = REVISIONS[-1]
 _VERSIONS = table(VERSION_TABLE, column("version_num"))

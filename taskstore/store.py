@@ -36,6 +36,7 @@ from taskstore.repositories.tasks import TaskRepository
 from taskstore.repositories.workers import WorkerRepository
 from taskstore.settings import Settings
 from taskstore.states import FINISHED, TaskStatus
+from taskstore.tracing import enqueue_span
 from taskstore.translate import UNREACHABLE, ErrorTranslator
 from taskstore.waiting import Waiters
 
@@ -229,20 +230,19 @@ class TaskStore:
         """Plain rows are one statement (atomic alone: no BEGIN/COMMIT needed on
         PostgreSQL); rows with dedup keys or dependencies need a transaction of several."""
         graph = resolve_graph(batch, keys_allowed=keys_allowed)
-        if graph is not None:
+        with enqueue_span(batch) as batch:
+            if graph is None and session is None and all(t.dedup_key is None for t in batch):
+                async with self.statement() as conn:
+                    return await self.tasks.insert(conn, batch)
             async with self._write(session) as conn:
-                return await self.tasks.insert_graph(conn, batch, graph)
-        if session is None and all(t.dedup_key is None for t in batch):
-            async with self.statement() as conn:
+                if graph is not None:
+                    return await self.tasks.insert_graph(conn, batch, graph)
                 return await self.tasks.insert(conn, batch)
-        async with self._write(session) as conn:
-            return await self.tasks.insert(conn, batch)
 
     async def wait(self, task_id: int, *, timeout: float | None = None) -> TaskInfo:  # noqa: ASYNC109 (the contract)
         """Wait until the task has finished (completed, failed or cancelled) and return it;
         `TimeoutError` after `timeout` seconds. See `taskstore.waiting`."""
-        if self._waiters is None:
-            self._waiters = Waiters(self)
+        self._waiters = self._waiters or Waiters(self)
         return await self._waiters.wait(task_id, timeout)
 
     # ----------------------------------------------------------------- reads

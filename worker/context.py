@@ -40,6 +40,8 @@ class TaskContext:
         self.name = task.name
         self.queue = task.queue
         self.attempt = task.attempt
+        #: the producer's W3C traceparent, if it traced (see `taskstore.contrib.otel`)
+        self.trace_context = task.trace_context
         self.max_attempts = max_attempts
         self.worker_id = consumer.worker_id
         self.resources = resources

@@ -2,16 +2,16 @@
 -- Written by docs/sql/render.py from the code; do not edit by hand.
 
 -- enqueue, enqueue_many: a batch of new tasks, any size, one statement
--- parameters: pg_notify_2, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, new_name, new_queue, new_payload, new_priority, new_max_attempts, new_run_at, new_delay, new_concurrency_key
+-- parameters: pg_notify_2, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, new_name, new_queue, new_payload, new_priority, new_max_attempts, new_run_at, new_delay, new_concurrency_key, new_trace_context
 WITH inserted AS 
-(INSERT INTO taskstore_tasks (name, queue, payload, priority, max_attempts, run_at, created_at, updated_at, concurrency_key) SELECT "new".name AS name, "new".queue AS queue, CAST("new".payload AS JSONB) AS payload, "new".priority AS priority, "new".max_attempts AS max_attempts, coalesce("new".run_at, now() + make_interval($2::INTEGER, $3::INTEGER, $4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, "new".delay), now()) AS coalesce_1, now() AS now_1, now() AS now__1, "new".concurrency_key AS concurrency_key 
-FROM unnest($8::VARCHAR[], $9::VARCHAR[], $10::TEXT[], $11::INTEGER[], $12::INTEGER[], $13::TIMESTAMP WITH TIME ZONE[], $14::FLOAT[], $15::VARCHAR[]) AS "new"(name, queue, payload, priority, max_attempts, run_at, delay, concurrency_key) RETURNING taskstore_tasks.id, taskstore_tasks.queue)
+(INSERT INTO taskstore_tasks (name, queue, payload, priority, max_attempts, run_at, created_at, updated_at, concurrency_key, trace_context) SELECT "new".name AS name, "new".queue AS queue, CAST("new".payload AS JSONB) AS payload, "new".priority AS priority, "new".max_attempts AS max_attempts, coalesce("new".run_at, now() + make_interval($2::INTEGER, $3::INTEGER, $4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, "new".delay), now()) AS coalesce_1, now() AS now_1, now() AS now__1, "new".concurrency_key AS concurrency_key, "new".trace_context AS trace_context 
+FROM unnest($8::VARCHAR[], $9::VARCHAR[], $10::TEXT[], $11::INTEGER[], $12::INTEGER[], $13::TIMESTAMP WITH TIME ZONE[], $14::FLOAT[], $15::VARCHAR[], $16::VARCHAR[]) AS "new"(name, queue, payload, priority, max_attempts, run_at, delay, concurrency_key, trace_context) RETURNING taskstore_tasks.id, taskstore_tasks.queue)
  SELECT inserted.id, pg_notify($1::VARCHAR, inserted.queue) AS pg_notify_1 
 FROM inserted;
 
 -- enqueue with dedup_key: one row per key; a live task's key is skipped
--- parameters: p_name, p_queue, p_payload, p_priority, p_max_attempts, p_run_at, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_delay, p_dedup_key, p_concurrency_key
-INSERT INTO taskstore_tasks (name, queue, payload, priority, max_attempts, run_at, created_at, updated_at, dedup_key, concurrency_key) VALUES ($1::VARCHAR, $2::VARCHAR, CAST($3::VARCHAR AS JSONB), $4::INTEGER, $5::INTEGER, coalesce($6::TIMESTAMP WITH TIME ZONE, now() + make_interval($7::INTEGER, $8::INTEGER, $9::INTEGER, $10::INTEGER, $11::INTEGER, $12::INTEGER, $13::FLOAT), now()), now(), now(), $14::VARCHAR, $15::VARCHAR) ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL AND status IN ('assigned', 'created', 'not_finished', 'running') DO NOTHING RETURNING taskstore_tasks.id, taskstore_tasks.dedup_key;
+-- parameters: p_name, p_queue, p_payload, p_priority, p_max_attempts, p_run_at, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_delay, p_dedup_key, p_concurrency_key, p_trace_context
+INSERT INTO taskstore_tasks (name, queue, payload, priority, max_attempts, run_at, created_at, updated_at, dedup_key, concurrency_key, trace_context) VALUES ($1::VARCHAR, $2::VARCHAR, CAST($3::VARCHAR AS JSONB), $4::INTEGER, $5::INTEGER, coalesce($6::TIMESTAMP WITH TIME ZONE, now() + make_interval($7::INTEGER, $8::INTEGER, $9::INTEGER, $10::INTEGER, $11::INTEGER, $12::INTEGER, $13::FLOAT), now()), now(), now(), $14::VARCHAR, $15::VARCHAR, $16::VARCHAR) ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL AND status IN ('assigned', 'created', 'not_finished', 'running') DO NOTHING RETURNING taskstore_tasks.id, taskstore_tasks.dedup_key;
 
 -- claim: a batch, claimed and started at once
 -- parameters: status, attempts_1, p_worker_id, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_lease, param_1, p_queue, p_limit
@@ -20,7 +20,7 @@ WITH picked AS
 FROM taskstore_tasks 
 WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = $11::VARCHAR OR taskstore_tasks.worker_id IS NOT NULL) AND taskstore_tasks.queue = $12::VARCHAR AND taskstore_tasks.run_at <= now() ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id 
  LIMIT $13::INTEGER FOR UPDATE SKIP LOCKED)
- UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts + $2::INTEGER), updated_at=now(), started_at=now(), worker_id=$3::VARCHAR, lease_expires_at=(now() + make_interval($4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::INTEGER, $10::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at;
+ UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts + $2::INTEGER), updated_at=now(), started_at=now(), worker_id=$3::VARCHAR, lease_expires_at=(now() + make_interval($4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::INTEGER, $10::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at, taskstore_tasks.trace_context;
 
 -- orphan claim: one task rescued from a dead worker
 -- parameters: status, attempts_1, p_worker_id, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_lease, p_queue, p_limit
@@ -29,7 +29,7 @@ WITH picked AS
 FROM taskstore_tasks 
 WHERE status IN ('not_finished') AND worker_id IS NULL AND taskstore_tasks.queue = $11::VARCHAR AND taskstore_tasks.run_at <= now() ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id 
  LIMIT $12::INTEGER FOR UPDATE SKIP LOCKED)
- UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts + $2::INTEGER), updated_at=now(), started_at=now(), worker_id=$3::VARCHAR, lease_expires_at=(now() + make_interval($4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::INTEGER, $10::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at;
+ UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts + $2::INTEGER), updated_at=now(), started_at=now(), worker_id=$3::VARCHAR, lease_expires_at=(now() + make_interval($4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::INTEGER, $10::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at, taskstore_tasks.trace_context;
 
 -- limited claim: a queue with flow control, its row locked; per-key limit applied
 -- parameters: status, attempts_1, p_worker_id, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_lease, param_1, p_queue, p_scan, coalesce_1, p_key_limit, p_limit
@@ -43,7 +43,7 @@ FROM taskstore_tasks
 WHERE taskstore_tasks.queue = $12::VARCHAR AND status IN ('assigned', 'running') AND taskstore_tasks.concurrency_key IS NOT NULL GROUP BY taskstore_tasks.concurrency_key) AS busy ON busy.ckey = front.ckey 
 WHERE front.ckey IS NULL OR front.rank + coalesce(busy.n, $14::INTEGER) <= $15::INTEGER ORDER BY front.priority DESC, front.run_at, front.id 
  LIMIT $16::INTEGER)
- UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts + $2::INTEGER), updated_at=now(), started_at=now(), worker_id=$3::VARCHAR, lease_expires_at=(now() + make_interval($4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::INTEGER, $10::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id AND status IN ('created', 'not_finished') RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at;
+ UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts + $2::INTEGER), updated_at=now(), started_at=now(), worker_id=$3::VARCHAR, lease_expires_at=(now() + make_interval($4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::INTEGER, $10::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id AND status IN ('created', 'not_finished') RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at, taskstore_tasks.trace_context;
 
 -- ack: completions of a batch, fenced on (id, worker, attempt)
 -- parameters: status, lease_expires_at, progress, batch_attempt, batch_doc, batch_id, p_worker_id

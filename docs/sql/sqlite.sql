@@ -2,28 +2,28 @@
 -- Written by docs/sql/render.py from the code; do not edit by hand.
 
 -- enqueue, enqueue_many: a batch of new tasks, any size, one statement
--- parameters: strftime_1, strftime_2, printf_1, strftime_3, strftime_4, strftime_3, strftime_4, strftime_3, strftime_4, json_extract_1, json_extract_2, json_extract_3, json_extract_4, json_extract_5, json_extract_6, json_extract_7, json_extract_8, new
-INSERT INTO taskstore_tasks (name, queue, payload, priority, max_attempts, run_at, created_at, updated_at, concurrency_key) SELECT new.name, new.queue, new.payload, new.priority, new.max_attempts, coalesce(new.run_at, strftime(?, ?, printf(?, new.delay)), strftime(?, ?)) AS coalesce_1, strftime(?, ?) AS strftime_5, strftime(?, ?) AS strftime__1, new.concurrency_key 
-FROM (SELECT json_extract(anon_1.value, ?) AS name, json_extract(anon_1.value, ?) AS queue, json_extract(anon_1.value, ?) AS payload, json_extract(anon_1.value, ?) AS priority, json_extract(anon_1.value, ?) AS max_attempts, json_extract(anon_1.value, ?) AS run_at, json_extract(anon_1.value, ?) AS delay, json_extract(anon_1.value, ?) AS concurrency_key 
+-- parameters: strftime_1, strftime_2, printf_1, strftime_3, strftime_4, strftime_3, strftime_4, strftime_3, strftime_4, json_extract_1, json_extract_2, json_extract_3, json_extract_4, json_extract_5, json_extract_6, json_extract_7, json_extract_8, json_extract_9, new
+INSERT INTO taskstore_tasks (name, queue, payload, priority, max_attempts, run_at, created_at, updated_at, concurrency_key, trace_context) SELECT new.name, new.queue, new.payload, new.priority, new.max_attempts, coalesce(new.run_at, strftime(?, ?, printf(?, new.delay)), strftime(?, ?)) AS coalesce_1, strftime(?, ?) AS strftime_5, strftime(?, ?) AS strftime__1, new.concurrency_key, new.trace_context 
+FROM (SELECT json_extract(anon_1.value, ?) AS name, json_extract(anon_1.value, ?) AS queue, json_extract(anon_1.value, ?) AS payload, json_extract(anon_1.value, ?) AS priority, json_extract(anon_1.value, ?) AS max_attempts, json_extract(anon_1.value, ?) AS run_at, json_extract(anon_1.value, ?) AS delay, json_extract(anon_1.value, ?) AS concurrency_key, json_extract(anon_1.value, ?) AS trace_context 
 FROM json_each(?) AS anon_1) AS new RETURNING id;
 
 -- enqueue with dedup_key: one row per key; a live task's key is skipped
--- parameters: p_name, p_queue, p_payload, p_priority, p_max_attempts, p_run_at, strftime_1, strftime_2, printf_1, p_delay, strftime_3, strftime_4, strftime_3, strftime_4, strftime_3, strftime_4, p_dedup_key, p_concurrency_key
-INSERT INTO taskstore_tasks (name, queue, payload, priority, max_attempts, run_at, created_at, updated_at, dedup_key, concurrency_key) VALUES (?, ?, ?, ?, ?, coalesce(?, strftime(?, ?, printf(?, ?)), strftime(?, ?)), strftime(?, ?), strftime(?, ?), ?, ?) ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL AND status IN ('assigned', 'created', 'not_finished', 'running') DO NOTHING RETURNING id, dedup_key;
+-- parameters: p_name, p_queue, p_payload, p_priority, p_max_attempts, p_run_at, strftime_1, strftime_2, printf_1, p_delay, strftime_3, strftime_4, strftime_3, strftime_4, strftime_3, strftime_4, p_dedup_key, p_concurrency_key, p_trace_context
+INSERT INTO taskstore_tasks (name, queue, payload, priority, max_attempts, run_at, created_at, updated_at, dedup_key, concurrency_key, trace_context) VALUES (?, ?, ?, ?, ?, coalesce(?, strftime(?, ?, printf(?, ?)), strftime(?, ?)), strftime(?, ?), strftime(?, ?), ?, ?, ?) ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL AND status IN ('assigned', 'created', 'not_finished', 'running') DO NOTHING RETURNING id, dedup_key;
 
 -- claim: a batch, claimed and started at once
 -- parameters: status, attempts_1, strftime_1, strftime_2, strftime_1, strftime_2, p_worker_id, strftime_3, strftime_4, printf_1, p_lease, param_1, p_queue, strftime_1, strftime_2, p_limit, param_2
 UPDATE taskstore_tasks SET status=?, attempts=(taskstore_tasks.attempts + ?), updated_at=strftime(?, ?), started_at=strftime(?, ?), worker_id=?, lease_expires_at=strftime(?, ?, printf(?, ?)) WHERE taskstore_tasks.id IN (SELECT taskstore_tasks.id 
 FROM taskstore_tasks 
 WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = ? OR taskstore_tasks.worker_id IS NOT NULL) AND taskstore_tasks.queue = ? AND taskstore_tasks.run_at <= strftime(?, ?) ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id
- LIMIT ? OFFSET ?) RETURNING id, name, queue, payload, attempts, max_attempts, priority, run_at;
+ LIMIT ? OFFSET ?) RETURNING id, name, queue, payload, attempts, max_attempts, priority, run_at, trace_context;
 
 -- orphan claim: one task rescued from a dead worker
 -- parameters: status, attempts_1, strftime_1, strftime_2, strftime_1, strftime_2, p_worker_id, strftime_3, strftime_4, printf_1, p_lease, p_queue, strftime_1, strftime_2, p_limit, param_1
 UPDATE taskstore_tasks SET status=?, attempts=(taskstore_tasks.attempts + ?), updated_at=strftime(?, ?), started_at=strftime(?, ?), worker_id=?, lease_expires_at=strftime(?, ?, printf(?, ?)) WHERE taskstore_tasks.id IN (SELECT taskstore_tasks.id 
 FROM taskstore_tasks 
 WHERE status IN ('not_finished') AND worker_id IS NULL AND taskstore_tasks.queue = ? AND taskstore_tasks.run_at <= strftime(?, ?) ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id
- LIMIT ? OFFSET ?) RETURNING id, name, queue, payload, attempts, max_attempts, priority, run_at;
+ LIMIT ? OFFSET ?) RETURNING id, name, queue, payload, attempts, max_attempts, priority, run_at, trace_context;
 
 -- limited claim: a queue with flow control, its row locked; per-key limit applied
 -- parameters: status, attempts_1, strftime_1, strftime_2, strftime_1, strftime_2, p_worker_id, strftime_3, strftime_4, printf_1, p_lease, param_1, p_queue, strftime_1, strftime_2, p_scan, param_2, p_queue, coalesce_1, p_key_limit, p_limit, param_3
@@ -35,7 +35,7 @@ WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = ? OR t
 FROM taskstore_tasks 
 WHERE taskstore_tasks.queue = ? AND status IN ('assigned', 'running') AND taskstore_tasks.concurrency_key IS NOT NULL GROUP BY taskstore_tasks.concurrency_key) AS busy ON busy.ckey = front.ckey 
 WHERE front.ckey IS NULL OR front.rank + coalesce(busy.n, ?) <= ? ORDER BY front.priority DESC, front.run_at, front.id
- LIMIT ? OFFSET ?) AND status IN ('created', 'not_finished') RETURNING id, name, queue, payload, attempts, max_attempts, priority, run_at;
+ LIMIT ? OFFSET ?) AND status IN ('created', 'not_finished') RETURNING id, name, queue, payload, attempts, max_attempts, priority, run_at, trace_context;
 
 -- ack: completions of a batch, fenced on (id, worker, attempt)
 -- parameters: status, strftime_1, strftime_2, strftime_1, strftime_2, lease_expires_at, progress, json_extract_1, json_extract_2, json_extract_3, batch, p_worker_id

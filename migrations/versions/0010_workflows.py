@@ -100,8 +100,7 @@ def downgrade() -> None:
     op.drop_index("ix_taskstore_tasks_waiting", table_name=TASKS)
     op.execute(sa.text("DELETE FROM taskstore_tasks WHERE status = 'waiting'"))
     _status_check(_AFTER, _BEFORE)
-    with op.batch_alter_table(TASKS) as batch:
-        batch.drop_column("watched")
+    op.drop_column(TASKS, "watched")  # a plain ALTER: a rebuild would fire ON DELETE actions
     op.drop_index("ix_taskstore_task_deps_depends_on", table_name="taskstore_task_deps")
     op.drop_table("taskstore_task_deps")
 

@@ -75,6 +75,8 @@ class TaskEntity(Base):
     dedup_key: Mapped[str | None] = mapped_column(String(255))
     #: tasks sharing a key run at most the queue's `key_concurrency` at once
     concurrency_key: Mapped[str | None] = mapped_column(String(255))
+    #: the producer's W3C traceparent (OpenTelemetry), continued by each attempt's span
+    trace_context: Mapped[str | None] = mapped_column(String(512))
     #: a task depends on this one or a caller waits for it: its ending is announced (the
     #: dependents settled, waiters notified); other endings skip that work
     watched: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))

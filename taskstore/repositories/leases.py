@@ -47,6 +47,7 @@ CLAIM_COLUMNS = (
     T.c.max_attempts,
     T.c.priority,
     T.c.run_at,
+    T.c.trace_context,
 )
 _LEASE_EXPIRED_ERROR = dumps_json(
     {
@@ -154,7 +155,7 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
             await self.backend.rows(conn, self._claim[orphans], params),
             key=claim_order,  # RETURNING has no order
         )
-        return [ClaimedTask(*row[:7]) for row in rows]
+        return [claimed(row) for row in rows]
 
     # ---------------------------------------------------------- fenced endings
     def _build_ending(
@@ -400,6 +401,11 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
             since = self.backend.now_plus(literal(-float(waiting_seconds), Float))
             stmt = stmt.where(T.c.updated_at <= since)
         return (await conn.execute(stmt)).first() is not None
+
+
+def claimed(row: Any) -> ClaimedTask:
+    """A claim's RETURNING row (`CLAIM_COLUMNS`) as the worker's record of it."""
+    return ClaimedTask(*row[:7], trace_context=row[8])
 
 
 def claim_order(row: Any) -> tuple[int, Any, int]:

@@ -14,7 +14,7 @@ from taskstore.backends import Backend
 from taskstore.models.queue import QueueEntity
 from taskstore.models.task import status_in
 from taskstore.records import ClaimedTask
-from taskstore.repositories.leases import CLAIM_COLUMNS, LeaseStatements, claim_order
+from taskstore.repositories.leases import CLAIM_COLUMNS, LeaseStatements, claim_order, claimed
 from taskstore.repositories.task_table import Executor, T
 from taskstore.states import CLAIMABLE, LEASED
 
@@ -168,7 +168,7 @@ class LimitedClaimStatements(LeaseStatements):
             "p_lease": lease_seconds,
         }
         rows = await self.backend.rows(conn, self._counted_claim[orphans], params)
-        return [ClaimedTask(*row[:7]) for row in sorted(rows, key=claim_order)]
+        return [claimed(row) for row in sorted(rows, key=claim_order)]
 
     async def claim_limited(
         self,
@@ -196,4 +196,4 @@ class LimitedClaimStatements(LeaseStatements):
         }
         stmt = self._limited_claim[orphans, key_limit is not None]
         rows = sorted((await conn.execute(stmt, params)).all(), key=claim_order)
-        return [ClaimedTask(*row[:7]) for row in rows]
+        return [claimed(row) for row in rows]

@@ -62,6 +62,7 @@ NEW_TASK: tuple[NewColumn, ...] = (
     NewColumn("run_at", DateTime(timezone=True), lambda t: t.run_at, UTCDateTime()),
     NewColumn("delay", Float(), lambda t: t.delay_seconds or None),  # no delay: due now
     NewColumn("concurrency_key", String(), lambda t: t.concurrency_key),
+    NewColumn("trace_context", String(), lambda t: t.trace_context),
 )
 #: (name, type) pairs of a batch of new tasks, for `Backend.batch_source`
 NEW_TASK_BATCH: list[tuple[str, Any]] = [(c.name, c.type) for c in NEW_TASK]
@@ -104,6 +105,7 @@ def new_task_values(source: Mapping[str, Any], backend: Backend) -> dict[str, An
         "created_at": now,
         "updated_at": now,
         "concurrency_key": source["concurrency_key"],
+        "trace_context": source["trace_context"],
     }
 
 
