@@ -16,7 +16,7 @@ from taskstore.settings import Settings
 
 def create_engine(settings: Settings) -> tuple[AsyncEngine, Backend]:
     """Create the async engine for `settings` and the backend that speaks its dialect."""
-    backend = backend_for(settings.backend)
+    backend = backend_for(settings.backend, pgbouncer=settings.pgbouncer)
     engine = create_async_engine(
         settings.database_url,
         echo=settings.echo,

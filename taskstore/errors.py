@@ -29,6 +29,10 @@ class DatabaseUnavailable(TaskStoreError):
     """The database could not be reached or refused the connection."""
 
 
+class DatabaseRefused(TaskStoreError):
+    """The database was reached but refused what was asked (not a reachability problem)."""
+
+
 class SchemaOutOfDate(TaskStoreError):
     """The database schema is behind the code; `taskstore migrate` fixes it."""
 

@@ -121,6 +121,10 @@ class Settings:
     retention_seconds: float = 7 * 86400  # finished tasks older than this are pruned; 0: never
     #: a task no live worker has a handler for fails after waiting this long for one
     unserved_grace_seconds: float = 600.0
+    #: the URL leads to PgBouncer in transaction pooling mode (see `backends.pgbouncer`)
+    pgbouncer: bool = False
+    #: a direct URL for LISTEN where the main one cannot (PgBouncer); None: poll
+    listen_url: URL | None = None
 
     @property
     def backend(self) -> str:
@@ -151,6 +155,10 @@ class Settings:
             max_payload_bytes=_env_int(env, "TASKSTORE_MAX_PAYLOAD_BYTES", 1_048_576),
             retention_seconds=_env_duration(env, "TASKSTORE_RETENTION", 7 * 86400),
             unserved_grace_seconds=_env_duration(env, "TASKSTORE_UNSERVED_GRACE", 600.0),
+            pgbouncer=_env_bool(env, "TASKSTORE_PGBOUNCER", False),
+            listen_url=normalize_url(env["TASKSTORE_LISTEN_URL"])
+            if env.get("TASKSTORE_LISTEN_URL")
+            else None,
         )
 
 

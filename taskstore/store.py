@@ -76,7 +76,7 @@ class TaskStore:
         except (DBAPIError, *UNREACHABLE) as exc:
             # Whatever stops the first connection (host, auth, missing database) is
             # "unreachable" to the user.
-            raise self.translate.unreachable(exc) from None
+            raise self.translate.at_connect(exc) from None
         if check_schema:
             async with self.translate():
                 await schema.check_schema(self.engine, self.backend.read_options)

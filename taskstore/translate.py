@@ -14,9 +14,15 @@ from collections.abc import AsyncIterator
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from taskstore.backends import Backend
-from taskstore.errors import DatabaseUnavailable, SchemaOutOfDate
+from taskstore.errors import DatabaseRefused, DatabaseUnavailable, SchemaOutOfDate, TaskStoreError
 
 UNREACHABLE = (OperationalError, InterfaceError, OSError, ConnectionError, TimeoutError)
+#: SQLSTATE classes that mean the connection itself failed: connection exception,
+#: authorisation, no such database, too many connections, server shutting down
+_CONNECT_CLASSES = ("08", "28", "3D", "53", "57")
+#: a prepared statement the driver made is already on the server connection: a pooler
+#: in transaction mode handed it another client's connection
+_DUPLICATE_PREPARED = "42P05"
 
 
 def reason(exc: BaseException) -> str:
@@ -46,9 +52,28 @@ class ErrorTranslator:
                 ) from None
             if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
                 raise self.unreachable(exc) from None
+            if _sqlstate(exc) == _DUPLICATE_PREPARED:
+                raise self.at_connect(exc) from None
             raise
         except UNREACHABLE as exc:
             raise self.unreachable(exc) from None
 
+    def at_connect(self, exc: BaseException) -> TaskStoreError:
+        """What stopped the first connection: unreachable (host, port, password, missing
+        database, too many clients), or refused for another reason, said as such."""
+        state = _sqlstate(exc)
+        if state is None or state[:2] in _CONNECT_CLASSES or not isinstance(exc, DBAPIError):
+            return self.unreachable(exc)
+        hint = ""
+        if state == _DUPLICATE_PREPARED:
+            hint = " (PgBouncer in transaction mode? set TASKSTORE_PGBOUNCER=1)"
+        return DatabaseRefused(f"the database at {self._safe_url} refused: {reason(exc)}{hint}")
+
     def unreachable(self, exc: BaseException) -> DatabaseUnavailable:
         return DatabaseUnavailable(f"cannot reach the database at {self._safe_url}: {reason(exc)}")
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", None) or exc
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return state if isinstance(state, str) else None

@@ -5,14 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from taskstore.backends.base import Backend
+from taskstore.backends.pgbouncer import PgBouncerBackend
 from taskstore.backends.postgres import PostgresBackend
 from taskstore.backends.sqlite import SQLiteBackend
 
 _BACKENDS: dict[str, type[Backend]] = {"postgresql": PostgresBackend, "sqlite": SQLiteBackend}
 
 
-def backend_for(backend_name: str) -> Backend:
-    """The backend for a URL's backend name (``postgresql`` or ``sqlite``)."""
+def backend_for(backend_name: str, *, pgbouncer: bool = False) -> Backend:
+    """The backend for a URL's backend name (``postgresql`` or ``sqlite``); with
+    `pgbouncer`, PostgreSQL reached through PgBouncer in transaction pooling mode."""
+    if pgbouncer and backend_name == "postgresql":
+        return PgBouncerBackend()
     try:
         return _BACKENDS[backend_name]()
     except KeyError:
@@ -24,4 +28,11 @@ def backend_of(connection: Any) -> Backend:
     return backend_for(connection.dialect.name)
 
 
-__all__ = ["Backend", "PostgresBackend", "SQLiteBackend", "backend_for", "backend_of"]
+__all__ = [
+    "Backend",
+    "PgBouncerBackend",
+    "PostgresBackend",
+    "SQLiteBackend",
+    "backend_for",
+    "backend_of",
+]

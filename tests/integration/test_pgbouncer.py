@@ -1,0 +1,139 @@
+"""Through PgBouncer in transaction pooling mode (Debian's pgbouncer, started here on a
+free port in front of the test server): with TASKSTORE_PGBOUNCER=1 the CLI and four worker
+processes drain 5,000 tasks exactly once with no error; without it the first command says
+what is wrong in one line, and not that the database is unreachable.
+
+Skipped where the `pgbouncer` binary is missing, unless TASKSTORE_TEST_REQUIRE_PGBOUNCER=1
+(CI), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+from sqlalchemy.engine import make_url
+
+from taskstore import TaskStatus, TaskStore
+from tests.conftest import create_pg_database, drop_pg_database
+from tests.helpers.processes import executions, start_worker, stderr_of
+
+PGBOUNCER = shutil.which("pgbouncer") or (
+    "/usr/sbin/pgbouncer" if os.path.exists("/usr/sbin/pgbouncer") else None
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def bouncer_url(pg_admin_url: str, tmp_path: Path) -> Iterator[str]:
+    if PGBOUNCER is None:
+        if os.environ.get("TASKSTORE_TEST_REQUIRE_PGBOUNCER") == "1":
+            pytest.fail("pgbouncer is not installed (TASKSTORE_TEST_REQUIRE_PGBOUNCER=1)")
+        pytest.skip("PgBouncer tests skipped: no pgbouncer binary (apt-get install pgbouncer)")
+    direct = create_pg_database(pg_admin_url)
+    server = make_url(direct)
+    port = _free_port()
+    # Its own folder under the system temp dir: it drops root, and pytest's folders are
+    # not open to other users.
+    folder = Path(tempfile.mkdtemp(prefix="taskstore-pgbouncer-"))
+    folder.chmod(0o755)
+    (folder / "users.txt").write_text(f'"{server.username}" ""\n')
+    (folder / "pgbouncer.ini").write_text(
+        "[databases]\n"
+        f"* = host={server.host} port={server.port or 5432}\n"
+        "[pgbouncer]\n"
+        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+        f"auth_type = trust\nauth_file = {folder / 'users.txt'}\n"
+        "pool_mode = transaction\ndefault_pool_size = 10\nmax_client_conn = 500\n"
+        "ignore_startup_parameters = extra_float_digits\n"
+    )
+    for path in folder.iterdir():
+        path.chmod(0o644)
+    run_as = ["-u", "postgres"] if os.geteuid() == 0 else []  # it refuses to run as root
+    log = tmp_path / "pgbouncer.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([PGBOUNCER, *run_as, str(folder / "pgbouncer.ini")], stderr=out)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    pytest.fail(
+                        f"pgbouncer did not start: {(folder / 'pgbouncer.log').read_text()}"
+                    )
+                time.sleep(0.1)
+        yield server.set(port=port).render_as_string(hide_password=False)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(15)
+        shutil.rmtree(folder, ignore_errors=True)
+        drop_pg_database(pg_admin_url, direct)
+
+
+def _cli(url: str, *args: str, pgbouncer: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TASKSTORE_DATABASE_URL": url}
+    env.pop("TASKSTORE_PGBOUNCER", None)
+    if pgbouncer:
+        env["TASKSTORE_PGBOUNCER"] = "1"
+    return subprocess.run(
+        [sys.executable, "-m", "taskstore.cli", *args], env=env, capture_output=True, text=True
+    )
+
+
+async def test_four_workers_drain_through_pgbouncer_exactly_once_without_errors(
+    bouncer_url: str, tmp_path: Path
+) -> None:
+    # The second client to reuse a server connection meets the first one's statements.
+    _cli(bouncer_url, "status", pgbouncer=False)
+    without = _cli(bouncer_url, "status", pgbouncer=False)
+    assert without.returncode == 1 and "cannot reach" not in without.stderr
+    assert "TASKSTORE_PGBOUNCER=1" in without.stderr and without.stderr.count("\n") == 1
+
+    assert _cli(bouncer_url, "status").returncode == 0
+    os.environ["TASKSTORE_PGBOUNCER"] = "1"
+    try:
+        async with TaskStore.from_url(bouncer_url) as store:
+            ids = await store.enqueue_many(
+                [{"name": "tests.record", "payload": {"n": n}} for n in range(5000)]
+            )
+            log = tmp_path / "exec.log"
+            env = {"TASKSTORE_PGBOUNCER": "1"}
+            fleet = [start_worker(bouncer_url, exec_log=log, env=env) for _ in range(4)]
+            try:
+                with anyio.fail_after(180):
+                    while True:
+                        stats = {s.queue: s.counts for s in await store.stats()}
+                        if stats.get("default", {}).get("completed") == 5000:
+                            break
+                        await anyio.sleep(0.2)
+            finally:
+                for proc in fleet:
+                    proc.send_signal(signal.SIGTERM)
+                codes = [proc.wait(60) for proc in fleet]
+            info = await store.require(ids[-1])
+    finally:
+        os.environ.pop("TASKSTORE_PGBOUNCER", None)
+    assert codes == [0, 0, 0, 0]
+    assert info.status is TaskStatus.COMPLETED
+    runs = executions(log)
+    assert len(runs) == 5000 and set(runs.values()) == {1}  # exactly once
+    errors = [line for line in stderr_of(log).splitlines() if '"error"' in line]
+    assert errors == []
