@@ -87,6 +87,7 @@ class TaskStore:
             await self._waiters.close()
         if self._links is not None:
             await self._links.close()
+        await self.backend.dispose()
         await self.engine.dispose()
 
     async def __aenter__(self) -> TaskStore:
@@ -129,6 +130,11 @@ class TaskStore:
         if self._links is not None:
             async with self._links.statement() as conn:
                 yield conn
+            return
+        writer = self.backend.single_writer()
+        if writer is not None:
+            async with self.translate(), self.backend.writing():
+                yield writer
             return
         async with (
             self.translate(),

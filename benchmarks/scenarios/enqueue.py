@@ -29,10 +29,13 @@ async def run(ctx: Context, backend: str) -> Result:
     async with ctx.database(backend) as db:
         ts = await guarded("taskstore", _taskstore(db.url, cfg), errors)
         raw = await guarded("raw", _raw(db, cfg), errors)
+        if backend == "sqlite":
+            raw.update(await guarded("raw single", _raw_single_sqlite(db.url, cfg), errors))
         pgq = await ctx.peer(backend, lambda: _pgqueuer(db.raw, cfg), errors)
     ratios = {
         "enqueue_many/raw": report.ratio(ts.get("many_rate"), raw.get("rate")),
         "taskstore/pgqueuer": report.ratio(ts.get("many_rate"), pgq.get("many_rate")),
+        "single/raw single": report.ratio(ts.get("single_rate"), raw.get("single_rate")),
     }
     cells = [
         ("single", report.figure(ts, "single_rate", report.rate)),
@@ -42,6 +45,8 @@ async def run(ctx: Context, backend: str) -> Result:
         ("pgqueuer batch", report.figure(pgq, "many_rate", report.rate)),
         ("ratio", report.times(ratios["taskstore/pgqueuer"])),
         ("pgqueuer single", report.figure(pgq, "single_rate", report.rate)),
+        ("raw single", report.figure(raw, "single_rate", report.rate)),
+        ("ratio", report.times(ratios["single/raw single"])),
     ]
     data = {"taskstore": ts, "raw": raw, "pgqueuer": pgq, "ratios": ratios}
     return Result(NAME, backend, data, cells, errors)
@@ -64,6 +69,29 @@ async def _raw(db: BenchDatabase, cfg: Config) -> dict:
     async with connected(db) as raw:
         seconds = await raw.insert(cfg.tasks, cfg.enqueue_batch)
     return {"rate": per_second(cfg.tasks, seconds)}
+
+
+async def _raw_single_sqlite(url: str, cfg: Config) -> dict:
+    """SQLite's own speed for what a single enqueue asks: one row, one commit, same
+    settings (WAL, synchronous=NORMAL), into a table of its own in the same file."""
+    import sqlite3
+
+    from sqlalchemy.engine import make_url
+
+    conn = sqlite3.connect(make_url(url).database, isolation_level=None)
+    try:
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL"):
+            conn.execute("PRAGMA " + pragma)
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_raw_single (id INTEGER PRIMARY KEY, v TEXT)")
+        started = time.perf_counter()
+        for _ in range(cfg.single_enqueues):
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO bench_raw_single (v) VALUES (?)", ("{}",))
+            conn.execute("COMMIT")
+        seconds = time.perf_counter() - started
+    finally:
+        conn.close()
+    return {"single_rate": per_second(cfg.single_enqueues, seconds)}
 
 
 async def _pgqueuer(dsn: str, cfg: Config) -> dict:

@@ -86,6 +86,16 @@ class Backend(Protocol):
         """Has the driver seen this connection close? (No round trip.)"""
         ...
 
+    def single_writer(self) -> Any | None:
+        """Where lone write statements run without a pooled connection (SQLite: a thread
+        of their own, see `sqlite_direct`), or None (`TaskStore.statement` then uses a
+        link or a pooled transaction). `rows` accepts it as its connection."""
+        ...
+
+    async def dispose(self) -> None:
+        """Release what the backend holds besides the engine (at `TaskStore.close`)."""
+        ...
+
     async def rows(
         self, conn: Any, statement: Any, params: Mapping[str, Any]
     ) -> Sequence[Sequence[Any]]:

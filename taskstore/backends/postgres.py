@@ -88,6 +88,12 @@ class PostgresBackend:
     def driver_closed(self, driver_connection: Any) -> bool:
         return bool(driver_connection.is_closed())
 
+    def single_writer(self) -> None:
+        return None  # held autocommit links serve lone statements (`taskstore.links`)
+
+    async def dispose(self) -> None:
+        return None
+
     async def rows(
         self, conn: Any, statement: Any, params: Mapping[str, Any]
     ) -> Sequence[Sequence[Any]]:

@@ -39,6 +39,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from taskstore.backends.sqlite_direct import DirectWriter
 from taskstore.errors import ConfigError, DatabaseUnavailable
 from taskstore.settings import Settings
 
@@ -106,6 +107,12 @@ class SQLiteBackend:
             "PRAGMA foreign_keys=ON",
         ]
 
+        database = settings.database_url.database
+        if database and database != ":memory:" and "mode=memory" not in str(settings.database_url):
+            busy = settings.sqlite_busy_timeout_ms / 1000
+            self._writer = DirectWriter(str(Path(database).expanduser()), pragmas, busy)
+        self._engine = engine
+
         @event.listens_for(engine.sync_engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
             # Take transaction control away from the driver; _on_begin emits BEGIN.
@@ -155,9 +162,23 @@ class SQLiteBackend:
     def driver_closed(self, driver_connection: Any) -> bool:
         return False  # a file: nothing closes it behind our back
 
+    def single_writer(self) -> DirectWriter | None:
+        return self._writer
+
+    async def dispose(self) -> None:
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            writer.close()  # waits at most for one statement in progress
+
     async def rows(
         self, conn: Any, statement: Any, params: Mapping[str, Any]
     ) -> Sequence[Sequence[Any]]:
+        if isinstance(conn, DirectWriter):
+            plan = conn.plan(statement, self._engine.dialect)
+            if plan is not None:
+                return await conn.rows(plan, params)
+            async with self._engine.begin() as pooled:  # needs SQLAlchemy at execution
+                return (await pooled.execute(statement, params)).all()
         return (await conn.execute(statement, params)).all()
 
     def batch_values(
@@ -209,6 +230,8 @@ class SQLiteBackend:
 
     def __init__(self) -> None:
         self._write_lock: asyncio.Lock | None = None
+        self._writer: DirectWriter | None = None
+        self._engine: Any = None
 
     notifies: bool = False
 
