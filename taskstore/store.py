@@ -273,7 +273,7 @@ class TaskStore:
         before_id: int | None = None,
     ) -> list[TaskInfo]:
         """Tasks newest first, filtered; page with `before_id` (the last id seen)."""
-        parsed = _parse_status(status) if status is not None else None
+        parsed = validation.parse_status(status) if status is not None else None
         if queue is not None:
             validation.check_queue(queue)
         if name is not None:
@@ -405,7 +405,7 @@ class TaskStore:
         self, older_than: float | dt.timedelta, *, statuses: Iterable[TaskStatus | str] = FINISHED
     ) -> int:
         """How many tasks `purge` with the same arguments would delete."""
-        seconds, wanted = _purge_args(older_than, statuses)
+        seconds, wanted = validation.purge_args(older_than, statuses)
         async with self.reading() as conn:
             return await self.tasks.count_purgeable(
                 conn, older_than_seconds=seconds, statuses=wanted
@@ -421,7 +421,7 @@ class TaskStore:
     ) -> int:
         """Delete finished tasks that ended longer ago than `older_than`, in bounded batches
         (each its own short transaction, so workers are never blocked for long)."""
-        seconds, wanted = _purge_args(older_than, statuses)
+        seconds, wanted = validation.purge_args(older_than, statuses)
         total = 0
         while True:
             async with self.transaction() as conn:
@@ -433,23 +433,3 @@ class TaskStore:
                 progress(total)
             if deleted < batch_size:
                 return total
-
-
-def _purge_args(
-    older_than: float | dt.timedelta, statuses: Iterable[TaskStatus | str]
-) -> tuple[float, frozenset[TaskStatus]]:
-    seconds = older_than.total_seconds() if isinstance(older_than, dt.timedelta) else older_than
-    wanted = frozenset(_parse_status(s) for s in statuses)
-    if not wanted <= FINISHED:
-        raise InvalidInput("purge takes only finished statuses: completed, failed, cancelled")
-    if seconds < 0:
-        raise InvalidInput("the age for purge must not be negative")
-    return float(seconds), wanted
-
-
-def _parse_status(value: TaskStatus | str) -> TaskStatus:
-    try:
-        return TaskStatus(value)
-    except ValueError:
-        choices = ", ".join(s.value for s in TaskStatus)
-        raise InvalidInput(f"unknown status {value!r} (one of: {choices})") from None

@@ -9,13 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any
 
 from taskstore.errors import InvalidInput
 from taskstore.jsoncodec import dumps_json
 from taskstore.records import NewTask
+from taskstore.states import FINISHED, TaskStatus
 
 QUEUE_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,199}")
@@ -248,3 +249,25 @@ def new_task_from_mapping(item: Any, max_payload_bytes: int) -> NewTask:
     return new_task(
         item["name"], item.get("payload"), max_payload_bytes=max_payload_bytes, **options
     )
+
+
+def purge_args(
+    older_than: float | dt.timedelta, statuses: Iterable[TaskStatus | str]
+) -> tuple[float, frozenset[TaskStatus]]:
+    """`purge`'s age in seconds and its statuses, checked."""
+    seconds = older_than.total_seconds() if isinstance(older_than, dt.timedelta) else older_than
+    wanted = frozenset(parse_status(s) for s in statuses)
+    if not wanted <= FINISHED:
+        raise InvalidInput("purge takes only finished statuses: completed, failed, cancelled")
+    if seconds < 0:
+        raise InvalidInput("the age for purge must not be negative")
+    return float(seconds), wanted
+
+
+def parse_status(value: TaskStatus | str) -> TaskStatus:
+    """A status given as text or enum; unknown ones are refused naming the choices."""
+    try:
+        return TaskStatus(value)
+    except ValueError:
+        choices = ", ".join(s.value for s in TaskStatus)
+        raise InvalidInput(f"unknown status {value!r} (one of: {choices})") from None
