@@ -291,9 +291,25 @@ def run_worker(
     help="Module (dotted path or .py file) whose @task handlers to serve. Repeatable. "
     "A file is imported by its package's name (the folders up to the package root).",
 )
+@click.option(
+    "--processes",
+    default=1,
+    show_default=True,
+    type=click.IntRange(0, 1024),
+    metavar="N",
+    help="Run N worker processes under one supervisor that restarts any that dies "
+    "(0: one per CPU core). With --metrics-port P, process i serves on P + i.",
+)
 @worker_options
-def main(url: str | None, apps: tuple[str, ...], **options: Any) -> None:
+def main(url: str | None, apps: tuple[str, ...], processes: int, **options: Any) -> None:
     """Run registered task handlers: claim, execute, complete."""
+    if processes != 1:
+        from taskstore.logs import configure_logging
+        from worker.supervisor import cpu_count, supervise
+
+        configure_logging(str(options["log_level"]))
+        count = processes or cpu_count()
+        sys.exit(supervise(sys.argv[1:], count, options.get("metrics_port")))
     run_worker(url, apps, **options)
 
 

@@ -1,0 +1,63 @@
+"""`taskstore-worker --processes N`: the supervisor runs N workers, restarts one that is
+killed, and stops them all gracefully on SIGTERM (exit 0)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+
+from taskstore import TaskStore
+from tests.helpers.processes import ROOT, executions
+
+
+async def _live_pids(store: TaskStore) -> set[int]:
+    return {w.pid for w in await store.workers() if w.alive}
+
+
+async def test_a_supervisor_runs_n_workers_restarts_a_killed_one_and_stops_them_all(
+    store: TaskStore, db_url: str, tmp_path: Path
+) -> None:
+    ids = await store.enqueue_many(
+        [{"name": "tests.record", "payload": {"n": n}} for n in range(300)]
+    )
+    log = tmp_path / "exec.log"
+    supervisor = _start_supervisor(db_url, log, "--processes", "3", "--lease-seconds", "3")
+    try:
+        with anyio.fail_after(90):
+            while len(await _live_pids(store)) < 3:  # noqa: ASYNC110 - the registry is the point
+                await anyio.sleep(0.1)
+            while {(await store.require(i)).status.value for i in ids} != {"completed"}:  # noqa: ASYNC110
+                await anyio.sleep(0.2)
+        first = await _live_pids(store)
+        assert len(first) == 3 and supervisor.pid not in first
+        os.kill(min(first), signal.SIGKILL)
+        with anyio.fail_after(60):  # a fresh process takes the killed one's place
+            while not (await _live_pids(store) - first):  # noqa: ASYNC110
+                await anyio.sleep(0.2)
+    finally:
+        supervisor.send_signal(signal.SIGTERM)
+        code = supervisor.wait(60)
+    assert code == 0
+    runs = executions(log)
+    assert len(runs) == 300 and set(runs.values()) == {1}
+    for pid in first - {min(first)}:
+        assert not _running(pid)  # stopped with the supervisor
+
+
+def _start_supervisor(db_url: str, log: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "TASKSTORE_DATABASE_URL": db_url, "TEST_EXEC_LOG": str(log)}
+    argv = [sys.executable, "-m", "worker.cli", "--app", "tests.apps.pipeline", *args]
+    return subprocess.Popen(argv, cwd=ROOT, env=env)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
