@@ -174,7 +174,8 @@ class SQLiteBackend:
         self, conn: Any, statement: Any, params: Mapping[str, Any]
     ) -> Sequence[Sequence[Any]]:
         if isinstance(conn, DirectWriter):
-            plan = conn.plan(statement, self._engine.dialect)
+            # Inserts return ids only: raw driver rows need no result processing.
+            plan = conn.plan(statement, self._engine.dialect) if statement.is_insert else None
             if plan is not None:
                 return await conn.rows(plan, params)
             async with self._engine.begin() as pooled:  # needs SQLAlchemy at execution
