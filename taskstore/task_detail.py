@@ -19,6 +19,9 @@ class TaskLinks:
     depends_on: list[int]
     dependents: list[int]
     attempts_log: list[dict[str, Any]]
+    #: the whole workflow, in levels (a level's tasks wait only for earlier levels):
+    #: [[{"id", "name", "status", "depends_on"}, ...], ...]; empty for a lone task
+    workflow: list[list[dict[str, Any]]] = dataclasses.field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         log = [
@@ -27,11 +30,37 @@ class TaskLinks:
         ]
         return {"depends_on": self.depends_on, "dependents": self.dependents, "attempts_log": log}
 
+    @property
+    def workflow_size(self) -> int:
+        return sum(map(len, self.workflow))
 
-async def task_links(store: TaskStore, info: TaskInfo) -> TaskLinks:
+
+async def task_links(store: TaskStore, info: TaskInfo, *, graph: bool = False) -> TaskLinks:
+    """The task's links and attempts; with `graph`, its whole workflow too (the dashboard)."""
     async with store.reading() as conn:
+        depends_on = await store.tasks.dependencies(conn, info.id)
+        dependents = await store.tasks.dependents(conn, info.id)
+        linked = graph and bool(depends_on or dependents)
+        rows = await store.tasks.workflow(conn, info.id) if linked else []
         return TaskLinks(
-            await store.tasks.dependencies(conn, info.id),
-            await store.tasks.dependents(conn, info.id),
-            await store.tasks.attempts_log(conn, info),
+            depends_on, dependents, await store.tasks.attempts_log(conn, info), _levels(rows)
         )
+
+
+def _levels(rows: list[Any]) -> list[list[dict[str, Any]]]:
+    """Tasks by level: a task's level is one past its deepest dependency's."""
+    needs = {task_id: deps for task_id, _, _, deps in rows}
+    level: dict[int, int] = {}
+
+    def depth(task_id: int, path: frozenset[int] = frozenset()) -> int:
+        if task_id not in level:
+            parents = [d for d in needs.get(task_id, []) if d in needs and d not in path]
+            level[task_id] = 1 + max((depth(d, path | {task_id}) for d in parents), default=-1)
+        return level[task_id]
+
+    out: list[list[dict[str, Any]]] = []
+    for task_id, name, status, deps in rows:
+        at = depth(task_id)
+        out.extend([] for _ in range(at + 1 - len(out)))
+        out[at].append({"id": task_id, "name": name, "status": status, "depends_on": deps})
+    return out

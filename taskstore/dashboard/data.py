@@ -152,6 +152,7 @@ class TaskDetail:
         return {
             **self.task.to_json(),
             **self.links.to_json(),
+            "workflow": self.links.workflow,
             "media": self.media,
             "transcripts": self.transcripts,
             "captions": self.captions,
@@ -161,7 +162,7 @@ class TaskDetail:
 async def task_detail(store: TaskStore, task_id: int) -> TaskDetail:
     """The task (`TaskNotFound` if missing) and its media, transcripts and captions."""
     info = await store.require(task_id)
-    links = await task_links(store, info)
+    links = await task_links(store, info, graph=True)
     async with store.sessions() as session:  # read only: closed without a commit
         media = await MediaRepository(session).by_task(task_id)
         transcripts = await TranscriptRepository(session).by_task(task_id)

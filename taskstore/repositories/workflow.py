@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, insert, select, update
+from sqlalchemy import and_, bindparam, exists, insert, or_, select, update
 
 from taskstore.errors import InvalidInput
 from taskstore.models.dependency import TaskDependency
@@ -249,6 +249,30 @@ class WorkflowStatements(TaskStatements):
     async def dependents(self, conn: Executor, task_id: int) -> list[int]:
         stmt = select(D.c.task_id).where(D.c.depends_on_id == task_id).order_by(D.c.task_id)
         return list((await conn.execute(stmt)).scalars())
+
+    async def workflow(self, conn: Executor, task_id: int, limit: int = 200) -> list[Any]:
+        """The workflow a task belongs to (every task linked to it through dependencies,
+        either way; at most `limit`): rows of (id, name, status, [dependency ids])."""
+        edges: set[tuple[int, int]] = set()
+        seen, frontier = {task_id}, [task_id]
+        while frontier and len(seen) < limit:
+            rows = await conn.execute(
+                select(D.c.task_id, D.c.depends_on_id).where(
+                    or_(D.c.task_id.in_(frontier), D.c.depends_on_id.in_(frontier))
+                )
+            )
+            edges.update((a, b) for a, b in rows.all())
+            found = {n for edge in edges for n in edge} - seen
+            frontier = sorted(found)[: limit - len(seen)]
+            seen.update(frontier)
+        tasks = await conn.execute(
+            select(T.c.id, T.c.name, T.c.status).where(T.c.id.in_(sorted(seen))).order_by(T.c.id)
+        )
+        needs: dict[int, list[int]] = {}
+        for task, dep in sorted(edges):
+            if task in seen and dep in seen:
+                needs.setdefault(task, []).append(dep)
+        return [(i, name, status, needs.get(i, [])) for i, name, status in tasks.all()]
 
     async def dependency_results(self, conn: Executor, task_id: int) -> dict[int, Any]:
         """{dependency id: its result} of a task."""

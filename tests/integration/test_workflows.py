@@ -276,3 +276,17 @@ async def test_retry_with_dependents_puts_what_the_failure_cancelled_back_to_wai
         blocked: TaskStatus.CANCELLED,  # it also waits for `other`, cancelled since
     }
     assert (await store.require(b)).error is None
+
+
+async def test_the_dashboard_shows_a_tasks_workflow_in_steps(store: TaskStore) -> None:
+    from taskstore.dashboard.data import task_detail
+
+    a = await store.enqueue("wf.num", {"n": 1})
+    b = await store.enqueue("wf.join", {"n": 2}, depends_on=[a])
+    c = await store.enqueue("wf.join", {"n": 3}, depends_on=[a])
+    d = await store.enqueue("wf.join", {"n": 4}, depends_on=[b, c])
+    lone = await store.enqueue("wf.num", {"n": 5})
+    steps = (await task_detail(store, c)).to_json()["workflow"]
+    assert [[task["id"] for task in step] for step in steps] == [[a], [b, c], [d]]
+    assert steps[2][0]["depends_on"] == [b, c] and steps[1][0]["status"] == "waiting"
+    assert (await task_detail(store, lone)).to_json()["workflow"] == []
