@@ -111,17 +111,30 @@ def _check_arguments(definition: TaskDef, ctx: TaskContext, payload: dict[str, A
     raise WrongArguments(f"payload does not fit {definition.name}")
 
 
-async def _call(
-    definition: TaskDef, ctx: TaskContext, payload: dict[str, Any], chain: list[Middleware]
-) -> Any:
-    if chain:
-        return await wrap(chain, ctx, lambda: _call(definition, ctx, payload, []))()
+async def _call(definition: TaskDef, ctx: TaskContext, payload: dict[str, Any]) -> Any:
     _check_arguments(definition, ctx, payload)
     if definition.is_async:
         return await definition.fn(ctx, **payload)
     # A thread cannot be interrupted: on timeout or cancellation we stop waiting for it.
     call = functools.partial(definition.fn, ctx, **payload)
     return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
+
+
+async def _call_in_time(definition: TaskDef, ctx: TaskContext, payload: dict[str, Any]) -> Any:
+    """The handler under its own timeout (`TaskTimeout` when that fires)."""
+    if definition.timeout is None:  # most handlers: no timeout object to build per attempt
+        return await _call(definition, ctx, payload)
+    deadline = asyncio.timeout(definition.timeout)
+    try:
+        async with deadline:
+            return await _call(definition, ctx, payload)
+    except TimeoutError:
+        # Ours only if our deadline fired; a handler's own TimeoutError (a socket, a
+        # lock) is its error like any other, with its own message and traceback.
+        if deadline.expired():
+            limit = definition.timeout
+            raise TaskTimeout(f"{definition.name} ran past its {limit}s timeout") from None
+        raise
 
 
 def _encode_result(value: Any) -> str | None:
@@ -142,29 +155,20 @@ async def attempt(
     running: Running,
     chain: list[Middleware] = _NO_MIDDLEWARE,
 ) -> Outcome:
-    """Run the handler, wrapped in `chain`, under its timeout; `running.stop()` abandons it."""
+    """Run the handler under its timeout, wrapped in `chain` (which sees a timeout as
+    `TaskTimeout`); `running.stop()` abandons it."""
     started = time.perf_counter()
     outcome = Outcome(ctx)
-    deadline = None if definition.timeout is None else asyncio.timeout(definition.timeout)
     try:
-        if deadline is None:  # most handlers: no timeout object to build per attempt
-            value = await _call(definition, ctx, payload, chain)
+        if chain:
+            value = await wrap(chain, ctx, lambda: _call_in_time(definition, ctx, payload))()
         else:
-            async with deadline:
-                value = await _call(definition, ctx, payload, chain)
+            value = await _call_in_time(definition, ctx, payload)
         outcome.result_json = _encode_result(value)
-    except TimeoutError as exc:
-        # Ours only if our deadline fired; a handler's own TimeoutError (a socket, a
-        # lock) is its error like any other, with its own message and traceback.
-        if deadline is not None and deadline.expired():
-            limit = definition.timeout
-            outcome.error = TaskTimeout(f"{definition.name} ran past its {limit}s timeout")
-        else:
-            outcome.error = exc
     except asyncio.CancelledError:
         if not running.absorb_stop():
             raise
-    except Exception as exc:
+    except Exception as exc:  # the handler's error, or TaskTimeout
         outcome.error = exc
     if running.reason is not None:
         outcome.abandoned = running.reason

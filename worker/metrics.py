@@ -6,9 +6,13 @@ hot path pays for metrics only when they are switched on with ``--metrics-port``
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 from taskstore.errors import InvalidInput
+from worker.errors import Snooze
+from worker.wrappers import CallNext, Middleware
 
 _DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800)
 _BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
@@ -28,6 +32,10 @@ class NoMetrics:
     def depth(self, counts: dict[str, int]) -> None: ...
 
     def held_back(self, counts: dict[tuple[str, str], int]) -> None: ...
+
+    def attempt_middleware(self) -> Middleware | None:
+        """What measures each attempt (`worker.wrappers`), or None: nothing to measure."""
+        return None
 
 
 class PrometheusMetrics(NoMetrics):
@@ -93,6 +101,26 @@ class PrometheusMetrics(NoMetrics):
     def finished(self, queue: str, name: str, outcome: str, seconds: float) -> None:
         self._child(self._outcomes, queue, name, outcome).inc()
         self._child(self._duration, queue, name).observe(seconds)
+
+    def attempt_middleware(self) -> Middleware:
+        return self._measure
+
+    async def _measure(self, ctx: Any, call_next: CallNext) -> Any:
+        """Middleware: count the attempt's start, then its outcome and duration."""
+        self.started(ctx.queue, ctx.name)
+        began, outcome = time.perf_counter(), "error"
+        try:
+            result = await call_next()
+            outcome = "completed"
+            return result
+        except Snooze:
+            outcome = "snoozed"
+            raise
+        except asyncio.CancelledError:
+            outcome = "abandoned"  # stopped: cancelled, taken over, or cut off
+            raise
+        finally:
+            self.finished(ctx.queue, ctx.name, outcome, time.perf_counter() - began)
 
     def claimed(self, count: int) -> None:
         self._batch.observe(count)

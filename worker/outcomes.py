@@ -47,6 +47,8 @@ class Outcomes:
         self._store = store
         self.resources: dict[str, Any] = {}
         self._slots = asyncio.Semaphore(state.config.concurrency)  # handlers running at once
+        measure = state.metrics.attempt_middleware()
+        self._own_middleware = [measure] if measure is not None else []
 
     def start(self, task: ClaimedTask) -> None:
         state = self._state
@@ -124,10 +126,11 @@ class Outcomes:
         return True
 
     async def _attempt(self, task: ClaimedTask, run: Running, definition: TaskDef) -> Outcome:
-        self._state.metrics.started(task.queue, task.name)
         max_attempts = task.max_attempts or definition.max_attempts
         if task.attempt > max_attempts:  # earlier attempts crashed their workers
             message = f"attempt {task.attempt} of {max_attempts}: earlier attempts never finished"
+            self._state.metrics.started(task.queue, task.name)
+            self._state.metrics.finished(task.queue, task.name, "error", 0.0)
             return Outcome(None, error=NonRetryable(message))
         ctx = TaskContext(
             task,
@@ -136,7 +139,10 @@ class Outcomes:
             max_attempts=max_attempts,
             resources=self.resources,
         )
-        return await attempt(definition, ctx, task.payload, run, self._registry.middleware)
+        chain = self._registry.middleware
+        if self._own_middleware:  # the worker's own instrumentation, outermost
+            chain = [*self._own_middleware, *chain]
+        return await attempt(definition, ctx, task.payload, run, chain)
 
     async def _record(self, task: ClaimedTask, outcome: Outcome) -> None:
         session = outcome.ctx.used_session if outcome.ctx else None
@@ -157,8 +163,6 @@ class Outcomes:
         finally:
             if session is not None:
                 await _quietly(session.close(), self._state.log)
-            label = _label(outcome)
-            self._state.metrics.finished(task.queue, task.name, label, outcome.seconds)
 
     def _never_started(self, task: ClaimedTask, reason: str) -> None:
         if reason == "shutdown":
@@ -252,14 +256,6 @@ class Outcomes:
                 handle.cancel()
         if handles:
             await asyncio.gather(*handles, return_exceptions=True)
-
-
-def _label(outcome: Outcome) -> str:
-    if outcome.abandoned:
-        return "abandoned"
-    if isinstance(outcome.error, Snooze):
-        return "snoozed"
-    return "completed" if outcome.ok else "error"
 
 
 async def _quietly(cleanup: Any, log: Any) -> None:

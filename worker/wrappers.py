@@ -3,8 +3,10 @@
 A middleware is either ``async def mw(ctx, call_next)`` (it awaits ``call_next()`` and
 sees the handler's return value or exception), or a function of ``ctx`` returning an
 async context manager (it sees an exception in ``__aexit__``). They wrap each attempt in
-registration order, the first registered outermost, inside the handler's timeout. What
-one raises is the attempt's error; what the outermost returns is its result.
+registration order, the first registered outermost, around the handler's timeout (which
+reaches them as `TaskTimeout`). What one raises is the attempt's error; what the
+outermost returns is its result. The worker's Prometheus metrics and
+`worker.tracing.instrument` are middleware of this kind.
 
     @middleware
     async def timed(ctx, call_next):

@@ -14,6 +14,7 @@ class FakeCtx:
     used_session = None
     attempt = 1
     name = "unit.fn"
+    queue = "default"
 
 
 async def run(reg: Registry, fn, payload: dict | None = None):
@@ -106,3 +107,37 @@ def test_a_sync_middleware_taking_call_next_is_refused_when_registered() -> None
         middleware(lambda ctx, call_next: None, registry=Registry())
     with pytest.raises(TypeError, match="must be callable"):
         middleware(42, registry=Registry())
+
+
+async def test_the_prometheus_metrics_are_middleware_labelling_each_outcome() -> None:
+    import anyio
+
+    from worker import Snooze
+    from worker.metrics import PrometheusMetrics
+
+    metrics = PrometheusMetrics()
+    chain = [metrics.attempt_middleware()]
+
+    async def ok(ctx) -> int:
+        return 1
+
+    async def broken(ctx) -> None:
+        raise RuntimeError("no")
+
+    async def later(ctx) -> None:
+        raise Snooze(5)
+
+    async def slow(ctx) -> None:
+        await anyio.sleep(5)
+
+    for fn, options in ((ok, {}), (broken, {}), (later, {}), (slow, {"timeout": 0.05})):
+        definition = task(name="unit.fn", registry=Registry(), **options)(fn)
+        await attempt(definition, FakeCtx(), {}, Running(1, "default", 0.0), chain)
+
+    def finished(outcome: str) -> float | None:
+        labels = {"queue": "default", "name": "unit.fn", "outcome": outcome}
+        return metrics.registry.get_sample_value("taskstore_tasks_finished_total", labels)
+
+    started = {"queue": "default", "name": "unit.fn"}
+    assert metrics.registry.get_sample_value("taskstore_tasks_started_total", started) == 4
+    assert (finished("completed"), finished("error"), finished("snoozed")) == (1, 2, 1)
