@@ -84,6 +84,13 @@ async def check_postgres(url: str) -> str | None:
     help="Worker concurrency (pgqueuer: its --batch-size).",
 )
 @click.option(
+    "--processes",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="drain: worker processes per queue (taskstore and pgqueuer alike), started together.",
+)
+@click.option(
     "--rate",
     type=click.FloatRange(0),
     default=0.0,
@@ -105,6 +112,7 @@ def main(
     tasks: int | None,
     seconds: float | None,
     concurrency: int,
+    processes: int,
     rate: float,
     postgres_url: str,
     as_json: bool,
@@ -118,6 +126,7 @@ def main(
         seconds=seconds,
         concurrency=concurrency,
         producer_rate=rate,
+        processes=processes,
     )
     chosen = list(dict.fromkeys(scenarios)) or list(ALL)
     on = [b for b in BACKENDS if b in backends] if backends else list(BACKENDS)

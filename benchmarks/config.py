@@ -27,6 +27,7 @@ class Config:
     depth_claimable: int = 5_000
     claim_batch: int = 100
     memory_tasks: int = 100_000
+    processes: int = 1  # drain: worker processes of each queue, started together
 
     @classmethod
     def for_run(
@@ -38,6 +39,7 @@ class Config:
         seconds: float | None = None,
         concurrency: int = 100,
         producer_rate: float = 0.0,
+        processes: int = 1,
     ) -> Config:
         """The full profile, or the quick one CI runs; explicit sizes win over both."""
         drain = tasks or (2_000 if quick else 20_000)
@@ -54,6 +56,7 @@ class Config:
                 depth_sizes=(10_000, 100_000),
                 depth_claimable=1_000,
                 memory_tasks=5_000,
+                processes=processes,
             )
         return cls(
             quick=False,
@@ -63,6 +66,7 @@ class Config:
             concurrency=concurrency,
             single_enqueues=min(2_000, drain),
             producer_rate=producer_rate,
+            processes=processes,
         )
 
     def public(self) -> dict[str, object]:

@@ -19,9 +19,10 @@ NAME = "drain"
 
 
 def title(cfg: Config) -> str:
+    workers = "one worker process" if cfg.processes == 1 else f"{cfg.processes} worker processes"
     return (
-        f"drain: {cfg.tasks:,} no-op tasks drained by one worker process, timed from its "
-        f"start to its exit\n  (taskstore --concurrency {cfg.concurrency}; pgqueuer "
+        f"drain: {cfg.tasks:,} no-op tasks drained by {workers}, timed from the first "
+        f"start to the last exit\n  (taskstore --concurrency {cfg.concurrency}; pgqueuer "
         f"--batch-size {cfg.concurrency}; raw: one in-process claimer, {cfg.claim_batch} per "
         "claim)\n  ratio = taskstore / peer; 'x / y' = taskstore / pgqueuer"
     )
@@ -56,17 +57,20 @@ async def run(ctx: Context, backend: str) -> Result:
     return Result(NAME, backend, data, cells, errors)
 
 
-def figures(child: Child, exit: Exit, tasks: int, first_file: Path) -> dict:
-    """Rates and timings of one drained worker process."""
+def figures(children: list[tuple[Child, Exit]], tasks: int, first_file: Path) -> dict:
+    """Rates and timings of drained worker processes started together."""
     first = marks.read_first_start(first_file)
-    ended = child.started + exit.seconds
+    began = min(child.started for child, _ in children)
+    ended = max(child.started + exit.seconds for child, exit in children)
+    seconds = ended - began
     return {
         "tasks": tasks,
-        "seconds": round(exit.seconds, 4),
-        "rate": per_second(tasks, exit.seconds),
-        "first_task_s": None if first is None else round(first - child.started, 4),
+        "processes": len(children),
+        "seconds": round(seconds, 4),
+        "rate": per_second(tasks, seconds),
+        "first_task_s": None if first is None else round(first - began, 4),
         "rate_after_first_task": None if first is None else per_second(tasks, ended - first),
-        "peak_rss_mb": round(exit.peak_rss_mb, 1),
+        "peak_rss_mb": round(max(exit.peak_rss_mb for _, exit in children), 1),
     }
 
 
@@ -74,16 +78,21 @@ async def _taskstore(db: BenchDatabase, cfg: Config) -> dict:
     await enqueue_noops(db.url, cfg.tasks, cfg.enqueue_batch)
     first = db.workdir / "first-taskstore"
     env = {marks.FIRST_START_ENV: str(first)}
-    child = processes.taskstore_worker(
-        db.url, db.workdir, "--burst", concurrency=cfg.concurrency, env=env
-    )
-    await child.wait(drain_timeout(cfg.tasks))
-    exit = child.check("taskstore-worker")
+    children = [
+        processes.taskstore_worker(
+            db.url, db.workdir, "--burst", concurrency=cfg.concurrency, env=env
+        )
+        for _ in range(cfg.processes)
+    ]
+    exits = []
+    for child in children:
+        await child.wait(drain_timeout(cfg.tasks))
+        exits.append((child, child.check("taskstore-worker")))
     async with connected(db) as raw:
         done = await raw.count("completed")
     if done != cfg.tasks:
         raise RuntimeError(f"{done:,} of {cfg.tasks:,} tasks completed")
-    return figures(child, exit, cfg.tasks, first)
+    return figures(exits, cfg.tasks, first)
 
 
 async def _raw(db: BenchDatabase, cfg: Config) -> dict:
@@ -98,10 +107,15 @@ async def _pgqueuer(db: BenchDatabase, cfg: Config) -> dict:
     env = {marks.FIRST_START_ENV: str(first)}
     async with pgq_peer.PgqClient.installed(db.raw) as client:
         await client.insert(cfg.tasks, cfg.enqueue_batch)
-        child = pgq_peer.worker(db.raw, db.workdir, "--drain", batch_size=cfg.concurrency, env=env)
-        await child.wait(drain_timeout(cfg.tasks))
-        exit = child.check("pgqueuer worker")
+        children = [
+            pgq_peer.worker(db.raw, db.workdir, "--drain", batch_size=cfg.concurrency, env=env)
+            for _ in range(cfg.processes)
+        ]
+        exits = []
+        for child in children:
+            await child.wait(drain_timeout(cfg.tasks))
+            exits.append((child, child.check("pgqueuer worker")))
         left = await client.queued()
     if left:
         raise RuntimeError(f"{left:,} of {cfg.tasks:,} jobs left in the queue")
-    return figures(child, exit, cfg.tasks, first)
+    return figures(exits, cfg.tasks, first)
