@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import json
@@ -40,6 +39,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from taskstore.backends.sqlite_direct import DirectWriter
+from taskstore.backends.sqlite_turns import WriterTurns
 from taskstore.errors import ConfigError, DatabaseUnavailable
 from taskstore.settings import Settings
 
@@ -76,11 +76,12 @@ class SQLiteBackend:
     writes_read_latest: bool = True
 
     def writing(self) -> contextlib.AbstractAsyncContextManager[None]:
-        # One writer at a time in this process: two of our own connections contending for
-        # the file lock would wait in SQLite's busy handler, which sleeps in 1-25 ms steps.
-        if self._write_lock is None:
-            self._write_lock = asyncio.Lock()
-        return self._write_lock
+        # One writer at a time in this process, and across processes turns handed over by
+        # the kernel: contending connections would wait in SQLite's busy handler, which
+        # sleeps in 1-100 ms steps (see `sqlite_turns`).
+        if self._turns is None:
+            self._turns = WriterTurns(None)
+        return self._turns()
 
     def engine_kwargs(self, settings: Settings) -> dict[str, Any]:
         database = settings.database_url.database
@@ -110,7 +111,9 @@ class SQLiteBackend:
         database = settings.database_url.database
         if database and database != ":memory:" and "mode=memory" not in str(settings.database_url):
             busy = settings.sqlite_busy_timeout_ms / 1000
-            self._writer = DirectWriter(str(Path(database).expanduser()), pragmas, busy)
+            path = str(Path(database).expanduser())
+            self._writer = DirectWriter(path, pragmas, busy)
+            self._turns = WriterTurns(path)
         self._engine = engine
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -169,6 +172,8 @@ class SQLiteBackend:
         if self._writer is not None:
             writer, self._writer = self._writer, None
             writer.close()  # waits at most for one statement in progress
+        if self._turns is not None:
+            self._turns.close()
 
     async def rows(
         self, conn: Any, statement: Any, params: Mapping[str, Any]
@@ -230,7 +235,7 @@ class SQLiteBackend:
     idle_probe_seconds: float | None = 0.02
 
     def __init__(self) -> None:
-        self._write_lock: asyncio.Lock | None = None
+        self._turns: WriterTurns | None = None
         self._writer: DirectWriter | None = None
         self._engine: Any = None
 
