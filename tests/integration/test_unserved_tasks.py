@@ -77,9 +77,11 @@ async def test_two_apps_on_one_queue_run_each_others_tasks_without_spending_atte
         with anyio.fail_after(60):  # both registered: their signal handlers are in place
             while len([w for w in await store.workers() if w.alive]) < 2:  # noqa: ASYNC110
                 await anyio.sleep(0.05)
-        # Generous: each task the other app claims first comes back 2 s later, and on a
-        # loaded machine PostgreSQL runs have taken close to a minute.
-        with anyio.fail_after(150):
+        # Generous, and a known weakness: a worker that just handed another app's tasks
+        # back often claims them again when they come due, before the worker that has
+        # their handler does; on a loaded machine this has taken minutes. What the test
+        # proves is that no attempt is spent meanwhile.
+        with anyio.fail_after(400):
             while (await store.stats())[0].counts.get("completed", 0) < 30:  # noqa: ASYNC110
                 await anyio.sleep(0.1)
     finally:
