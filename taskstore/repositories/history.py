@@ -29,15 +29,7 @@ _COLUMNS = [
     "error_type",
     "error_message",
 ]
-_SHOWN = (
-    "attempt",
-    "worker_id",
-    "started_at",
-    "finished_at",
-    "outcome",
-    "error_type",
-    "error_message",
-)
+_SHOWN = _COLUMNS[1:]  # all but the task id
 #: statuses whose current attempt is on the task row (not in the history)
 _ON_ROW = {TaskStatus.RUNNING: "running", TaskStatus.COMPLETED: "completed"}
 

@@ -110,13 +110,14 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
             "started_at": self._now,
         }
 
-    def _build_claim(self, orphans: bool) -> Any:
+    def _build_claim(self, orphans: bool, limit: Any = None) -> Any:
+        """The claim statement; `limit` (an SQL expression) defaults to ``p_limit``."""
         b = self.backend
         picked: Select[Any] = (
             select(T.c.id)
             .where(*self._claimable(orphans))
             .order_by(T.c.priority.desc(), T.c.run_at, T.c.id)
-            .limit(bindparam("p_limit", type_=Integer))
+            .limit(bindparam("p_limit", type_=Integer) if limit is None else limit)
         )
         return (
             update(T)
@@ -145,12 +146,7 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
         """
         if limit <= 0:
             return []
-        params = {
-            "p_queue": queue,
-            "p_limit": limit,
-            "p_worker_id": worker_id,
-            "p_lease": lease_seconds,
-        }
+        params = claim_params(queue, limit, worker_id, lease_seconds)
         rows = sorted(
             await self.backend.rows(conn, self._claim[orphans], params),
             key=claim_order,  # RETURNING has no order
@@ -401,6 +397,11 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
             since = self.backend.now_plus(literal(-float(waiting_seconds), Float))
             stmt = stmt.where(T.c.updated_at <= since)
         return (await conn.execute(stmt)).first() is not None
+
+
+def claim_params(queue: str, limit: int, worker_id: str, lease: float) -> dict[str, Any]:
+    """The parameters every claim statement takes."""
+    return {"p_queue": queue, "p_limit": limit, "p_worker_id": worker_id, "p_lease": lease}
 
 
 def claimed(row: Any) -> ClaimedTask:

@@ -14,7 +14,13 @@ from taskstore.backends import Backend
 from taskstore.models.queue import QueueEntity
 from taskstore.models.task import status_in
 from taskstore.records import ClaimedTask
-from taskstore.repositories.leases import CLAIM_COLUMNS, LeaseStatements, claim_order, claimed
+from taskstore.repositories.leases import (
+    CLAIM_COLUMNS,
+    LeaseStatements,
+    claim_order,
+    claim_params,
+    claimed,
+)
 from taskstore.repositories.task_table import Executor, T
 from taskstore.states import CLAIMABLE, LEASED
 
@@ -31,9 +37,7 @@ class LimitedClaimStatements(LeaseStatements):
             for orphans in (True, False)
             for keyed in (True, False)
         }
-        self._counted_claim = {
-            orphans: self._build_counted_claim(orphans) for orphans in (True, False)
-        }
+        self._counted_claim = {o: self._build_claim(o, self._counted_room()) for o in (True, False)}
 
     def _build_limited_claim(self, orphans: bool, keyed: bool) -> Any:
         """The claim of a queue with flow control, run after the queue's row is locked
@@ -130,21 +134,6 @@ class LimitedClaimStatements(LeaseStatements):
             case((left.c.n < 0, 0), (left.c.n < p_limit, left.c.n), else_=p_limit)
         ).scalar_subquery()
 
-    def _build_counted_claim(self, orphans: bool) -> Any:
-        """The claim of a queue whose only limit is its concurrency, in one statement."""
-        picked = (
-            select(T.c.id)
-            .where(*self._claimable(orphans))
-            .order_by(T.c.priority.desc(), T.c.run_at, T.c.id)
-            .limit(self._counted_room())
-        )
-        return (
-            update(T)
-            .where(self.backend.claim_where(T.c.id, picked))
-            .values(self._claim_values())
-            .returning(*CLAIM_COLUMNS)
-        )
-
     async def claim_counted(
         self,
         conn: Executor,
@@ -161,12 +150,7 @@ class LimitedClaimStatements(LeaseStatements):
         locked transaction, which tells these apart."""
         if limit <= 0:
             return []
-        params = {
-            "p_queue": queue,
-            "p_limit": limit,
-            "p_worker_id": worker_id,
-            "p_lease": lease_seconds,
-        }
+        params = claim_params(queue, limit, worker_id, lease_seconds)
         rows = await self.backend.rows(conn, self._counted_claim[orphans], params)
         return [claimed(row) for row in sorted(rows, key=claim_order)]
 
@@ -186,14 +170,8 @@ class LimitedClaimStatements(LeaseStatements):
         `key_limit` running per concurrency key, when given."""
         if limit <= 0:
             return []
-        params = {
-            "p_queue": queue,
-            "p_limit": limit,
-            "p_worker_id": worker_id,
-            "p_lease": lease_seconds,
-            "p_key_limit": key_limit,
-            "p_scan": max(scan, limit),
-        }
+        params = claim_params(queue, limit, worker_id, lease_seconds)
+        params.update(p_key_limit=key_limit, p_scan=max(scan, limit))
         stmt = self._limited_claim[orphans, key_limit is not None]
         rows = sorted((await conn.execute(stmt, params)).all(), key=claim_order)
         return [claimed(row) for row in rows]

@@ -45,7 +45,7 @@ class WorkflowStatements(TaskStatements):
             parent.c.id == D.c.depends_on_id,
             parent.c.status != TaskStatus.COMPLETED.value,
         )
-        ready = [status_in(_WAITING), ~unmet]
+        ready = [status_in(sources(Event.READY)), ~unmet]
         self._promote = self._build_promote(
             [*ready, T.c.id.in_(self._dependents_of(bindparam("p_ids", expanding=True)))]
         )
@@ -88,7 +88,6 @@ class WorkflowStatements(TaskStatements):
         return select(D.c.task_id).where(D.c.depends_on_id.in_(ids))
 
     def _build_promote(self, where: list[Any]) -> Any:
-        assert TaskStatus.WAITING in sources(Event.READY)
         return (
             update(T)
             .where(*where)
