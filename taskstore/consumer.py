@@ -1,11 +1,15 @@
 """Consumer: the store as a worker sees it.
 
 A worker process calls only this (and the public `TaskStore`), never repositories,
-backends or connections. It owns the worker's two held connections (one for claims,
-one for acknowledgements) and every transaction a worker runs: claim, complete (with
+backends or connections. It owns every transaction a worker runs: claim, complete (with
 the attempt's own session), fail or retry, interrupt, release, heartbeat with
-registration, rescue, prune under a lock, progress. Each method is one unit of work:
-it commits before it returns, and a failure leaves nothing half-written.
+registration, rescue, prune under a lock, progress, periodic ticks. Each method is one
+unit of work: it commits before it returns, and a failure leaves nothing half-written.
+
+They all run on the worker's two held connections, so a worker process costs the
+database two connections whatever it does: one for claims, reads and maintenance, one
+for completions and the other endings. Only an attempt's own session (a handler that
+calls ``ctx.session()``) takes another, from the pool.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import anyio
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from taskstore import validation
 from taskstore.errors import TaskStoreError
 from taskstore.flow_gate import FlowGate
 from taskstore.jsoncodec import dumps_json
@@ -124,12 +129,12 @@ class Consumer:
 
     async def dependency_results(self, task_id: int) -> dict[int, Any]:
         """{dependency id: result} of a task's dependencies."""
-        async with self._store.reading() as conn:
+        async with self._fetch_link.reading() as conn:
             return await self._tasks.dependency_results(conn, task_id)
 
     async def any_due(self, queues: Sequence[str]) -> bool:
         """Is a task of `queues` claimable now? A read: no write lock."""
-        async with self._store.reading() as conn:
+        async with self._fetch_link.reading() as conn:
             return await self._tasks.any_due(conn, list(queues))
 
     async def listen(self, wake: Callable[[str], None]) -> None:
@@ -165,7 +170,7 @@ class Consumer:
     ) -> TaskStatus:
         """End a failed attempt (retry after `retry_in` seconds, or failed); raises
         `LeaseLost` if the attempt is no longer this worker's."""
-        async with self._store.transaction() as conn:
+        async with self._ack_link.transaction() as conn:
             status = await self._tasks.fail(
                 conn,
                 task_id=task_id,
@@ -179,14 +184,14 @@ class Consumer:
 
     async def interrupt(self, cut: Sequence[Ending]) -> set[int]:
         """Hand back attempts cut off by a graceful stop (not charged as attempts)."""
-        async with self._row_lock, self._store.transaction() as conn:
+        async with self._row_lock, self._ack_link.transaction() as conn:
             return await self._tasks.interrupt_many(conn, worker_id=self.worker_id, cut=cut)
 
     async def release(
         self, handed: Sequence[tuple[int, int]], *, delay_seconds: float = 0.0
     ) -> set[int]:
         """Hand back (task id, attempt) pairs claimed but never run, uncharged."""
-        async with self._row_lock, self._store.transaction() as conn:
+        async with self._row_lock, self._ack_link.transaction() as conn:
             return await self._tasks.release_many(
                 conn, worker_id=self.worker_id, handed=handed, delay_seconds=delay_seconds
             )
@@ -197,7 +202,7 @@ class Consumer:
         """A task this worker has no handler for goes back uncharged, due after `retry_in`,
         for a worker that has one; it fails (``UnknownTask``) only once no live worker
         has served its name for `grace_seconds`. Returns the task's new status."""
-        async with self._row_lock, self._store.transaction() as conn:
+        async with self._row_lock, self._ack_link.transaction() as conn:
             _, served = await self._workers.served(conn)
             now = await self._tasks.clock(conn)
             info = await self._tasks.get(conn, task.id)
@@ -224,7 +229,7 @@ class Consumer:
 
     async def snooze(self, task_id: int, attempt: int, seconds: float) -> bool:
         """The handler asked to run later: due in `seconds`, the attempt not charged."""
-        async with self._row_lock, self._store.transaction() as conn:
+        async with self._row_lock, self._ack_link.transaction() as conn:
             kept = await self._tasks.snooze(
                 conn, worker_id=self.worker_id, task_id=task_id, attempt=attempt, seconds=seconds
             )
@@ -233,7 +238,7 @@ class Consumer:
 
     async def set_progress(self, task_id: int, attempt: int, fraction: float) -> bool:
         """Record a running attempt's progress; False if the attempt is no longer ours."""
-        async with self._store.transaction() as conn:
+        async with self._ack_link.transaction() as conn:
             return await self._tasks.set_progress(
                 conn, task_id=task_id, worker_id=self.worker_id, attempt=attempt, fraction=fraction
             )
@@ -244,7 +249,7 @@ class Consumer:
     ) -> set[int]:
         """Extend the leases of `held` and refresh the registry row (`running` attempts
         now), in one transaction; returns the ids still this worker's."""
-        async with self._row_lock, self._store.transaction() as conn:
+        async with self._row_lock, self._ack_link.transaction() as conn:
             kept = await self._tasks.heartbeat(
                 conn, worker_id=self.worker_id, lease_seconds=self.lease_seconds, task_ids=held
             )
@@ -257,14 +262,14 @@ class Consumer:
         return kept
 
     async def unregister(self) -> None:
-        async with self._store.transaction() as conn:
+        async with self._ack_link.transaction() as conn:
             await self._workers.remove(conn, self.worker_id)
 
     async def rescue(self, queues: Sequence[str]) -> RescueReport:
         """Take back expired leases, forget dead workers, and look for orphans of
         `queues`: our own rescues at once; others' only once they have waited a lease
         (their rescuer is on them), so a crash drains one worker, not the whole fleet."""
-        async with self._store.transaction() as conn:
+        async with self._fetch_link.transaction() as conn:
             rescued = await self._tasks.rescue_expired(conn)
             # Repairs a completion whose promotion of its dependents did not happen.
             await self._tasks.settle_all(conn)
@@ -280,14 +285,22 @@ class Consumer:
     async def prune(self, retention_seconds: float, limit: int) -> int | None:
         """Delete up to `limit` finished tasks past retention; None if another worker
         is pruning (one at a time, under a database lock)."""
-        async with self._store.transaction() as conn:
+        async with self._fetch_link.transaction() as conn:
             if not await self._store.backend.try_lock(conn, _PRUNE_LOCK_KEY):
                 return None
             return await self._tasks.purge(conn, older_than_seconds=retention_seconds, limit=limit)
 
+    async def enqueue_tick(self, name: str, tick: dt.datetime, **options: Any) -> int | None:
+        """Enqueue one tick of a schedule, once across all workers (as
+        `TaskStore.enqueue_periodic` does, on this worker's connection)."""
+        limit = self._store.settings.max_payload_bytes
+        task = validation.new_task(name, {}, max_payload_bytes=limit, **options)
+        async with self._ack_link.transaction() as conn:
+            return await self._tasks.insert_periodic(conn, task, tick)
+
     async def claimable_counts(self) -> dict[str, int]:
         """Tasks due now, per queue (for the depth gauge)."""
-        async with self._store.reading() as conn:
+        async with self._fetch_link.reading() as conn:
             return await self._tasks.claimable_counts(conn)
 
 

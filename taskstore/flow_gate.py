@@ -41,7 +41,7 @@ class FlowGate:
 
     def __init__(self, store: TaskStore, worker_id: str, lease_seconds: float, link: Link) -> None:
         self._store = store
-        self._link = link  # the worker's claim connection, for claims in one statement
+        self._link = link  # the worker's claim connection: every read and claim goes there
         self._worker_id = worker_id
         self._lease_seconds = lease_seconds
         self._settings: dict[str, tuple[float, QueueSettings | None]] = {}
@@ -53,7 +53,7 @@ class FlowGate:
         now = time.monotonic()
         cached = self._settings.get(queue)
         if cached is None or now - cached[0] > SETTINGS_TTL:
-            async with self._store.reading() as conn:
+            async with self._link.reading() as conn:
                 cached = (now, await self._store.flow.get(conn, queue))
             self._settings[queue] = cached
         return cached[1] is not None and cached[1].limited
@@ -135,7 +135,7 @@ class FlowGate:
 
     async def _claim_locked(self, queue: str, limit: int, *, orphans: bool) -> list[ClaimedTask]:
         store = self._store
-        async with store.transaction() as conn:
+        async with self._link.transaction() as conn:
             settings = await store.flow.get(conn, queue, lock=True) or QueueSettings(queue)
             self._settings[queue] = (time.monotonic(), settings)
             allowed, slots, room = await self._allowance(conn, settings, limit)

@@ -14,6 +14,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 
+import anyio
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from taskstore.backends import Backend
@@ -21,13 +22,15 @@ from taskstore.translate import ErrorTranslator
 
 
 class Link:
-    """A reconnecting connection for one loop; not shared between concurrent users."""
+    """A reconnecting connection for one loop. Concurrent users take turns on it (a
+    worker's few occasional writers share its two links instead of opening more)."""
 
     def __init__(self, engine: AsyncEngine, backend: Backend, translate: ErrorTranslator) -> None:
         self._engine = engine
         self._backend = backend
         self._translate = translate
         self._conn: AsyncConnection | None = None
+        self._turn = anyio.Lock(fast_acquire=True)
 
     async def _connection(self) -> AsyncConnection:
         if self._conn is None:
@@ -38,16 +41,46 @@ class Link:
     @contextlib.asynccontextmanager
     async def statement(self) -> AsyncIterator[AsyncConnection]:
         """A connection for one atomic statement (or a short write transaction)."""
-        async with self._translate():
+        async with self._use(several=False) as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction of several statements on the held connection."""
+        async with self._use(several=True) as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncConnection]:
+        """A read. Where statements run in autocommit, a lone SELECT on the held
+        connection; elsewhere (SQLite, whose link writes under the write lock) a read
+        transaction of its own, which never waits for writers."""
+        if self._backend.statement_options:
+            async with self.statement() as conn:
+                yield conn
+            return
+        async with self._translate(), self._engine.connect() as conn:
+            conn = await conn.execution_options(**self._backend.read_options)
+            async with conn.begin():
+                yield conn
+
+    @contextlib.asynccontextmanager
+    async def _use(self, *, several: bool) -> AsyncIterator[AsyncConnection]:
+        autocommit = bool(self._backend.statement_options)
+        async with self._turn, self._translate():
             conn = await self._connection()
             try:
-                if self._backend.statement_options:  # autocommit
+                if autocommit and not several:
                     yield conn
                     if conn.in_transaction():  # SQLAlchemy's bookkeeping; nothing is sent
                         await conn.commit()
-                else:
-                    async with self._backend.writing(), conn.begin():
-                        yield conn
+                    return
+                if autocommit:  # switching costs no round trip on asyncpg
+                    await conn.execution_options(**self._backend.transaction_options)
+                async with self._backend.writing(), conn.begin():
+                    yield conn
+                if autocommit:
+                    await conn.execution_options(**self._backend.statement_options)
             except BaseException:
                 self._conn = None
                 with contextlib.suppress(Exception):

@@ -216,6 +216,15 @@ _WORKER_OPTIONS = (
         help="Grace period for running tasks on SIGTERM (30, 30s, 2m).",
     ),
     click.option(
+        "--poll-max",
+        "poll_max_seconds",
+        default=None,
+        type=Duration(minimum=0.05),
+        metavar="DURATION",
+        help="Longest pause between claims of an idle worker. Default: 2s on PostgreSQL "
+        "(notifications wake it at once), 1s on SQLite.",
+    ),
+    click.option(
         "--metrics-port",
         default=None,
         type=click.IntRange(1, 65535),
@@ -235,6 +244,8 @@ _WORKER_OPTIONS = (
         type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
     ),
     database_url_option,
+    # The read end of a pipe from `--processes`' supervisor, which holds the LISTEN.
+    click.option("--wake-fd", type=int, default=None, hidden=True),
 )
 
 
@@ -309,7 +320,7 @@ def main(url: str | None, apps: tuple[str, ...], processes: int, **options: Any)
 
         configure_logging(str(options["log_level"]))
         count = processes or cpu_count()
-        sys.exit(supervise(sys.argv[1:], count, options.get("metrics_port")))
+        sys.exit(supervise(sys.argv[1:], count, options.get("metrics_port"), url=url))
     run_worker(url, apps, **options)
 
 

@@ -33,6 +33,7 @@ from worker.outcomes import Outcomes
 from worker.registry import Registry
 from worker.scheduler import run_schedules
 from worker.state import WorkerState
+from worker.wakeups import read_relayed
 
 log = get_logger("taskstore.worker")
 __all__ = ["DEFAULT_MAX_ATTEMPTS", "Worker", "WorkerConfig", "new_worker_id"]
@@ -127,8 +128,10 @@ class Worker:
                 await self.completer.flush(final=True)
                 services.cancel_scope.cancel()
         finally:
-            await self.consumer.close()
-            await self.heartbeats.unregister()
+            try:
+                await self.heartbeats.unregister()
+            finally:
+                await self.consumer.close()
             await self._hooks(self.registry.shutdown, "shutdown")
             self.log.info("worker stopped", **dict(self.state.counts))
 
@@ -141,8 +144,15 @@ class Worker:
         if type(state.metrics) is not NoMetrics:
             services.start_soon(depth_loop, state, consumer)
         if not self.config.burst:
-            services.start_soon(consumer.listen, self._on_notify)
-            services.start_soon(run_schedules, self.store, self.registry.periodic())
+            services.start_soon(self._listen)
+            services.start_soon(run_schedules, consumer, self.registry.periodic())
+
+    async def _listen(self) -> None:
+        """Wake-ups: relayed by our supervisor, or on a LISTEN connection of our own."""
+        if self.config.wake_fd is not None:
+            await read_relayed(self.config.wake_fd, self._on_notify)
+            self.log.warning("the supervisor is gone: listening on a connection of our own")
+        await self.consumer.listen(self._on_notify)
 
     async def _hooks(self, hooks: list[Any], phase: str) -> None:
         for hook in hooks:

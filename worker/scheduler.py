@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 
 import anyio
 
+from taskstore.consumer import Consumer
 from taskstore.logs import get_logger
-from taskstore.store import TaskStore
 from worker.cron import next_tick, utcnow
 from worker.registry import TaskDef
 
@@ -23,11 +23,10 @@ log = get_logger("taskstore.scheduler")
 Clock = Callable[[], dt.datetime]
 
 
-async def enqueue_tick(store: TaskStore, definition: TaskDef, tick: dt.datetime) -> int | None:
-    return await store.enqueue_periodic(
+async def enqueue_tick(consumer: Consumer, definition: TaskDef, tick: dt.datetime) -> int | None:
+    return await consumer.enqueue_tick(
         definition.name,
         tick,
-        {},
         queue=definition.queue,
         priority=definition.priority,
         max_attempts=definition.max_attempts,
@@ -35,7 +34,7 @@ async def enqueue_tick(store: TaskStore, definition: TaskDef, tick: dt.datetime)
 
 
 async def run_schedules(
-    store: TaskStore, definitions: Sequence[TaskDef], clock: Clock = utcnow
+    consumer: Consumer, definitions: Sequence[TaskDef], clock: Clock = utcnow
 ) -> None:
     """Forever: sleep until the next tick of any schedule, then enqueue it (once)."""
     if not definitions:
@@ -50,7 +49,7 @@ async def run_schedules(
             if tick > clock():
                 continue
             try:
-                task_id = await enqueue_tick(store, by_name[name], tick)
+                task_id = await enqueue_tick(consumer, by_name[name], tick)
             except Exception as exc:  # the database may be away; try this tick again soon
                 log.warning(
                     "periodic enqueue failed", task=name, tick=tick.isoformat(), error=str(exc)

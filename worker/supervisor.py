@@ -8,6 +8,10 @@ second one is passed on too (cut off now). It exits 0 when every worker exited 0
 
 Workers run in a session of their own, so a Ctrl-C on a terminal reaches them once,
 through the supervisor, not twice. With ``--metrics-port P`` worker i serves on P + i.
+
+On PostgreSQL the supervisor holds the host's one LISTEN connection and relays its
+notifications to the workers through pipes (`worker.wakeups`), so the database sees two
+connections per worker process and one for the supervisor.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import time
 from collections.abc import Sequence
 
 from taskstore.logs import get_logger
+from worker.wakeups import WakeRelay
 
 _BACKOFF_FIRST, _BACKOFF_MAX = 1.0, 30.0
 _HEALTHY_AFTER = 60.0  # a process that ran this long starts its next restart's backoff anew
@@ -35,9 +40,18 @@ class _Slot:
     backoff: float = _BACKOFF_FIRST
     restart_at: float | None = None
     exit_code: int | None = None
+    relay: WakeRelay | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(self.argv, start_new_session=True)
+        if self.relay is None:
+            self.proc = subprocess.Popen(self.argv, start_new_session=True)
+        else:
+            wake_fd = self.relay.pipe_for(self.index)
+            try:
+                argv = [*self.argv, "--wake-fd", str(wake_fd)]
+                self.proc = subprocess.Popen(argv, start_new_session=True, pass_fds=(wake_fd,))
+            finally:
+                os.close(wake_fd)  # the worker has its copy
         self.started, self.restart_at, self.exit_code = time.monotonic(), None, None
 
 
@@ -57,10 +71,17 @@ def child_argv(args: Sequence[str], index: int, metrics_port: int | None) -> lis
     return [sys.executable, "-m", "worker.cli", *argv]
 
 
-def supervise(args: Sequence[str], count: int, metrics_port: int | None = None) -> int:
+def supervise(
+    args: Sequence[str], count: int, metrics_port: int | None = None, *, url: str | None = None
+) -> int:
     """Run `count` workers until a signal stops them; returns the exit code."""
     log = get_logger("taskstore.supervisor")
-    slots = [_Slot(i, child_argv(args, i, metrics_port)) for i in range(count)]
+    relay = WakeRelay(url)
+    relayed = relay.start()
+    slots = [
+        _Slot(i, child_argv(args, i, metrics_port), relay=relay if relayed else None)
+        for i in range(count)
+    ]
     received: list[int] = []
 
     def forward(signum: int, _frame: object) -> None:
@@ -73,7 +94,8 @@ def supervise(args: Sequence[str], count: int, metrics_port: int | None = None) 
     signal.signal(signal.SIGINT, forward)
     for slot in slots:
         slot.start()
-    log.info("supervisor started", processes=count, pids=[s.proc.pid for s in slots if s.proc])
+    pids = [s.proc.pid for s in slots if s.proc]
+    log.info("supervisor started", processes=count, pids=pids, relays_notify=relayed)
     while not (received and all(s.exit_code is not None for s in slots)):
         for slot in slots:
             _watch(slot, stopping=bool(received), log=log)

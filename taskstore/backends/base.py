@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, FromClause, Select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from taskstore.backends.health import Health
 from taskstore.settings import Settings
 
 
@@ -30,6 +31,8 @@ class Backend(Protocol):
     #: execution options under which one statement runs atomically without BEGIN/COMMIT
     #: (empty: wrap each statement in a transaction)
     statement_options: dict[str, Any]
+    #: execution options that turn a held autocommit connection back to transactions
+    transaction_options: dict[str, Any]
     #: a write statement reads the latest committed rows (it holds the only write lock
     #: from its start), so what it counts cannot be overtaken by another writer
     writes_read_latest: bool
@@ -172,4 +175,8 @@ class Backend(Protocol):
 
     async def announce_endings(self, conn: AsyncConnection, ids: Sequence[int]) -> None:
         """Wake waiters of these tasks once the transaction commits (no-op without LISTEN)."""
+        ...
+
+    async def health(self, conn: AsyncConnection, tables: Sequence[str]) -> Health:
+        """Rows, dead rows, sizes and maintenance state of `tables` (`taskstore doctor`)."""
         ...

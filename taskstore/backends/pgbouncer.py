@@ -31,6 +31,7 @@ class PgBouncerBackend(PostgresBackend):
     """`PostgresBackend` with nothing kept on a server connection across transactions."""
 
     statement_options: dict[str, Any] = {}  # every statement in a transaction of its own
+    transaction_options: dict[str, Any] = {}
 
     def __init__(self) -> None:
         super().__init__()

@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import Grouping
 from sqlalchemy.util import await_only
 
+from taskstore.backends.health import Health, postgres_health
 from taskstore.backends.pg_direct import DirectRunner
 from taskstore.logs import get_logger
 from taskstore.settings import Settings
@@ -52,7 +53,7 @@ _MIGRATION_LOCK_KEY = 0x7461736B73746F  # "tasksto"
 _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 _MAX_NOTIFY_BYTES = 7_900
 _TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(:key)")
-_TUNE_TASKS = text(
+TUNE_TASKS = (
     "ALTER TABLE taskstore_tasks SET (fillfactor = 70, "
     "autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000, "
     "autovacuum_analyze_scale_factor = 0.02, autovacuum_vacuum_cost_limit = 2000)"
@@ -73,6 +74,7 @@ class PostgresBackend:
     read_options: dict[str, Any] = {}
     # a single UPDATE ... RETURNING is atomic: no BEGIN/COMMIT round trips around it
     statement_options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"}
+    transaction_options: dict[str, Any] = {"isolation_level": "READ COMMITTED"}
     writes_read_latest: bool = False  # a statement reads the snapshot taken at its start
 
     def __init__(self) -> None:
@@ -222,7 +224,7 @@ class PostgresBackend:
     def tune_tables(self, op: Any) -> None:
         # Every task row is updated several times: leave room on each page so updates stay
         # HOT (no index churn), and vacuum the churned table far sooner than the defaults.
-        op.execute(_TUNE_TASKS)
+        op.execute(text(TUNE_TASKS))
 
     def lock_migrations(self, connection: Any) -> None:
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
@@ -280,3 +282,6 @@ class PostgresBackend:
         for start in range(0, len(ids), 500):
             payload = ",".join(map(str, ids[start : start + 500]))
             await conn.execute(_NOTIFY, {"channel": ENDED_CHANNEL, "payload": payload})
+
+    async def health(self, conn: AsyncConnection, tables: Sequence[str]) -> Health:
+        return await postgres_health(conn, tables)

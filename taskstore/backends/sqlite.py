@@ -38,6 +38,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from taskstore.backends.health import Health, sqlite_health
 from taskstore.backends.sqlite_direct import DirectWriter
 from taskstore.backends.sqlite_turns import WriterTurns
 from taskstore.errors import ConfigError, DatabaseUnavailable
@@ -73,6 +74,7 @@ class SQLiteBackend:
     # empty: every statement still runs in its own BEGIN IMMEDIATE transaction, because an
     # autocommit UPDATE can fail to upgrade its read lock ("database is locked")
     statement_options: dict[str, Any] = {}
+    transaction_options: dict[str, Any] = {}
     writes_read_latest: bool = True
 
     def writing(self) -> contextlib.AbstractAsyncContextManager[None]:
@@ -251,3 +253,6 @@ class SQLiteBackend:
 
     async def announce_endings(self, conn: AsyncConnection, ids: Sequence[int]) -> None:
         return None  # waiters poll
+
+    async def health(self, conn: AsyncConnection, tables: Sequence[str]) -> Health:
+        return await sqlite_health(conn, tables)

@@ -201,6 +201,7 @@ def test_status_json_reports_recent_finishes_and_live_workers(db_url: str) -> No
             await store.cancel(task_id)
             worker = Worker(store, Registry(), WorkerConfig(queues={"media": 4}, concurrency=8))
             await worker.heartbeat()  # registers the worker row
+            await worker.consumer.close()
             return worker.worker_id
 
     worker_id = asyncio.run(setup())

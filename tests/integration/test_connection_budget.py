@@ -1,0 +1,142 @@
+"""The connection budget on PostgreSQL: two server connections per worker process and
+one per supervisor (its LISTEN, relayed to the workers), with heartbeats, rescue and the
+registry inside it; and the relay really wakes the workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import asyncpg
+import pytest
+
+from taskstore import TaskStore
+from tests.conftest import create_pg_database, drop_pg_database
+from tests.helpers.processes import ROOT, executions
+
+SUPERVISORS, PROCESSES, TASKS = 3, 8, 30_000
+BUDGET = 2 * SUPERVISORS * PROCESSES + SUPERVISORS
+
+
+@pytest.fixture
+def own_database(pg_admin_url: str) -> Iterator[str]:
+    """A database of its own: every connection to it is one the test can account for."""
+    url = create_pg_database(pg_admin_url)
+    yield url
+    drop_pg_database(pg_admin_url, url)
+
+
+def _supervisor(url: str, log: Path, *args: str) -> subprocess.Popen:
+    """A supervisor; its log and its workers' go to `log` with the suffix .err."""
+    env = {**os.environ, "TASKSTORE_DATABASE_URL": url, "TEST_EXEC_LOG": str(log)}
+    argv = [sys.executable, "-m", "worker.cli", "--app", "tests.apps.pipeline", *args]
+    with open(log.with_suffix(".err"), "a") as err:
+        return subprocess.Popen(argv, cwd=ROOT, env=env, stderr=err)
+
+
+async def _live_workers(url: str) -> list[int]:
+    async with TaskStore.from_url(url) as store:
+        return [w.pid for w in await store.workers() if w.alive]
+
+
+async def _wait_for_workers(url: str, count: int, procs: list[subprocess.Popen]) -> list[int]:
+    with anyio.fail_after(180):
+        while len(pids := await _live_workers(url)) < count:
+            assert all(p.poll() is None for p in procs), "a supervisor exited"
+            await anyio.sleep(0.5)
+    return pids
+
+
+async def _server_connections(probe: asyncpg.Connection, database: str) -> int:
+    return await probe.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = $2",
+        database,
+        "taskstore",
+    )
+
+
+async def test_three_supervisors_of_eight_drain_30000_once_within_two_connections_per_process(
+    own_database: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "exec.log"
+    args = ("--processes", str(PROCESSES), "--lease-seconds", "3")  # beats every second
+    supervisors = [_supervisor(own_database, log, *args) for _ in range(SUPERVISORS)]
+    database = own_database.rsplit("/", 1)[1]
+    dsn = own_database.replace("postgresql+asyncpg://", "postgresql://")
+    probe = await asyncpg.connect(dsn, server_settings={"application_name": "budget-probe"})
+    try:
+        await _wait_for_workers(own_database, SUPERVISORS * PROCESSES, supervisors)
+        async with TaskStore.from_url(own_database) as store:
+            for _batch in range(TASKS // 5_000):
+                await store.enqueue_many([{"name": "tests.noop"} for _ in range(5_000)])
+        # The producer's connections are closed: from here on every one is a worker's.
+        peak = 0
+        with anyio.fail_after(300):
+            while len(executions(log)) < TASKS:
+                peak = max(peak, await _server_connections(probe, database))
+                await anyio.sleep(0.02)
+        for _ in range(100):  # a few heartbeats and rescues more, all workers idle
+            peak = max(peak, await _server_connections(probe, database))
+            await anyio.sleep(0.03)
+    finally:
+        await probe.close()
+        for proc in supervisors:
+            proc.send_signal(signal.SIGTERM)
+        codes = [proc.wait(120) for proc in supervisors]
+    assert codes == [0] * SUPERVISORS
+    runs = executions(log)
+    assert len(runs) == TASKS and set(runs.values()) == {1}  # every task exactly once
+    assert SUPERVISORS * PROCESSES < peak <= BUDGET, f"{peak} connections (budget {BUDGET})"
+
+
+async def test_the_supervisor_relays_wakeups_and_its_workers_listen_alone_once_it_is_gone(
+    own_database: str, tmp_path: Path
+) -> None:
+    """Idle workers poll ever less often (here up to a minute apart): after 26 s idle the
+    next poll is at least 25 s away, so only a relayed notification starts a task sooner."""
+    log = tmp_path / "exec.log"
+    supervisor = _supervisor(own_database, log, "--processes", "2", "--poll-max", "60s")
+    pids: list[int] = []
+    try:
+        pids = await _wait_for_workers(own_database, 2, [supervisor])
+        await anyio.sleep(26)
+        async with TaskStore.from_url(own_database) as store:
+            first = await store.enqueue("tests.noop")
+            with anyio.fail_after(20):
+                while first not in executions(log):  # noqa: ASYNC110 - a file, not a store
+                    await anyio.sleep(0.05)
+            supervisor.kill()  # its workers read the end of their pipes
+            supervisor.wait(30)
+            with anyio.fail_after(30):
+                while log.with_suffix(".err").read_text().count(_ALONE) < 2:  # noqa: ASYNC110
+                    await anyio.sleep(0.1)
+            second = await store.enqueue("tests.noop")
+            with anyio.fail_after(60):
+                while second not in executions(log):  # noqa: ASYNC110
+                    await anyio.sleep(0.05)
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+        for pid in pids:
+            os.kill(pid, signal.SIGTERM)
+        with anyio.fail_after(60):
+            while any(_running(pid) for pid in pids):  # noqa: ASYNC110
+                await anyio.sleep(0.2)
+    assert set(executions(log).values()) == {1}
+
+
+_ALONE = "listening on a connection of our own"
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's reaper may be slow to collect it)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
