@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import click
 
-from taskstore import cli_queues, cli_status, cli_tasks, cli_workflows
+from taskstore import cli_doctor, cli_queues, cli_status, cli_tasks, cli_workflows
 from taskstore.cli_common import Command, Group, database_url_option
 from taskstore.cli_enqueue import enqueue
 from taskstore.dashboard.command import cli_command as dashboard_command
@@ -54,6 +54,7 @@ for command in [
     *cli_tasks.COMMANDS,
     *cli_queues.COMMANDS,
     *cli_workflows.COMMANDS,
+    *cli_doctor.COMMANDS,
     dashboard_command,
 ]:
     main.add_command(command)
