@@ -97,17 +97,24 @@ async def rescue_loop(state: WorkerState, consumer: Consumer) -> None:
 
 
 async def prune_loop(state: WorkerState, consumer: Consumer, retention_seconds: float) -> None:
-    """Retention: a bounded batch per pass, one worker at a time (a database lock)."""
+    """Retention: one worker at a time (a database lock) deletes finished tasks past it,
+    in bounded batches (each its own short transaction, claims going between them),
+    repeated while they come back full: pruning keeps up with any rate of finishing."""
     config = state.config
     while retention_seconds > 0:
         await anyio.sleep(config.prune_seconds)
-        try:
-            pruned = await consumer.prune(retention_seconds, config.prune_batch)
-        except STORE_ERRORS as exc:
-            state.log.warning("pruning failed", error=str(exc))
-            continue
-        if pruned:
-            state.log.info("pruned finished tasks past retention", count=pruned)
+        total, until = 0, time.monotonic() + config.prune_seconds / 2
+        while True:
+            try:
+                pruned = await consumer.prune(retention_seconds, config.prune_batch)
+            except STORE_ERRORS as exc:
+                state.log.warning("pruning failed", error=str(exc))
+                break
+            total += pruned or 0
+            if pruned != config.prune_batch or time.monotonic() > until:
+                break
+        if total:
+            state.log.info("pruned finished tasks past retention", count=total)
 
 
 async def depth_loop(state: WorkerState, consumer: Consumer) -> None:

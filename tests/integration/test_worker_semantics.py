@@ -207,6 +207,38 @@ async def test_finished_tasks_past_retention_are_pruned_by_a_worker(
         assert (await store.require(pending)).status is TaskStatus.CREATED
 
 
+async def test_a_prune_pass_keeps_deleting_while_its_batches_come_back_full(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """25 tasks past retention, batches of 10: one pass deletes them all (10, 10, 5), not
+    one batch per pass, so pruning keeps up however fast tasks finish."""
+    monkeypatch.setenv("TASKSTORE_RETENTION", "1s")
+    async with TaskStore.from_url(db_url) as store:
+        ids = await store.enqueue_many([{"name": "s.echo"} for _ in range(25)])
+        worker = worker_for(store, prune_seconds=3.0, prune_batch=10)
+        calls: list[tuple[float, int | None]] = []
+        prune = worker.consumer.prune
+
+        async def recorded(retention: float, limit: int) -> int | None:
+            pruned = await prune(retention, limit)
+            calls.append((time.monotonic(), pruned))
+            return pruned
+
+        worker.consumer.prune = recorded  # type: ignore[method-assign]
+        async with anyio.create_task_group() as group:
+            group.start_soon(worker.run)
+
+            async def all_pruned() -> bool:
+                return [await store.get(i) for i in ids] == [None] * len(ids)
+
+            await wait_for(all_pruned, seconds=30)
+            worker.stop()
+    deleting = [(at, n) for at, n in calls if n]
+    counts = [n for _, n in deleting]  # 25, and a periodic tick's task or two of this app
+    assert counts[:2] == [10, 10] and 25 <= sum(counts) <= 30 and counts[-1] < 10
+    assert deleting[-1][0] - deleting[0][0] < 3.0  # in one pass: the next is 3 s later
+
+
 async def test_only_one_transaction_holds_the_prune_lock(db_url: str, backend: str) -> None:
     async with TaskStore.from_url(db_url) as store:
         key = 12345
