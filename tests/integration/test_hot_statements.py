@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import DBAPIError
 
-from taskstore import TaskStatus, TaskStore
+from taskstore import TaskStatus, TaskStore, validation
 from taskstore.errors import DatabaseUnavailable
+from taskstore.links import Link
 from tests.helpers.faults import admin_connect
 
 W = "worker-hot"
@@ -151,3 +152,53 @@ async def test_a_held_connection_killed_while_idle_is_replaced_before_use(
     await asyncio.sleep(0.2)  # the driver reads the server's goodbye
     assert await store.enqueue("t.x") > 0  # no error reaches the caller
     assert await _server_pid(store) != pid
+
+
+def _new(name: str) -> validation.NewTask:
+    return validation.new_task(name, {}, max_payload_bytes=1000)
+
+
+def _link(store: TaskStore) -> Link:
+    return Link(store.engine, store.backend, store.translate)
+
+
+async def test_a_links_transaction_is_atomic_and_its_single_statements_stay_autocommit(
+    store: TaskStore,
+) -> None:
+    link = _link(store)
+    try:
+        with pytest.raises(RuntimeError):
+            async with link.transaction() as conn:
+                await store.tasks.insert(conn, [_new("t.a")])
+                raise RuntimeError("the second statement failed")
+        assert await store.list() == []  # nothing half-written
+        async with link.transaction() as conn:
+            for name in ("t.a", "t.b"):
+                await store.tasks.insert(conn, [_new(name)])
+        async with link.statement() as conn:  # a lone statement after a transaction
+            await store.tasks.insert(conn, [_new("t.c")])
+        assert sorted(t.name for t in await store.list()) == ["t.a", "t.b", "t.c"]
+    finally:
+        await link.close()
+
+
+async def test_concurrent_users_of_one_link_take_turns_on_one_connection(
+    store: TaskStore,
+) -> None:
+    link, inside, most = _link(store), 0, 0
+
+    async def use(n: int) -> None:
+        nonlocal inside, most
+        async with link.transaction() as conn:
+            inside += 1
+            most = max(most, inside)
+            await store.tasks.insert(conn, [_new(f"t.{n}")])
+            await asyncio.sleep(0.01)
+            inside -= 1
+
+    try:
+        await asyncio.gather(*(use(n) for n in range(8)))
+    finally:
+        await link.close()
+    assert most == 1 and len(await store.list()) == 8
+    assert store.engine.pool.checkedout() == 0  # the link's one connection is back
