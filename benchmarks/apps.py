@@ -5,6 +5,7 @@ They do no work of their own, so what is measured is the queue: claim, dispatch,
 
 from __future__ import annotations
 
+import os
 import time
 
 from benchmarks import marks
@@ -21,3 +22,16 @@ async def noop(ctx: TaskContext) -> None:
 async def stamp(ctx: TaskContext, enqueued: float) -> dict[str, float]:
     """Return when this attempt started, beside when the producer enqueued it."""
     return {"enqueued": enqueued, "started": time.time()}
+
+
+@task(name="bench.churn")
+async def churn(ctx: TaskContext, enqueued: float) -> None:
+    """Append "start-time pickup-latency" to the file named by BENCH_CHURN_LOG (one write
+    with O_APPEND, so the lines of several processes never interleave)."""
+    started = time.time()
+    line = f"{started:.3f} {started - enqueued:.5f}\n".encode()
+    fd = os.open(os.environ["BENCH_CHURN_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)

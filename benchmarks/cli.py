@@ -54,7 +54,7 @@ async def check_postgres(url: str) -> str | None:
     "scenarios",
     multiple=True,
     type=click.Choice(list(ALL)),
-    help="Scenario to run. Repeatable. Default: all.",
+    help="Scenario to run. Repeatable. Default: all but churn (half an hour: name it).",
 )
 @click.option(
     "--backend",
@@ -98,6 +98,13 @@ async def check_postgres(url: str) -> str | None:
     help="Producer rate of the sustained run in tasks/s (0: as fast as it can).",
 )
 @click.option(
+    "--minutes",
+    type=click.FloatRange(1),
+    default=None,
+    help="Length of the churn run [default: 30; quick: 2]; its producer runs at --rate "
+    "(default there: 500 tasks/s).",
+)
+@click.option(
     "--postgres-url",
     default=DEFAULT_POSTGRES_URL,
     show_default=True,
@@ -114,6 +121,7 @@ def main(
     concurrency: int,
     processes: int,
     rate: float,
+    minutes: float | None,
     postgres_url: str,
     as_json: bool,
 ) -> None:
@@ -127,8 +135,11 @@ def main(
         concurrency=concurrency,
         producer_rate=rate,
         processes=processes,
+        minutes=minutes,
     )
-    chosen = list(dict.fromkeys(scenarios)) or list(ALL)
+    chosen = list(dict.fromkeys(scenarios)) or [
+        name for name, module in ALL.items() if not getattr(module, "EXPLICIT", False)
+    ]
     on = [b for b in BACKENDS if b in backends] if backends else list(BACKENDS)
     if "postgres" in on:
         if problem := asyncio.run(check_postgres(postgres_url)):

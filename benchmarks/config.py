@@ -28,6 +28,8 @@ class Config:
     claim_batch: int = 100
     memory_tasks: int = 100_000
     processes: int = 1  # drain: worker processes of each queue, started together
+    minutes: float = 30.0  # churn: length of the run
+    churn_rate: float = 500.0  # churn: the producer's steady rate, tasks/s
 
     @classmethod
     def for_run(
@@ -40,9 +42,14 @@ class Config:
         concurrency: int = 100,
         producer_rate: float = 0.0,
         processes: int = 1,
+        minutes: float | None = None,
     ) -> Config:
         """The full profile, or the quick one CI runs; explicit sizes win over both."""
         drain = tasks or (2_000 if quick else 20_000)
+        churn = {
+            "minutes": minutes or (2.0 if quick else 30.0),
+            "churn_rate": producer_rate or 500.0,
+        }
         if quick:
             return cls(
                 quick=True,
@@ -57,6 +64,7 @@ class Config:
                 depth_claimable=1_000,
                 memory_tasks=5_000,
                 processes=processes,
+                **churn,
             )
         return cls(
             quick=False,
@@ -67,6 +75,7 @@ class Config:
             single_enqueues=min(2_000, drain),
             producer_rate=producer_rate,
             processes=processes,
+            **churn,
         )
 
     def public(self) -> dict[str, object]:

@@ -28,6 +28,7 @@ class Exit:
     returncode: int
     seconds: float  # from spawn to exit
     peak_rss_mb: float
+    cpu_seconds: float = 0.0  # user + system time of the process (and children it reaped)
 
 
 class Child:
@@ -68,10 +69,13 @@ class Child:
         """Reap the child if it has exited (non-blocking)."""
         if self.exit is None:
             self.rss_mb()  # the last look at VmHWM before the process is reaped
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            pid, status, usage = os.wait4(self.pid, os.WNOHANG)
             if pid:
                 self.proc.returncode = os.waitstatus_to_exitcode(status)
-                self.exit = Exit(self.proc.returncode, time.time() - self.started, self.peak_mb)
+                cpu = usage.ru_utime + usage.ru_stime
+                self.exit = Exit(
+                    self.proc.returncode, time.time() - self.started, self.peak_mb, cpu
+                )
                 _live.discard(self)
         return self.exit
 

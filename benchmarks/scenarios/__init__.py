@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from benchmarks.scenarios import (
+    churn,
     depth,
     drain,
     enqueue,
@@ -18,5 +19,6 @@ from benchmarks.scenarios import (
 )
 
 ALL: dict[str, ModuleType] = {
-    m.NAME: m for m in (enqueue, drain, sustained, latency, depth, memory, flow, workflow, startup)
+    m.NAME: m
+    for m in (enqueue, drain, sustained, latency, depth, memory, flow, workflow, startup, churn)
 }

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks import marks, pgq_peer, processes, report
+from benchmarks import marks, pgq_peer, processes, report, server_cpu
 from benchmarks.config import Config
 from benchmarks.databases import BenchDatabase
 from benchmarks.processes import Child, Exit
@@ -50,6 +50,10 @@ async def run(ctx: Context, backend: str) -> Result:
         ("/", report.figure(pgq, "rate_after_first_task", report.rate)),
         ("first task at", report.figure(ts, "first_task_s", report.seconds)),
         ("/", report.figure(pgq, "first_task_s", report.seconds)),
+        ("CPU us/task", report.figure(ts, "cpu_us_per_task", _us)),
+        ("/", report.figure(pgq, "cpu_us_per_task", _us)),
+        ("of it db", report.figure(ts, "db_cpu_us_per_task", _us)),
+        ("/", report.figure(pgq, "db_cpu_us_per_task", _us)),
         ("peak RSS", report.figure(ts, "peak_rss_mb", report.mb)),
         ("/", report.figure(pgq, "peak_rss_mb", report.mb)),
     ]
@@ -57,12 +61,20 @@ async def run(ctx: Context, backend: str) -> Result:
     return Result(NAME, backend, data, cells, errors)
 
 
-def figures(children: list[tuple[Child, Exit]], tasks: int, first_file: Path) -> dict:
-    """Rates and timings of drained worker processes started together."""
+def _us(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def figures(
+    children: list[tuple[Child, Exit]], tasks: int, first_file: Path, db_cpu: float | None = None
+) -> dict:
+    """Rates, timings and CPU per task of drained worker processes started together
+    (`db_cpu`: the database server's CPU seconds over the drain, where it was measured)."""
     first = marks.read_first_start(first_file)
     began = min(child.started for child, _ in children)
     ended = max(child.started + exit.seconds for child, exit in children)
     seconds = ended - began
+    worker_cpu = sum(exit.cpu_seconds for _, exit in children)
     return {
         "tasks": tasks,
         "processes": len(children),
@@ -71,6 +83,9 @@ def figures(children: list[tuple[Child, Exit]], tasks: int, first_file: Path) ->
         "first_task_s": None if first is None else round(first - began, 4),
         "rate_after_first_task": None if first is None else per_second(tasks, ended - first),
         "peak_rss_mb": round(max(exit.peak_rss_mb for _, exit in children), 1),
+        "worker_cpu_us_per_task": round(worker_cpu / tasks * 1e6, 1),
+        "db_cpu_us_per_task": None if db_cpu is None else round(db_cpu / tasks * 1e6, 1),
+        "cpu_us_per_task": round((worker_cpu + (db_cpu or 0.0)) / tasks * 1e6, 1),
     }
 
 
@@ -78,6 +93,8 @@ async def _taskstore(db: BenchDatabase, cfg: Config) -> dict:
     await enqueue_noops(db.url, cfg.tasks, cfg.enqueue_batch)
     first = db.workdir / "first-taskstore"
     env = {marks.FIRST_START_ENV: str(first)}
+    server = await _server(db)
+    cpu_before = server_cpu.cpu_seconds(server)
     children = [
         processes.taskstore_worker(
             db.url, db.workdir, "--burst", concurrency=cfg.concurrency, env=env
@@ -88,11 +105,20 @@ async def _taskstore(db: BenchDatabase, cfg: Config) -> dict:
     for child in children:
         await child.wait(drain_timeout(cfg.tasks))
         exits.append((child, child.check("taskstore-worker")))
+    db_cpu = _spent(cpu_before, server_cpu.cpu_seconds(server))
     async with connected(db) as raw:
         done = await raw.count("completed")
     if done != cfg.tasks:
         raise RuntimeError(f"{done:,} of {cfg.tasks:,} tasks completed")
-    return figures(exits, cfg.tasks, first)
+    return figures(exits, cfg.tasks, first, db_cpu)
+
+
+async def _server(db: BenchDatabase) -> int | None:
+    return await server_cpu.postmaster_pid(db.raw) if db.backend == "postgres" else None
+
+
+def _spent(before: float | None, after: float | None) -> float | None:
+    return None if before is None or after is None else after - before
 
 
 async def _raw(db: BenchDatabase, cfg: Config) -> dict:
@@ -107,6 +133,8 @@ async def _pgqueuer(db: BenchDatabase, cfg: Config) -> dict:
     env = {marks.FIRST_START_ENV: str(first)}
     async with pgq_peer.PgqClient.installed(db.raw) as client:
         await client.insert(cfg.tasks, cfg.enqueue_batch)
+        server = await _server(db)
+        cpu_before = server_cpu.cpu_seconds(server)
         children = [
             pgq_peer.worker(db.raw, db.workdir, "--drain", batch_size=cfg.concurrency, env=env)
             for _ in range(cfg.processes)
@@ -115,7 +143,8 @@ async def _pgqueuer(db: BenchDatabase, cfg: Config) -> dict:
         for child in children:
             await child.wait(drain_timeout(cfg.tasks))
             exits.append((child, child.check("pgqueuer worker")))
+        db_cpu = _spent(cpu_before, server_cpu.cpu_seconds(server))
         left = await client.queued()
     if left:
         raise RuntimeError(f"{left:,} of {cfg.tasks:,} jobs left in the queue")
-    return figures(exits, cfg.tasks, first)
+    return figures(exits, cfg.tasks, first, db_cpu)
