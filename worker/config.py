@@ -24,7 +24,7 @@ class WorkerConfig:
     ack_flush_at: int = 100  # flush at once from this many pending, else after the delay
     ack_delay_seconds: float = 0.005
     prune_seconds: float = 60.0  # how often one worker prunes finished tasks past retention
-    prune_batch: int = 5000
+    prune_batch: int = 1000  # a batch holds the claim connection: claims go between batches
     depth_seconds: float = 15.0  # how often the queue-depth gauges are refreshed (metrics on)
     claim_linger_seconds: float = 0.002
     prefetch_below_seconds: float = 0.01  # claim ahead while handlers are this fast
