@@ -4,8 +4,9 @@ A worker's fetch and acknowledge loops each run thousands of single statements. 
 connection out of the pool for each (with a pre-ping) and wrapping it in BEGIN/COMMIT costs
 three extra round trips per statement. A link keeps its connection and, where the backend
 allows, runs each statement in autocommit (a single UPDATE ... RETURNING is atomic on its
-own); on SQLite every use is still a ``BEGIN IMMEDIATE`` transaction. After a failure the
-connection is dropped and the next use opens a fresh one.
+own); on SQLite every use is still a ``BEGIN IMMEDIATE`` transaction. After the driver
+fails (or a use is cancelled mid-statement) the connection is dropped and the next use opens
+a fresh one; a caller's own error only rolls its transaction back.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from collections.abc import AsyncIterator
 
 import anyio
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from taskstore.backends import Backend
@@ -77,11 +79,15 @@ class Link:
                     return
                 if autocommit:  # switching costs no round trip on asyncpg
                     await conn.execution_options(**self._backend.transaction_options)
-                async with self._backend.writing(), conn.begin():
-                    yield conn
-                if autocommit:
-                    await conn.execution_options(**self._backend.statement_options)
-            except BaseException:
+                try:
+                    async with self._backend.writing(), conn.begin():
+                        yield conn
+                finally:
+                    if autocommit and not conn.in_transaction():
+                        await conn.execution_options(**self._backend.statement_options)
+            except BaseException as exc:
+                if _sound_after(exc) and not conn.in_transaction():
+                    raise  # the caller's own error; the connection is as good as before
                 self._conn = None
                 with contextlib.suppress(Exception):
                     await conn.invalidate()  # never hand a doubtful connection back
@@ -102,6 +108,13 @@ class Link:
         if conn is not None:
             with contextlib.suppress(Exception):
                 await conn.close()
+
+
+def _sound_after(exc: BaseException) -> bool:
+    """Is the connection still good after `exc` left a use of it? Yes for the caller's
+    own errors (a lease lost, a bad argument: the transaction rolled back); no for the
+    driver's, a lost connection, or a cancellation mid-statement."""
+    return isinstance(exc, Exception) and not isinstance(exc, DBAPIError | OSError)
 
 
 class LinkPool:

@@ -202,3 +202,20 @@ async def test_concurrent_users_of_one_link_take_turns_on_one_connection(
         await link.close()
     assert most == 1 and len(await store.list()) == 8
     assert store.engine.pool.checkedout() == 0  # the link's one connection is back
+
+
+async def test_a_callers_error_in_a_links_transaction_keeps_its_connection(
+    store: TaskStore,
+) -> None:
+    """A lease lost or a bad argument rolls back; only the driver's errors reconnect."""
+    link = _link(store)
+    try:
+        async with link.transaction() as conn:
+            before = await conn.get_raw_connection()
+        with pytest.raises(ValueError):
+            async with link.transaction():
+                raise ValueError("not the database's fault")
+        async with link.transaction() as conn:
+            assert await conn.get_raw_connection() is before
+    finally:
+        await link.close()
