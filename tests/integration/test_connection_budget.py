@@ -97,17 +97,18 @@ async def test_three_supervisors_of_eight_drain_30000_once_within_two_connection
 async def test_the_supervisor_relays_wakeups_and_its_workers_listen_alone_once_it_is_gone(
     own_database: str, tmp_path: Path
 ) -> None:
-    """Idle workers poll ever less often (here up to a minute apart): after 26 s idle the
-    next poll is at least 25 s away, so only a relayed notification starts a task sooner."""
+    """An idle worker's polls come ever further apart (0.05 s doubling, here up to a
+    minute): 13-14.5 s into idling the next is due no sooner than 25.5 s in, so a task
+    that starts within 8 s was woken by the relayed notification."""
     log = tmp_path / "exec.log"
     supervisor = _supervisor(own_database, log, "--processes", "2", "--poll-max", "60s")
     pids: list[int] = []
     try:
         pids = await _wait_for_workers(own_database, 2, [supervisor])
-        await anyio.sleep(26)
+        await anyio.sleep(13)
         async with TaskStore.from_url(own_database) as store:
             first = await store.enqueue("tests.noop")
-            with anyio.fail_after(20):
+            with anyio.fail_after(8):
                 while first not in executions(log):  # noqa: ASYNC110 - a file, not a store
                     await anyio.sleep(0.05)
             supervisor.kill()  # its workers read the end of their pipes
