@@ -83,10 +83,13 @@ async def test_no_dependent_starts_before_its_dependencies_completed_across_work
     store: TaskStore, db_url: str, tmp_path: Path
 ) -> None:
     items = _graph(width=6, ms=40)
-    ids = await store.enqueue_many(items)
     log = tmp_path / "wf.log"
     fleet = [_worker(db_url, log, concurrency=2) for _ in range(3)]
     try:
+        with anyio.fail_after(120):  # all three serving before the graph exists: shared work
+            while len([w for w in await store.workers() if w.alive]) < 3:  # noqa: ASYNC110
+                await anyio.sleep(0.1)
+        ids = await store.enqueue_many(items)
         infos = await _all_completed(store, ids)
     finally:
         _stop(fleet)
