@@ -11,6 +11,7 @@ tasks past retention that no worker prunes, and the task table's storage options
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import inspect
@@ -127,8 +128,6 @@ def _dead_rows(health: Health) -> list[Finding]:
 def _vacuumed(table: TableHealth) -> str:
     if table.last_vacuum is None:
         return "never"
-    import datetime as dt
-
     return format_age((dt.datetime.now(dt.UTC) - table.last_vacuum).total_seconds()) + " ago"
 
 
