@@ -150,6 +150,27 @@ class Consumer:
         self._flow.freed()
         return accepted
 
+    def refillable(self, queue: str) -> bool:
+        """May completions of ours claim `queue`'s freed slots (`complete_and_claim`)?"""
+        return self._flow.refillable(queue)
+
+    async def complete_and_claim(
+        self, done: Sequence[Ending], queue: str, limit: int
+    ) -> tuple[set[int], list[ClaimedTask]]:
+        """Complete a batch and claim, at once, up to `limit` tasks of `queue` into the
+        slots it frees; returns the ids accepted by the fence and the tasks claimed."""
+        async with self._row_lock, self._ack_link.statement() as conn:
+            accepted, tasks = await self._tasks.complete_and_claim(
+                conn,
+                worker_id=self.worker_id,
+                done=done,
+                queue=queue,
+                limit=limit,
+                lease_seconds=self.lease_seconds,
+            )
+        self._flow.refilled(queue, len(tasks), limit)
+        return accepted, tasks
+
     def session(self) -> AsyncSession:
         """A session for one attempt's own writes; `complete_in` commits it."""
         return self._store.sessions()

@@ -93,6 +93,19 @@ class FlowGate:
             if hold.limit in ("concurrency", "key_concurrency"):
                 del self._held[queue]
 
+    def refillable(self, queue: str) -> bool:
+        """May our completions claim the queue's freed slots in the same statement? Its
+        only limit is its concurrency, and tasks of ours hold slots of it."""
+        return queue in self._unfreed
+
+    def refilled(self, queue: str, taken: int, asked: int) -> None:
+        """Our completions were written and took `taken` of the `asked` tasks of `queue`."""
+        self.freed()
+        if taken:
+            self._unfreed.add(queue)
+        if 0 < taken < asked:
+            self._hold(queue, FULL_RECHECK, "concurrency")  # full again (see _claim_counted)
+
     def held_by(self, queue: str) -> str | None:
         """The limit holding the queue back now (one of `LIMITS`), or None."""
         return self._held[queue].limit if self.held_back(queue) > 0 else None

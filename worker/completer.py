@@ -3,18 +3,26 @@
 Completions wait in a buffer flushed when it reaches `ack_flush_at` or a few
 milliseconds after the first one arrives; one statement carries up to `ack_batch`. A
 failed flush keeps the batch (oldest first) and retries with backoff; while the buffer
-is backed up the fetcher claims nothing more. At shutdown, attempts cut off by the
-graceful stop and tasks claimed but never started are handed back, uncharged.
+is backed up the fetcher claims nothing more. Where a queue held at its concurrency limit
+waits for exactly these completions, the statement that writes them also claims that
+queue's next tasks into the freed slots (the fetcher says which queue, and how many it
+can take). At shutdown, attempts cut off by the graceful stop and tasks claimed but never
+started are handed back, uncharged.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import anyio
 
 from taskstore.consumer import STORE_ERRORS, Consumer, Ending
+from taskstore.records import ClaimedTask
 from worker.state import WorkerState
+
+#: (queue, how many) a completion write may claim, reserved in the worker's capacity
+Refill = tuple[str, int]
 
 
 class Completer:
@@ -29,6 +37,17 @@ class Completer:
         self._unstarted: list[tuple[int, int]] = []
         self._ready = asyncio.Event()
         self._lock = anyio.Lock()  # one flusher at a time
+        self._plan_refill: Callable[[], Refill | None] = lambda: None
+        self._refilled: Callable[[Refill, list[ClaimedTask]], None] = lambda _r, _t: None
+
+    def refills(
+        self,
+        plan: Callable[[], Refill | None],
+        refilled: Callable[[Refill, list[ClaimedTask]], None],
+    ) -> None:
+        """Let completion writes claim: `plan()` reserves room (or None), and
+        `refilled(plan, tasks)` takes the reservation back and starts what was claimed."""
+        self._plan_refill, self._refilled = plan, refilled
 
     # ---------------------------------------------------------------- buffer
     def add(self, task_id: int, attempt: int, result_json: str | None) -> None:
@@ -82,13 +101,20 @@ class Completer:
                 await anyio.sleep(min(5.0, 0.05 * 2 ** (failures - 1)))  # 0.05 s first
 
     async def _write(self, batch: list[Ending]) -> bool:
+        refill, tasks = self._plan_refill(), []
         try:
-            accepted = await self._consumer.complete(batch)
+            if refill is None:
+                accepted = await self._consumer.complete(batch)
+            else:
+                accepted, tasks = await self._consumer.complete_and_claim(batch, *refill)
         except STORE_ERRORS as exc:
             self._state.log.warning(
                 "acknowledgement failed; retrying", pending=len(self.acks), error=str(exc)
             )
             return False
+        finally:
+            if refill is not None:
+                self._refilled(refill, tasks)
         self._state.signal()  # the fetcher may be waiting for the backlog to shrink
         if len(accepted) < len(batch):
             lost = [t for t, _, _ in batch if t not in accepted]

@@ -18,7 +18,7 @@ import anyio
 
 from taskstore.consumer import STORE_ERRORS, Consumer
 from taskstore.records import ClaimedTask
-from worker.completer import Completer
+from worker.completer import Completer, Refill
 from worker.outcomes import Outcomes
 from worker.state import WorkerState
 
@@ -39,13 +39,17 @@ class Fetcher:
         self._poll_max = config.poll_max_seconds or consumer.idle_poll_max_seconds
         self._claim_threshold = max(1, min(config.ack_flush_at, config.concurrency // 4))
         self._claim_failures = 0
+        completer.refills(self._plan_refill, self._refilled)
 
     # -------------------------------------------------------------- capacity
     def free(self, queue: str) -> int:
         """How many tasks of `queue` one claim may take now."""
-        config, in_flight = self._config, self._state.in_flight
         if self._consumer.held_back(queue) > 0:  # paused, at its limit, out of rate slots
             return 0
+        return self._room(queue)
+
+    def _room(self, queue: str) -> int:
+        config, in_flight = self._config, self._state.in_flight
         limit = config.queues.get(queue)
         # A queue with its own limit here, or flow control in the database, never runs
         # ahead: tasks waiting for a slot would hold what the limit allows.
@@ -54,6 +58,26 @@ class Fetcher:
             queue_free = total_free if limit is None else limit - in_flight[queue]
             return max(0, min(total_free, queue_free))
         return max(0, min(self._total_free(), config.concurrency))
+
+    def _plan_refill(self) -> Refill | None:
+        """A queue whose slots our completions free, to claim in their statement: the
+        room is reserved (counted in flight) until `_refilled` gives it back."""
+        state = self._state
+        if state.stopping or state.orphans_waiting:
+            return None
+        for queue in self._queue_order:
+            if self._consumer.refillable(queue) and (room := self._room(queue)) > 0:
+                state.in_flight[queue] += room
+                return queue, room
+        return None
+
+    def _refilled(self, refill: Refill, tasks: list[ClaimedTask]) -> None:
+        queue, reserved = refill
+        self._state.in_flight[queue] -= reserved
+        for task in tasks:
+            self._outcomes.start(task)
+        if tasks:
+            self._state.metrics.claimed(len(tasks))
 
     def _until_unheld(self) -> float | None:
         """Seconds until the first held-back queue may be claimed again (None: none is)."""

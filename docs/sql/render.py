@@ -44,7 +44,17 @@ def hot_statements(repo: TaskRepository) -> list[tuple[str, str, Any]]:
             "a queue with flow control, its row locked; per-key limit applied",
             repo._limited_claim[False, True],
         ),
+        (
+            "counted claim",
+            "a queue whose only limit is its concurrency, counted in the claim itself",
+            repo._counted_claim[False],
+        ),
         ("ack", "completions of a batch, fenced on (id, worker, attempt)", repo._complete),
+        (
+            "ack and refill",
+            "completions, and the claim of the slots they free (where one statement can)",
+            repo._handoff,
+        ),
         ("retry", "a failed attempt with attempts left, fenced", repo._fail[True]),
         ("fail", "a failed attempt with none left, fenced", repo._fail[False]),
         ("heartbeat", "every lease the worker holds, in one statement", repo._heartbeat),
@@ -63,6 +73,8 @@ def render(database: str) -> str:
         "-- Written by docs/sql/render.py from the code; do not edit by hand.",
     ]
     for title, what, statement in hot_statements(repo):
+        if statement is None:
+            continue
         compiled = statement.compile(dialect=dialect)
         names = compiled.positiontup or []
         parts.append(f"\n-- {title}: {what}")

@@ -37,6 +37,18 @@ WHERE taskstore_tasks.queue = ? AND status IN ('assigned', 'running') AND taskst
 WHERE front.ckey IS NULL OR front.rank + coalesce(busy.n, ?) <= ? ORDER BY front.priority DESC, front.run_at, front.id
  LIMIT ? OFFSET ?) AND status IN ('created', 'not_finished') RETURNING id, name, queue, payload, attempts, max_attempts, priority, run_at, trace_context;
 
+-- counted claim: a queue whose only limit is its concurrency, counted in the claim itself
+-- parameters: status, attempts_1, strftime_1, strftime_2, strftime_1, strftime_2, p_worker_id, strftime_3, strftime_4, printf_1, p_lease, param_1, p_queue, strftime_1, strftime_2, n_1, param_2, p_limit, p_limit, p_queue, p_queue, coalesce_1, param_3
+UPDATE taskstore_tasks SET status=?, attempts=(taskstore_tasks.attempts + ?), updated_at=strftime(?, ?), started_at=strftime(?, ?), worker_id=?, lease_expires_at=strftime(?, ?, printf(?, ?)) WHERE taskstore_tasks.id IN (SELECT taskstore_tasks.id 
+FROM taskstore_tasks 
+WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = ? OR taskstore_tasks.worker_id IS NOT NULL) AND taskstore_tasks.queue = ? AND taskstore_tasks.run_at <= strftime(?, ?) ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id
+ LIMIT (SELECT CASE WHEN (room.n < ?) THEN ? WHEN (room.n < ?) THEN room.n ELSE ? END AS anon_1 
+FROM (SELECT coalesce((SELECT taskstore_queues.concurrency - (SELECT count(*) AS count_1 
+FROM taskstore_tasks 
+WHERE taskstore_tasks.queue = ? AND status IN ('assigned', 'running')) AS anon_2 
+FROM taskstore_queues 
+WHERE taskstore_queues.name = ? AND taskstore_queues.paused IS 0 AND taskstore_queues.concurrency IS NOT NULL AND taskstore_queues.rate_limit IS NULL AND taskstore_queues.key_concurrency IS NULL), ?) AS n) AS room) OFFSET ?) RETURNING id, name, queue, payload, attempts, max_attempts, priority, run_at, trace_context;
+
 -- ack: completions of a batch, fenced on (id, worker, attempt)
 -- parameters: status, strftime_1, strftime_2, strftime_1, strftime_2, lease_expires_at, progress, json_extract_1, json_extract_2, json_extract_3, batch, p_worker_id
 UPDATE taskstore_tasks SET status=?, updated_at=strftime(?, ?), finished_at=strftime(?, ?), lease_expires_at=?, progress=?, result=batch.doc FROM (SELECT json_extract(anon_1.value, ?) AS id, json_extract(anon_1.value, ?) AS attempt, json_extract(anon_1.value, ?) AS doc 

@@ -1,14 +1,31 @@
 """The claim of a queue with flow control: limits counted, keys taken in turn.
 
-It runs in `taskstore.flow_gate.FlowGate`'s transaction, after the queue's settings row is
-locked, so limited claimers of one queue take turns and need no SKIP LOCKED.
+The keyed and rate-limited claim runs in `taskstore.flow_gate.FlowGate`'s transaction,
+after the queue's settings row is locked, so limited claimers of one queue take turns and
+need no SKIP LOCKED. A queue whose only limit is its concurrency is claimed in one
+statement that counts what runs, and a worker's completions of it can claim the slots
+they free in the same statement (`complete_and_claim`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, bindparam, case, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    union_all,
+    update,
+)
 
 from taskstore.backends import Backend
 from taskstore.models.queue import QueueEntity
@@ -16,13 +33,14 @@ from taskstore.models.task import status_in
 from taskstore.records import ClaimedTask
 from taskstore.repositories.leases import (
     CLAIM_COLUMNS,
+    Ending,
     LeaseStatements,
     claim_order,
     claim_params,
     claimed,
 )
 from taskstore.repositories.task_table import Executor, T
-from taskstore.states import CLAIMABLE, LEASED
+from taskstore.states import CLAIMABLE, LEASED, Event
 
 Q = QueueEntity.__table__
 
@@ -38,6 +56,7 @@ class LimitedClaimStatements(LeaseStatements):
             for keyed in (True, False)
         }
         self._counted_claim = {o: self._build_claim(o, self._counted_room()) for o in (True, False)}
+        self._handoff = None if backend.writes_read_latest else self._build_handoff()
 
     def _build_limited_claim(self, orphans: bool, keyed: bool) -> Any:
         """The claim of a queue with flow control, run after the queue's row is locked
@@ -96,10 +115,14 @@ class LimitedClaimStatements(LeaseStatements):
         )
         return update(T).where(*where).values(self._claim_values()).returning(*CLAIM_COLUMNS)
 
-    def _counted_room(self) -> ColumnElement[Any]:
+    def _counted_room(self, freed: ColumnElement[Any] | None = None) -> ColumnElement[Any]:
         """How many a counted claim may take: its queue's concurrency less what runs, or
         0 when the queue's row no longer fits a counted claim (paused, rate or key limits:
-        the caller falls back to the locked transaction) or another claim came first."""
+        the caller falls back to the locked transaction) or another claim came first.
+
+        `freed` (PostgreSQL): the queue's tasks this statement completes, still running in
+        its snapshot. They count as free; and when another claim came first, at most
+        they are taken, which leaves the running count where it was."""
         p_queue = bindparam("p_queue")
         fits = (
             Q.c.name == p_queue,
@@ -126,13 +149,65 @@ class LimitedClaimStatements(LeaseStatements):
                 .returning((Q.c.claims - 1).label("before"), Q.c.concurrency)
                 .cte("bumped")
             )
-            alone = bumped.c.before == seen
-            room = select(case((alone, bumped.c.concurrency - running), else_=0)).scalar_subquery()
+            freed = literal(0) if freed is None else freed
+            tally = select(  # each count once: the planner runs every repeat of a subquery
+                (bumped.c.before == seen).label("alone"),
+                (bumped.c.concurrency - running + freed).label("counted"),
+                freed.label("freed"),
+            ).subquery("tally")
+            room = select(
+                case(
+                    (tally.c.alone, tally.c.counted),
+                    (tally.c.counted < tally.c.freed, tally.c.counted),
+                    else_=tally.c.freed,
+                )
+            ).scalar_subquery()
         p_limit = bindparam("p_limit", type_=Integer)
         left = select(func.coalesce(room, 0).label("n")).subquery("room")  # counted once
         return select(
             case((left.c.n < 0, 0), (left.c.n < p_limit, left.c.n), else_=p_limit)
         ).scalar_subquery()
+
+    def _build_handoff(self) -> Any:
+        """PostgreSQL: a batch of completions and the claim of the slots they free, in one
+        statement (data-modifying CTEs). Rows: (ended?, watched?, *CLAIM_COLUMNS), an
+        ended row carrying only its id."""
+        ending = self._build_ending(Event.COMPLETE, {"progress": 1.0}, doc_into="result")
+        done = ending.returning(T.c.watched, T.c.queue).cte("done")
+        freed = select(func.count()).where(done.c.queue == bindparam("p_queue")).scalar_subquery()
+        refill = self._build_claim(False, self._counted_room(freed)).cte("refill")
+        blanks = [cast(null(), column.type).label(column.name) for column in CLAIM_COLUMNS[1:]]
+        ended = select(literal(True).label("ended"), done.c.watched, done.c.id, *blanks)
+        started = select(literal(False), literal(False), *(refill.c[c.name] for c in CLAIM_COLUMNS))
+        return union_all(ended, started)
+
+    async def complete_and_claim(
+        self,
+        conn: Executor,
+        *,
+        worker_id: str,
+        done: Sequence[Ending],
+        queue: str,
+        limit: int,
+        lease_seconds: float,
+    ) -> tuple[set[int], list[ClaimedTask]]:
+        """`complete_many`, then `claim_counted` of up to `limit` tasks of `queue` in the
+        slots the completions free, at once: a queue held at its concurrency limit starts
+        its next tasks without waiting for another round trip. Returns the ids accepted
+        by the fence and the tasks claimed (call in one transaction)."""
+        if self._handoff is None:  # SQLite: two statements under the one write lock
+            accepted = await self.complete_many(conn, worker_id=worker_id, done=done)
+            tasks = await self.claim_counted(
+                conn, worker_id=worker_id, queue=queue, limit=limit, lease_seconds=lease_seconds
+            )
+            return accepted, tasks
+        params = claim_params(queue, limit, worker_id, lease_seconds)
+        params.update(self._batch_params(done))
+        rows = await self.backend.rows(conn, self._handoff, params)
+        ended = [row for row in rows if row[0]]
+        await self.after_completion(conn, [row[2] for row in ended if row[1]])
+        started = sorted((row[2:] for row in rows if not row[0]), key=claim_order)
+        return {row[2] for row in ended}, [claimed(row) for row in started]
 
     async def claim_counted(
         self,

@@ -103,6 +103,52 @@ async def test_concurrent_claims_of_a_limited_queue_never_take_more_than_its_roo
     assert len(running) == 5  # the limit is reached, not only kept
 
 
+async def test_completions_claim_the_slots_they_free_in_the_same_write(
+    store: TaskStore, consumers
+) -> None:
+    await store.set_queue("api", concurrency=3)
+    await store.enqueue_many([{"name": "t.x", "queue": "api"} for _ in range(10)])
+    worker = consumers()
+    first = await worker.claim("api", 10)
+    assert len(first) == 3 and worker.refillable("api")
+    stale = (first[2].id, first[2].attempt + 1, None)  # fenced out: frees nothing
+    done = [(task.id, task.attempt, None) for task in first[:2]]
+    accepted, refill = await worker.complete_and_claim([*done, stale], "api", 10)
+    assert accepted == {first[0].id, first[1].id}
+    assert len(refill) == 2  # two slots freed, two taken; the third still runs
+    running = await store.list(status=TaskStatus.RUNNING, queue="api", limit=100)
+    assert {t.id for t in running} == {first[2].id, *(t.id for t in refill)}
+    assert [t.id for t in refill] == sorted(t.id for t in refill)  # in claim order
+    assert (await store.get(first[0].id)).status == TaskStatus.COMPLETED
+
+
+async def test_completion_refills_racing_claims_never_exceed_the_limit(
+    store: TaskStore, consumers
+) -> None:
+    await store.set_queue("api", concurrency=6)
+    await store.enqueue_many([{"name": "t.x", "queue": "api"} for _ in range(200)])
+    workers = [consumers() for _ in range(4)]
+    held: list[list] = [[] for _ in workers]
+    most = 0
+    for _ in range(12):  # refills of two workers race plain claims of the other two
+
+        async def turn(i: int, tasks: list) -> list:
+            worker = workers[i]
+            done = [(task.id, task.attempt, None) for task in tasks]
+            if done and i % 2 == 0:
+                return (await worker.complete_and_claim(done, "api", 3))[1]
+            if done:
+                await worker.complete(done)
+            worker.queue_changed("api")
+            return await worker.claim("api", 3)
+
+        held = await asyncio.gather(*(turn(i, tasks) for i, tasks in enumerate(held)))
+        running = await store.list(status=TaskStatus.RUNNING, queue="api", limit=100)
+        assert len(running) == sum(map(len, held)) <= 6
+        most = max(most, len(running))
+    assert most == 6  # the limit is reached, not only kept
+
+
 async def test_a_paused_queue_starts_nothing_until_resumed(store: TaskStore, consumers) -> None:
     await store.enqueue_many([{"name": "t.x", "queue": "api"} for _ in range(4)])
     worker = consumers()
