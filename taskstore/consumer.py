@@ -168,7 +168,7 @@ class Consumer:
                 limit=limit,
                 lease_seconds=self.lease_seconds,
             )
-        self._flow.refilled(queue, len(tasks), limit)
+        self._flow.refilled(queue, len(tasks))
         return accepted, tasks
 
     def session(self) -> AsyncSession:

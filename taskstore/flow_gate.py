@@ -98,13 +98,14 @@ class FlowGate:
         only limit is its concurrency, and tasks of ours hold slots of it."""
         return queue in self._unfreed
 
-    def refilled(self, queue: str, taken: int, asked: int) -> None:
-        """Our completions were written and took `taken` of the `asked` tasks of `queue`."""
+    def refilled(self, queue: str, taken: int) -> None:
+        """Our completions were written, and took `taken` tasks of `queue` with them."""
         self.freed()
         if taken:
+            # Slots taken as they were freed: the queue is as full as before, and another
+            # claim now would only find that out (see _claim_counted).
             self._unfreed.add(queue)
-        if 0 < taken < asked:
-            self._hold(queue, FULL_RECHECK, "concurrency")  # full again (see _claim_counted)
+            self._hold(queue, FULL_RECHECK, "concurrency")
 
     def held_by(self, queue: str) -> str | None:
         """The limit holding the queue back now (one of `LIMITS`), or None."""

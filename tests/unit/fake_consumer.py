@@ -28,6 +28,8 @@ class FakeConsumer:
         self.interrupted: list[Ending] = []
         self.released: list[tuple[int, int]] = []
         self.beats = 0
+        self.refill_queues: set[str] = set()  # queues whose completions may claim
+        self.refills: list[tuple[int, str, int]] = []  # (completions, queue, limit)
 
     async def claim(self, queue: str, limit: int, *, orphans: bool = False) -> list[ClaimedTask]:
         self.claims.append((limit, orphans))
@@ -66,6 +68,16 @@ class FakeConsumer:
     async def complete(self, done: Sequence[Ending]) -> set[int]:
         self.completed.extend(done)
         return {task_id for task_id, _, _ in done}
+
+    def refillable(self, queue: str) -> bool:
+        return queue in self.refill_queues
+
+    async def complete_and_claim(
+        self, done: Sequence[Ending], queue: str, limit: int
+    ) -> tuple[set[int], list[ClaimedTask]]:
+        self.refills.append((len(done), queue, limit))
+        accepted = await self.complete(done)
+        return accepted, await self.claim(queue, min(limit, len(done)))
 
     def session(self) -> Any:
         raise AssertionError("no handler in these tests opens a session")

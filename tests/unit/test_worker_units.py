@@ -276,6 +276,25 @@ def test_a_queue_with_its_own_limit_never_claims_ahead_of_it() -> None:
     )  # the other queue still claims ahead, a batch at most
 
 
+async def test_completions_of_a_full_limited_queue_claim_only_what_the_worker_can_hold() -> None:
+    consumer = FakeConsumer(fresh=[11, 12, 13, 14])
+    consumer.refill_queues.add("default")
+    worker = idle_worker(consumer)
+    worker.state.orphans_waiting = False
+    worker.state.in_flight["default"] = 5  # of 8
+    for task_id in (1, 2, 3):
+        worker.completer.add(task_id, 1, None)
+    await worker.completer.flush()
+    assert consumer.refills == [(3, "default", 3)]  # room for 3 more, reserved meanwhile
+    assert sorted(worker.running) == [11, 12, 13]  # started as soon as the write returned
+    assert worker.state.in_flight["default"] == 5  # the reservation was given back
+    worker.stop()
+    worker.completer.add(4, 1, None)
+    await worker.completer.flush()
+    assert len(consumer.refills) == 1  # a stopping worker starts nothing new
+    assert [t for t, _, _ in consumer.completed] == [1, 2, 3, 4]
+
+
 async def test_claimed_ahead_tasks_wait_for_a_handler_slot_and_a_stopped_one_never_runs() -> None:
     reg = Registry()
     now_running, most, ran = [0], [0], []
