@@ -9,6 +9,13 @@ FROM unnest($8::VARCHAR[], $9::VARCHAR[], $10::TEXT[], $11::INTEGER[], $12::INTE
  SELECT inserted.id, pg_notify($1::VARCHAR, inserted.queue) AS pg_notify_1 
 FROM inserted;
 
+-- enqueue of one task: its values bound directly
+-- parameters: pg_notify_2, p_name, p_queue, p_payload, p_priority, p_max_attempts, p_run_at, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_delay, p_concurrency_key, p_trace_context
+WITH inserted AS 
+(INSERT INTO taskstore_tasks (name, queue, payload, priority, max_attempts, run_at, created_at, updated_at, concurrency_key, trace_context) VALUES ($2::VARCHAR, $3::VARCHAR, CAST($4::VARCHAR AS JSONB), $5::INTEGER, $6::INTEGER, coalesce($7::TIMESTAMP WITH TIME ZONE, now() + make_interval($8::INTEGER, $9::INTEGER, $10::INTEGER, $11::INTEGER, $12::INTEGER, $13::INTEGER, $14::FLOAT), now()), now(), now(), $15::VARCHAR, $16::VARCHAR) RETURNING taskstore_tasks.id, taskstore_tasks.queue)
+ SELECT inserted.id, pg_notify($1::VARCHAR, inserted.queue) AS pg_notify_1 
+FROM inserted;
+
 -- enqueue with dedup_key: one row per key; a live task's key is skipped
 -- parameters: p_name, p_queue, p_payload, p_priority, p_max_attempts, p_run_at, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_delay, p_dedup_key, p_concurrency_key, p_trace_context
 INSERT INTO taskstore_tasks (name, queue, payload, priority, max_attempts, run_at, created_at, updated_at, dedup_key, concurrency_key, trace_context) VALUES ($1::VARCHAR, $2::VARCHAR, CAST($3::VARCHAR AS JSONB), $4::INTEGER, $5::INTEGER, coalesce($6::TIMESTAMP WITH TIME ZONE, now() + make_interval($7::INTEGER, $8::INTEGER, $9::INTEGER, $10::INTEGER, $11::INTEGER, $12::INTEGER, $13::FLOAT), now()), now(), now(), $14::VARCHAR, $15::VARCHAR, $16::VARCHAR) ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL AND status IN ('assigned', 'created', 'not_finished', 'running') DO NOTHING RETURNING taskstore_tasks.id, taskstore_tasks.dedup_key;

@@ -32,6 +32,7 @@ def hot_statements(repo: TaskRepository) -> list[tuple[str, str, Any]]:
             "a batch of new tasks, any size, one statement",
             repo._insert_plain,
         ),
+        ("enqueue of one task", "its values bound directly", repo._insert_one),
         (
             "enqueue with dedup_key",
             "one row per key; a live task's key is skipped",

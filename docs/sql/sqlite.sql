@@ -7,6 +7,10 @@ INSERT INTO taskstore_tasks (name, queue, payload, priority, max_attempts, run_a
 FROM (SELECT json_extract(anon_1.value, ?) AS name, json_extract(anon_1.value, ?) AS queue, json_extract(anon_1.value, ?) AS payload, json_extract(anon_1.value, ?) AS priority, json_extract(anon_1.value, ?) AS max_attempts, json_extract(anon_1.value, ?) AS run_at, json_extract(anon_1.value, ?) AS delay, json_extract(anon_1.value, ?) AS concurrency_key, json_extract(anon_1.value, ?) AS trace_context 
 FROM json_each(?) AS anon_1) AS new RETURNING id;
 
+-- enqueue of one task: its values bound directly
+-- parameters: p_name, p_queue, p_payload, p_priority, p_max_attempts, p_run_at, strftime_1, strftime_2, printf_1, p_delay, strftime_3, strftime_4, strftime_3, strftime_4, strftime_3, strftime_4, p_concurrency_key, p_trace_context
+INSERT INTO taskstore_tasks (name, queue, payload, priority, max_attempts, run_at, created_at, updated_at, concurrency_key, trace_context) VALUES (?, ?, ?, ?, ?, coalesce(?, strftime(?, ?, printf(?, ?)), strftime(?, ?)), strftime(?, ?), strftime(?, ?), ?, ?) RETURNING id;
+
 -- enqueue with dedup_key: one row per key; a live task's key is skipped
 -- parameters: p_name, p_queue, p_payload, p_priority, p_max_attempts, p_run_at, strftime_1, strftime_2, printf_1, p_delay, strftime_3, strftime_4, strftime_3, strftime_4, strftime_3, strftime_4, p_dedup_key, p_concurrency_key, p_trace_context
 INSERT INTO taskstore_tasks (name, queue, payload, priority, max_attempts, run_at, created_at, updated_at, dedup_key, concurrency_key, trace_context) VALUES (?, ?, ?, ?, ?, coalesce(?, strftime(?, ?, printf(?, ?)), strftime(?, ?)), strftime(?, ?), strftime(?, ?), ?, ?, ?) ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL AND status IN ('assigned', 'created', 'not_finished', 'running') DO NOTHING RETURNING id, dedup_key;

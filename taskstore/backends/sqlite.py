@@ -114,7 +114,12 @@ class SQLiteBackend:
         if database and database != ":memory:" and "mode=memory" not in str(settings.database_url):
             busy = settings.sqlite_busy_timeout_ms / 1000
             path = str(Path(database).expanduser())
-            self._writer = DirectWriter(path, pragmas, busy)
+            # Commits that wait for no disk flush may run on the event loop's own thread.
+            inline = (
+                settings.sqlite_journal_mode.upper() == "WAL"
+                and settings.sqlite_synchronous.upper() in ("NORMAL", "OFF")
+            )
+            self._writer = DirectWriter(path, pragmas, busy, inline=inline)
             self._turns = WriterTurns(path)
         self._engine = engine
 

@@ -8,6 +8,14 @@ connection: ``BEGIN IMMEDIATE``, the statement, its rows, ``COMMIT``, one hand-o
 way. The commit is the same as before (same pragmas, same synchronous setting), and the
 caller hears back only after it.
 
+Where a commit does not wait for the disk (WAL with ``synchronous`` NORMAL or OFF: the
+defaults) the unit runs right here on the event loop's thread, with no hand-off at all: the
+caller already holds this process's write turn and the file lock every writer of ours
+takes (`sqlite_turns`), so SQLite's write lock is free and the unit takes tens of
+microseconds. Its connection never waits (``busy_timeout=0``): should another program hold
+the lock, SQLite says so at ``BEGIN IMMEDIATE``, before anything is written, and the unit
+goes to the thread, which waits as every other connection does.
+
 Only statements that need nothing of SQLAlchemy at execution time take this path (others
 get None from `compile_plan`, and the caller uses a pooled connection). Driver errors are
 raised as SQLAlchemy raises them, so the store translates them the same way.
@@ -31,12 +39,16 @@ from taskstore.backends.plans import Plan, compile_plan
 class DirectWriter:
     """One thread, one connection, one write transaction per statement."""
 
-    def __init__(self, path: str, pragmas: Sequence[str], busy_timeout_s: float) -> None:
+    def __init__(
+        self, path: str, pragmas: Sequence[str], busy_timeout_s: float, *, inline: bool = False
+    ) -> None:
         self._path = path
         self._pragmas = list(pragmas)
         self._timeout = busy_timeout_s
         self._thread = concurrent.futures.ThreadPoolExecutor(1, "taskstore-sqlite-writer")
-        self._conn: sqlite3.Connection | None = None
+        self._conn: sqlite3.Connection | None = None  # the thread's
+        self._inline = inline  # commits do not wait for the disk: run units right here
+        self._here: sqlite3.Connection | None = None  # the event loop thread's
         self._plans: dict[int, Plan | None] = {}
 
     def plan(self, statement: Executable, dialect: Dialect) -> Plan | None:
@@ -47,24 +59,49 @@ class DirectWriter:
 
     async def rows(self, plan: Plan, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Run the statement in its own write transaction; its rows once committed."""
-        loop = asyncio.get_running_loop()
         args = plan.arguments(params)
+        if self._inline:
+            try:
+                return self._unit_here(plan.sql, args)
+            except _Busy:
+                pass  # another program writes: wait for it in the thread
+        loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._thread, self._unit, plan.sql, args)
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            conn = sqlite3.connect(
-                self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
-            )
-            for pragma in self._pragmas:
-                conn.execute(pragma)
-            self._conn = conn
+            self._conn = self._connect(self._timeout)
         return self._conn
 
-    def _unit(self, sql: str, args: list[Any]) -> list[tuple[Any, ...]]:
+    def _connect(self, timeout: float) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self._path, timeout=timeout, isolation_level=None, check_same_thread=False
+        )
+        for pragma in self._pragmas:
+            conn.execute(pragma)
+        if timeout == 0:
+            conn.execute("PRAGMA busy_timeout=0")
+        return conn
+
+    def _unit_here(self, sql: str, args: list[Any]) -> list[tuple[Any, ...]]:
+        """The unit on this thread; `_Busy` (nothing written) if the lock is taken."""
+        if self._here is None:
+            self._here = self._connect(0)
         try:
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
+            self._here.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode in _BUSY_CODES:
+                raise _Busy from exc
+            raise DBAPIError.instance("BEGIN IMMEDIATE", [], exc, sqlite3.Error) from exc
+        return self._unit(sql, args, conn=self._here, begun=True)
+
+    def _unit(
+        self, sql: str, args: list[Any], *, conn: sqlite3.Connection | None = None, begun=False
+    ) -> list[tuple[Any, ...]]:
+        try:
+            conn = conn or self._connection()
+            if not begun:
+                conn.execute("BEGIN IMMEDIATE")
             try:
                 rows = conn.execute(sql, args).fetchall()
                 conn.execute("COMMIT")
@@ -75,15 +112,29 @@ class DirectWriter:
             return rows
         except sqlite3.Error as exc:
             broken = isinstance(exc, sqlite3.OperationalError | sqlite3.InterfaceError)
-            if broken and self._conn is not None and "locked" not in str(exc):
-                self._conn.close()  # the next unit opens a fresh one
-                self._conn = None
+            if broken and conn is not None and "locked" not in str(exc):
+                self._forget(conn)  # the next unit opens a fresh one
             raise DBAPIError.instance(sql, args, exc, sqlite3.Error) from exc
+
+    def _forget(self, conn: sqlite3.Connection) -> None:
+        conn.close()
+        if conn is self._conn:
+            self._conn = None
+        if conn is self._here:
+            self._here = None
 
     def close(self) -> None:
         """Let a unit in progress finish, stop the thread, close the connection (from here:
         it works during interpreter shutdown too, where no new work may be scheduled)."""
         self._thread.shutdown(wait=True)
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        for conn in (self._conn, self._here):
+            if conn is not None:
+                conn.close()
+        self._conn = self._here = None
+
+
+class _Busy(Exception):
+    """Another connection holds SQLite's write lock; nothing was written."""
+
+
+_BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}

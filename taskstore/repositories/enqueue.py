@@ -34,6 +34,9 @@ class EnqueueStatements(WorkflowStatements):
     def __init__(self, backend: Backend) -> None:
         super().__init__(backend)
         self._insert_plain = self._build_batch_insert()
+        # One task alone: its values bound directly, nothing to pack and unpack.
+        one = insert(T).values(new_task_values(bound_new_task(), backend))
+        self._insert_one = backend.returning_ids(one, T.c.id, T.c.queue)
         dedup_where = and_(T.c.dedup_key.is_not(None), status_in(ACTIVE))
         keyed_values = new_task_values(bound_new_task(), backend)
         keyed_values["dedup_key"] = bindparam("p_dedup_key")
@@ -64,7 +67,11 @@ class EnqueueStatements(WorkflowStatements):
         """
         ids: list[int | None] = [None] * len(tasks)
         plain = [i for i, t in enumerate(tasks) if t.dedup_key is None]
-        if plain:
+        if len(plain) == 1:
+            params = new_params(tasks[plain[0]])
+            [row] = await self.backend.rows(conn, self._insert_one, params)
+            ids[plain[0]] = row[0]
+        elif plain:
             rows = [new_row(tasks[i]) for i in plain]
             params = self.backend.batch_values("new", NEW_TASK_BATCH, rows)
             # Ids come from a sequence (PostgreSQL) or the rowid (SQLite) in the order the

@@ -1,0 +1,56 @@
+"""SQLite's lone writes (an `enqueue`, a `cancel`): on the event loop's own thread while
+the write lock is free, and waiting in the writer thread while another program holds it,
+so they neither fail with "database is locked" nor stall the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import anyio
+import pytest
+from sqlalchemy.engine import make_url
+
+from taskstore import TaskStatus, TaskStore
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_an_enqueue_waits_for_another_programs_write_lock_and_the_loop_runs_meanwhile(
+    store: TaskStore, db_url: str
+) -> None:
+    await store.enqueue("t.x", {})  # the fast path's connection is open and warm
+    other = sqlite3.connect(make_url(db_url).database, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # not one of ours: it takes no turn, only SQLite's lock
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await anyio.sleep(0.01)
+            ticks += 1
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(tick)
+        pending = asyncio.ensure_future(store.enqueue("t.x", {"n": 2}))
+        await anyio.sleep(0.3)
+        assert not pending.done()  # waiting for the lock, not failed
+        assert ticks >= 5  # and the event loop was not held up by the wait
+        other.execute("COMMIT")
+        with anyio.fail_after(10):
+            task_id = await pending
+        group.cancel_scope.cancel()
+    other.close()
+    info = await store.get(task_id)
+    assert info is not None and (info.status, info.payload) == (TaskStatus.CREATED, {"n": 2})
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_lone_writes_on_the_loops_thread_are_committed_for_other_connections(
+    store: TaskStore, db_url: str
+) -> None:
+    ids = [await store.enqueue("t.x", {"i": i}) for i in range(20)]
+    await store.cancel(ids[3])
+    with sqlite3.connect(make_url(db_url).database) as other:
+        rows = dict(other.execute("SELECT id, status FROM taskstore_tasks").fetchall())
+    assert sorted(rows) == sorted(ids)
+    assert rows[ids[3]] == "cancelled" and rows[ids[4]] == "created"
