@@ -4,7 +4,8 @@ A worker's fetch and acknowledge loops each run thousands of single statements. 
 connection out of the pool for each (with a pre-ping) and wrapping it in BEGIN/COMMIT costs
 three extra round trips per statement. A link keeps its connection and, where the backend
 allows, runs each statement in autocommit (a single UPDATE ... RETURNING is atomic on its
-own); on SQLite every use is still a ``BEGIN IMMEDIATE`` transaction. After the driver
+own); on SQLite every use is still a ``BEGIN IMMEDIATE`` transaction, run on the event
+loop's thread where it can (`taskstore.backends.sqlite_inline`). After the driver
 fails (or a use is cancelled mid-statement) the connection is dropped and the next use opens
 a fresh one; a caller's own error only rolls its transaction back.
 """
@@ -20,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from taskstore.backends import Backend
+from taskstore.backends.sqlite_inline import Busy
 from taskstore.translate import ErrorTranslator
 
 
@@ -68,6 +70,17 @@ class Link:
 
     @contextlib.asynccontextmanager
     async def _use(self, *, several: bool) -> AsyncIterator[AsyncConnection]:
+        units = self._backend.inline_units()
+        if units is not None:
+            async with self._turn, self._translate(), self._backend.writing():
+                with contextlib.ExitStack() as stack:
+                    try:
+                        conn = stack.enter_context(units.unit())
+                    except Busy:
+                        conn = None  # another program writes: wait for it through aiosqlite
+                    if conn is not None:
+                        yield conn
+                        return
         autocommit = bool(self._backend.statement_options)
         async with self._turn, self._translate():
             conn = await self._connection()

@@ -95,6 +95,11 @@ class Backend(Protocol):
         link or a pooled transaction). `rows` accepts it as its connection."""
         ...
 
+    def inline_units(self) -> Any | None:
+        """Where a link's write transactions run on the event loop's thread (SQLite, see
+        `sqlite_inline`), or None."""
+        ...
+
     async def dispose(self) -> None:
         """Release what the backend holds besides the engine (at `TaskStore.close`)."""
         ...

@@ -93,6 +93,9 @@ class PostgresBackend:
     def single_writer(self) -> None:
         return None  # held autocommit links serve lone statements (`taskstore.links`)
 
+    def inline_units(self) -> None:
+        return None  # held autocommit links already cost one round trip per statement
+
     async def dispose(self) -> None:
         return None
 

@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from taskstore.backends.health import Health, sqlite_health
 from taskstore.backends.sqlite_direct import DirectWriter
+from taskstore.backends.sqlite_inline import InlineUnits
 from taskstore.backends.sqlite_turns import WriterTurns
 from taskstore.errors import ConfigError, DatabaseUnavailable
 from taskstore.settings import Settings
@@ -121,6 +122,8 @@ class SQLiteBackend:
             )
             self._writer = DirectWriter(path, pragmas, busy, inline=inline)
             self._turns = WriterTurns(path)
+            if inline:
+                self._units = InlineUnits(self._writer.inline_connection)
         self._engine = engine
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -175,10 +178,16 @@ class SQLiteBackend:
     def single_writer(self) -> DirectWriter | None:
         return self._writer
 
+    def inline_units(self) -> InlineUnits | None:
+        return self._units
+
     async def dispose(self) -> None:
         if self._writer is not None:
             writer, self._writer = self._writer, None
             writer.close()  # waits at most for one statement in progress
+        if self._units is not None:
+            units, self._units = self._units, None
+            units.close()
         if self._turns is not None:
             self._turns.close()
 
@@ -244,6 +253,7 @@ class SQLiteBackend:
     def __init__(self) -> None:
         self._turns: WriterTurns | None = None
         self._writer: DirectWriter | None = None
+        self._units: InlineUnits | None = None
         self._engine: Any = None
 
     notifies: bool = False

@@ -83,10 +83,14 @@ class DirectWriter:
             conn.execute("PRAGMA busy_timeout=0")
         return conn
 
+    def inline_connection(self) -> sqlite3.Connection:
+        """A new connection for this (the event loop's) thread that never waits for a lock."""
+        return self._connect(0)
+
     def _unit_here(self, sql: str, args: list[Any]) -> list[tuple[Any, ...]]:
         """The unit on this thread; `_Busy` (nothing written) if the lock is taken."""
         if self._here is None:
-            self._here = self._connect(0)
+            self._here = self.inline_connection()
         try:
             self._here.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:

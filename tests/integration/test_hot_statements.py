@@ -211,11 +211,11 @@ async def test_a_callers_error_in_a_links_transaction_keeps_its_connection(
     link = _link(store)
     try:
         async with link.transaction() as conn:
-            before = await conn.get_raw_connection()
+            before = (await conn.get_raw_connection()).driver_connection
         with pytest.raises(ValueError):
             async with link.transaction():
                 raise ValueError("not the database's fault")
         async with link.transaction() as conn:
-            assert await conn.get_raw_connection() is before
+            assert (await conn.get_raw_connection()).driver_connection is before
     finally:
         await link.close()

@@ -1,6 +1,7 @@
-"""SQLite's lone writes (an `enqueue`, a `cancel`): on the event loop's own thread while
-the write lock is free, and waiting in the writer thread while another program holds it,
-so they neither fail with "database is locked" nor stall the loop."""
+"""SQLite's writes on the event loop's own thread: a producer's lone statements (an
+`enqueue`) and a worker's link transactions run there while the write lock is free, with
+nothing else of the loop in between; while another program holds the lock they wait for
+it elsewhere, so they neither fail with "database is locked" nor stall the loop."""
 
 from __future__ import annotations
 
@@ -11,7 +12,12 @@ import anyio
 import pytest
 from sqlalchemy.engine import make_url
 
-from taskstore import TaskStatus, TaskStore
+from taskstore import TaskStatus, TaskStore, validation
+from taskstore.links import Link
+
+
+def _new(name: str) -> validation.NewTask:
+    return validation.new_task(name, {}, max_payload_bytes=1000)
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
@@ -54,3 +60,46 @@ async def test_lone_writes_on_the_loops_thread_are_committed_for_other_connectio
         rows = dict(other.execute("SELECT id, status FROM taskstore_tasks").fetchall())
     assert sorted(rows) == sorted(ids)
     assert rows[ids[3]] == "cancelled" and rows[ids[4]] == "created"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_a_links_transaction_holds_the_write_lock_without_letting_the_loop_in(
+    store: TaskStore,
+) -> None:
+    link, ran = Link(store.engine, store.backend, store.translate), []
+    try:
+        async with link.transaction() as conn:
+            asyncio.get_running_loop().call_soon(ran.append, "other work")
+            await store.tasks.insert(conn, [_new("t.a")])
+            await store.tasks.insert(conn, [_new("t.b")])
+            assert ran == []  # a second worker process waits only for SQLite's own work
+        await asyncio.sleep(0)
+        assert ran == ["other work"]
+    finally:
+        await link.close()
+    assert sorted(t.name for t in await store.list()) == ["t.a", "t.b"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_a_links_transaction_waits_for_another_programs_write_lock(
+    store: TaskStore, db_url: str
+) -> None:
+    link = Link(store.engine, store.backend, store.translate)
+    other = sqlite3.connect(make_url(db_url).database, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+
+    async def write() -> None:
+        async with link.transaction() as conn:
+            await store.tasks.insert(conn, [_new("t.late")])
+
+    try:
+        pending = asyncio.ensure_future(write())
+        await anyio.sleep(0.3)
+        assert not pending.done()
+        other.execute("COMMIT")
+        with anyio.fail_after(10):
+            await pending
+    finally:
+        other.close()
+        await link.close()
+    assert [t.name for t in await store.list()] == ["t.late"]

@@ -1,0 +1,98 @@
+"""A worker's write transactions on SQLite, run on the event loop's own thread.
+
+Through aiosqlite a transaction of one claim is four hand-offs to the driver's thread
+(BEGIN, execute, fetch, COMMIT), and between them the event loop runs whatever else is
+ready: dozens of handlers, while this process holds SQLite's write lock and a second
+worker process waits for it. Where commits wait for no disk flush (see `sqlite_direct`),
+a worker's links instead run each transaction here, on a synchronous SQLAlchemy connection
+over one `sqlite3` connection of this thread: its statements run one after another without
+the event loop in between, so the write lock is held for SQLite's own work and no longer.
+
+The caller holds this process's write turn and the file lock every writer of ours takes
+(`sqlite_turns`), so ``BEGIN IMMEDIATE`` finds the lock free. The connection never waits
+(``busy_timeout=0``): when another program holds the lock, `Busy` is raised before anything
+is written, and the caller runs the transaction through aiosqlite instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.pool import StaticPool
+
+from taskstore.jsoncodec import dumps_json
+
+_BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+
+
+class Busy(Exception):
+    """Another connection holds SQLite's write lock; nothing was written."""
+
+
+class InlineConnection:
+    """The part of a connection the repositories use (``await conn.execute(...)``,
+    ``conn.dialect``), over a synchronous one: every call completes before it returns,
+    so awaiting it never lets the event loop run anything else."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self.dialect = conn.dialect
+
+    async def execute(self, statement: Any, parameters: Any = None, **options: Any) -> Any:
+        return self._conn.execute(statement, parameters, **options)
+
+    async def get_raw_connection(self) -> Any:
+        return self._conn.connection
+
+
+class InlineUnits:
+    """``with units.unit() as conn:`` one ``BEGIN IMMEDIATE`` ... ``COMMIT`` on this thread."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+        # One connection for the process: every unit runs under its write turn.
+        self._engine = create_engine(
+            "sqlite://",
+            creator=connect,
+            poolclass=StaticPool,
+            pool_reset_on_return=None,
+            json_serializer=dumps_json,  # as the store's own engine: strict JSON
+            hide_parameters=True,
+        )
+
+        @event.listens_for(self._engine, "begin")
+        def _on_begin(connection: Connection) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    @contextlib.contextmanager
+    def unit(self) -> Iterator[InlineConnection]:
+        with self._engine.connect() as conn:
+            try:
+                conn.begin()
+            except OperationalError as exc:
+                if getattr(exc.orig, "sqlite_errorcode", None) in _BUSY_CODES:
+                    raise Busy from exc
+                self._drop(exc)
+                raise
+            try:
+                yield InlineConnection(conn)
+                conn.commit()
+            except BaseException as exc:
+                with contextlib.suppress(DBAPIError):
+                    conn.rollback()
+                if isinstance(exc, DBAPIError):
+                    self._drop(exc)
+                raise
+
+    def _drop(self, exc: DBAPIError) -> None:
+        """A driver error other than a busy lock: the next unit opens a fresh connection."""
+        if "locked" not in str(exc.orig):
+            self._engine.dispose()
+
+    def close(self) -> None:
+        self._engine.dispose()
