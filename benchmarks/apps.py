@@ -8,14 +8,21 @@ from __future__ import annotations
 import os
 import time
 
+import anyio
+
 from benchmarks import marks
 from worker import TaskContext, task
+
+_SLEEP = marks.handler_seconds()
 
 
 @task(name="bench.noop")
 async def noop(ctx: TaskContext) -> None:
-    """Nothing at all (its first call is timed, see `benchmarks.marks`)."""
+    """Nothing at all (its first call is timed, see `benchmarks.marks`), or a sleep of
+    ``drain --handler-ms``."""
     marks.first_start()
+    if _SLEEP:
+        await anyio.sleep(_SLEEP)
 
 
 @task(name="bench.stamp")

@@ -91,6 +91,13 @@ async def check_postgres(url: str) -> str | None:
     help="drain: worker processes per queue (taskstore and pgqueuer alike), started together.",
 )
 @click.option(
+    "--handler-ms",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="drain: each no-op handler sleeps this long (taskstore and pgqueuer alike).",
+)
+@click.option(
     "--rate",
     type=click.FloatRange(0),
     default=0.0,
@@ -120,6 +127,7 @@ def main(
     seconds: float | None,
     concurrency: int,
     processes: int,
+    handler_ms: float,
     rate: float,
     minutes: float | None,
     postgres_url: str,
@@ -136,6 +144,7 @@ def main(
         producer_rate=rate,
         processes=processes,
         minutes=minutes,
+        handler_ms=handler_ms,
     )
     chosen = list(dict.fromkeys(scenarios)) or [
         name for name, module in ALL.items() if not getattr(module, "EXPLICIT", False)

@@ -28,6 +28,7 @@ class Config:
     claim_batch: int = 100
     memory_tasks: int = 100_000
     processes: int = 1  # drain: worker processes of each queue, started together
+    handler_ms: float = 0.0  # drain: how long each no-op handler sleeps
     minutes: float = 30.0  # churn: length of the run
     churn_rate: float = 500.0  # churn: the producer's steady rate, tasks/s
 
@@ -43,6 +44,7 @@ class Config:
         producer_rate: float = 0.0,
         processes: int = 1,
         minutes: float | None = None,
+        handler_ms: float = 0.0,
     ) -> Config:
         """The full profile, or the quick one CI runs; explicit sizes win over both."""
         drain = tasks or (2_000 if quick else 20_000)
@@ -64,6 +66,7 @@ class Config:
                 depth_claimable=1_000,
                 memory_tasks=5_000,
                 processes=processes,
+                handler_ms=handler_ms,
                 **churn,
             )
         return cls(
@@ -75,6 +78,7 @@ class Config:
             single_enqueues=min(2_000, drain),
             producer_rate=producer_rate,
             processes=processes,
+            handler_ms=handler_ms,
             **churn,
         )
 

@@ -12,7 +12,13 @@ from pathlib import Path
 
 FIRST_START_ENV = "BENCH_FIRST_START_FILE"
 LATENCY_ENV = "BENCH_LATENCY_FILE"
+HANDLER_MS_ENV = "BENCH_HANDLER_MS"  # drain --handler-ms: how long each no-op handler sleeps
 _state = {"first_done": False}
+
+
+def handler_seconds() -> float:
+    """How long a drained no-op handler sleeps (0: it returns at once)."""
+    return float(os.environ.get(HANDLER_MS_ENV) or 0) / 1000
 
 
 def first_start() -> None:

@@ -35,9 +35,13 @@ async def create() -> AsyncIterator[QueueManager]:
     try:
         manager = QueueManager(Queries(AsyncpgDriver(conn)))
 
+        sleep = marks.handler_seconds()
+
         @manager.entrypoint(NOOP)
         async def noop(job: Job) -> None:
             marks.first_start()
+            if sleep:
+                await asyncio.sleep(sleep)
 
         @manager.entrypoint(STAMP)
         async def stamp(job: Job) -> None:

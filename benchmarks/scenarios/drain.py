@@ -20,8 +20,9 @@ NAME = "drain"
 
 def title(cfg: Config) -> str:
     workers = "one worker process" if cfg.processes == 1 else f"{cfg.processes} worker processes"
+    tasks = f"tasks sleeping {cfg.handler_ms:g} ms" if cfg.handler_ms else "no-op tasks"
     return (
-        f"drain: {cfg.tasks:,} no-op tasks drained by {workers}, timed from the first "
+        f"drain: {cfg.tasks:,} {tasks} drained by {workers}, timed from the first "
         f"start to the last exit\n  (taskstore --concurrency {cfg.concurrency}; pgqueuer "
         f"--batch-size {cfg.concurrency}; raw: one in-process claimer, {cfg.claim_batch} per "
         "claim)\n  ratio = taskstore / peer; 'x / y' = taskstore / pgqueuer"
@@ -92,7 +93,7 @@ def figures(
 async def _taskstore(db: BenchDatabase, cfg: Config) -> dict:
     await enqueue_noops(db.url, cfg.tasks, cfg.enqueue_batch)
     first = db.workdir / "first-taskstore"
-    env = {marks.FIRST_START_ENV: str(first)}
+    env = {marks.FIRST_START_ENV: str(first), **_handler_env(cfg)}
     server = await _server(db)
     cpu_before = server_cpu.cpu_seconds(server)
     children = [
@@ -117,6 +118,10 @@ async def _server(db: BenchDatabase) -> int | None:
     return await server_cpu.postmaster_pid(db.raw) if db.backend == "postgres" else None
 
 
+def _handler_env(cfg: Config) -> dict[str, str]:
+    return {marks.HANDLER_MS_ENV: str(cfg.handler_ms)} if cfg.handler_ms else {}
+
+
 def _spent(before: float | None, after: float | None) -> float | None:
     return None if before is None or after is None else after - before
 
@@ -130,7 +135,7 @@ async def _raw(db: BenchDatabase, cfg: Config) -> dict:
 
 async def _pgqueuer(db: BenchDatabase, cfg: Config) -> dict:
     first = db.workdir / "first-pgqueuer"
-    env = {marks.FIRST_START_ENV: str(first)}
+    env = {marks.FIRST_START_ENV: str(first), **_handler_env(cfg)}
     async with pgq_peer.PgqClient.installed(db.raw) as client:
         await client.insert(cfg.tasks, cfg.enqueue_batch)
         server = await _server(db)
