@@ -21,7 +21,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from taskstore.backends import Backend
-from taskstore.backends.sqlite_inline import Busy
 from taskstore.translate import ErrorTranslator
 
 
@@ -73,12 +72,8 @@ class Link:
         units = self._backend.inline_units()
         if units is not None:
             async with self._turn, self._translate(), self._backend.writing():
-                with contextlib.ExitStack() as stack:
-                    try:
-                        conn = stack.enter_context(units.unit())
-                    except Busy:
-                        conn = None  # another program writes: wait for it through aiosqlite
-                    if conn is not None:
+                with units.unit_or_none() as conn:
+                    if conn is not None:  # else another program writes: wait for it below
                         yield conn
                         return
         autocommit = bool(self._backend.statement_options)

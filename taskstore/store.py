@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from taskstore import flow_admin, schema, validation
 from taskstore.backends import Backend
+from taskstore.backends.sqlite_inline import Busy
 from taskstore.engine import create_engine, create_session_factory
 from taskstore.errors import InvalidInput, SchemaOutOfDate, TaskNotFound
 from taskstore.flow_admin import UNSET
@@ -154,12 +155,19 @@ class TaskStore:
 
     @contextlib.asynccontextmanager
     async def _write(self, session: AsyncSession | None) -> AsyncIterator[Any]:
-        """The caller's session (joined, not committed) or a transaction of our own."""
+        """The caller's session (joined, not committed) or a transaction of our own (SQLite:
+        on this thread, if it can: see `taskstore.backends.sqlite_inline`)."""
         if session is not None:
             async with self.translate():
                 yield session
-        else:
-            async with self.transaction() as conn:
+            return
+        async with self.translate(), self.backend.writing():
+            if (units := self.backend.inline_units()) is not None:
+                with units.unit_or_none() as inline:
+                    if inline is not None:  # else another program writes: wait below
+                        yield inline
+                        return
+            async with self.engine.begin() as conn:
                 yield conn
 
     # ---------------------------------------------------------------- enqueue
@@ -253,6 +261,13 @@ class TaskStore:
 
     # ----------------------------------------------------------------- reads
     async def get(self, task_id: int) -> TaskInfo | None:
+        if (units := self.backend.inline_units()) is not None:  # SQLite: read on this thread
+            async with self.translate():
+                try:
+                    with units.read() as conn:
+                        return await self.tasks.get(conn, task_id)
+                except Busy:
+                    pass  # SQLite could not begin the read at once: read as any other
         async with self.reading() as conn:
             return await self.tasks.get(conn, task_id)
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 
@@ -52,22 +52,46 @@ class InlineConnection:
 
 
 class InlineUnits:
-    """``with units.unit() as conn:`` one ``BEGIN IMMEDIATE`` ... ``COMMIT`` on this thread."""
+    """``with units.unit() as conn:`` one ``BEGIN IMMEDIATE`` ... ``COMMIT`` on this thread;
+    ``with units.read() as conn:`` one lone read."""
 
     def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
-        # One connection for the process: every unit runs under its write turn.
-        self._engine = create_engine(
-            "sqlite://",
-            creator=connect,
-            poolclass=StaticPool,
-            pool_reset_on_return=None,
-            json_serializer=dumps_json,  # as the store's own engine: strict JSON
-            hide_parameters=True,
-        )
+        # One connection for the process's writes (every unit runs under its write turn),
+        # another for lone reads, which need no turn and must never see a write unit's
+        # uncommitted rows.
+        self._engine = _engine(connect)
+        self._reads = _engine(connect)
 
         @event.listens_for(self._engine, "begin")
         def _on_begin(connection: Connection) -> None:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+        @event.listens_for(self._reads, "begin")
+        def _on_read(connection: Connection) -> None:
+            pass  # no BEGIN: a lone SELECT is its own consistent read in autocommit
+
+    @contextlib.contextmanager
+    def unit_or_none(self) -> Iterator[InlineConnection | None]:
+        """`unit`, or None while another program holds the write lock (nothing written)."""
+        with contextlib.ExitStack() as stack:
+            try:
+                conn: InlineConnection | None = stack.enter_context(self.unit())
+            except Busy:
+                conn = None
+            yield conn
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[InlineConnection]:
+        """One SELECT of a few rows; `Busy` if SQLite cannot begin the read at once."""
+        with self._reads.connect() as conn:
+            try:
+                yield InlineConnection(conn)
+            except OperationalError as exc:
+                if getattr(exc.orig, "sqlite_errorcode", None) in _BUSY_CODES:
+                    raise Busy from exc
+                raise
+            finally:
+                conn.rollback()
 
     @contextlib.contextmanager
     def unit(self) -> Iterator[InlineConnection]:
@@ -96,3 +120,16 @@ class InlineUnits:
 
     def close(self) -> None:
         self._engine.dispose()
+        self._reads.dispose()
+
+
+def _engine(connect: Callable[[], sqlite3.Connection]) -> Engine:
+    """A synchronous engine over one connection made by `connect`."""
+    return create_engine(
+        "sqlite://",
+        creator=connect,
+        poolclass=StaticPool,
+        pool_reset_on_return=None,
+        json_serializer=dumps_json,  # as the store's own engine: strict JSON
+        hide_parameters=True,
+    )

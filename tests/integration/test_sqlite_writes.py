@@ -103,3 +103,27 @@ async def test_a_links_transaction_waits_for_another_programs_write_lock(
         other.close()
         await link.close()
     assert [t.name for t in await store.list()] == ["t.late"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_a_cancel_waits_for_another_programs_lock_and_a_get_reads_meanwhile(
+    store: TaskStore, db_url: str
+) -> None:
+    task_id = await store.enqueue("t.x", {})
+    other = sqlite3.connect(make_url(db_url).database, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("UPDATE taskstore_tasks SET priority = 7 WHERE id = ?", (task_id,))
+    try:
+        pending = asyncio.ensure_future(store.cancel(task_id))
+        with anyio.fail_after(5):
+            info = await store.get(task_id)  # reads never wait for a writer
+        assert info is not None and (info.status, info.priority) == (TaskStatus.CREATED, 0)
+        await anyio.sleep(0.2)
+        assert not pending.done()
+        other.execute("COMMIT")
+        with anyio.fail_after(10):
+            assert await pending == TaskStatus.CANCELLED
+    finally:
+        other.close()
+    info = await store.get(task_id)
+    assert info is not None and (info.status, info.priority) == (TaskStatus.CANCELLED, 7)
