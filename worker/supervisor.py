@@ -1,10 +1,13 @@
 """`taskstore-worker --processes N`: one supervisor, N worker processes.
 
-The supervisor starts N ordinary `taskstore-worker` processes with the same options,
-restarts one that dies (after a backoff that doubles up to half a minute, and is forgotten
-once a process has run for a minute), and says why it died. SIGTERM or SIGINT is passed
-to every worker once (a graceful stop: running tasks finish within the grace period); a
-second one is passed on too (cut off now). It exits 0 when every worker exited 0.
+The supervisor starts N ordinary `taskstore-worker` processes with the same options
+(forked from a zygote that has imported the worker once, see `worker.zygote`; started as
+new programs if it is gone), restarts one that dies (after a backoff that doubles up to
+half a minute, and is forgotten once a process has run for a minute), and says why it
+died. With ``--burst`` a worker that exits 0 has drained its queues and is not restarted.
+SIGTERM or SIGINT is passed to every worker once (a graceful stop: running tasks finish
+within the grace period); a second one is passed on too (cut off now). It exits 0 when
+every worker exited 0.
 
 Workers run in a session of their own, so a Ctrl-C on a terminal reaches them once,
 through the supervisor, not twice. With ``--metrics-port P`` worker i serves on P + i.
@@ -16,47 +19,70 @@ connections per worker process and one for the supervisor.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from taskstore.logs import get_logger
 from worker.wakeups import WakeRelay
+from worker.zygote import Zygote, ZygoteGone
 
 _BACKOFF_FIRST, _BACKOFF_MAX = 1.0, 30.0
 _HEALTHY_AFTER = 60.0  # a process that ran this long starts its next restart's backoff anew
+LOST = -1000  # the exit code of a worker whose zygote died before it (unknown)
 
 
 @dataclasses.dataclass
 class _Slot:
     index: int
-    argv: list[str]
-    proc: subprocess.Popen[bytes] | None = None
+    argv: list[str]  # the worker's options
+    pid: int = 0
+    proc: subprocess.Popen[bytes] | None = None  # started as a new program (no zygote)
     started: float = 0.0
     backoff: float = _BACKOFF_FIRST
     restart_at: float | None = None
     exit_code: int | None = None
     relay: WakeRelay | None = None
 
-    def start(self) -> None:
-        if self.relay is None:
-            self.proc = subprocess.Popen(self.argv, start_new_session=True)
-        else:
-            wake_fd = self.relay.pipe_for(self.index)
-            try:
-                argv = [*self.argv, "--wake-fd", str(wake_fd)]
-                self.proc = subprocess.Popen(argv, start_new_session=True, pass_fds=(wake_fd,))
-            finally:
+    def start(self, zygote: Zygote | None) -> None:
+        wake_fd = None if self.relay is None else self.relay.pipe_for(self.index)
+        try:
+            if zygote is not None:
+                self.pid, self.proc = zygote.spawn(self.argv, wake_fd), None
+            else:
+                argv = [sys.executable, "-m", "worker.cli", *self.argv]
+                passed = () if wake_fd is None else (wake_fd,)
+                if wake_fd is not None:
+                    argv += ["--wake-fd", str(wake_fd)]
+                self.proc = subprocess.Popen(argv, start_new_session=True, pass_fds=passed)
+                self.pid = self.proc.pid
+        finally:
+            if wake_fd is not None:
                 os.close(wake_fd)  # the worker has its copy
         self.started, self.restart_at, self.exit_code = time.monotonic(), None, None
 
+    def ended(self, exits: dict[int, int]) -> int | None:
+        """The worker's exit code once it has ended (`exits`: what the zygote reported)."""
+        if self.proc is not None:
+            return self.proc.poll()
+        if self.pid in exits:
+            return exits.pop(self.pid)
+        return None
+
+    def signal(self, signum: int) -> None:
+        if self.pid and self.exit_code is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signum)
+
 
 def child_argv(args: Sequence[str], index: int, metrics_port: int | None) -> list[str]:
-    """A worker's command line: the supervisor's, without --processes (and with its own
+    """A worker's options: the supervisor's, without --processes (and with its own
     metrics port)."""
     argv, skip = [], False
     for arg in args:
@@ -68,14 +94,22 @@ def child_argv(args: Sequence[str], index: int, metrics_port: int | None) -> lis
             argv.append(arg)
     if metrics_port is not None:
         argv += ["--metrics-port", str(metrics_port + index)]
-    return [sys.executable, "-m", "worker.cli", *argv]
+    return argv
 
 
 def supervise(
-    args: Sequence[str], count: int, metrics_port: int | None = None, *, url: str | None = None
+    args: Sequence[str],
+    count: int,
+    metrics_port: int | None = None,
+    *,
+    url: str | None = None,
+    run_worker: Callable[[list[str]], None] | None = None,
 ) -> int:
-    """Run `count` workers until a signal stops them; returns the exit code."""
+    """Run `count` workers until a signal stops them; returns the exit code. Workers are
+    forked from a zygote that calls ``run_worker(options)`` (without it: new programs)."""
     log = get_logger("taskstore.supervisor")
+    # Before any thread: the zygote is forked from this process.
+    zygote = None if run_worker is None else Zygote.start(run_worker)
     relay = WakeRelay(url)
     relayed = relay.start()
     slots = [
@@ -83,53 +117,106 @@ def supervise(
         for i in range(count)
     ]
     received: list[int] = []
+    burst = "--burst" in args
 
     def forward(signum: int, _frame: object) -> None:
         received.append(signum)
         for slot in slots:
-            if slot.proc is not None and slot.proc.poll() is None:
-                slot.proc.send_signal(signum)
+            slot.signal(signum)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     for slot in slots:
-        slot.start()
-    pids = [s.proc.pid for s in slots if s.proc]
-    log.info("supervisor started", processes=count, pids=pids, relays_notify=relayed)
-    while not (received and all(s.exit_code is not None for s in slots)):
+        zygote = _start(slot, zygote, log)
+    log.info(
+        "supervisor started",
+        processes=count,
+        pids=[s.pid for s in slots],
+        relays_notify=relayed,
+        forked_from_zygote=zygote is not None,
+    )
+    while True:
+        exits = _exits(zygote, slots)
         for slot in slots:
-            _watch(slot, stopping=bool(received), log=log)
-        time.sleep(0.1)
+            if _watch(slot, exits, stopping=bool(received), burst=burst, log=log):
+                zygote = _start(slot, zygote, log)
+        if all(s.exit_code is not None for s in slots) and (
+            received or (burst and all(s.exit_code == 0 for s in slots))
+        ):
+            break
+        if zygote is not None:
+            zygote.wait(0.1)  # woken at once by an exit it reports
+        else:
+            time.sleep(0.1)
+    if zygote is not None:
+        zygote.close()
     codes = [s.exit_code for s in slots]
     log.info("supervisor stopped", exit_codes=codes)
     return 0 if all(code == 0 for code in codes) else 1
 
 
-def _watch(slot: _Slot, *, stopping: bool, log: object) -> None:
-    """Note a worker's exit; restart it when it is due (not while stopping)."""
+def _start(slot: _Slot, zygote: Zygote | None, log: Any) -> Zygote | None:
+    """Start the slot's worker; the zygote, or None once it is gone."""
+    try:
+        slot.start(zygote)
+    except ZygoteGone as exc:
+        log.warning("the zygote is gone; starting workers as new programs", error=str(exc))
+        slot.start(None)
+        return None
+    return zygote
+
+
+def _exits(zygote: Zygote | None, slots: list[_Slot]) -> dict[int, int]:
+    """Exits the zygote reported; once it is gone, those of its workers, adopted by this
+    process (see `worker.zygote`)."""
+    if zygote is not None:
+        with contextlib.suppress(ZygoteGone):
+            return zygote.exits()
+    orphans = [s.pid for s in slots if s.proc is None and s.pid and s.exit_code is None]
+    return {pid: code for pid in orphans if (code := _orphan_exit(pid)) is not None}
+
+
+def _orphan_exit(pid: int) -> int | None:
+    """An adopted worker's exit code once it has ended (`LOST` if it was never adopted)."""
+    try:
+        ended, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:  # no subreaper here: only whether it still runs
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return LOST
+        return None
+    return os.waitstatus_to_exitcode(status) if ended else None
+
+
+def _watch(slot: _Slot, exits: dict[int, int], *, stopping: bool, burst: bool, log: object) -> bool:
+    """Note a worker's exit; True when it is due to start again (not while stopping, nor
+    a burst worker that drained its queues)."""
     now = time.monotonic()
-    if slot.proc is not None and slot.exit_code is None:
-        code = slot.proc.poll()
+    if slot.exit_code is None:
+        code = slot.ended(exits)
         if code is None:
-            return
+            return False
         slot.exit_code = code
-        if stopping:
-            return
+        if stopping or (burst and code == 0):
+            return False
         if now - slot.started >= _HEALTHY_AFTER:
             slot.backoff = _BACKOFF_FIRST
         slot.restart_at = now + slot.backoff
         log.warning(  # type: ignore[attr-defined]
             "worker process exited; restarting it",
-            pid=slot.proc.pid,
+            pid=slot.pid,
             exit=_describe(code),
             restart_in=slot.backoff,
         )
         slot.backoff = min(slot.backoff * 2, _BACKOFF_MAX)
-    elif not stopping and slot.restart_at is not None and now >= slot.restart_at:
-        slot.start()
+        return False
+    return not stopping and slot.restart_at is not None and now >= slot.restart_at
 
 
 def _describe(code: int) -> str:
+    if code == LOST:
+        return "ended (its exit code was lost with the zygote)"
     if code < 0:
         return f"killed by {signal.Signals(-code).name}"
     return f"exit code {code}"

@@ -1,5 +1,6 @@
-"""`taskstore-worker --processes N`: the supervisor runs N workers, restarts one that is
-killed, and stops them all gracefully on SIGTERM (exit 0)."""
+"""`taskstore-worker --processes N`: the supervisor runs N workers (forked from its zygote,
+or new programs once that is gone), restarts one that is killed, stops them all gracefully
+on SIGTERM (exit 0), and with --burst ends once they have drained their queues."""
 
 from __future__ import annotations
 
@@ -47,6 +48,49 @@ async def test_a_supervisor_runs_n_workers_restarts_a_killed_one_and_stops_them_
     assert len(runs) == 300 and set(runs.values()) == {1}
     for pid in first - {min(first)}:
         assert not _running(pid)  # stopped with the supervisor
+
+
+async def test_workers_are_forked_from_one_zygote_and_new_programs_once_it_is_gone(
+    store: TaskStore, db_url: str, tmp_path: Path
+) -> None:
+    supervisor = _start_supervisor(db_url, tmp_path / "exec.log", "--processes", "2")
+    try:
+        with anyio.fail_after(60):
+            while len(await _live_pids(store)) < 2:  # noqa: ASYNC110 - the registry is the point
+                await anyio.sleep(0.1)
+        first = await _live_pids(store)
+        [zygote] = {_parent(pid) for pid in first}  # both forked by one process
+        assert zygote != supervisor.pid and _parent(zygote) == supervisor.pid
+        os.kill(zygote, signal.SIGKILL)
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        with anyio.fail_after(60):  # restarted without the zygote: a program of its own
+            while not (fresh := await _live_pids(store) - first):  # noqa: ASYNC110
+                await anyio.sleep(0.2)
+        assert {_parent(pid) for pid in fresh} == {supervisor.pid}
+    finally:
+        supervisor.send_signal(signal.SIGTERM)
+        code = supervisor.wait(60)
+    assert code == 0
+    assert not _running(max(first))  # the zygote's other worker stopped with the rest
+
+
+async def test_a_burst_supervisor_ends_once_its_workers_have_drained_the_queue(
+    store: TaskStore, db_url: str, tmp_path: Path
+) -> None:
+    ids = await store.enqueue_many(
+        [{"name": "tests.record", "payload": {"n": n}} for n in range(200)]
+    )
+    log = tmp_path / "exec.log"
+    supervisor = _start_supervisor(db_url, log, "--processes", "2", "--burst")
+    assert supervisor.wait(120) == 0  # not restarted: each drained its queue and exited 0
+    assert {(await store.require(i)).status.value for i in ids} == {"completed"}
+    assert len(executions(log)) == 200 and set(executions(log).values()) == {1}
+
+
+def _parent(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state
 
 
 def _start_supervisor(db_url: str, log: Path, *args: str) -> subprocess.Popen:
