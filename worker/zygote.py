@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import ctypes
+import gc
 import importlib
 import json
 import os
@@ -66,6 +67,9 @@ class Zygote:
         ours, theirs = socket.socketpair()
         sys.stdout.flush()
         sys.stderr.flush()
+        # What is imported by now stays out of every collection from here on, so a forked
+        # worker's collector does not touch (and copy) those pages.
+        gc.freeze()
         pid = os.fork()
         if pid == 0:  # the zygote
             ours.close()

@@ -1,6 +1,6 @@
-"""drain: N pre-enqueued no-op tasks drained by one real worker process in burst mode,
-timed from process start to exit (start-up included), beside pgqueuer's worker in drain
-mode and the raw claim/ack loop in this process."""
+"""drain: N pre-enqueued no-op tasks drained by real worker processes in burst mode (one,
+or with ``--processes N`` one supervisor of N), timed from process start to exit (start-up
+included), beside pgqueuer's worker(s) in drain mode and the raw claim/ack loop here."""
 
 from __future__ import annotations
 
@@ -19,7 +19,11 @@ NAME = "drain"
 
 
 def title(cfg: Config) -> str:
-    workers = "one worker process" if cfg.processes == 1 else f"{cfg.processes} worker processes"
+    workers = (
+        "one worker process"
+        if cfg.processes == 1
+        else f"{cfg.processes} worker processes (taskstore: one supervisor of {cfg.processes})"
+    )
     tasks = f"tasks sleeping {cfg.handler_ms:g} ms" if cfg.handler_ms else "no-op tasks"
     return (
         f"drain: {cfg.tasks:,} {tasks} drained by {workers}, timed from the first "
@@ -67,7 +71,11 @@ def _us(value: float | None) -> str:
 
 
 def figures(
-    children: list[tuple[Child, Exit]], tasks: int, first_file: Path, db_cpu: float | None = None
+    children: list[tuple[Child, Exit]],
+    tasks: int,
+    first_file: Path,
+    db_cpu: float | None = None,
+    processes: int | None = None,
 ) -> dict:
     """Rates, timings and CPU per task of drained worker processes started together
     (`db_cpu`: the database server's CPU seconds over the drain, where it was measured)."""
@@ -78,7 +86,7 @@ def figures(
     worker_cpu = sum(exit.cpu_seconds for _, exit in children)
     return {
         "tasks": tasks,
-        "processes": len(children),
+        "processes": processes or len(children),
         "seconds": round(seconds, 4),
         "rate": per_second(tasks, seconds),
         "first_task_s": None if first is None else round(first - began, 4),
@@ -96,11 +104,13 @@ async def _taskstore(db: BenchDatabase, cfg: Config) -> dict:
     env = {marks.FIRST_START_ENV: str(first), **_handler_env(cfg)}
     server = await _server(db)
     cpu_before = server_cpu.cpu_seconds(server)
+    # N processes run as deployed: one supervisor (`--processes N`), its workers forked
+    # from its zygote; its CPU time includes theirs.
+    supervised = ("--processes", str(cfg.processes)) if cfg.processes > 1 else ()
     children = [
         processes.taskstore_worker(
-            db.url, db.workdir, "--burst", concurrency=cfg.concurrency, env=env
+            db.url, db.workdir, "--burst", *supervised, concurrency=cfg.concurrency, env=env
         )
-        for _ in range(cfg.processes)
     ]
     exits = []
     for child in children:
@@ -111,7 +121,7 @@ async def _taskstore(db: BenchDatabase, cfg: Config) -> dict:
         done = await raw.count("completed")
     if done != cfg.tasks:
         raise RuntimeError(f"{done:,} of {cfg.tasks:,} tasks completed")
-    return figures(exits, cfg.tasks, first, db_cpu)
+    return figures(exits, cfg.tasks, first, db_cpu, cfg.processes)
 
 
 async def _server(db: BenchDatabase) -> int | None:
