@@ -108,8 +108,12 @@ def supervise(
     """Run `count` workers until a signal stops them; returns the exit code. Workers are
     forked from a zygote that calls ``run_worker(options)`` (without it: new programs)."""
     log = get_logger("taskstore.supervisor")
-    # Before any thread: the zygote is forked from this process.
-    zygote = None if run_worker is None else Zygote.start(run_worker)
+    zygote = None
+    if run_worker is not None:
+        try:
+            zygote = Zygote.start(run_worker)  # before any thread: it forks this process
+        except OSError as exc:
+            log.warning("no zygote; starting workers as new programs", error=str(exc))
     relay = WakeRelay(url)
     relayed = relay.start()
     slots = [
