@@ -155,14 +155,13 @@ class TaskStore:
 
     @contextlib.asynccontextmanager
     async def _write(self, session: AsyncSession | None) -> AsyncIterator[Any]:
-        """The caller's session (joined, not committed) or a transaction of our own (SQLite:
-        on this thread, if it can: see `taskstore.backends.sqlite_inline`)."""
+        """The caller's session (joined, not committed) or a transaction of our own."""
         if session is not None:
             async with self.translate():
                 yield session
             return
         async with self.translate(), self.backend.writing():
-            if (units := self.backend.inline_units()) is not None:
+            if (units := self.backend.inline_units()) is not None:  # SQLite: on this thread
                 with units.unit_or_none() as inline:
                     if inline is not None:  # else another program writes: wait below
                         yield inline
@@ -268,7 +267,8 @@ class TaskStore:
                         return await self.tasks.get(conn, task_id)
                 except Busy:
                     pass  # SQLite could not begin the read at once: read as any other
-        async with self.reading() as conn:
+        # PostgreSQL: one SELECT on a held autocommit link, no pool checkout or BEGIN.
+        async with self.statement() if self._links else self.reading() as conn:
             return await self.tasks.get(conn, task_id)
 
     async def require(self, task_id: int) -> TaskInfo:
