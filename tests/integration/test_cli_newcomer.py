@@ -222,6 +222,8 @@ def test_status_watch_ends_quietly_on_ctrl_c(db_url: str) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "TASKSTORE_DATABASE_URL": db_url},
+        # As from a terminal: a suite run as a background job would hand it SIGINT ignored.
+        preexec_fn=_ctrl_c_as_from_a_terminal,
     )
     try:
         assert proc.stdout is not None and proc.stdout.readline()  # it is watching
@@ -230,6 +232,10 @@ def test_status_watch_ends_quietly_on_ctrl_c(db_url: str) -> None:
     finally:
         proc.kill()
     assert (proc.returncode, err) == (0, "")
+
+
+def _ctrl_c_as_from_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 # ------------------------------------------------------------------------ worker
