@@ -107,15 +107,11 @@ async def _taskstore(db: BenchDatabase, cfg: Config) -> dict:
     # N processes run as deployed: one supervisor (`--processes N`), its workers forked
     # from its zygote; its CPU time includes theirs.
     supervised = ("--processes", str(cfg.processes)) if cfg.processes > 1 else ()
-    children = [
-        processes.taskstore_worker(
-            db.url, db.workdir, "--burst", *supervised, concurrency=cfg.concurrency, env=env
-        )
-    ]
-    exits = []
-    for child in children:
-        await child.wait(drain_timeout(cfg.tasks))
-        exits.append((child, child.check("taskstore-worker")))
+    child = processes.taskstore_worker(
+        db.url, db.workdir, "--burst", *supervised, concurrency=cfg.concurrency, env=env
+    )
+    await child.wait(drain_timeout(cfg.tasks))
+    exits = [(child, child.check("taskstore-worker"))]
     db_cpu = _spent(cpu_before, server_cpu.cpu_seconds(server))
     async with connected(db) as raw:
         done = await raw.count("completed")

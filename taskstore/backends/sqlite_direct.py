@@ -34,6 +34,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Executable
 
 from taskstore.backends.plans import Plan, compile_plan
+from taskstore.backends.sqlite_inline import Busy, busy
 
 
 class DirectWriter:
@@ -61,12 +62,14 @@ class DirectWriter:
         """Run the statement in its own write transaction; its rows once committed."""
         args = plan.arguments(params)
         if self._inline:
+            if self._here is None:
+                self._here = self.inline_connection()
             try:
-                return self._unit_here(plan.sql, args)
-            except _Busy:
+                return self._unit(self._here, plan.sql, args, give_way=True)
+            except Busy:
                 pass  # another program writes: wait for it in the thread
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, self._unit, plan.sql, args)
+        return await loop.run_in_executor(self._thread, self._unit, None, plan.sql, args)
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -87,25 +90,24 @@ class DirectWriter:
         """A new connection for this (the event loop's) thread that never waits for a lock."""
         return self._connect(0)
 
-    def _unit_here(self, sql: str, args: list[Any]) -> list[tuple[Any, ...]]:
-        """The unit on this thread; `_Busy` (nothing written) if the lock is taken."""
-        if self._here is None:
-            self._here = self.inline_connection()
-        try:
-            self._here.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode in _BUSY_CODES:
-                raise _Busy from exc
-            raise DBAPIError.instance("BEGIN IMMEDIATE", [], exc, sqlite3.Error) from exc
-        return self._unit(sql, args, conn=self._here, begun=True)
-
     def _unit(
-        self, sql: str, args: list[Any], *, conn: sqlite3.Connection | None = None, begun=False
+        self,
+        conn: sqlite3.Connection | None,
+        sql: str,
+        args: list[Any],
+        *,
+        give_way: bool = False,
     ) -> list[tuple[Any, ...]]:
+        """BEGIN IMMEDIATE, the statement, COMMIT on `conn` (None: the thread's). With
+        `give_way`, `Busy` (nothing written) if another connection holds the lock."""
         try:
             conn = conn or self._connection()
-            if not begun:
+            try:
                 conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if give_way and busy(exc):
+                    raise Busy from exc
+                raise
             try:
                 rows = conn.execute(sql, args).fetchall()
                 conn.execute("COMMIT")
@@ -135,10 +137,3 @@ class DirectWriter:
             if conn is not None:
                 conn.close()
         self._conn = self._here = None
-
-
-class _Busy(Exception):
-    """Another connection holds SQLite's write lock; nothing was written."""
-
-
-_BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}

@@ -35,6 +35,13 @@ class Busy(Exception):
     """Another connection holds SQLite's write lock; nothing was written."""
 
 
+def busy(error: BaseException) -> bool:
+    """Did SQLite refuse at once because another connection holds its lock? (`error` from
+    the driver, or as SQLAlchemy wraps it.)"""
+    error = getattr(error, "orig", None) or error
+    return getattr(error, "sqlite_errorcode", None) in _BUSY_CODES
+
+
 class InlineConnection:
     """The part of a connection the repositories use (``await conn.execute(...)``,
     ``conn.dialect``), over a synchronous one: every call completes before it returns,
@@ -87,7 +94,7 @@ class InlineUnits:
             try:
                 yield InlineConnection(conn)
             except OperationalError as exc:
-                if getattr(exc.orig, "sqlite_errorcode", None) in _BUSY_CODES:
+                if busy(exc):
                     raise Busy from exc
                 raise
             finally:
@@ -99,7 +106,7 @@ class InlineUnits:
             try:
                 conn.begin()
             except OperationalError as exc:
-                if getattr(exc.orig, "sqlite_errorcode", None) in _BUSY_CODES:
+                if busy(exc):
                     raise Busy from exc
                 self._drop(exc)
                 raise

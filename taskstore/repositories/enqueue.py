@@ -35,11 +35,10 @@ class EnqueueStatements(WorkflowStatements):
         super().__init__(backend)
         self._insert_plain = self._build_batch_insert()
         # One task alone: its values bound directly, nothing to pack and unpack.
-        one = insert(T).values(new_task_values(bound_new_task(), backend))
-        self._insert_one = backend.returning_ids(one, T.c.id, T.c.queue)
+        bound = new_task_values(bound_new_task(), backend)
+        self._insert_one = backend.returning_ids(insert(T).values(bound), T.c.id, T.c.queue)
         dedup_where = and_(T.c.dedup_key.is_not(None), status_in(ACTIVE))
-        keyed_values = new_task_values(bound_new_task(), backend)
-        keyed_values["dedup_key"] = bindparam("p_dedup_key")
+        keyed_values = {**bound, "dedup_key": bindparam("p_dedup_key")}
         self._insert_dedup = (
             backend.insert_ignoring_conflicts(T, ["dedup_key"], dedup_where)
             .values(keyed_values)
