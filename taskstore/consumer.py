@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -79,6 +80,9 @@ class Consumer:
         #: how often an idle worker probes for due tasks (None: notifications wake it)
         self.idle_probe_seconds: float | None = backend.idle_probe_seconds
         self._flow = FlowGate(store, worker_id, lease_seconds, self._fetch_link)
+        #: (queue, name) -> monotonic deadline: names handed back to a live worker that
+        #: has their handler, left out of our claims until then
+        self._skips: dict[tuple[str, str], float] = {}
 
     def held_back(self, queue: str) -> float:
         """Seconds until a claim of `queue` could take anything (paused, at its limit,
@@ -115,8 +119,9 @@ class Consumer:
     async def claim(self, queue: str, limit: int, *, orphans: bool = False) -> list[ClaimedTask]:
         """Claim and start up to `limit` due tasks of `queue` (see `LeaseStatements.claim`),
         within the queue's flow control if it has any."""
+        skip = self.skipped(queue)
         if await self._flow.limited(queue):
-            return await self._flow.claim(queue, limit, orphans=orphans)
+            return await self._flow.claim(queue, limit, orphans=orphans, skip=skip)
         async with self._fetch_link.statement() as conn:
             return await self._tasks.claim(
                 conn,
@@ -125,7 +130,17 @@ class Consumer:
                 limit=limit,
                 lease_seconds=self.lease_seconds,
                 orphans=orphans,
+                skip=skip,
             )
+
+    def skipped(self, queue: str) -> tuple[str, ...]:
+        """Task names of `queue` our claims leave for the live workers that have them."""
+        if not self._skips:
+            return ()
+        now = time.monotonic()
+        for key in [key for key, until in self._skips.items() if until <= now]:
+            del self._skips[key]
+        return tuple(sorted(name for q, name in self._skips if q == queue))
 
     async def dependency_results(self, task_id: int) -> dict[int, Any]:
         """{dependency id: result} of a task's dependencies."""
@@ -151,8 +166,9 @@ class Consumer:
         return accepted
 
     def refillable(self, queue: str) -> bool:
-        """May completions of ours claim `queue`'s freed slots (`complete_and_claim`)?"""
-        return self._flow.refillable(queue)
+        """May completions of ours claim `queue`'s freed slots (`complete_and_claim`)?
+        (Not while we leave some of its names to others: that statement takes any.)"""
+        return self._flow.refillable(queue) and not self.skipped(queue)
 
     async def complete_and_claim(
         self, done: Sequence[Ending], queue: str, limit: int
@@ -218,15 +234,23 @@ class Consumer:
             )
 
     async def hand_back_unserved(
-        self, task: ClaimedTask, *, retry_in: float, grace_seconds: float
+        self,
+        task: ClaimedTask,
+        *,
+        retry_in: float,
+        grace_seconds: float,
+        skip_seconds: float = 30.0,
     ) -> TaskStatus:
-        """A task this worker has no handler for goes back uncharged, due after `retry_in`,
-        for a worker that has one; it fails (``UnknownTask``) only once no live worker
-        has served its name for `grace_seconds`. Returns the task's new status."""
+        """A task this worker has no handler for goes back uncharged. Where a live worker
+        has the handler, it is due at once (those workers are woken) and this worker's
+        claims leave the name alone for `skip_seconds`; otherwise it is due again after
+        `retry_in`, and fails (``UnknownTask``) only once no live worker has served its
+        name for `grace_seconds`. Returns the task's new status."""
         async with self._row_lock, self._ack_link.transaction() as conn:
-            _, served = await self._workers.served(conn)
+            queues, served = await self._workers.served(conn)
             now = await self._tasks.clock(conn)
             info = await self._tasks.get(conn, task.id)
+            elsewhere = task.name in served and task.queue in queues
             since = None if task.name in served else _unserved_since(info, now)
             if since is not None and (now - since).total_seconds() >= grace_seconds:
                 error = _unserved_doc(task, self.worker_id, since, final=True)
@@ -243,10 +267,14 @@ class Consumer:
                 conn,
                 worker_id=self.worker_id,
                 handed=[(task.id, task.attempt)],
-                delay_seconds=retry_in,
+                delay_seconds=0.0 if elsewhere else retry_in,
                 note=note,
             )
-            return TaskStatus.CREATED
+            if elsewhere:
+                await self._store.backend.notify(conn, [task.queue])
+        if elsewhere:
+            self._skips[task.queue, task.name] = time.monotonic() + skip_seconds
+        return TaskStatus.CREATED
 
     async def snooze(self, task_id: int, attempt: int, seconds: float) -> bool:
         """The handler asked to run later: due in `seconds`, the attempt not charged."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 
 from taskstore.links import Link
 from taskstore.records import ClaimedTask, QueueSettings
@@ -114,12 +115,15 @@ class FlowGate:
     def _hold(self, queue: str, seconds: float, limit: str) -> None:
         self._held[queue] = _Hold(time.monotonic() + seconds, limit)
 
-    async def claim(self, queue: str, limit: int, *, orphans: bool) -> list[ClaimedTask]:
-        """Claim within the queue's limits: in one statement where its concurrency is its
-        only limit, else (or when that takes nothing) with its settings row locked."""
+    async def claim(
+        self, queue: str, limit: int, *, orphans: bool, skip: Sequence[str] = ()
+    ) -> list[ClaimedTask]:
+        """Claim within the queue's limits (leaving tasks named in `skip`): in one
+        statement where its concurrency is its only limit, else (or when that takes
+        nothing) with its settings row locked."""
         cached = self._settings.get(queue)
         if cached is not None and cached[1] is not None and _counted(cached[1]):
-            tasks = await self._claim_counted(queue, limit, orphans)
+            tasks = await self._claim_counted(queue, limit, orphans, skip)
             if tasks:
                 return tasks
             if queue in self._unfreed:
@@ -127,9 +131,11 @@ class FlowGate:
                 # this. (The locked claim below would tell why, at four round trips.)
                 self._hold(queue, FULL_RECHECK, "concurrency")
                 return []
-        return await self._claim_locked(queue, limit, orphans=orphans)
+        return await self._claim_locked(queue, limit, orphans=orphans, skip=skip)
 
-    async def _claim_counted(self, queue: str, limit: int, orphans: bool) -> list[ClaimedTask]:
+    async def _claim_counted(
+        self, queue: str, limit: int, orphans: bool, skip: Sequence[str]
+    ) -> list[ClaimedTask]:
         async with self._link.statement() as conn:
             tasks = await self._store.tasks.claim_counted(
                 conn,
@@ -138,6 +144,7 @@ class FlowGate:
                 limit=limit,
                 lease_seconds=self._lease_seconds,
                 orphans=orphans,
+                skip=skip,
             )
         if tasks:
             self._unfreed.add(queue)
@@ -147,7 +154,9 @@ class FlowGate:
             self._hold(queue, FULL_RECHECK, "concurrency")
         return tasks
 
-    async def _claim_locked(self, queue: str, limit: int, *, orphans: bool) -> list[ClaimedTask]:
+    async def _claim_locked(
+        self, queue: str, limit: int, *, orphans: bool, skip: Sequence[str]
+    ) -> list[ClaimedTask]:
         store = self._store
         async with self._link.transaction() as conn:
             settings = await store.flow.get(conn, queue, lock=True) or QueueSettings(queue)
@@ -163,6 +172,7 @@ class FlowGate:
                 lease_seconds=self._lease_seconds,
                 key_limit=settings.key_concurrency,
                 orphans=orphans,
+                skip=skip,
             )
             if tasks and slots:
                 await store.flow.use_slots(conn, queue, slots[: len(tasks)])

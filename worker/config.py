@@ -30,6 +30,7 @@ class WorkerConfig:
     prefetch_below_seconds: float = 0.01  # claim ahead while handlers are this fast
     unserved_retry_seconds: float = 2.0  # a task with no handler here is offered again after
     unserved_grace_seconds: float | None = None  # default: the store's setting
+    unserved_skip_seconds: float = 30.0  # claims leave a name another live worker serves
     wake_fd: int | None = None  # a pipe the supervisor relays NOTIFY into (see worker.wakeups)
 
     @property

@@ -85,16 +85,19 @@ class Outcomes:
             state.signal()
 
     async def _hand_back_unserved(self, task: ClaimedTask) -> None:
-        """No handler here: back to the queue uncharged for a worker that has one (after
-        a short delay, so this worker does not take it again at once); failed only once
-        no live worker has served the name for the grace period."""
+        """No handler here: back to the queue uncharged for a worker that has one (our
+        claims leave the name alone for a while, so this worker does not take it again);
+        failed only once no live worker has served the name for the grace period."""
         config = self._state.config
         grace = config.unserved_grace_seconds
         if grace is None:
             grace = self._store.settings.unserved_grace_seconds
         try:
             status = await self._consumer.hand_back_unserved(
-                task, retry_in=config.unserved_retry_seconds, grace_seconds=grace
+                task,
+                retry_in=config.unserved_retry_seconds,
+                grace_seconds=grace,
+                skip_seconds=config.unserved_skip_seconds,
             )
         except STORE_ERRORS as exc:
             self._state.log.warning(

@@ -38,17 +38,17 @@ def hot_statements(repo: TaskRepository) -> list[tuple[str, str, Any]]:
             "one row per key; a live task's key is skipped",
             repo._insert_dedup,
         ),
-        ("claim", "a batch, claimed and started at once", repo._claim[False]),
-        ("orphan claim", "one task rescued from a dead worker", repo._claim[True]),
+        ("claim", "a batch, claimed and started at once", repo._claim[False, False]),
+        ("orphan claim", "one task rescued from a dead worker", repo._claim[True, False]),
         (
             "limited claim",
             "a queue with flow control, its row locked; per-key limit applied",
-            repo._limited_claim[False, True],
+            repo._limited_claim[False, True, False],
         ),
         (
             "counted claim",
             "a queue whose only limit is its concurrency, counted in the claim itself",
-            repo._counted_claim[False],
+            repo._counted_claim[False, False],
         ),
         ("ack", "completions of a batch, fenced on (id, worker, attempt)", repo._complete),
         (

@@ -71,6 +71,10 @@ class Backend(Protocol):
         """`column` is one of the ids bound under `key` (a list of ints)."""
         ...
 
+    def none_of(self, column: ColumnElement[Any], key: str) -> ColumnElement[Any]:
+        """`column` is none of the strings bound under `key` (a non-empty list)."""
+        ...
+
     def batch_source(self, key: str, columns: Sequence[tuple[str, Any]]) -> FromClause:
         """A FROM of rows with the given (name, type) columns, all bound as one parameter
         per column (PostgreSQL arrays) or one in all (SQLite JSON), whatever the row count."""

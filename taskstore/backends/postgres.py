@@ -22,6 +22,8 @@ from sqlalchemy import (
     ColumnElement,
     FromClause,
     Select,
+    String,
+    all_,
     any_,
     bindparam,
     cast,
@@ -154,6 +156,9 @@ class PostgresBackend:
 
     def ids_match(self, column: ColumnElement[Any], key: str) -> ColumnElement[Any]:
         return column == any_(bindparam(key, type_=ARRAY(BigInteger)))
+
+    def none_of(self, column: ColumnElement[Any], key: str) -> ColumnElement[Any]:
+        return column != all_(bindparam(key, type_=ARRAY(String)))
 
     def batch_source(self, key: str, columns: Sequence[tuple[str, Any]]) -> FromClause:
         # one multi-argument unnest() walks the arrays in step: the cheapest row source

@@ -157,6 +157,9 @@ class SQLiteBackend:
     def ids_match(self, column: ColumnElement[Any], key: str) -> ColumnElement[Any]:
         return column.in_(bindparam(key, expanding=True))
 
+    def none_of(self, column: ColumnElement[Any], key: str) -> ColumnElement[Any]:
+        return column.not_in(bindparam(key, expanding=True))
+
     def batch_source(self, key: str, columns: Sequence[tuple[str, Any]]) -> FromClause:
         rows = func.json_each(bindparam(key, type_=Text)).table_valued("value")
         return select(

@@ -62,7 +62,11 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
 
     def __init__(self, backend: Backend) -> None:
         super().__init__(backend)
-        self._claim = {orphans: self._build_claim(orphans) for orphans in (True, False)}
+        self._claim = {
+            (orphans, skip): self._build_claim(orphans, skip=skip)
+            for orphans in (True, False)
+            for skip in (True, False)
+        }
         self._fail = {retry: self._build_fail(retry) for retry in (True, False)}
         self._heartbeat = (
             update(T)
@@ -90,7 +94,7 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
         self._snooze = self._build_ending(Event.SNOOZE, released)
 
     # ------------------------------------------------------------------- claim
-    def _claimable(self, orphans: bool) -> list[Any]:
+    def _claimable(self, orphans: bool, skip: bool = False) -> list[Any]:
         # Each form states one partial index's predicate literally, so the planner (SQLite's
         # above all) takes that index: batches filter orphans off the claim index; orphans
         # have a small index of their own.
@@ -98,7 +102,9 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
             T.c.status == status_literal(TaskStatus.CREATED), T.c.worker_id.is_not(None)
         )
         which = [orphaned()] if orphans else [status_in(CLAIMABLE), not_orphaned]
-        return [*which, T.c.queue == bindparam("p_queue"), T.c.run_at <= self._now]
+        # `skip`: leave out the names bound as ``p_skip`` (another worker has their handler).
+        skipped = [self.backend.none_of(T.c.name, "p_skip")] if skip else []
+        return [*which, T.c.queue == bindparam("p_queue"), T.c.run_at <= self._now, *skipped]
 
     def _claim_values(self) -> dict[str, Any]:
         return {
@@ -110,12 +116,12 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
             "started_at": self._now,
         }
 
-    def _build_claim(self, orphans: bool, limit: Any = None) -> Any:
+    def _build_claim(self, orphans: bool, limit: Any = None, *, skip: bool = False) -> Any:
         """The claim statement; `limit` (an SQL expression) defaults to ``p_limit``."""
         b = self.backend
         picked: Select[Any] = (
             select(T.c.id)
-            .where(*self._claimable(orphans))
+            .where(*self._claimable(orphans, skip))
             .order_by(T.c.priority.desc(), T.c.run_at, T.c.id)
             .limit(bindparam("p_limit", type_=Integer) if limit is None else limit)
         )
@@ -135,6 +141,7 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
         limit: int,
         lease_seconds: float,
         orphans: bool = False,
+        skip: Sequence[str] = (),
     ) -> list[ClaimedTask]:
         """Claim and start up to `limit` due tasks of `queue`, best first, in one statement:
         they go straight to ``running`` and the attempt is counted (a task that then never
@@ -142,13 +149,13 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
 
         ``orphans=True`` claims only tasks rescued after their worker died, which a worker
         runs one at a time and alone (see `taskstore.models.task.orphaned`); batches
-        (the default) take every other claimable task.
+        (the default) take every other claimable task. Tasks named in `skip` are left.
         """
         if limit <= 0:
             return []
-        params = claim_params(queue, limit, worker_id, lease_seconds)
+        params = claim_params(queue, limit, worker_id, lease_seconds, skip)
         rows = sorted(
-            await self.backend.rows(conn, self._claim[orphans], params),
+            await self.backend.rows(conn, self._claim[orphans, bool(skip)], params),
             key=claim_order,  # RETURNING has no order
         )
         return [claimed(row) for row in rows]
@@ -399,9 +406,14 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
         return (await conn.execute(stmt)).first() is not None
 
 
-def claim_params(queue: str, limit: int, worker_id: str, lease: float) -> dict[str, Any]:
-    """The parameters every claim statement takes."""
-    return {"p_queue": queue, "p_limit": limit, "p_worker_id": worker_id, "p_lease": lease}
+def claim_params(
+    queue: str, limit: int, worker_id: str, lease: float, skip: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The parameters every claim statement takes (and the names its `skip` form leaves)."""
+    params = {"p_queue": queue, "p_limit": limit, "p_worker_id": worker_id, "p_lease": lease}
+    if skip:
+        params["p_skip"] = list(skip)
+    return params
 
 
 def claimed(row: Any) -> ClaimedTask:

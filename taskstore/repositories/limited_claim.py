@@ -50,22 +50,28 @@ class LimitedClaimStatements(LeaseStatements):
 
     def __init__(self, backend: Backend) -> None:
         super().__init__(backend)
+        both = (True, False)
         self._limited_claim = {
-            (orphans, keyed): self._build_limited_claim(orphans, keyed)
-            for orphans in (True, False)
-            for keyed in (True, False)
+            (orphans, keyed, skip): self._build_limited_claim(orphans, keyed, skip)
+            for orphans in both
+            for keyed in both
+            for skip in both
         }
-        self._counted_claim = {o: self._build_claim(o, self._counted_room()) for o in (True, False)}
+        self._counted_claim = {
+            (o, skip): self._build_claim(o, self._counted_room(), skip=skip)
+            for o in both
+            for skip in both
+        }
         self._handoff = None if backend.writes_read_latest else self._build_handoff()
 
-    def _build_limited_claim(self, orphans: bool, keyed: bool) -> Any:
+    def _build_limited_claim(self, orphans: bool, keyed: bool, skip: bool) -> Any:
         """The claim of a queue with flow control, run after the queue's row is locked
         (limited claimers of one queue take turns). With `keyed`, a task whose concurrency
         key already runs `p_key_limit` tasks is passed over, and within a key tasks start
         in claim order: the first `p_scan` candidates are ranked per key."""
         order = (T.c.priority.desc(), T.c.run_at, T.c.id)
         if not keyed:
-            picked = select(T.c.id).where(*self._claimable(orphans)).order_by(*order)
+            picked = select(T.c.id).where(*self._claimable(orphans, skip)).order_by(*order)
         else:
             rank = func.row_number().over(partition_by=T.c.concurrency_key, order_by=order)
             front = (
@@ -76,7 +82,7 @@ class LimitedClaimStatements(LeaseStatements):
                     T.c.run_at,
                     rank.label("rank"),
                 )
-                .where(*self._claimable(orphans))
+                .where(*self._claimable(orphans, skip))
                 .order_by(*order)
                 .limit(bindparam("p_scan", type_=Integer))
                 .subquery("front")
@@ -218,6 +224,7 @@ class LimitedClaimStatements(LeaseStatements):
         limit: int,
         lease_seconds: float,
         orphans: bool = False,
+        skip: Sequence[str] = (),
     ) -> list[ClaimedTask]:
         """`claim` for a queue whose only limit is its concurrency, counted in the claim
         statement itself. Takes nothing when the queue is full, paused, has other
@@ -225,8 +232,8 @@ class LimitedClaimStatements(LeaseStatements):
         locked transaction, which tells these apart."""
         if limit <= 0:
             return []
-        params = claim_params(queue, limit, worker_id, lease_seconds)
-        rows = await self.backend.rows(conn, self._counted_claim[orphans], params)
+        params = claim_params(queue, limit, worker_id, lease_seconds, skip)
+        rows = await self.backend.rows(conn, self._counted_claim[orphans, bool(skip)], params)
         return [claimed(row) for row in sorted(rows, key=claim_order)]
 
     async def claim_limited(
@@ -240,13 +247,14 @@ class LimitedClaimStatements(LeaseStatements):
         key_limit: int | None,
         orphans: bool = False,
         scan: int = 5000,
+        skip: Sequence[str] = (),
     ) -> list[ClaimedTask]:
         """`claim` for a queue with flow control (call with its row locked): at most
         `key_limit` running per concurrency key, when given."""
         if limit <= 0:
             return []
-        params = claim_params(queue, limit, worker_id, lease_seconds)
+        params = claim_params(queue, limit, worker_id, lease_seconds, skip)
         params.update(p_key_limit=key_limit, p_scan=max(scan, limit))
-        stmt = self._limited_claim[orphans, key_limit is not None]
+        stmt = self._limited_claim[orphans, key_limit is not None, bool(skip)]
         rows = sorted((await conn.execute(stmt, params)).all(), key=claim_order)
         return [claimed(row) for row in rows]

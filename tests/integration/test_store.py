@@ -504,7 +504,7 @@ async def test_claim_statements_use_their_partial_index(
         if backend == "postgres":
             await conn.execute(text("ANALYZE taskstore_tasks"))
         # EXPLAIN the product's own statement, with its parameters bound as when it runs
-        compiled = store.tasks._claim[orphans].compile(conn.sync_connection)
+        compiled = store.tasks._claim[orphans, False].compile(conn.sync_connection)
         bound = compiled.construct_params(values)
         args = tuple(bound[key] for key in compiled.positiontup or ())
         prefix = "EXPLAIN QUERY PLAN " if backend == "sqlite" else "EXPLAIN "

@@ -99,7 +99,7 @@ class FakeConsumer:
         return {task_id for task_id, _ in handed}
 
     async def hand_back_unserved(
-        self, task: ClaimedTask, *, retry_in: float, grace_seconds: float
+        self, task: ClaimedTask, *, retry_in: float, grace_seconds: float, skip_seconds: float
     ) -> TaskStatus:
         self.released.append((task.id, task.attempt))
         return TaskStatus.CREATED
