@@ -35,6 +35,7 @@ REVISIONS: tuple[str, ...] = (
     "0009",
     "0010",
     "0011",
+    "0012",
 )
 HEAD = REVISIONS[-1]
 _VERSIONS = table(VERSION_TABLE, column("version_num"))

@@ -48,6 +48,15 @@ def orphaned() -> Any:
     return text(status_in(frozenset({TaskStatus.NOT_FINISHED})).text + " AND worker_id IS NULL")
 
 
+def keeping_place() -> Any:
+    """Keyed tasks that started once and wait to run again (a retry, a snooze, a hand-back):
+    under a key's concurrency limit they keep their place in the key's order, so its later
+    tasks wait for them. A literal predicate, like `status_in`."""
+    return text(
+        status_in(CLAIMABLE).text + " AND concurrency_key IS NOT NULL AND started_at IS NOT NULL"
+    )
+
+
 class TaskEntity(Base):
     """A unit of work: a registered handler's name, a JSON payload and its lifecycle."""
 
@@ -114,6 +123,14 @@ Index(
     TaskEntity.concurrency_key,
     postgresql_where=_leased_where,
     sqlite_where=_leased_where,
+)
+# The keyed claim looks up, per key, the tasks that keep their place (few, if any).
+Index(
+    "ix_taskstore_tasks_key_order",
+    TaskEntity.queue,
+    TaskEntity.concurrency_key,
+    postgresql_where=keeping_place(),
+    sqlite_where=keeping_place(),
 )
 # Settling sweeps look at waiting tasks only (few, next to the finished history).
 _waiting_where = status_in(frozenset({TaskStatus.WAITING}))

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Integer,
+    and_,
     bindparam,
     case,
     cast,
@@ -29,7 +30,7 @@ from sqlalchemy import (
 
 from taskstore.backends import Backend
 from taskstore.models.queue import QueueEntity
-from taskstore.models.task import status_in
+from taskstore.models.task import keeping_place, status_in
 from taskstore.records import ClaimedTask
 from taskstore.repositories.leases import (
     CLAIM_COLUMNS,
@@ -39,8 +40,8 @@ from taskstore.repositories.leases import (
     claim_params,
     claimed,
 )
-from taskstore.repositories.task_table import Executor, T
-from taskstore.states import CLAIMABLE, LEASED, Event
+from taskstore.repositories.task_table import Executor, T, status_literal
+from taskstore.states import CLAIMABLE, LEASED, Event, TaskStatus
 
 Q = QueueEntity.__table__
 
@@ -66,14 +67,16 @@ class LimitedClaimStatements(LeaseStatements):
 
     def _build_limited_claim(self, orphans: bool, keyed: bool, skip: bool) -> Any:
         """The claim of a queue with flow control, run after the queue's row is locked
-        (limited claimers of one queue take turns). With `keyed`, a task whose concurrency
-        key already runs `p_key_limit` tasks is passed over, and within a key tasks start
-        in claim order: the first `p_scan` candidates are ranked per key."""
+        (limited claimers of one queue take turns). With `keyed`, a task starts only while
+        fewer than `p_key_limit` of its key run or come before it, in (priority, id) order:
+        the first `p_scan` candidates are ranked per key, and a task of the key that
+        started once and waits to run again keeps its place before them."""
         order = (T.c.priority.desc(), T.c.run_at, T.c.id)
         if not keyed:
             picked = select(T.c.id).where(*self._claimable(orphans, skip)).order_by(*order)
         else:
-            rank = func.row_number().over(partition_by=T.c.concurrency_key, order_by=order)
+            key_order = (T.c.priority.desc(), T.c.id)
+            rank = func.row_number().over(partition_by=T.c.concurrency_key, order_by=key_order)
             front = (
                 select(
                     T.c.id,
@@ -97,9 +100,10 @@ class LimitedClaimStatements(LeaseStatements):
                 .group_by(T.c.concurrency_key)
                 .subquery("busy")
             )
-            room = front.c.rank + func.coalesce(busy.c.n, 0) <= bindparam(
-                "p_key_limit", type_=Integer
-            )
+            key_limit = bindparam("p_key_limit", type_=Integer)
+            ahead = front.c.rank + func.coalesce(busy.c.n, 0)
+            kept = self._kept_places(front, orphans)
+            room = and_(ahead <= key_limit, ahead + kept <= key_limit)
             picked = (
                 select(front.c.id)
                 .select_from(front.outerjoin(busy, busy.c.ckey == front.c.ckey))
@@ -120,6 +124,34 @@ class LimitedClaimStatements(LeaseStatements):
             else [b.claim_where(T.c.id, picked)]
         )
         return update(T).where(*where).values(self._claim_values()).returning(*CLAIM_COLUMNS)
+
+    def _kept_places(self, front: Any, orphans: bool) -> ColumnElement[Any]:
+        """How many of a candidate's key's tasks that started once and wait to run again
+        come before it in (priority, id) order, and are not among the candidates: not due
+        yet, or (for a batch) orphans, which run on their own."""
+        kept = T.alias("kept")
+        before = or_(
+            kept.c.priority > front.c.priority,
+            and_(kept.c.priority == front.c.priority, kept.c.id < front.c.id),
+        )
+        outside = kept.c.run_at > self._now
+        if not orphans:
+            orphaned = and_(
+                kept.c.status == status_literal(TaskStatus.NOT_FINISHED), kept.c.worker_id.is_(None)
+            )
+            outside = or_(outside, orphaned)
+        return (
+            select(func.count())
+            .select_from(kept)
+            .where(
+                keeping_place(),  # literally the partial index's predicate
+                kept.c.queue == bindparam("p_queue"),
+                kept.c.concurrency_key == front.c.ckey,
+                outside,
+                before,
+            )
+            .scalar_subquery()
+        )
 
     def _counted_room(self, freed: ColumnElement[Any] | None = None) -> ColumnElement[Any]:
         """How many a counted claim may take: its queue's concurrency less what runs, or

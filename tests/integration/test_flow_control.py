@@ -197,6 +197,45 @@ async def test_key_concurrency_one_runs_a_keys_tasks_in_turn_without_holding_up_
     assert [t.id for t in await worker.claim("api", 10)] == [a2]
 
 
+@pytest.mark.parametrize("again", ["retry", "snooze"])
+async def test_a_keyed_task_waiting_to_run_again_keeps_its_place_before_its_keys_later_tasks(
+    store: TaskStore, consumers, again: str
+) -> None:
+    await store.set_queue("api", key_concurrency=1)
+    a1, a2, b1 = await store.enqueue_many(
+        [
+            {"name": "t.x", "queue": "api", "concurrency_key": "tenant-a"},
+            {"name": "t.x", "queue": "api", "concurrency_key": "tenant-a"},
+            {"name": "t.x", "queue": "api", "concurrency_key": "tenant-b"},
+        ]
+    )
+    worker = consumers()
+    assert {t.id for t in await worker.claim("api", 10)} == {a1, b1}
+    if again == "retry":
+        await worker.fail(a1, 1, {"type": "Boom", "message": "later"}, retry_in=3600)
+    else:
+        assert await worker.snooze(a1, 1, 3600)
+    await worker.complete([(b1, 1, None)])
+    [b2] = await store.enqueue_many(
+        [{"name": "t.x", "queue": "api", "concurrency_key": "tenant-b"}]
+    )
+    worker.queue_changed("api")
+    # a2 waits for a1, due in an hour; tenant-b is not held up
+    assert [t.id for t in await worker.claim("api", 10)] == [b2]
+    assert (await store.require(a2)).status == TaskStatus.CREATED
+
+
+async def test_a_keyed_task_scheduled_for_later_does_not_hold_its_keys_tasks_due_now(
+    store: TaskStore, consumers
+) -> None:
+    await store.set_queue("api", key_concurrency=1)
+    later = await store.enqueue("t.x", queue="api", concurrency_key="tenant-a", delay=3600)
+    now = await store.enqueue("t.x", queue="api", concurrency_key="tenant-a")
+    worker = consumers()
+    assert [t.id for t in await worker.claim("api", 10)] == [now]
+    assert (await store.require(later)).status == TaskStatus.CREATED
+
+
 async def test_expired_leases_of_a_dead_worker_give_their_slots_back(
     store: TaskStore, consumers
 ) -> None:
