@@ -23,24 +23,29 @@ def _registration(tasks: list[str]) -> Registration:
     return Registration("host", 1, {"default": None}, 4, 30.0, tasks)
 
 
-async def test_a_worker_without_the_handler_leaves_the_task_for_a_live_worker_that_has_it(
-    store: TaskStore,
-) -> None:
-    task_id = await store.enqueue("x.served")
+@pytest.fixture
+async def pair(store: TaskStore):
+    """(serving, lacking): a live worker with the handler of ``x.served``, one without."""
     serving = Consumer(store, "serving-worker", 30.0)
     lacking = Consumer(store, "lacking-worker", 30.0)
-    try:
-        await serving.heartbeat([], 0, _registration(["x.served"]))
-        [task] = await lacking.claim("default", 10)
-        status = await lacking.hand_back_unserved(task, retry_in=0.0, grace_seconds=0.0)
-        info = await store.require(task_id)
-        assert (status, info.status, info.attempts) == (TaskStatus.CREATED, TaskStatus.CREATED, 0)
-        assert info.error["type"] == "UnknownTask" and info.error["unserved_since"] is None
-        [again] = await serving.claim("default", 10)
-        assert (again.id, again.attempt) == (task_id, 1)  # its first counted attempt
-    finally:
-        await serving.close()
-        await lacking.close()
+    await serving.heartbeat([], 0, _registration(["x.served"]))
+    yield serving, lacking
+    await serving.close()
+    await lacking.close()
+
+
+async def test_a_worker_without_the_handler_leaves_the_task_for_a_live_worker_that_has_it(
+    store: TaskStore, pair: tuple[Consumer, Consumer]
+) -> None:
+    serving, lacking = pair
+    task_id = await store.enqueue("x.served")
+    [task] = await lacking.claim("default", 10)
+    status = await lacking.hand_back_unserved(task, retry_in=0.0, grace_seconds=0.0)
+    info = await store.require(task_id)
+    assert (status, info.status, info.attempts) == (TaskStatus.CREATED, TaskStatus.CREATED, 0)
+    assert info.error["type"] == "UnknownTask" and info.error["unserved_since"] is None
+    [again] = await serving.claim("default", 10)
+    assert (again.id, again.attempt) == (task_id, 1)  # its first counted attempt
 
 
 @pytest.mark.parametrize(
@@ -49,42 +54,32 @@ async def test_a_worker_without_the_handler_leaves_the_task_for_a_live_worker_th
     ids=["unlimited", "concurrency", "key-concurrency"],
 )
 async def test_a_handed_back_name_is_left_to_the_worker_that_has_it_not_claimed_again(
-    store: TaskStore, limits: dict[str, int]
+    store: TaskStore, pair: tuple[Consumer, Consumer], limits: dict[str, int]
 ) -> None:
+    serving, lacking = pair
     if limits:
         await store.set_queue("default", **limits)
     served_id = await store.enqueue("x.served")
-    serving = Consumer(store, "serving-worker", 30.0)
-    lacking = Consumer(store, "lacking-worker", 30.0)
-    try:
-        await serving.heartbeat([], 0, _registration(["x.served"]))
-        [task] = await lacking.claim("default", 10)
-        # A long retry delay: the task is due at once all the same, for the worker that has it.
-        await lacking.hand_back_unserved(task, retry_in=3600, grace_seconds=0.0)
-        ours_id = await store.enqueue("x.ours")
-        assert [t.id for t in await lacking.claim("default", 10)] == [ours_id]
-        assert lacking.skipped("default") == ("x.served",) and lacking.skipped("other") == ()
-        assert [t.id for t in await serving.claim("default", 10)] == [served_id]
-    finally:
-        await serving.close()
-        await lacking.close()
+    [task] = await lacking.claim("default", 10)
+    # A long retry delay: the task is due at once all the same, for the worker that has it.
+    await lacking.hand_back_unserved(task, retry_in=3600, grace_seconds=0.0)
+    ours_id = await store.enqueue("x.ours")
+    assert [t.id for t in await lacking.claim("default", 10)] == [ours_id]
+    assert lacking.skipped("default") == ("x.served",) and lacking.skipped("other") == ()
+    assert [t.id for t in await serving.claim("default", 10)] == [served_id]
 
 
-async def test_a_skipped_name_is_claimed_again_once_the_skip_lapses(store: TaskStore) -> None:
+async def test_a_skipped_name_is_claimed_again_once_the_skip_lapses(
+    store: TaskStore, pair: tuple[Consumer, Consumer]
+) -> None:
+    _, lacking = pair
     task_id = await store.enqueue("x.served")
-    serving = Consumer(store, "serving-worker", 30.0)
-    lacking = Consumer(store, "lacking-worker", 30.0)
-    try:
-        await serving.heartbeat([], 0, _registration(["x.served"]))
-        [task] = await lacking.claim("default", 10)
-        await lacking.hand_back_unserved(task, retry_in=0.0, grace_seconds=0.0, skip_seconds=0.2)
-        assert await lacking.claim("default", 10) == []
-        await anyio.sleep(0.3)  # the worker that had the handler may be gone by now
-        [again] = await lacking.claim("default", 10)
-        assert again.id == task_id and lacking.skipped("default") == ()
-    finally:
-        await serving.close()
-        await lacking.close()
+    [task] = await lacking.claim("default", 10)
+    await lacking.hand_back_unserved(task, retry_in=0.0, grace_seconds=0.0, skip_seconds=0.2)
+    assert await lacking.claim("default", 10) == []
+    await anyio.sleep(0.3)  # the worker that had the handler may be gone by now
+    [again] = await lacking.claim("default", 10)
+    assert again.id == task_id and lacking.skipped("default") == ()
 
 
 async def test_a_task_no_live_worker_serves_waits_for_the_grace_period_then_fails(
