@@ -148,9 +148,11 @@ class Consumer:
             return await self._tasks.dependency_results(conn, task_id)
 
     async def any_due(self, queues: Sequence[str]) -> bool:
-        """Is a task of `queues` claimable now? A read: no write lock."""
+        """Is a task of `queues` claimable now, by us (not one whose name we leave to
+        others)? A read: no write lock."""
+        skip = {queue: self.skipped(queue) for queue in queues} if self._skips else None
         async with self._fetch_link.reading() as conn:
-            return await self._tasks.any_due(conn, list(queues))
+            return await self._tasks.any_due(conn, list(queues), skip=skip)
 
     async def listen(self, wake: Callable[[str], None]) -> None:
         """Call `wake(queues)` on every enqueue notification, forever (returns at once

@@ -181,7 +181,7 @@ class FlowGate:
             keys_busy = (
                 not tasks
                 and settings.key_concurrency is not None
-                and await store.tasks.any_due(conn, [queue])
+                and await store.tasks.any_due(conn, [queue], skip={queue: skip})
             )
         if room is not None and len(tasks) >= room:
             # The claim filled the queue's concurrency: another claim would only find that

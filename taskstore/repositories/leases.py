@@ -6,7 +6,7 @@ that lost its lease can never overwrite a newer state.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -395,11 +395,17 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
         *,
         orphans: bool = False,
         waiting_seconds: float = 0.0,
+        skip: Mapping[str, Sequence[str]] | None = None,
     ) -> bool:
         """Is a task of `queues` claimable now (with ``orphans=True``: one rescued after its
-        worker died, at least `waiting_seconds` ago)? A read: cheap, and no write lock."""
+        worker died, at least `waiting_seconds` ago), leaving out the names `skip` lists
+        for its queue? A read: cheap, and no write lock."""
         which = orphaned() if orphans else status_in(CLAIMABLE)
-        stmt = select(T.c.id).where(which, T.c.queue.in_(queues), T.c.run_at <= self._now).limit(1)
+        where = [T.c.queue.in_(queues)]
+        if skip := {q: names for q, names in (skip or {}).items() if names and q in queues}:
+            kept = [and_(T.c.queue == q, T.c.name.not_in(names)) for q, names in skip.items()]
+            where = [or_(T.c.queue.in_([q for q in queues if q not in skip]), *kept)]
+        stmt = select(T.c.id).where(which, *where, T.c.run_at <= self._now).limit(1)
         if waiting_seconds > 0:
             since = self.backend.now_plus(literal(-float(waiting_seconds), Float))
             stmt = stmt.where(T.c.updated_at <= since)

@@ -147,3 +147,19 @@ async def test_status_flags_tasks_whose_queue_or_handler_no_live_worker_serves(
         ("default", "demo.record", 1, "no live worker serves the queue"),
         ("demo", "demo.other", 1, "no live worker has this handler"),
     }
+
+
+async def test_an_idle_worker_does_not_wake_for_a_name_it_leaves_to_another(
+    store: TaskStore, pair: tuple[Consumer, Consumer]
+) -> None:
+    _, lacking = pair
+    await store.enqueue("x.served")
+    [task] = await lacking.claim("default", 10)
+    await lacking.hand_back_unserved(task, retry_in=0.0, grace_seconds=0.0)
+    # Its idle probe would otherwise find the task due and claim nothing, again and again.
+    assert not await lacking.any_due(["default", "other"])
+    await store.enqueue("x.elsewhere", queue="other")
+    assert await lacking.any_due(["default", "other"])
+    assert not await lacking.any_due(["default"])
+    await store.enqueue("x.ours")
+    assert await lacking.any_due(["default"])
