@@ -42,7 +42,7 @@ WHERE status IN ('not_finished') AND worker_id IS NULL AND taskstore_tasks.queue
 -- parameters: status, attempts_1, p_worker_id, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_lease, param_1, p_queue, p_scan, coalesce_1, p_key_limit, param_2, p_limit
 WITH picked AS 
 (SELECT front.id AS id 
-FROM (SELECT taskstore_tasks.id AS id, taskstore_tasks.concurrency_key AS ckey, taskstore_tasks.priority AS priority, taskstore_tasks.run_at AS run_at, row_number() OVER (PARTITION BY taskstore_tasks.concurrency_key ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.id) AS rank 
+FROM (SELECT taskstore_tasks.id AS id, taskstore_tasks.name AS name, taskstore_tasks.concurrency_key AS ckey, taskstore_tasks.priority AS priority, taskstore_tasks.run_at AS run_at, row_number() OVER (PARTITION BY taskstore_tasks.concurrency_key ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.id) AS rank 
 FROM taskstore_tasks 
 WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = $11::VARCHAR OR taskstore_tasks.worker_id IS NOT NULL) AND taskstore_tasks.queue = $12::VARCHAR AND taskstore_tasks.run_at <= now() ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id 
  LIMIT $13::INTEGER) AS front LEFT OUTER JOIN (SELECT taskstore_tasks.concurrency_key AS ckey, count(*) AS n 

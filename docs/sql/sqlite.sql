@@ -32,7 +32,7 @@ WHERE status IN ('not_finished') AND worker_id IS NULL AND taskstore_tasks.queue
 -- limited claim: a queue with flow control, its row locked; per-key limit applied
 -- parameters: status, attempts_1, strftime_1, strftime_2, strftime_1, strftime_2, p_worker_id, strftime_3, strftime_4, printf_1, p_lease, param_1, p_queue, strftime_1, strftime_2, p_scan, param_2, p_queue, coalesce_1, p_key_limit, coalesce_1, p_queue, strftime_1, strftime_2, param_3, p_key_limit, p_limit, param_4
 UPDATE taskstore_tasks SET status=?, attempts=(taskstore_tasks.attempts + ?), updated_at=strftime(?, ?), started_at=strftime(?, ?), worker_id=?, lease_expires_at=strftime(?, ?, printf(?, ?)) WHERE taskstore_tasks.id IN (SELECT front.id 
-FROM (SELECT taskstore_tasks.id AS id, taskstore_tasks.concurrency_key AS ckey, taskstore_tasks.priority AS priority, taskstore_tasks.run_at AS run_at, row_number() OVER (PARTITION BY taskstore_tasks.concurrency_key ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.id) AS rank 
+FROM (SELECT taskstore_tasks.id AS id, taskstore_tasks.name AS name, taskstore_tasks.concurrency_key AS ckey, taskstore_tasks.priority AS priority, taskstore_tasks.run_at AS run_at, row_number() OVER (PARTITION BY taskstore_tasks.concurrency_key ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.id) AS rank 
 FROM taskstore_tasks 
 WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = ? OR taskstore_tasks.worker_id IS NOT NULL) AND taskstore_tasks.queue = ? AND taskstore_tasks.run_at <= strftime(?, ?) ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id
  LIMIT ? OFFSET ?) AS front LEFT OUTER JOIN (SELECT taskstore_tasks.concurrency_key AS ckey, count(*) AS n 

@@ -70,7 +70,8 @@ class LimitedClaimStatements(LeaseStatements):
         (limited claimers of one queue take turns). With `keyed`, a task starts only while
         fewer than `p_key_limit` of its key run or come before it, in (priority, id) order:
         the first `p_scan` candidates are ranked per key, and a task of the key that
-        started once and waits to run again keeps its place before them."""
+        started once and waits to run again keeps its place before them. With `skip`, the
+        names bound as ``p_skip`` are not taken (keyed, they still keep their place)."""
         order = (T.c.priority.desc(), T.c.run_at, T.c.id)
         if not keyed:
             picked = select(T.c.id).where(*self._claimable(orphans, skip)).order_by(*order)
@@ -80,12 +81,13 @@ class LimitedClaimStatements(LeaseStatements):
             front = (
                 select(
                     T.c.id,
+                    T.c.name,
                     T.c.concurrency_key.label("ckey"),
                     T.c.priority,
                     T.c.run_at,
                     rank.label("rank"),
                 )
-                .where(*self._claimable(orphans, skip))
+                .where(*self._claimable(orphans))
                 .order_by(*order)
                 .limit(bindparam("p_scan", type_=Integer))
                 .subquery("front")
@@ -104,10 +106,11 @@ class LimitedClaimStatements(LeaseStatements):
             ahead = front.c.rank + func.coalesce(busy.c.n, 0)
             kept = self._kept_places(front, orphans)
             room = and_(ahead <= key_limit, ahead + kept <= key_limit)
+            ours = [self.backend.none_of(front.c.name, "p_skip")] if skip else []
             picked = (
                 select(front.c.id)
                 .select_from(front.outerjoin(busy, busy.c.ckey == front.c.ckey))
-                .where(or_(front.c.ckey.is_(None), room))
+                .where(or_(front.c.ckey.is_(None), room), *ours)
                 .order_by(front.c.priority.desc(), front.c.run_at, front.c.id)
             )
         picked = picked.limit(bindparam("p_limit", type_=Integer))

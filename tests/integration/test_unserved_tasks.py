@@ -163,3 +163,19 @@ async def test_an_idle_worker_does_not_wake_for_a_name_it_leaves_to_another(
     assert not await lacking.any_due(["default"])
     await store.enqueue("x.ours")
     assert await lacking.any_due(["default"])
+
+
+async def test_a_keyed_task_left_to_another_worker_keeps_its_place_in_its_keys_order(
+    store: TaskStore, pair: tuple[Consumer, Consumer]
+) -> None:
+    serving, lacking = pair
+    await store.set_queue("default", key_concurrency=1)
+    first = await store.enqueue("x.served", concurrency_key="tenant-a")
+    second = await store.enqueue("x.ours", concurrency_key="tenant-a")
+    [task] = await lacking.claim("default", 10)
+    assert task.id == first
+    await lacking.hand_back_unserved(task, retry_in=0.0, grace_seconds=0.0)
+    lacking.queue_changed("default")
+    assert await lacking.claim("default", 10) == []  # `second` waits for `first`
+    assert [t.id for t in await serving.claim("default", 10)] == [first]
+    assert (await store.require(second)).status == TaskStatus.CREATED
