@@ -98,6 +98,14 @@ async def check_postgres(url: str) -> str | None:
     help="drain: each no-op handler sleeps this long (taskstore and pgqueuer alike).",
 )
 @click.option(
+    "--pairs",
+    type=click.IntRange(1, 50),
+    default=1,
+    show_default=True,
+    help="flow: drain the queue unlimited and limited this many times, alternating; "
+    "the ratio reported is the median of the pairs'.",
+)
+@click.option(
     "--rate",
     type=click.FloatRange(0),
     default=0.0,
@@ -128,6 +136,7 @@ def main(
     concurrency: int,
     processes: int,
     handler_ms: float,
+    pairs: int,
     rate: float,
     minutes: float | None,
     postgres_url: str,
@@ -145,6 +154,7 @@ def main(
         processes=processes,
         minutes=minutes,
         handler_ms=handler_ms,
+        pairs=pairs,
     )
     chosen = list(dict.fromkeys(scenarios)) or [
         name for name, module in ALL.items() if not getattr(module, "EXPLICIT", False)

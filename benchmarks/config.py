@@ -29,6 +29,7 @@ class Config:
     memory_tasks: int = 100_000
     processes: int = 1  # drain: worker processes of each queue, started together
     handler_ms: float = 0.0  # drain: how long each no-op handler sleeps
+    pairs: int = 1  # flow: unlimited and limited drains, alternating; the median ratio
     minutes: float = 30.0  # churn: length of the run
     churn_rate: float = 500.0  # churn: the producer's steady rate, tasks/s
 
@@ -45,6 +46,7 @@ class Config:
         processes: int = 1,
         minutes: float | None = None,
         handler_ms: float = 0.0,
+        pairs: int = 1,
     ) -> Config:
         """The full profile, or the quick one CI runs; explicit sizes win over both."""
         drain = tasks or (2_000 if quick else 20_000)
@@ -67,6 +69,7 @@ class Config:
                 memory_tasks=5_000,
                 processes=processes,
                 handler_ms=handler_ms,
+                pairs=pairs,
                 **churn,
             )
         return cls(
@@ -79,6 +82,7 @@ class Config:
             producer_rate=producer_rate,
             processes=processes,
             handler_ms=handler_ms,
+            pairs=pairs,
             **churn,
         )
 

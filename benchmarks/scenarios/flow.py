@@ -35,6 +35,7 @@ def title(cfg: Config) -> str:
         f"flow: {cfg.tasks:,} no-op tasks drained by one worker (--concurrency "
         f"{cfg.concurrency}) with the queue unlimited and with concurrency 50; a rate "
         f"{RATE}/1s queue run for {_rate_seconds(cfg):g} s\n  ratio = limited / unlimited"
+        + (f", the median of {cfg.pairs} pairs run alternately" if cfg.pairs > 1 else "")
     )
 
 
@@ -44,25 +45,39 @@ def _rate_seconds(cfg: Config) -> float:
 
 async def run(ctx: Context, backend: str) -> Result:
     cfg, errors = ctx.cfg, []
-    async with ctx.database(backend) as db:
-        say("  unlimited ...")
-        plain = await guarded("unlimited", _drain(db, cfg, None), errors)
-    async with ctx.database(backend) as db:
-        say("  concurrency 50 ...")
-        limited = await guarded("concurrency 50", _drain(db, cfg, 50), errors)
+    pairs = []
+    for n in range(1, cfg.pairs + 1):  # alternating, so both see the machine's drift alike
+        suffix = f" ({n} of {cfg.pairs})" if cfg.pairs > 1 else ""
+        async with ctx.database(backend) as db:
+            say(f"  unlimited{suffix} ...")
+            plain = await guarded("unlimited", _drain(db, cfg, None), errors)
+        async with ctx.database(backend) as db:
+            say(f"  concurrency 50{suffix} ...")
+            limited = await guarded("concurrency 50", _drain(db, cfg, 50), errors)
+        ratio = report.ratio(limited.get("rate"), plain.get("rate"))
+        pairs.append({"unlimited": plain, "concurrency_50": limited, "ratio": ratio})
     async with ctx.database(backend) as db:
         say(f"  rate {RATE}/1s ...")
         rated = await guarded("rate", _rated(db, cfg), errors)
-    ratio = report.ratio(limited.get("rate"), plain.get("rate"))
+    middle = _median_pair(pairs)
+    plain, limited, ratio = middle["unlimited"], middle["concurrency_50"], middle["ratio"]
     cells = [
         ("unlimited", report.figure(plain, "rate", report.rate)),
         ("concurrency 50", report.figure(limited, "rate", report.rate)),
-        ("ratio", report.times(ratio)),
+        ("ratio" if len(pairs) == 1 else f"median ratio of {len(pairs)}", report.times(ratio)),
         (f"rate {RATE}/1s", report.figure(rated, "starts_per_second", report.rate)),
         ("most in 1 s", report.figure(rated, "most_in_one_second", str)),
     ]
-    data = {"unlimited": plain, "concurrency_50": limited, "rate": rated, "ratio": ratio}
+    if len(pairs) > 1:
+        cells.insert(3, ("each", " ".join(report.times(p["ratio"]) for p in pairs)))
+    data = {**middle, "rate": rated, "pairs": pairs}
     return Result(NAME, backend, data, cells, errors)
+
+
+def _median_pair(pairs: list[dict]) -> dict:
+    """The pair whose ratio is the median (the lower middle one of an even count)."""
+    measured = sorted((p for p in pairs if p["ratio"] is not None), key=lambda p: p["ratio"])
+    return measured[(len(measured) - 1) // 2] if measured else pairs[0]
 
 
 async def _drain(db: BenchDatabase, cfg: Config, concurrency: int | None) -> dict:

@@ -49,3 +49,11 @@ def test_quick_drain_and_enqueue_on_sqlite_report_positive_rates() -> None:
     assert drain["raw"]["rate"] > 0
     assert drain["ratios"]["taskstore/raw"] > 0
     assert "errors" not in drain
+
+
+def test_flow_reports_the_pair_whose_ratio_is_the_median() -> None:
+    from benchmarks.scenarios.flow import _median_pair
+
+    pairs = [{"ratio": r, "n": i} for i, r in enumerate([0.9, None, 0.6, 0.75, 0.8])]
+    assert _median_pair(pairs)["n"] == 3  # 0.75: the middle of the four measured
+    assert _median_pair([{"ratio": None, "n": 0}])["n"] == 0  # none measured: the first
