@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -39,7 +40,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from taskstore.backends.health import Health, sqlite_health
-from taskstore.backends.sqlite_direct import DirectWriter
+from taskstore.backends.sqlite_direct import DirectWriter, connect
 from taskstore.backends.sqlite_inline import InlineUnits
 from taskstore.backends.sqlite_turns import WriterTurns
 from taskstore.errors import ConfigError, DatabaseUnavailable
@@ -120,10 +121,10 @@ class SQLiteBackend:
                 settings.sqlite_journal_mode.upper() == "WAL"
                 and settings.sqlite_synchronous.upper() in ("NORMAL", "OFF")
             )
-            self._writer = DirectWriter(path, pragmas, busy, inline=inline)
-            self._turns = WriterTurns(path)
             if inline:
-                self._units = InlineUnits(self._writer.inline_connection)
+                self._units = InlineUnits(functools.partial(connect, path, pragmas, 0))
+            self._writer = DirectWriter(path, pragmas, busy, inline=self._units)
+            self._turns = WriterTurns(path)
         self._engine = engine
 
         @event.listens_for(engine.sync_engine, "connect")

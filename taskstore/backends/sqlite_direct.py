@@ -34,22 +34,39 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Executable
 
 from taskstore.backends.plans import Plan, compile_plan
-from taskstore.backends.sqlite_inline import Busy, busy
+from taskstore.backends.sqlite_inline import Busy, InlineUnits, busy
+
+
+def connect(path: str, pragmas: Sequence[str], timeout: float) -> sqlite3.Connection:
+    """A connection of ours: autocommit (we say BEGIN), the store's pragmas, and with
+    `timeout` 0 one that never waits for another connection's lock."""
+    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+    for pragma in pragmas:
+        conn.execute(pragma)
+    if timeout == 0:
+        conn.execute("PRAGMA busy_timeout=0")
+    return conn
 
 
 class DirectWriter:
     """One thread, one connection, one write transaction per statement."""
 
     def __init__(
-        self, path: str, pragmas: Sequence[str], busy_timeout_s: float, *, inline: bool = False
+        self,
+        path: str,
+        pragmas: Sequence[str],
+        busy_timeout_s: float,
+        *,
+        inline: InlineUnits | None = None,
     ) -> None:
         self._path = path
         self._pragmas = list(pragmas)
         self._timeout = busy_timeout_s
         self._thread = concurrent.futures.ThreadPoolExecutor(1, "taskstore-sqlite-writer")
         self._conn: sqlite3.Connection | None = None  # the thread's
-        self._inline = inline  # commits do not wait for the disk: run units right here
-        self._here: sqlite3.Connection | None = None  # the event loop thread's
+        # Where commits do not wait for the disk: units run right here, on the event loop
+        # thread's write connection (the one the links' transactions use too).
+        self._inline = inline
         self._plans: dict[int, Plan | None] = {}
 
     def plan(self, statement: Executable, dialect: Dialect) -> Plan | None:
@@ -61,11 +78,9 @@ class DirectWriter:
     async def rows(self, plan: Plan, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Run the statement in its own write transaction; its rows once committed."""
         args = plan.arguments(params)
-        if self._inline:
-            if self._here is None:
-                self._here = self.inline_connection()
+        if self._inline is not None:
             try:
-                return self._unit(self._here, plan.sql, args, give_way=True)
+                return self._unit(self._inline.raw(), plan.sql, args, give_way=True)
             except Busy:
                 pass  # another program writes: wait for it in the thread
         loop = asyncio.get_running_loop()
@@ -73,22 +88,8 @@ class DirectWriter:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            self._conn = self._connect(self._timeout)
+            self._conn = connect(self._path, self._pragmas, self._timeout)
         return self._conn
-
-    def _connect(self, timeout: float) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self._path, timeout=timeout, isolation_level=None, check_same_thread=False
-        )
-        for pragma in self._pragmas:
-            conn.execute(pragma)
-        if timeout == 0:
-            conn.execute("PRAGMA busy_timeout=0")
-        return conn
-
-    def inline_connection(self) -> sqlite3.Connection:
-        """A new connection for this (the event loop's) thread that never waits for a lock."""
-        return self._connect(0)
 
     def _unit(
         self,
@@ -123,17 +124,16 @@ class DirectWriter:
             raise DBAPIError.instance(sql, args, exc, sqlite3.Error) from exc
 
     def _forget(self, conn: sqlite3.Connection) -> None:
-        conn.close()
         if conn is self._conn:
+            conn.close()
             self._conn = None
-        if conn is self._here:
-            self._here = None
+        elif self._inline is not None:
+            self._inline.discard()
 
     def close(self) -> None:
         """Let a unit in progress finish, stop the thread, close the connection (from here:
         it works during interpreter shutdown too, where no new work may be scheduled)."""
         self._thread.shutdown(wait=True)
-        for conn in (self._conn, self._here):
-            if conn is not None:
-                conn.close()
-        self._conn = self._here = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

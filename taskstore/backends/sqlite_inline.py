@@ -68,6 +68,7 @@ class InlineUnits:
         # uncommitted rows.
         self._engine = _engine(connect)
         self._reads = _engine(connect)
+        self._raw: sqlite3.Connection | None = None
 
         @event.listens_for(self._engine, "begin")
         def _on_begin(connection: Connection) -> None:
@@ -86,6 +87,15 @@ class InlineUnits:
             except Busy:
                 conn = None
             yield conn
+
+    def raw(self) -> sqlite3.Connection:
+        """The write connection itself, for a unit of precompiled SQL (`sqlite_direct`),
+        which says its own BEGIN IMMEDIATE and COMMIT. (The engine keeps this one
+        connection until `discard`; units never overlap, so the two uses never meet.)"""
+        if self._raw is None:
+            with self._engine.connect() as conn:
+                self._raw = conn.connection.driver_connection
+        return self._raw
 
     @contextlib.contextmanager
     def read(self) -> Iterator[InlineConnection]:
@@ -123,9 +133,15 @@ class InlineUnits:
     def _drop(self, exc: DBAPIError) -> None:
         """A driver error other than a busy lock: the next unit opens a fresh connection."""
         if "locked" not in str(exc.orig):
-            self._engine.dispose()
+            self.discard()
+
+    def discard(self) -> None:
+        """Close the write connection after a driver error; the next unit opens a fresh one."""
+        self._raw = None
+        self._engine.dispose()
 
     def close(self) -> None:
+        self._raw = None
         self._engine.dispose()
         self._reads.dispose()
 
