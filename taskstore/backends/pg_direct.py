@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
 
-from taskstore.backends.plans import Plan, compile_plan
+from taskstore.backends.plans import Plans
 
 _AUTOCOMMIT = "AUTOCOMMIT"
 
@@ -32,7 +32,7 @@ class DirectRunner:
     """Runs hot statements on autocommit connections without SQLAlchemy's cursor layer."""
 
     def __init__(self) -> None:
-        self._plans: dict[int, Plan | None] = {}
+        self._plans = Plans()
 
     async def rows(
         self, conn: Any, statement: Executable, params: Mapping[str, Any]
@@ -42,7 +42,7 @@ class DirectRunner:
             or conn.sync_connection.get_execution_options().get("isolation_level") != _AUTOCOMMIT
         ):
             return (await conn.execute(statement, params)).all()
-        plan = self._plan(statement, conn.dialect)
+        plan = self._plans.get(statement, conn.dialect)
         if plan is None:
             return (await conn.execute(statement, params)).all()
         sync = conn.sync_connection
@@ -57,12 +57,6 @@ class DirectRunner:
             if error is exc:
                 raise
             raise error from exc
-
-    def _plan(self, statement: Executable, dialect: Dialect) -> Plan | None:
-        key = id(statement)
-        if key not in self._plans:
-            self._plans[key] = compile_plan(statement, dialect)
-        return self._plans[key]
 
 
 def _as_sqlalchemy_error(exc: Exception, sql: str, dialect: Dialect) -> Exception:

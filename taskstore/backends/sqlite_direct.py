@@ -17,7 +17,7 @@ the lock, SQLite says so at ``BEGIN IMMEDIATE``, before anything is written, and
 goes to the thread, which waits as every other connection does.
 
 Only statements that need nothing of SQLAlchemy at execution time take this path (others
-get None from `compile_plan`, and the caller uses a pooled connection). Driver errors are
+have no `Plan`, and the caller uses a pooled connection). Driver errors are
 raised as SQLAlchemy raises them, so the store translates them the same way.
 """
 
@@ -29,11 +29,9 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql import Executable
 
-from taskstore.backends.plans import Plan, compile_plan
+from taskstore.backends.plans import Plan
 from taskstore.backends.sqlite_inline import Busy, InlineUnits, busy
 
 
@@ -67,13 +65,6 @@ class DirectWriter:
         # Where commits do not wait for the disk: units run right here, on the event loop
         # thread's write connection (the one the links' transactions use too).
         self._inline = inline
-        self._plans: dict[int, Plan | None] = {}
-
-    def plan(self, statement: Executable, dialect: Dialect) -> Plan | None:
-        key = id(statement)
-        if key not in self._plans:
-            self._plans[key] = compile_plan(statement, dialect)
-        return self._plans[key]
 
     async def rows(self, plan: Plan, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Run the statement in its own write transaction; its rows once committed."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import bindparam, column, select, table, update
 from sqlalchemy.dialects.postgresql.asyncpg import dialect
 
-from taskstore.backends.pg_direct import compile_plan
+from taskstore.backends.plans import compile_plan
 
 T = table("t", column("id"), column("status"), column("worker"))
 
