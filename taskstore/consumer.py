@@ -123,7 +123,7 @@ class Consumer:
         if await self._flow.limited(queue):
             return await self._flow.claim(queue, limit, orphans=orphans, skip=skip)
         async with self._fetch_link.statement() as conn:
-            return await self._tasks.claim(
+            made = await self._tasks.claim_later(
                 conn,
                 worker_id=self.worker_id,
                 queue=queue,
@@ -132,6 +132,7 @@ class Consumer:
                 orphans=orphans,
                 skip=skip,
             )
+        return made()  # committed: the records are made outside the write lock
 
     def skipped(self, queue: str) -> tuple[str, ...]:
         """Task names of `queue` our claims leave for the live workers that have them."""

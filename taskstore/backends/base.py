@@ -115,6 +115,14 @@ class Backend(Protocol):
         indexable by position; the same as ``(await conn.execute(...)).all()``."""
         ...
 
+    async def rows_later(
+        self, conn: Any, statement: Any, params: Mapping[str, Any]
+    ) -> Callable[[], Sequence[Sequence[Any]]]:
+        """`rows`, run now; call the result for the rows, once the transaction is over:
+        values the driver leaves as text (SQLite's JSON, datetimes) are parsed then,
+        outside the write lock."""
+        ...
+
     def batch_values(
         self, key: str, columns: Sequence[tuple[str, Any]], rows: Sequence[Sequence[Any]]
     ) -> dict[str, Any]:

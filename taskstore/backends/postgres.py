@@ -106,6 +106,12 @@ class PostgresBackend:
     ) -> Sequence[Sequence[Any]]:
         return await self._direct.rows(conn, statement, params)
 
+    async def rows_later(
+        self, conn: Any, statement: Any, params: Mapping[str, Any]
+    ) -> Callable[[], Sequence[Sequence[Any]]]:
+        rows = await self._direct.rows(conn, statement, params)  # asyncpg decodes them
+        return lambda: rows
+
     def engine_kwargs(self, settings: Settings) -> dict[str, Any]:
         return {
             "pool_size": settings.pool_size,

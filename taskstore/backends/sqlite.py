@@ -40,8 +40,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from taskstore.backends.health import Health, sqlite_health
+from taskstore.backends.plans import Plans
 from taskstore.backends.sqlite_direct import DirectWriter, connect
-from taskstore.backends.sqlite_inline import InlineUnits
+from taskstore.backends.sqlite_inline import InlineConnection, InlineUnits
 from taskstore.backends.sqlite_turns import WriterTurns
 from taskstore.errors import ConfigError, DatabaseUnavailable
 from taskstore.settings import Settings
@@ -198,9 +199,26 @@ class SQLiteBackend:
     async def rows(
         self, conn: Any, statement: Any, params: Mapping[str, Any]
     ) -> Sequence[Sequence[Any]]:
+        return (await self.rows_later(conn, statement, params))()
+
+    async def rows_later(
+        self, conn: Any, statement: Any, params: Mapping[str, Any]
+    ) -> Callable[[], Sequence[Sequence[Any]]]:
+        if isinstance(conn, InlineConnection):
+            plan = self._plans.get(statement, self._engine.dialect)
+            if plan is not None:
+                # JSON and datetimes are parsed by the caller, after its unit: a second
+                # worker process waits for the write lock meanwhile
+                return functools.partial(plan.processed, conn.rows(plan, params))
+        rows = await self._rows_now(conn, statement, params)
+        return lambda: rows
+
+    async def _rows_now(
+        self, conn: Any, statement: Any, params: Mapping[str, Any]
+    ) -> Sequence[Sequence[Any]]:
         if isinstance(conn, DirectWriter):
             # Inserts return ids only: raw driver rows need no result processing.
-            plan = conn.plan(statement, self._engine.dialect) if statement.is_insert else None
+            plan = self._plans.get(statement, self._engine.dialect) if statement.is_insert else None
             if plan is not None:
                 return await conn.rows(plan, params)
             async with self._engine.begin() as pooled:  # needs SQLAlchemy at execution
@@ -259,6 +277,7 @@ class SQLiteBackend:
         self._writer: DirectWriter | None = None
         self._units: InlineUnits | None = None
         self._engine: Any = None
+        self._plans = Plans()
 
     notifies: bool = False
 

@@ -7,6 +7,9 @@ worker process waits for it. Where commits wait for no disk flush (see `sqlite_d
 a worker's links instead run each transaction here, on a synchronous SQLAlchemy connection
 over one `sqlite3` connection of this thread: its statements run one after another without
 the event loop in between, so the write lock is held for SQLite's own work and no longer.
+Hot statements go further: compiled once (`plans`), they run on the driver's connection
+without SQLAlchemy's execution and result layers, and where the caller can wait (a claim)
+their values become Python's types only after the commit (`SQLiteBackend.rows_later`).
 
 The caller holds this process's write turn and the file lock every writer of ours takes
 (`sqlite_turns`), so ``BEGIN IMMEDIATE`` finds the lock free. The connection never waits
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from sqlalchemy import create_engine, event
@@ -26,6 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 
+from taskstore.backends.plans import Plan
 from taskstore.jsoncodec import dumps_json
 
 _BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
@@ -56,6 +60,15 @@ class InlineConnection:
 
     async def get_raw_connection(self) -> Any:
         return self._conn.connection
+
+    def rows(self, plan: Plan, params: Mapping[str, Any]) -> list[Any]:
+        """The statement's rows as the driver gives them (see `Plan.processed`): no
+        SQLAlchemy execution or result layer between the unit's BEGIN and its COMMIT."""
+        args = plan.arguments(params)
+        try:
+            return self._conn.connection.driver_connection.execute(plan.sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(plan.sql, args, exc, sqlite3.Error) from exc
 
 
 class InlineUnits:

@@ -6,7 +6,7 @@ that lost its lease can never overwrite a newer state.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -132,7 +132,11 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
             .returning(*CLAIM_COLUMNS)
         )
 
-    async def claim(
+    async def claim(self, conn: Executor, **options: Any) -> list[ClaimedTask]:
+        """`claim_later` (same keywords), its records made at once."""
+        return (await self.claim_later(conn, **options))()
+
+    async def claim_later(
         self,
         conn: Executor,
         *,
@@ -142,7 +146,7 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
         lease_seconds: float,
         orphans: bool = False,
         skip: Sequence[str] = (),
-    ) -> list[ClaimedTask]:
+    ) -> Callable[[], list[ClaimedTask]]:
         """Claim and start up to `limit` due tasks of `queue`, best first, in one statement:
         they go straight to ``running`` and the attempt is counted (a task that then never
         starts is handed back uncharged with `release_many`).
@@ -150,15 +154,15 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
         ``orphans=True`` claims only tasks rescued after their worker died, which a worker
         runs one at a time and alone (see `taskstore.models.task.orphaned`); batches
         (the default) take every other claimable task. Tasks named in `skip` are left.
+
+        Call the result for the records: after the caller's transaction, so the write lock
+        is not held while they are made (see `rows_later`).
         """
         if limit <= 0:
-            return []
+            return list
         params = claim_params(queue, limit, worker_id, lease_seconds, skip)
-        rows = sorted(
-            await self.backend.rows(conn, self._claim[orphans, bool(skip)], params),
-            key=claim_order,  # RETURNING has no order
-        )
-        return [claimed(row) for row in rows]
+        rows = await self.backend.rows_later(conn, self._claim[orphans, bool(skip)], params)
+        return lambda: [claimed(row) for row in sorted(rows(), key=claim_order)]
 
     # ---------------------------------------------------------- fenced endings
     def _build_ending(
