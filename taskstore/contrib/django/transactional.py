@@ -18,7 +18,7 @@ from sqlalchemy.sql import Executable
 
 from taskstore import validation
 from taskstore.backends import backend_for
-from taskstore.backends.pg_direct import Plan, compile_plan
+from taskstore.backends.plans import Plan, compile_plan
 from taskstore.repositories.tasks import TaskRepository
 
 R = TypeVar("R")
