@@ -11,7 +11,7 @@ from taskstore import TaskStore
 from taskstore.models import MediaEntity, TranscriptEntity, VideoEntity
 from tests.helpers.processes import executions, start_worker, stderr_of
 
-N_TASKS = 2000
+N_TASKS = 1000
 
 
 async def test_two_worker_processes_drain_every_task_exactly_once(
