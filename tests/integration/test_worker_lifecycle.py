@@ -103,6 +103,11 @@ async def test_a_killed_workers_tasks_are_rescued_and_run_again(
     log = tmp_path / "exec.log"
     doomed = start_worker(db_url, "--concurrency", "5", "--lease-seconds", "2", exec_log=log)
     await running(store, 5)
+
+    async def all_started() -> bool:  # "running" is written by the claim, before the start
+        return len(executions(log)) == 5
+
+    await wait_for(all_started)
     doomed.send_signal(signal.SIGKILL)
     await exit_code(doomed)
     killed_at = time.monotonic()
