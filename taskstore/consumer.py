@@ -83,6 +83,10 @@ class Consumer:
         #: (queue, name) -> monotonic deadline: names handed back to a live worker that
         #: has their handler, left out of our claims until then
         self._skips: dict[tuple[str, str], float] = {}
+        # Where one writer at a time commits (SQLite), a claim that also writes our
+        # pending completions saves a whole write turn: a commit and a hand-off of the
+        # lock. PostgreSQL writes the two at once on the two links instead.
+        self._one_writer = backend.writes_read_latest
 
     def held_back(self, queue: str) -> float:
         """Seconds until a claim of `queue` could take anything (paused, at its limit,
@@ -134,6 +138,32 @@ class Consumer:
             )
         return made()  # committed: the records are made outside the write lock
 
+    def claims_complete(self, queue: str) -> bool:
+        """Should a claim of `queue` carry our pending completions (`claim_completing`)?"""
+        return self._one_writer and self.claims_ahead(queue)
+
+    async def claim_completing(
+        self, queue: str, limit: int, done: Sequence[Ending]
+    ) -> tuple[set[int], list[ClaimedTask]]:
+        """Complete `done` and claim up to `limit` tasks of `queue`, in one unit; returns
+        the ids accepted by the fence and the tasks claimed. A queue with flow control
+        takes its own path, after the completions' unit."""
+        if await self._flow.limited(queue):
+            accepted = await self.complete(done)
+            return accepted, await self.claim(queue, limit)
+        async with self._row_lock, self._fetch_link.transaction() as conn:
+            accepted = await self._tasks.complete_many(conn, worker_id=self.worker_id, done=done)
+            made = await self._tasks.claim_later(
+                conn,
+                worker_id=self.worker_id,
+                queue=queue,
+                limit=limit,
+                lease_seconds=self.lease_seconds,
+                skip=self.skipped(queue),
+            )
+        self._flow.freed()
+        return accepted, made()
+
     def skipped(self, queue: str) -> tuple[str, ...]:
         """Task names of `queue` our claims leave for the live workers that have them."""
         if not self._skips:
@@ -171,6 +201,8 @@ class Consumer:
     def refillable(self, queue: str) -> bool:
         """May completions of ours claim `queue`'s freed slots (`complete_and_claim`)?
         (Not while we leave some of its names to others: that statement takes any.)"""
+        if self.claims_complete(queue):
+            return True
         return self._flow.refillable(queue) and not self.skipped(queue)
 
     async def complete_and_claim(
@@ -178,6 +210,8 @@ class Consumer:
     ) -> tuple[set[int], list[ClaimedTask]]:
         """Complete a batch and claim, at once, up to `limit` tasks of `queue` into the
         slots it frees; returns the ids accepted by the fence and the tasks claimed."""
+        if self.claims_complete(queue):
+            return await self.claim_completing(queue, limit, done)
         async with self._row_lock, self._ack_link.statement() as conn:
             accepted, tasks = await self._tasks.complete_and_claim(
                 conn,

@@ -6,14 +6,17 @@ failed flush keeps the batch (oldest first) and retries with backoff; while the 
 is backed up the fetcher claims nothing more. Where a queue held at its concurrency limit
 waits for exactly these completions, the statement that writes them also claims that
 queue's next tasks into the freed slots (the fetcher says which queue, and how many it
-can take). At shutdown, attempts cut off by the graceful stop and tasks claimed but never
+can take). Where writers take turns (SQLite), every write of completions claims so, and
+every claim takes the pending completions along (`riding`): one write turn, not two. At
+shutdown, attempts cut off by the graceful stop and tasks claimed but never
 started are handed back, uncharged.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 
 import anyio
 
@@ -100,6 +103,26 @@ class Completer:
                     return  # leases will expire and the tasks run again
                 await anyio.sleep(min(5.0, 0.05 * 2 ** (failures - 1)))  # 0.05 s first
 
+    @contextlib.asynccontextmanager
+    async def riding(self) -> AsyncIterator[list[Ending]]:
+        """The oldest pending completions, for a claim to write in its own unit (see
+        `Consumer.claim_completing`); if the block fails they go back, oldest first."""
+        async with self._lock:
+            batch = self.acks[: self._config.ack_batch]
+            del self.acks[: len(batch)]
+            try:
+                yield batch
+            except BaseException:
+                self.acks[:0] = batch
+                raise
+
+    def written(self, batch: list[Ending], accepted: set[int]) -> None:
+        """A batch was written (by us or with a claim): wake the fetcher, report refusals."""
+        self._state.signal()  # the fetcher may be waiting for the backlog to shrink
+        if len(accepted) < len(batch):
+            lost = [t for t, _, _ in batch if t not in accepted]
+            self._state.log.warning("completions refused: lease lost", task_ids=lost)
+
     async def _write(self, batch: list[Ending]) -> bool:
         refill, tasks = self._plan_refill(), []
         try:
@@ -115,10 +138,7 @@ class Completer:
         finally:
             if refill is not None:
                 self._refilled(refill, tasks)
-        self._state.signal()  # the fetcher may be waiting for the backlog to shrink
-        if len(accepted) < len(batch):
-            lost = [t for t, _, _ in batch if t not in accepted]
-            self._state.log.warning("completions refused: lease lost", task_ids=lost)
+        self.written(batch, accepted)
         return True
 
     async def hand_back(self) -> None:

@@ -39,6 +39,7 @@ class Fetcher:
         self._poll_max = config.poll_max_seconds or consumer.idle_poll_max_seconds
         self._claim_threshold = max(1, min(config.ack_flush_at, config.concurrency // 4))
         self._claim_failures = 0
+        self._ended = False  # no claims after the loop: nothing would start the tasks
         completer.refills(self._plan_refill, self._refilled)
 
     # -------------------------------------------------------------- capacity
@@ -63,7 +64,7 @@ class Fetcher:
         """A queue whose slots our completions free, to claim in their statement: the
         room is reserved (counted in flight) until `_refilled` gives it back."""
         state = self._state
-        if state.stopping or state.orphans_waiting:
+        if state.stopping or state.orphans_waiting or self._ended:
             return None
         for queue in self._queue_order:
             if self._consumer.refillable(queue) and (room := self._room(queue)) > 0:
@@ -98,6 +99,12 @@ class Fetcher:
 
     # ------------------------------------------------------------------ loop
     async def run(self) -> None:
+        try:
+            await self._loop()
+        finally:
+            self._ended = True
+
+    async def _loop(self) -> None:
         state, config = self._state, self._config
         delay = config.poll_min_seconds
         flushed = False  # (burst) our completions written since the last claim
@@ -208,7 +215,10 @@ class Fetcher:
     async def _claim(self, queue: str, limit: int, orphans: bool = False) -> list[ClaimedTask]:
         state = self._state
         try:
-            tasks = await self._consumer.claim(queue, limit, orphans=orphans)
+            if not orphans and self._completer.acks and self._consumer.claims_complete(queue):
+                tasks = await self._claim_completing(queue, limit)
+            else:
+                tasks = await self._consumer.claim(queue, limit, orphans=orphans)
         except STORE_ERRORS as exc:
             # A killed connection is replaced at once; a server that is down is asked
             # again less and less often.
@@ -222,4 +232,15 @@ class Fetcher:
         if tasks:
             state.metrics.claimed(len(tasks))
         self._claim_failures = 0
+        return tasks
+
+    async def _claim_completing(self, queue: str, limit: int) -> list[ClaimedTask]:
+        """Claim, writing our pending completions in the same unit (one write turn, where
+        writers take turns, instead of two)."""
+        async with self._completer.riding() as batch:
+            if batch:
+                accepted, tasks = await self._consumer.claim_completing(queue, limit, batch)
+        if not batch:  # the completer wrote them while we waited for its lock
+            return await self._consumer.claim(queue, limit)
+        self._completer.written(batch, accepted)
         return tasks

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy.exc import DBAPIError
 
 from taskstore import TaskStatus, TaskStore, validation
+from taskstore.consumer import Consumer
 from taskstore.errors import DatabaseUnavailable
 from taskstore.links import Link
 from tests.helpers.faults import admin_connect
@@ -219,3 +220,44 @@ async def test_a_callers_error_in_a_links_transaction_keeps_its_connection(
             assert (await conn.get_raw_connection()).driver_connection is before
     finally:
         await link.close()
+
+
+async def test_a_claim_carrying_completions_writes_them_fenced_and_claims_what_they_free(
+    store: TaskStore,
+) -> None:
+    consumer = Consumer(store, W, 30.0)
+    try:
+        first = await store.enqueue("t.x")
+        after = await store.enqueue("t.y", depends_on=[first])
+        [claimed] = await consumer.claim("default", 5)
+        stale = (claimed.id, claimed.attempt + 1, None)  # an attempt that is not ours
+        accepted, tasks = await consumer.claim_completing("default", 5, [stale])
+        assert (accepted, tasks) == (set(), [])
+        accepted, tasks = await consumer.claim_completing(
+            "default", 5, [(claimed.id, claimed.attempt, '{"ok": 1}')]
+        )
+        assert accepted == {first}
+        assert [t.id for t in tasks] == [after]  # freed by the completion in the same unit
+        done = await store.get(first)
+        assert (done.status, done.result) == (TaskStatus.COMPLETED, {"ok": 1})
+    finally:
+        await consumer.close()
+
+
+async def test_completions_of_a_claim_that_fails_are_not_written(
+    store: TaskStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    consumer = Consumer(store, W, 30.0)
+    try:
+        task_id = await store.enqueue("t.x")
+        [claimed] = await consumer.claim("default", 5)
+
+        async def broken(*_args: Any, **_kwargs: Any) -> None:
+            raise LookupError("the claim went wrong")
+
+        monkeypatch.setattr(store.tasks, "claim_later", broken)
+        with pytest.raises(LookupError, match="the claim went wrong"):
+            await consumer.claim_completing("default", 5, [(task_id, claimed.attempt, None)])
+        assert (await store.get(task_id)).status == TaskStatus.RUNNING
+    finally:
+        await consumer.close()

@@ -30,6 +30,9 @@ class FakeConsumer:
         self.beats = 0
         self.refill_queues: set[str] = set()  # queues whose completions may claim
         self.refills: list[tuple[int, str, int]] = []  # (completions, queue, limit)
+        self.one_writer = False  # claims carry pending completions (SQLite's case)
+        self.units: list[tuple[int, int]] = []  # claim_completing: (completions, limit)
+        self.fail_units = 0  # how many claim_completing calls raise first
 
     async def claim(self, queue: str, limit: int, *, orphans: bool = False) -> list[ClaimedTask]:
         self.claims.append((limit, orphans))
@@ -70,7 +73,19 @@ class FakeConsumer:
         return {task_id for task_id, _, _ in done}
 
     def refillable(self, queue: str) -> bool:
-        return queue in self.refill_queues
+        return queue in self.refill_queues or self.one_writer
+
+    def claims_complete(self, queue: str) -> bool:
+        return self.one_writer
+
+    async def claim_completing(
+        self, queue: str, limit: int, done: Sequence[Ending]
+    ) -> tuple[set[int], list[ClaimedTask]]:
+        if self.fail_units:
+            self.fail_units -= 1
+            raise OSError("the database went away")
+        self.units.append((len(done), limit))
+        return await self.complete(done), await self.claim(queue, limit)
 
     async def complete_and_claim(
         self, done: Sequence[Ending], queue: str, limit: int

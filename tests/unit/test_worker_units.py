@@ -295,6 +295,35 @@ async def test_completions_of_a_full_limited_queue_claim_only_what_the_worker_ca
     assert [t for t, _, _ in consumer.completed] == [1, 2, 3, 4]
 
 
+async def test_where_writers_take_turns_a_claim_writes_the_pending_completions_too() -> None:
+    consumer = FakeConsumer(fresh=[11, 12, 13])
+    consumer.one_writer = True
+    worker = idle_worker(consumer)
+    worker.state.orphans_waiting = False
+    for task_id in (1, 2):
+        worker.completer.add(task_id, 1, None)
+    assert await worker.fetcher.claim_round() == (3, True)
+    assert consumer.units == [(2, 8)]  # one unit: both completions and the claim
+    assert (consumer.claims, worker.completer.acks) == ([(8, False)], [])
+    assert [t for t, _, _ in consumer.completed] == [1, 2]
+
+
+async def test_completions_whose_claim_failed_are_kept_oldest_first_for_the_next_write() -> None:
+    consumer = FakeConsumer(fresh=[11])
+    consumer.one_writer, consumer.fail_units = True, 1
+    worker = idle_worker(consumer)
+    worker.state.orphans_waiting = False
+    worker.completer.add(1, 1, None)
+    worker.completer.add(2, 1, None)
+    assert await worker.fetcher.claim_round() == (0, True)
+    worker.completer.add(3, 1, None)  # finished while the claim was failing
+    assert [t for t, _, _ in worker.completer.acks] == [1, 2, 3]
+    assert consumer.completed == []
+    await worker.completer.flush()
+    assert [t for t, _, _ in consumer.completed] == [1, 2, 3]
+    assert worker.running.keys() == {11}  # the write took the freed room too
+
+
 async def test_claimed_ahead_tasks_wait_for_a_handler_slot_and_a_stopped_one_never_runs() -> None:
     reg = Registry()
     now_running, most, ran = [0], [0], []
