@@ -5,6 +5,8 @@ The supervisor starts N ordinary `taskstore-worker` processes with the same opti
 new programs if it is gone), restarts one that dies (after a backoff that doubles up to
 half a minute, and is forgotten once a process has run for a minute), and says why it
 died. With ``--burst`` a worker that exits 0 has drained its queues and is not restarted.
+A worker that exits 2 refused its options or settings (a bad --app, say): every start
+would, so the supervisor stops the others and exits 2.
 SIGTERM or SIGINT is passed to every worker once (a graceful stop: running tasks finish
 within the grace period); a second one is passed on too (cut off now). It exits 0 when
 every worker exited 0.
@@ -36,6 +38,7 @@ from worker.zygote import Zygote, ZygoteGone
 _BACKOFF_FIRST, _BACKOFF_MAX = 1.0, 30.0
 _HEALTHY_AFTER = 60.0  # a process that ran this long starts its next restart's backoff anew
 LOST = -1000  # the exit code of a worker whose zygote died before it (unknown)
+USAGE = 2  # bad options or settings (see `taskstore.errors`): a restart would fail alike
 
 
 @dataclasses.dataclass
@@ -144,6 +147,9 @@ def supervise(
         for slot in slots:
             if _watch(slot, exits, stopping=bool(received), burst=burst, log=log):
                 zygote = _start(slot, zygote, log)
+        if not received and any(s.exit_code == USAGE for s in slots):
+            log.error("a worker refused its options or settings; stopping the others")
+            forward(signal.SIGTERM, None)
         if all(s.exit_code is not None for s in slots) and (
             received or (burst and all(s.exit_code == 0 for s in slots))
         ):
@@ -156,6 +162,8 @@ def supervise(
         zygote.close()
     codes = [s.exit_code for s in slots]
     log.info("supervisor stopped", exit_codes=codes)
+    if USAGE in codes:
+        return USAGE
     return 0 if all(code == 0 for code in codes) else 1
 
 
@@ -202,7 +210,7 @@ def _watch(slot: _Slot, exits: dict[int, int], *, stopping: bool, burst: bool, l
         if code is None:
             return False
         slot.exit_code = code
-        if stopping or (burst and code == 0):
+        if stopping or (burst and code == 0) or code == USAGE:
             return False
         if now - slot.started >= _HEALTHY_AFTER:
             slot.backoff = _BACKOFF_FIRST

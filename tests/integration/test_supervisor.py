@@ -88,6 +88,17 @@ async def test_a_burst_supervisor_ends_once_its_workers_have_drained_the_queue(
     assert len(executions(log)) == 200 and set(executions(log).values()) == {1}
 
 
+def test_a_supervisor_whose_workers_refuse_their_options_stops_instead_of_restarting(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, "TASKSTORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/t.db"}
+    argv = [sys.executable, "-m", "worker.cli", "--app", "no_such_app", "--processes", "2"]
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.count("cannot import app 'no_such_app'") >= 1
+    assert "stopping the others" in done.stderr and "restarting" not in done.stderr
+
+
 def _parent(pid: int) -> int:
     stat = Path(f"/proc/{pid}/stat").read_text()
     return int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state
