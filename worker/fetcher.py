@@ -2,7 +2,9 @@
 
 - Capacity: per queue (its own limit) and overall (`concurrency`); while handlers end
   within milliseconds one batch more is claimed ahead, so the next claim's round trip
-  overlaps this batch's run (those tasks wait, leased, for a handler slot).
+  overlaps this batch's run (those tasks wait, leased, for a handler slot). Where writers
+  take turns (SQLite) one claim may take both batches, and claims carry the pending
+  completions (see `worker.completer`).
 - Batches: it waits for free slots (and for acks to keep up), then lingers a moment
   while busy so one claim fills several slots; queues take turns.
 - Orphans (tasks rescued after their worker died) are claimed one at a time, each alone.
@@ -58,6 +60,10 @@ class Fetcher:
             total_free = config.concurrency - sum(in_flight.values())
             queue_free = total_free if limit is None else limit - in_flight[queue]
             return max(0, min(total_free, queue_free))
+        if self._consumer.claims_complete(queue):
+            # Where each claim is a turn of the one write lock, one turn takes both
+            # batches when both are free (other writers wait for each turn).
+            return max(0, self._total_free())
         return max(0, min(self._total_free(), config.concurrency))
 
     def _plan_refill(self) -> Refill | None:

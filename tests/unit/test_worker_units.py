@@ -254,6 +254,19 @@ def test_a_worker_whose_handlers_end_fast_claims_the_next_batch_while_one_runs()
     assert worker.fetcher.free("default") == 0
 
 
+def test_where_writers_take_turns_one_claim_takes_both_batches_of_fast_handlers() -> None:
+    consumer = FakeConsumer()
+    consumer.one_writer = True
+    worker = idle_worker(consumer)
+    worker.state.note_duration(0.001)
+    assert worker.fetcher.free("default") == 16  # the running batch and the one ahead
+    worker.state.in_flight["default"] = 3
+    assert worker.fetcher.free("default") == 13
+    for _ in range(40):
+        worker.state.note_duration(2.0)
+    assert worker.fetcher.free("default") == 5  # slow ones: never ahead of free slots
+
+
 def test_slow_handlers_or_a_stop_turn_claiming_ahead_off() -> None:
     worker = idle_worker(FakeConsumer())
     worker.state.in_flight["default"] = 8
