@@ -67,7 +67,7 @@ def show(url: str | None, task_id: int, as_json: bool) -> None:
         emit_json(doc)
         return
     for key in ("depends_on", "dependents"):
-        doc[key] = ", ".join(map(str, doc[key])) or None
+        doc[key] = _ids(doc[key])
     log = doc.pop("attempts_log")
     error = doc.pop("error")
     for key in ("payload", "result"):
@@ -85,6 +85,14 @@ def show(url: str | None, task_id: int, as_json: bool) -> None:
         click.echo("attempts:")
         for entry in log:
             click.echo("  " + _attempt_line(entry))
+
+
+def _ids(ids: list[int], shown: int = 12) -> str | None:
+    """Task ids on one line; a long list (a fan-in of thousands) by its ends and size."""
+    if len(ids) <= shown:
+        return ", ".join(map(str, ids)) or None
+    head = ", ".join(map(str, ids[: shown - 2]))
+    return f"{head}, ... {ids[-2]}, {ids[-1]} ({len(ids)} tasks; --json lists them all)"
 
 
 def _attempt_line(entry: dict[str, Any]) -> str:

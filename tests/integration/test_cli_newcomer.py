@@ -196,6 +196,18 @@ def test_retry_json_prints_the_task_like_show_json(db_url: str) -> None:
     assert retried == shown and retried["status"] == "created"
 
 
+async def test_show_sums_up_a_fan_in_of_many_on_one_short_line(store, db_url: str) -> None:
+    leaves = [{"name": "a.b", "key": f"n{n}"} for n in range(300)]
+    fan_in = {"name": "a.sum", "key": "sum", "depends_on": [f"n{n}" for n in range(300)]}
+    ids = await store.enqueue_many([*leaves, fan_in])
+    out = taskstore("show", str(ids[-1]), url=db_url).stdout
+    [line] = [line for line in out.splitlines() if line.startswith("depends_on")]
+    assert line.endswith(f"{ids[298]}, {ids[299]} (300 tasks; --json lists them all)")
+    assert len(line) < 160
+    shown = json.loads(taskstore("show", str(ids[-1]), "--json", url=db_url).stdout)
+    assert shown["depends_on"] == ids[:300]
+
+
 def test_status_shows_scheduled_tasks_apart_from_ready_ones(db_url: str) -> None:
     taskstore("enqueue", "a.b", url=db_url)
     taskstore("enqueue", "a.b", "--delay", "1h", url=db_url)
