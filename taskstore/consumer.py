@@ -127,16 +127,21 @@ class Consumer:
         if await self._flow.limited(queue):
             return await self._flow.claim(queue, limit, orphans=orphans, skip=skip)
         async with self._fetch_link.statement() as conn:
-            made = await self._tasks.claim_later(
-                conn,
-                worker_id=self.worker_id,
-                queue=queue,
-                limit=limit,
-                lease_seconds=self.lease_seconds,
-                orphans=orphans,
-                skip=skip,
-            )
+            made = await self._claim_later(conn, queue, limit, orphans=orphans, skip=skip)
         return made()  # committed: the records are made outside the write lock
+
+    async def _claim_later(
+        self, conn: Any, queue: str, limit: int, *, orphans: bool, skip: tuple[str, ...]
+    ) -> Callable[[], list[ClaimedTask]]:
+        return await self._tasks.claim_later(
+            conn,
+            worker_id=self.worker_id,
+            queue=queue,
+            limit=limit,
+            lease_seconds=self.lease_seconds,
+            orphans=orphans,
+            skip=skip,
+        )
 
     def claims_complete(self, queue: str) -> bool:
         """Should a claim of `queue` carry our pending completions (`claim_completing`)?"""
@@ -153,13 +158,8 @@ class Consumer:
             return accepted, await self.claim(queue, limit)
         async with self._row_lock, self._fetch_link.transaction() as conn:
             accepted = await self._tasks.complete_many(conn, worker_id=self.worker_id, done=done)
-            made = await self._tasks.claim_later(
-                conn,
-                worker_id=self.worker_id,
-                queue=queue,
-                limit=limit,
-                lease_seconds=self.lease_seconds,
-                skip=self.skipped(queue),
+            made = await self._claim_later(
+                conn, queue, limit, orphans=False, skip=self.skipped(queue)
             )
         self._flow.freed()
         return accepted, made()
