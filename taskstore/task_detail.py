@@ -12,6 +12,10 @@ if TYPE_CHECKING:
     from taskstore.store import TaskStore
 
 
+#: the most tasks of a workflow the dashboard's task page lists (the nearest ones)
+WORKFLOW_SHOWN = 200
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class TaskLinks:
     """The tasks one task waits for, those waiting for it, and its attempts."""
@@ -34,6 +38,11 @@ class TaskLinks:
     def workflow_size(self) -> int:
         return sum(map(len, self.workflow))
 
+    @property
+    def workflow_cut(self) -> bool:
+        """Does the workflow have more tasks than those listed?"""
+        return self.workflow_size >= WORKFLOW_SHOWN
+
 
 async def task_links(store: TaskStore, info: TaskInfo, *, graph: bool = False) -> TaskLinks:
     """The task's links and attempts; with `graph`, its whole workflow too (the dashboard)."""
@@ -41,7 +50,7 @@ async def task_links(store: TaskStore, info: TaskInfo, *, graph: bool = False) -
         depends_on = await store.tasks.dependencies(conn, info.id)
         dependents = await store.tasks.dependents(conn, info.id)
         linked = graph and bool(depends_on or dependents)
-        rows = await store.tasks.workflow(conn, info.id) if linked else []
+        rows = await store.tasks.workflow(conn, info.id, WORKFLOW_SHOWN) if linked else []
         return TaskLinks(
             depends_on, dependents, await store.tasks.attempts_log(conn, info), _levels(rows)
         )

@@ -216,6 +216,22 @@ async def test_attempts_show_the_limit_the_worker_applies(
     assert "<dt>attempts</dt><dd>4 of 3</dd>" in detail
 
 
+async def test_a_fan_in_of_many_shows_its_first_dependencies_and_folds_the_rest(
+    store: TaskStore, read_only: httpx.AsyncClient
+) -> None:
+    leaves = [{"name": "a.b", "key": f"n{n}"} for n in range(300)]
+    fan_in = {"name": "a.sum", "key": "sum", "depends_on": [f"n{n}" for n in range(300)]}
+    ids = await store.enqueue_many([*leaves, fan_in])
+    page = (await read_only.get(f"/tasks/{ids[-1]}")).text
+    waits = page.split("<dt>waits for</dt><dd>", 1)[1].split("</dd>", 1)[0]
+    shown, folded = waits.split("<details", 1)
+    assert shown.count("<a href=") == 20 and f"#{ids[0]}<" in shown
+    assert "and 280 more (300 in all)" in folded and folded.count("<a href=") == 280
+    assert "<h2>Workflow (the 200 tasks linked nearest to this one; it has more)</h2>" in page
+    leaf = (await read_only.get(f"/tasks/{ids[0]}")).text
+    assert f'<dt>waited on by</dt><dd><a href="tasks/{ids[-1]}">#{ids[-1]}</a></dd>' in leaf
+
+
 def test_the_default_attempt_limit_is_the_task_decorators() -> None:
     from worker.registry import Registry, TaskDef, task
 
