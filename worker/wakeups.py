@@ -37,13 +37,16 @@ class WakeRelay:
     def start(self) -> bool:
         """Start listening in a thread of its own; False where the database has no
         notifications (SQLite, PgBouncer without a LISTEN URL): workers poll then."""
+        from taskstore.backends import backend_for
         from taskstore.settings import Settings
         from taskstore.store import TaskStore
 
         try:
-            if Settings.from_env(self._url).backend == "sqlite":
-                return False  # known without building a store (a worker's start waits)
-            store = TaskStore.from_url(self._url)
+            settings = Settings.from_env(self._url)
+            # Asked of the backend without building a store: the workers' start waits.
+            if not backend_for(settings.backend).notifies:
+                return False
+            store = TaskStore(settings)
         except TaskStoreError:
             return False  # the workers say what is wrong with the settings
         if not store.backend.notifies:
