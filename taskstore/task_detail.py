@@ -40,8 +40,8 @@ class TaskLinks:
 
     @property
     def workflow_cut(self) -> bool:
-        """Does the workflow have more tasks than those listed?"""
-        return self.workflow_size >= WORKFLOW_SHOWN
+        """Has the workflow more than `WORKFLOW_SHOWN` tasks? (Then one more is listed.)"""
+        return self.workflow_size > WORKFLOW_SHOWN
 
 
 async def task_links(store: TaskStore, info: TaskInfo, *, graph: bool = False) -> TaskLinks:
@@ -50,7 +50,8 @@ async def task_links(store: TaskStore, info: TaskInfo, *, graph: bool = False) -
         depends_on = await store.tasks.dependencies(conn, info.id)
         dependents = await store.tasks.dependents(conn, info.id)
         linked = graph and bool(depends_on or dependents)
-        rows = await store.tasks.workflow(conn, info.id, WORKFLOW_SHOWN) if linked else []
+        # One past the cap tells a workflow of exactly WORKFLOW_SHOWN from a larger one.
+        rows = await store.tasks.workflow(conn, info.id, WORKFLOW_SHOWN + 1) if linked else []
         return TaskLinks(
             depends_on, dependents, await store.tasks.attempts_log(conn, info), _levels(rows)
         )
