@@ -14,6 +14,7 @@ import click
 from benchmarks import pgq_peer, processes
 from benchmarks.config import BACKENDS, DEFAULT_POSTGRES_URL, Config
 from benchmarks.databases import plain_dsn
+from benchmarks.processes import byte_compile
 from benchmarks.report import Result, document, render, say
 from benchmarks.scenarios import ALL
 from benchmarks.scenarios.context import Context
@@ -165,6 +166,7 @@ def main(
             raise click.ClickException(problem + " (or run with --backend sqlite)")
         if not pgq_peer.available():
             say("pgqueuer: " + pgq_peer.NOT_INSTALLED)
+    byte_compile()  # start-up figures without compiling the checkout
     results = asyncio.run(run_all(cfg, chosen, on))
     titles = {name: ALL[name].title(cfg) for name in chosen}
     click.echo(document(cfg.public(), results) if as_json else render(results, titles))
