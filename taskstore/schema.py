@@ -36,6 +36,7 @@ REVISIONS: tuple[str, ...] = (
     "0010",
     "0011",
     "0012",
+    "0013",
 )
 HEAD = REVISIONS[-1]
 _VERSIONS = table(VERSION_TABLE, column("version_num"))

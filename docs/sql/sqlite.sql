@@ -13,7 +13,7 @@ INSERT INTO taskstore_tasks (name, queue, payload, priority, max_attempts, run_a
 
 -- enqueue with dedup_key: one row per key; a live task's key is skipped
 -- parameters: p_name, p_queue, p_payload, p_priority, p_max_attempts, p_run_at, strftime_1, strftime_2, printf_1, p_delay, strftime_3, strftime_4, strftime_3, strftime_4, strftime_3, strftime_4, p_dedup_key, p_concurrency_key, p_trace_context
-INSERT INTO taskstore_tasks (name, queue, payload, priority, max_attempts, run_at, created_at, updated_at, dedup_key, concurrency_key, trace_context) VALUES (?, ?, ?, ?, ?, coalesce(?, strftime(?, ?, printf(?, ?)), strftime(?, ?)), strftime(?, ?), strftime(?, ?), ?, ?, ?) ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL AND status IN ('assigned', 'created', 'not_finished', 'running') DO NOTHING RETURNING id, dedup_key;
+INSERT INTO taskstore_tasks (name, queue, payload, priority, max_attempts, run_at, created_at, updated_at, dedup_key, concurrency_key, trace_context) VALUES (?, ?, ?, ?, ?, coalesce(?, strftime(?, ?, printf(?, ?)), strftime(?, ?)), strftime(?, ?), strftime(?, ?), ?, ?, ?) ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL AND (status = 'assigned' OR status = 'created' OR status = 'not_finished' OR status = 'running') DO NOTHING RETURNING id, dedup_key;
 
 -- claim: a batch, claimed and started at once
 -- parameters: status, attempts_1, strftime_1, strftime_2, strftime_1, strftime_2, p_worker_id, strftime_3, strftime_4, printf_1, p_lease, param_1, p_queue, strftime_1, strftime_2, p_limit, param_2

@@ -30,31 +30,24 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from taskstore.models.base import Base, JSONDocument
-from taskstore.states import ACTIVE, CLAIMABLE, FINISHED, LEASED, TaskStatus, ordered
+from taskstore.models.status_sql import for_sqlite, in_list, status_in
+from taskstore.states import ACTIVE, CLAIMABLE, FINISHED, LEASED, TaskStatus
 
 TaskId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite: alias of the rowid
-
-
-def status_in(statuses: frozenset[TaskStatus]) -> Any:
-    """A literal predicate (never a bound parameter) so the planner can match partial indexes."""
-    quoted = ", ".join("'" + s + "'" for s in ordered(statuses))
-    return text("status IN (" + quoted + ")")
 
 
 def orphaned() -> Any:
     """Tasks rescued after their worker died: ``not_finished`` with nobody's id on them (a
     worker that cuts a task off at shutdown leaves its own). One of them may be what killed
     that worker, so each runs alone. A literal predicate, like `status_in`."""
-    return text(status_in(frozenset({TaskStatus.NOT_FINISHED})).text + " AND worker_id IS NULL")
+    return text(in_list(frozenset({TaskStatus.NOT_FINISHED})) + " AND worker_id IS NULL")
 
 
 def keeping_place() -> Any:
     """Keyed tasks that started once and wait to run again (a retry, a snooze, a hand-back):
     under a key's concurrency limit they keep their place in the key's order, so its later
     tasks wait for them. A literal predicate, like `status_in`."""
-    return text(
-        status_in(CLAIMABLE).text + " AND concurrency_key IS NOT NULL AND started_at IS NOT NULL"
-    )
+    return text(in_list(CLAIMABLE) + " AND concurrency_key IS NOT NULL AND started_at IS NOT NULL")
 
 
 class TaskEntity(Base):
@@ -140,13 +133,12 @@ Index(
     postgresql_where=_waiting_where,
     sqlite_where=_waiting_where,
 )
-_dedup_where = text("dedup_key IS NOT NULL AND " + status_in(ACTIVE).text)
 Index(
     "uq_taskstore_tasks_dedup_key",
     TaskEntity.dedup_key,
     unique=True,
-    postgresql_where=_dedup_where,
-    sqlite_where=_dedup_where,
+    postgresql_where=text("dedup_key IS NOT NULL AND " + in_list(ACTIVE)),
+    sqlite_where=text("dedup_key IS NOT NULL AND " + for_sqlite(ACTIVE)),
 )
 _finished_where = status_in(FINISHED)
 Index(
