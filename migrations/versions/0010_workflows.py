@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from taskstore.backends import backend_of
+from taskstore.backends.sqlite_ddl import replace_in_table_sql
 from taskstore.models.base import UTCDateTime
 
 revision: str = "0010"
@@ -111,15 +112,4 @@ def _status_check(old: str, new: str) -> None:
         op.drop_constraint(op.f(CHECK), TASKS, type_="check")
         op.create_check_constraint(op.f(CHECK), TASKS, sa.text("status IN (" + new + ")"))
         return
-    version = bind.exec_driver_sql("PRAGMA schema_version").scalar_one()
-    bind.exec_driver_sql("PRAGMA writable_schema = ON")
-    bind.execute(
-        sa.text(
-            "UPDATE sqlite_master SET sql = replace(sql, :old, :new) "
-            "WHERE type = 'table' AND name = :table"
-        ),
-        {"old": "status IN (" + old + ")", "new": "status IN (" + new + ")", "table": TASKS},
-    )
-    # A PRAGMA takes no bind parameters: the value is a whole number read just above.
-    bind.exec_driver_sql("PRAGMA schema_version = " + str(int(version) + 1))
-    bind.exec_driver_sql("PRAGMA writable_schema = OFF")
+    replace_in_table_sql(bind, TASKS, "status IN (" + old + ")", "status IN (" + new + ")")

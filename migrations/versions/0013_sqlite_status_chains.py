@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from taskstore.backends import backend_of
+from taskstore.backends.sqlite_ddl import replace_in_table_sql
 
 revision: str = "0013"
 down_revision: str | Sequence[str] | None = "0012"
@@ -58,7 +59,7 @@ def downgrade() -> None:
 
 
 def _rewrite(old: Callable[[tuple[str, ...]], str], new: Callable[[tuple[str, ...]], str]) -> None:
-    _replace_check(old(ALL), new(ALL))
+    replace_in_table_sql(op.get_bind(), TASKS, old(ALL), new(ALL))
     op.drop_index("uq_taskstore_tasks_dedup_key", table_name=TASKS)
     op.drop_index("ix_taskstore_tasks_finished", table_name=TASKS)
     op.create_index(
@@ -74,19 +75,3 @@ def _rewrite(old: Callable[[tuple[str, ...]], str], new: Callable[[tuple[str, ..
         ["finished_at"],
         sqlite_where=sa.text(new(FINISHED)),
     )
-
-
-def _replace_check(old: str, new: str) -> None:
-    bind = op.get_bind()
-    version = bind.exec_driver_sql("PRAGMA schema_version").scalar_one()
-    bind.exec_driver_sql("PRAGMA writable_schema = ON")
-    bind.execute(
-        sa.text(
-            "UPDATE sqlite_master SET sql = replace(sql, :old, :new) "
-            "WHERE type = 'table' AND name = :table"
-        ),
-        {"old": old, "new": new, "table": TASKS},
-    )
-    # A PRAGMA takes no bind parameters: the value is a whole number read just above.
-    bind.exec_driver_sql("PRAGMA schema_version = " + str(int(version) + 1))
-    bind.exec_driver_sql("PRAGMA writable_schema = OFF")
