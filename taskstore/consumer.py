@@ -282,7 +282,8 @@ class Consumer:
         has the handler, it is due at once (those workers are woken) and this worker's
         claims leave the name alone for `skip_seconds`; otherwise it is due again after
         `retry_in`, and fails (``UnknownTask``) only once no live worker has served its
-        name for `grace_seconds`. Returns the task's new status."""
+        name for `grace_seconds`; until then our claims leave the name alone for
+        `retry_in`. Returns the task's new status."""
         async with self._row_lock, self._ack_link.transaction() as conn:
             queues, served = await self._workers.served(conn)
             now = await self._tasks.clock(conn)
@@ -309,8 +310,11 @@ class Consumer:
             )
             if elsewhere:
                 await self._store.backend.notify(conn, [task.queue])
-        if elsewhere:
-            self._skips[task.queue, task.name] = time.monotonic() + skip_seconds
+        # Until it is due again our claims leave the name alone: a queue holding many
+        # such tasks costs one claim per lapse, not a hand-back per task.
+        self._skips[task.queue, task.name] = time.monotonic() + (
+            skip_seconds if elsewhere else retry_in
+        )
         return TaskStatus.CREATED
 
     async def snooze(self, task_id: int, attempt: int, seconds: float) -> bool:

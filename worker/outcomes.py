@@ -49,6 +49,8 @@ class Outcomes:
         self._slots = asyncio.Semaphore(state.config.concurrency)  # handlers running at once
         measure = state.metrics.attempt_middleware()
         self._own_middleware = [measure] if measure is not None else []
+        #: (queue, name) -> monotonic time until which its hand-backs are not warned of again
+        self._unserved_quiet: dict[tuple[str, str], float] = {}
 
     def start(self, task: ClaimedTask) -> None:
         state = self._state
@@ -106,10 +108,15 @@ class Outcomes:
                 error=str(exc),
             )
             return
-        counter = "failed" if status is TaskStatus.FAILED else "handed_back"
-        self._state.counts[counter] += 1
-        self._state.log.warning(
-            "no handler for this task here" + ("; failed" if counter == "failed" else ""),
+        failed = status is TaskStatus.FAILED
+        self._state.counts["failed" if failed else "handed_back"] += 1
+        key, now = (task.queue, task.name), time.monotonic()
+        # A queue full of one unknown name would otherwise warn once per task.
+        loud = failed or self._unserved_quiet.get(key, 0.0) <= now
+        if loud and not failed:
+            self._unserved_quiet[key] = now + config.unserved_skip_seconds
+        (self._state.log.warning if loud else self._state.log.debug)(
+            "no handler for this task here" + ("; failed" if failed else ""),
             task_id=task.id,
             name=task.name,
             queue=task.queue,

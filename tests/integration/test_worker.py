@@ -167,6 +167,23 @@ async def test_a_task_with_no_handler_here_is_handed_back_without_spending_an_at
     assert worker.counts["handed_back"] == 1
 
 
+async def test_a_burst_worker_hands_back_one_claim_of_a_name_nobody_serves_and_exits(
+    store: TaskStore,
+) -> None:
+    # Many tasks of a name no worker has: the claims leave it alone once it is handed back,
+    # so the worker neither hands back every one of them nor keeps claiming them.
+    await store.enqueue_many([{"name": "t.not_registered"} for _ in range(60)])
+    ours = await store.enqueue("t.echo", {"value": "hi"})
+    worker = make_worker(store, concurrency=5)
+    with anyio.fail_after(30):
+        await worker.run()
+    assert worker.counts["handed_back"] <= 5
+    assert (await store.require(ours)).status is TaskStatus.COMPLETED
+    waiting = await store.list(name="t.not_registered", limit=100)
+    assert {(t.status, t.attempts) for t in waiting} == {(TaskStatus.CREATED, 0)}
+    assert len(waiting) == 60
+
+
 async def test_a_task_no_live_worker_can_run_fails_as_unknown_after_the_grace_period(
     store: TaskStore,
 ) -> None:
