@@ -172,15 +172,20 @@ class Fetcher:
             await state.wait(seconds)
             return
         deadline = time.monotonic() + seconds
+        pause = step
         while not state.stopping and time.monotonic() < deadline:
-            await state.wait(step)
+            await state.wait(pause)
             # Held-back queues have due tasks that cannot start: probing them would spin.
             open_queues = [q for q in self._queue_order if self._consumer.held_back(q) == 0]
+            began = time.monotonic()
             try:
                 if open_queues and await self._consumer.any_due(open_queues):
                     return
             except STORE_ERRORS:
                 return  # let the claim report it
+            # A slow probe (one that reads past many tasks whose names we leave to
+            # others) must not keep a core busy: look at most a tenth of the time.
+            pause = max(step, 9 * (time.monotonic() - began))
 
     async def claim_round(self) -> tuple[int, bool]:
         """One claim per queue with room, rotating the start so no queue starves."""
