@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskstore import validation
+from taskstore.backends.sqlite_inline import Busy
 from taskstore.errors import TaskStoreError
 from taskstore.flow_gate import FlowGate
 from taskstore.jsoncodec import dumps_json
@@ -182,6 +183,15 @@ class Consumer:
         """Is a task of `queues` claimable now, by us (not one whose name we leave to
         others)? A read: no write lock."""
         skip = {queue: self.skipped(queue) for queue in queues} if self._skips else None
+        if (units := self._store.backend.inline_units()) is not None:
+            # SQLite: a lone read on this thread, not a pooled connection's hand-offs to
+            # the driver's thread; an idle worker makes this read every few milliseconds.
+            async with self._store.translate():
+                try:
+                    with units.read() as conn:
+                        return await self._tasks.any_due(conn, list(queues), skip=skip)
+                except Busy:
+                    pass  # SQLite could not begin the read at once: read as any other
         async with self._fetch_link.reading() as conn:
             return await self._tasks.any_due(conn, list(queues), skip=skip)
 

@@ -27,6 +27,7 @@ from taskstore.backends import Backend
 from taskstore.jsoncodec import dumps_json
 from taskstore.models.task import orphaned, status_in
 from taskstore.records import ClaimedTask
+from taskstore.repositories.due_probe import DueProbes
 from taskstore.repositories.history import HistoryStatements
 from taskstore.repositories.task_table import (
     ENDING_BATCH,
@@ -62,6 +63,7 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
 
     def __init__(self, backend: Backend) -> None:
         super().__init__(backend)
+        self._due = DueProbes(backend, self._now)
         self._claim = {
             (orphans, skip): self._build_claim(orphans, skip=skip)
             for orphans in (True, False)
@@ -404,16 +406,11 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
         """Is a task of `queues` claimable now (with ``orphans=True``: one rescued after its
         worker died, at least `waiting_seconds` ago), leaving out the names `skip` lists
         for its queue? A read: cheap, and no write lock."""
-        which = orphaned() if orphans else status_in(CLAIMABLE)
-        where = [T.c.queue.in_(queues)]
-        if skip := {q: names for q, names in (skip or {}).items() if names and q in queues}:
-            kept = [and_(T.c.queue == q, T.c.name.not_in(names)) for q, names in skip.items()]
-            where = [or_(T.c.queue.in_([q for q in queues if q not in skip]), *kept)]
-        stmt = select(T.c.id).where(which, *where, T.c.run_at <= self._now).limit(1)
-        if waiting_seconds > 0:
-            since = self.backend.now_plus(literal(-float(waiting_seconds), Float))
-            stmt = stmt.where(T.c.updated_at <= since)
-        return (await conn.execute(stmt)).first() is not None
+        skip = {q: names for q, names in (skip or {}).items() if names and q in queues}
+        stmt, params = self._due.probe(
+            queues, skip, orphans=orphans, waiting_seconds=waiting_seconds
+        )
+        return bool(await self.backend.rows(conn, stmt, params))
 
 
 def claim_params(

@@ -261,3 +261,31 @@ async def test_completions_of_a_claim_that_fails_are_not_written(
         assert (await store.get(task_id)).status == TaskStatus.RUNNING
     finally:
         await consumer.close()
+
+
+async def test_the_due_probe_reuses_one_statement_per_shape_and_answers_for_its_values(
+    store: TaskStore,
+) -> None:
+    await store.enqueue("t.a", queue="q1")
+    await store.enqueue("t.b", queue="q2")
+    consumer = Consumer(store, W, 30.0)
+    try:
+
+        async def due(queues: list[str], skip: dict[str, list[str]] | None = None) -> bool:
+            async with store.reading() as conn:
+                return await store.tasks.any_due(conn, queues, skip=skip)
+
+        assert await due(["q1"]) and await due(["q2"]) and not await due(["q3"])
+        assert await due(["q1"], {"q1": ["t.b"]}) and not await due(["q1"], {"q1": ["t.a"]})
+        assert await due(["q1", "q2"], {"q1": ["t.a"]})
+        assert not await due(["q1", "q2"], {"q1": ["t.a"], "q2": ["t.b", "t.c"]})
+        assert await consumer.any_due(["q3", "q2"]) and not await consumer.any_due(["q3"])
+        probes = store.tasks._due
+        first, params = probes.probe(["q1"], {"q1": ["x"]}, orphans=False, waiting_seconds=0)
+        again, other = probes.probe(["q2"], {"q2": ["y"]}, orphans=False, waiting_seconds=0)
+        assert again is first and (params, other) == (
+            {"q0": "q1", "q0_n0": "x"},
+            {"q0": "q2", "q0_n0": "y"},
+        )
+    finally:
+        await consumer.close()
