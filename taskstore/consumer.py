@@ -25,7 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskstore import validation
-from taskstore.backends.sqlite_inline import Busy
+from taskstore.backends.sqlite_inline import NOT_READ, read_inline
 from taskstore.errors import TaskStoreError
 from taskstore.flow_gate import FlowGate
 from taskstore.jsoncodec import dumps_json
@@ -183,15 +183,15 @@ class Consumer:
         """Is a task of `queues` claimable now, by us (not one whose name we leave to
         others)? A read: no write lock."""
         skip = {queue: self.skipped(queue) for queue in queues} if self._skips else None
-        if (units := self._store.backend.inline_units()) is not None:
-            # SQLite: a lone read on this thread, not a pooled connection's hand-offs to
-            # the driver's thread; an idle worker makes this read every few milliseconds.
-            async with self._store.translate():
-                try:
-                    with units.read() as conn:
-                        return await self._tasks.any_due(conn, list(queues), skip=skip)
-                except Busy:
-                    pass  # SQLite could not begin the read at once: read as any other
+        # An idle SQLite worker asks this every few milliseconds: read on this thread.
+        store = self._store
+        due = await read_inline(
+            store.backend,
+            store.translate,
+            lambda conn: self._tasks.any_due(conn, list(queues), skip=skip),
+        )
+        if due is not NOT_READ:
+            return due
         async with self._fetch_link.reading() as conn:
             return await self._tasks.any_due(conn, list(queues), skip=skip)
 
@@ -291,9 +291,9 @@ class Consumer:
         """A task this worker has no handler for goes back uncharged. Where a live worker
         has the handler, it is due at once (those workers are woken) and this worker's
         claims leave the name alone for `skip_seconds`; otherwise it is due again after
-        `retry_in`, and fails (``UnknownTask``) only once no live worker has served its
-        name for `grace_seconds`; until then our claims leave the name alone for
-        `retry_in`. Returns the task's new status."""
+        `retry_in` (our claims leave the name alone until then), and fails
+        (``UnknownTask``) only once no live worker has served its name for
+        `grace_seconds`. Returns the task's new status."""
         async with self._row_lock, self._ack_link.transaction() as conn:
             queues, served = await self._workers.served(conn)
             now = await self._tasks.clock(conn)

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from taskstore import flow_admin, schema, validation
 from taskstore.backends import Backend
-from taskstore.backends.sqlite_inline import Busy
+from taskstore.backends.sqlite_inline import NOT_READ, read_inline
 from taskstore.engine import create_engine, create_session_factory
 from taskstore.errors import InvalidInput, SchemaOutOfDate, TaskNotFound
 from taskstore.flow_admin import UNSET
@@ -260,13 +260,11 @@ class TaskStore:
 
     # ----------------------------------------------------------------- reads
     async def get(self, task_id: int) -> TaskInfo | None:
-        if (units := self.backend.inline_units()) is not None:  # SQLite: read on this thread
-            async with self.translate():
-                try:
-                    with units.read() as conn:
-                        return await self.tasks.get(conn, task_id)
-                except Busy:
-                    pass  # SQLite could not begin the read at once: read as any other
+        found = await read_inline(
+            self.backend, self.translate, lambda c: self.tasks.get(c, task_id)
+        )
+        if found is not NOT_READ:
+            return found
         # PostgreSQL: one SELECT on a held autocommit link, no pool checkout or BEGIN.
         async with self.statement() if self._links else self.reading() as conn:
             return await self.tasks.get(conn, task_id)

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
@@ -31,6 +31,9 @@ from sqlalchemy.pool import StaticPool
 
 from taskstore.backends.plans import Plan
 from taskstore.jsoncodec import dumps_json
+
+if TYPE_CHECKING:
+    from taskstore.backends.base import Backend
 
 _BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 
@@ -44,6 +47,28 @@ def busy(error: BaseException) -> bool:
     the driver, or as SQLAlchemy wraps it.)"""
     error = getattr(error, "orig", None) or error
     return getattr(error, "sqlite_errorcode", None) in _BUSY_CODES
+
+
+#: what `read_inline` returns where it did not read
+NOT_READ: Any = object()
+
+
+async def read_inline(
+    backend: Backend,
+    translate: Callable[[], contextlib.AbstractAsyncContextManager[Any]],
+    read: Callable[[Any], Awaitable[Any]],
+) -> Any:
+    """`read(conn)` as a lone read on the event loop's own thread, without a pooled
+    connection's hand-offs to the driver's thread; `NOT_READ` where the backend has no
+    such reads (PostgreSQL) or SQLite could not begin one at once: read as any other."""
+    if (units := backend.inline_units()) is None:
+        return NOT_READ
+    async with translate():
+        try:
+            with units.read() as conn:
+                return await read(conn)
+        except Busy:
+            return NOT_READ
 
 
 class InlineConnection:

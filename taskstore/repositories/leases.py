@@ -406,9 +406,8 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
         """Is a task of `queues` claimable now (with ``orphans=True``: one rescued after its
         worker died, at least `waiting_seconds` ago), leaving out the names `skip` lists
         for its queue? A read: cheap, and no write lock."""
-        skip = {q: names for q, names in (skip or {}).items() if names and q in queues}
         stmt, params = self._due.probe(
-            queues, skip, orphans=orphans, waiting_seconds=waiting_seconds
+            queues, skip or {}, orphans=orphans, waiting_seconds=waiting_seconds
         )
         return bool(await self.backend.rows(conn, stmt, params))
 
