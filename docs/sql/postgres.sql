@@ -55,7 +55,7 @@ WHERE status IN ('created', 'not_finished') AND concurrency_key IS NOT NULL AND 
  UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts + $2::INTEGER), updated_at=now(), started_at=now(), worker_id=$3::VARCHAR, lease_expires_at=(now() + make_interval($4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::INTEGER, $10::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id AND status IN ('created', 'not_finished') RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at, taskstore_tasks.trace_context;
 
 -- counted claim: a queue whose only limit is its concurrency, counted in the claim itself
--- parameters: status, attempts_1, p_worker_id, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_lease, param_1, p_queue, n_1, param_2, p_limit, param_3, claims_1, claims_2, coalesce_1
+-- parameters: status, attempts_1, p_worker_id, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_lease, param_1, p_queue, n_1, param_2, p_limit, param_3, claims_1, claims_2, param_4, coalesce_1, param_5
 WITH bumped AS 
 (UPDATE taskstore_queues SET claims=(taskstore_queues.claims + $17::BIGINT) WHERE taskstore_queues.name = $12::VARCHAR AND taskstore_queues.paused IS false AND taskstore_queues.concurrency IS NOT NULL AND taskstore_queues.rate_limit IS NULL AND taskstore_queues.key_concurrency IS NULL RETURNING taskstore_queues.claims - $18::BIGINT AS before, taskstore_queues.concurrency), 
 picked AS 
@@ -69,7 +69,9 @@ FROM taskstore_queues
 WHERE taskstore_queues.name = $12::VARCHAR) AS alone, (bumped.concurrency - (SELECT count(*) AS count_1 
 FROM taskstore_tasks 
 WHERE taskstore_tasks.queue = $12::VARCHAR AND status IN ('assigned', 'running'))) + $16::INTEGER AS counted, $16::INTEGER AS freed 
-FROM bumped) AS tally), $19::INTEGER) AS n) AS room) FOR UPDATE SKIP LOCKED)
+FROM bumped
+ LIMIT ALL OFFSET $19::INTEGER) AS tally), $20::INTEGER) AS n
+ LIMIT ALL OFFSET $21::INTEGER) AS room) FOR UPDATE SKIP LOCKED)
  UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts + $2::INTEGER), updated_at=now(), started_at=now(), worker_id=$3::VARCHAR, lease_expires_at=(now() + make_interval($4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::INTEGER, $10::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at, taskstore_tasks.trace_context;
 
 -- ack: completions of a batch, fenced on (id, worker, attempt)
@@ -78,7 +80,7 @@ UPDATE taskstore_tasks SET status=$1::VARCHAR, updated_at=now(), finished_at=now
 FROM unnest($6::BIGINT[]) WITH ORDINALITY AS batch_rows(id, i)) AS batch WHERE taskstore_tasks.id = batch.id AND taskstore_tasks.id = ANY ($6::BIGINT[]) AND taskstore_tasks.attempts = batch.attempt AND taskstore_tasks.worker_id = $7::VARCHAR AND status IN ('running') RETURNING taskstore_tasks.id, taskstore_tasks.watched;
 
 -- ack and refill: completions, and the claim of the slots they free (where one statement can)
--- parameters: param_1, param_2, param_3, param_4, batch_attempt, batch_doc, batch_id, p_worker_id, param_5, param_6, param_7, attempts_1, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_lease, param_8, p_queue, n_1, param_9, p_limit, claims_1, claims_2, coalesce_1
+-- parameters: param_1, param_2, param_3, param_4, batch_attempt, batch_doc, batch_id, p_worker_id, param_5, param_6, param_7, attempts_1, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_lease, param_8, p_queue, n_1, param_9, p_limit, claims_1, claims_2, param_10, coalesce_1, param_11
 WITH done AS 
 (UPDATE taskstore_tasks SET status=$2::VARCHAR, updated_at=now(), finished_at=now(), lease_expires_at=$3::TIMESTAMP WITH TIME ZONE, progress=$4::FLOAT, result=CAST(batch.doc AS JSONB) FROM (SELECT batch_rows.id AS id, ($5::INTEGER[])[batch_rows.i] AS attempt, ($6::TEXT[])[batch_rows.i] AS doc 
 FROM unnest($7::BIGINT[]) WITH ORDINALITY AS batch_rows(id, i)) AS batch WHERE taskstore_tasks.id = batch.id AND taskstore_tasks.id = ANY ($7::BIGINT[]) AND taskstore_tasks.attempts = batch.attempt AND taskstore_tasks.worker_id = $8::VARCHAR AND status IN ('running') RETURNING taskstore_tasks.id, taskstore_tasks.watched, taskstore_tasks.queue), 
@@ -99,7 +101,9 @@ FROM done
 WHERE done.queue = $21::VARCHAR) AS counted, (SELECT count(*) AS count_2 
 FROM done 
 WHERE done.queue = $21::VARCHAR) AS freed 
-FROM bumped) AS tally), $27::INTEGER) AS n) AS room) FOR UPDATE SKIP LOCKED), 
+FROM bumped
+ LIMIT ALL OFFSET $27::INTEGER) AS tally), $28::INTEGER) AS n
+ LIMIT ALL OFFSET $29::INTEGER) AS room) FOR UPDATE SKIP LOCKED), 
 refill AS 
 (UPDATE taskstore_tasks SET status=$11::VARCHAR, attempts=(taskstore_tasks.attempts + $12::INTEGER), updated_at=now(), started_at=now(), worker_id=$8::VARCHAR, lease_expires_at=(now() + make_interval($13::INTEGER, $14::INTEGER, $15::INTEGER, $16::INTEGER, $17::INTEGER, $18::INTEGER, $19::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at, taskstore_tasks.trace_context)
  SELECT $1::BOOLEAN AS ended, done.watched, done.id, CAST(NULL AS VARCHAR(200)) AS name, CAST(NULL AS VARCHAR(64)) AS queue, CAST(NULL AS JSONB) AS payload, CAST(NULL AS INTEGER) AS attempts, CAST(NULL AS INTEGER) AS max_attempts, CAST(NULL AS SMALLINT) AS priority, CAST(NULL AS TIMESTAMP WITH TIME ZONE) AS run_at, CAST(NULL AS VARCHAR(512)) AS trace_context 

@@ -191,11 +191,18 @@ class LimitedClaimStatements(LeaseStatements):
                 .cte("bumped")
             )
             freed = literal(0) if freed is None else freed
-            tally = select(  # each count once: the planner runs every repeat of a subquery
-                (bumped.c.before == seen).label("alone"),
-                (bumped.c.concurrency - running + freed).label("counted"),
-                freed.label("freed"),
-            ).subquery("tally")
+            # Each count once. OFFSET 0 keeps the planner from pulling the subquery up
+            # into every expression that names its columns: it would plan (and start, at
+            # every execution) one copy of each count per mention, thirty in all.
+            tally = (
+                select(
+                    (bumped.c.before == seen).label("alone"),
+                    (bumped.c.concurrency - running + freed).label("counted"),
+                    freed.label("freed"),
+                )
+                .offset(0)
+                .subquery("tally")
+            )
             room = select(
                 case(
                     (tally.c.alone, tally.c.counted),
@@ -204,7 +211,10 @@ class LimitedClaimStatements(LeaseStatements):
                 )
             ).scalar_subquery()
         p_limit = bindparam("p_limit", type_=Integer)
-        left = select(func.coalesce(room, 0).label("n")).subquery("room")  # counted once
+        left = select(func.coalesce(room, 0).label("n"))
+        if not self.backend.writes_read_latest:
+            left = left.offset(0)  # as above: one copy of the room, not three
+        left = left.subquery("room")
         return select(
             case((left.c.n < 0, 0), (left.c.n < p_limit, left.c.n), else_=p_limit)
         ).scalar_subquery()
