@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from taskstore.backends import Backend, backend_for
-from taskstore.jsoncodec import dumps_json
+from taskstore.jsoncodec import dumps_json, loads_json
 from taskstore.settings import Settings
 
 
@@ -21,6 +21,7 @@ def create_engine(settings: Settings) -> tuple[AsyncEngine, Backend]:
         settings.database_url,
         echo=settings.echo,
         json_serializer=dumps_json,
+        json_deserializer=loads_json,
         hide_parameters=not settings.echo,
         **backend.engine_kwargs(settings),
     )

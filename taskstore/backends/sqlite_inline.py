@@ -30,7 +30,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from taskstore.backends.plans import Plan
-from taskstore.jsoncodec import dumps_json
+from taskstore.jsoncodec import dumps_json, loads_json
 
 if TYPE_CHECKING:
     from taskstore.backends.base import Backend
@@ -192,5 +192,6 @@ def _engine(connect: Callable[[], sqlite3.Connection]) -> Engine:
         poolclass=StaticPool,
         pool_reset_on_return=None,
         json_serializer=dumps_json,  # as the store's own engine: strict JSON
+        json_deserializer=loads_json,
         hide_parameters=True,
     )
