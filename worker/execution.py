@@ -162,6 +162,8 @@ async def attempt(
     try:
         if chain:
             value = await wrap(chain, ctx, lambda: _call_in_time(definition, ctx, payload))()
+        elif definition.timeout is None:  # most handlers: one coroutine frame fewer
+            value = await _call(definition, ctx, payload)
         else:
             value = await _call_in_time(definition, ctx, payload)
         outcome.result_json = _encode_result(value)
