@@ -131,7 +131,15 @@ class FlowGate:
                 # this. (The locked claim below would tell why, at four round trips.)
                 self._hold(queue, FULL_RECHECK, "concurrency")
                 return []
+            if not await self._any_due(queue, orphans, skip):
+                return []  # nothing to take, full or not: one read instead of four trips
         return await self._claim_locked(queue, limit, orphans=orphans, skip=skip)
+
+    async def _any_due(self, queue: str, orphans: bool, skip: Sequence[str]) -> bool:
+        async with self._link.reading() as conn:
+            return await self._store.tasks.any_due(
+                conn, [queue], orphans=orphans, skip={queue: skip} if skip else None
+            )
 
     async def _claim_counted(
         self, queue: str, limit: int, orphans: bool, skip: Sequence[str]
