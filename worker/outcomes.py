@@ -26,6 +26,7 @@ from worker.context import TaskContext
 from worker.errors import NonRetryable, Snooze
 from worker.execution import Outcome, Running, attempt, error_document
 from worker.registry import Registry, TaskDef
+from worker.slots import Slots
 from worker.state import WorkerState
 
 
@@ -46,7 +47,7 @@ class Outcomes:
         self._registry = registry
         self._store = store
         self.resources: dict[str, Any] = {}
-        self._slots = asyncio.Semaphore(state.config.concurrency)  # handlers running at once
+        self._slots = Slots(state.config.concurrency)  # handlers running at once
         measure = state.metrics.attempt_middleware()
         self._own_middleware = [measure] if measure is not None else []
         #: (queue, name) -> monotonic time until which its hand-backs are not warned of again
@@ -66,13 +67,15 @@ class Outcomes:
             if definition is None:
                 await self._hand_back_unserved(task)
                 return
-            if not await self._take_slot(run):  # stopped while waiting: it never started
+            # Most tasks find a slot free. Claimed-ahead ones wait for one, and one stopped
+            # while it waits never started.
+            if not self._slots.take_now() and not await self._wait_for_slot(run):
                 self._never_started(task, run.reason or "lost")
                 return
             try:
                 outcome = await self._attempt(task, run, definition)
             finally:
-                self._slots.release()
+                self._slots.give()
             state.note_duration(outcome.seconds)
             if outcome.ok and (outcome.ctx is None or outcome.ctx.used_session is None):
                 self._acknowledge(task, outcome)  # most attempts: one more in the batch
@@ -125,16 +128,16 @@ class Outcomes:
             queue=task.queue,
         )
 
-    async def _take_slot(self, run: Running) -> bool:
+    async def _wait_for_slot(self, run: Running) -> bool:
         """Wait for a free handler slot (claimed-ahead tasks do); False if stopped first."""
         try:
-            await self._slots.acquire()
+            await self._slots.take()
         except asyncio.CancelledError:
             if not run.absorb_stop():
                 raise
             return False
         if run.reason is not None:
-            self._slots.release()
+            self._slots.give()
             return False
         return True
 
