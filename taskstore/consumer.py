@@ -25,7 +25,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskstore import validation
-from taskstore.backends.sqlite_inline import NOT_READ, read_inline
 from taskstore.errors import TaskStoreError
 from taskstore.flow_gate import FlowGate
 from taskstore.jsoncodec import dumps_json
@@ -183,17 +182,9 @@ class Consumer:
         """Is a task of `queues` claimable now, by us (not one whose name we leave to
         others)? A read: no write lock."""
         skip = {queue: self.skipped(queue) for queue in queues} if self._skips else None
-        # An idle SQLite worker asks this every few milliseconds: read on this thread.
-        store = self._store
-        due = await read_inline(
-            store.backend,
-            store.translate,
-            lambda conn: self._tasks.any_due(conn, list(queues), skip=skip),
+        return await self._fetch_link.read(
+            lambda conn: self._tasks.any_due(conn, list(queues), skip=skip)
         )
-        if due is not NOT_READ:
-            return due
-        async with self._fetch_link.reading() as conn:
-            return await self._tasks.any_due(conn, list(queues), skip=skip)
 
     async def listen(self, wake: Callable[[str], None]) -> None:
         """Call `wake(queues)` on every enqueue notification, forever (returns at once

@@ -136,10 +136,10 @@ class FlowGate:
         return await self._claim_locked(queue, limit, orphans=orphans, skip=skip)
 
     async def _any_due(self, queue: str, orphans: bool, skip: Sequence[str]) -> bool:
-        async with self._link.reading() as conn:
-            return await self._store.tasks.any_due(
-                conn, [queue], orphans=orphans, skip={queue: skip} if skip else None
-            )
+        left_out = {queue: skip} if skip else None
+        return await self._link.read(
+            lambda conn: self._store.tasks.any_due(conn, [queue], orphans=orphans, skip=left_out)
+        )
 
     async def _claim_counted(
         self, queue: str, limit: int, orphans: bool, skip: Sequence[str]

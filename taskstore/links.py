@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import anyio
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from taskstore.backends import Backend
+from taskstore.backends.sqlite_inline import NOT_READ, read_inline
 from taskstore.translate import ErrorTranslator
+
+R = TypeVar("R")
 
 
 class Link:
@@ -66,6 +70,16 @@ class Link:
             conn = await conn.execution_options(**self._backend.read_options)
             async with conn.begin():
                 yield conn
+
+    async def read(self, read: Callable[[Any], Awaitable[R]]) -> R:
+        """`read(conn)`, a lone read: on SQLite on the event loop's own thread where it
+        can begin at once (`read_inline`; an idle worker reads every few milliseconds),
+        else as `reading` does."""
+        found = await read_inline(self._backend, self._translate, read)
+        if found is not NOT_READ:
+            return found
+        async with self.reading() as conn:
+            return await read(conn)
 
     @contextlib.asynccontextmanager
     async def _use(self, *, several: bool) -> AsyncIterator[AsyncConnection]:

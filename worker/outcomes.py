@@ -78,7 +78,9 @@ class Outcomes:
                 self._slots.give()
             state.note_duration(outcome.seconds)
             if outcome.ok and (outcome.ctx is None or outcome.ctx.used_session is None):
-                self._acknowledge(task, outcome)  # most attempts: one more in the batch
+                # Most attempts: one more completion for the batch (no coroutine for it).
+                self._completer.add(task.id, task.attempt, outcome.result_json)
+                state.counts["completed"] += 1
             else:
                 await self._record(task, outcome)
         except Exception as exc:  # never let one task's bookkeeping take the worker down
@@ -160,18 +162,12 @@ class Outcomes:
             chain = [*self._own_middleware, *chain]
         return await attempt(definition, ctx, task.payload, run, chain)
 
-    def _acknowledge(self, task: ClaimedTask, outcome: Outcome) -> None:
-        """A completed attempt that wrote nothing of its own: acknowledged in a batch."""
-        self._completer.add(task.id, task.attempt, outcome.result_json)
-        self._state.counts["completed"] += 1
-
     async def _record(self, task: ClaimedTask, outcome: Outcome) -> None:
+        """Every ending but a plain completion (`_execute` batches those itself)."""
         session = outcome.ctx.used_session if outcome.ctx else None
         try:
             if outcome.ok and session is not None:
                 await self._complete_in_session(task, outcome, session)
-            elif outcome.ok:
-                self._acknowledge(task, outcome)
             elif session is not None:
                 await _quietly(session.rollback(), self._state.log)
             if outcome.abandoned:
