@@ -39,6 +39,7 @@ class Completer:
         self._cut: list[Ending] = []
         self._unstarted: list[tuple[int, int]] = []
         self._ready = asyncio.Event()
+        self.writes = 0  # completion writes so far (with or without a claim)
         self._lock = anyio.Lock()  # one flusher at a time
         self._plan_refill: Callable[[], Refill | None] = lambda: None
         self._refilled: Callable[[Refill, list[ClaimedTask]], None] = lambda _r, _t: None
@@ -68,6 +69,10 @@ class Completer:
     def backlogged(self) -> bool:
         """Are completions piling up faster than they are written?"""
         return len(self.acks) >= 4 * self._config.ack_flush_at
+
+    def idle(self) -> bool:
+        """Nothing waits to be written and no write is under way."""
+        return not self.acks and not self._lock.locked()
 
     def pending_ids(self) -> list[int]:
         """Finished tasks whose lease we hold until their ack is written."""
@@ -118,6 +123,7 @@ class Completer:
 
     def written(self, batch: list[Ending], accepted: set[int]) -> None:
         """A batch was written (by us or with a claim): wake the fetcher, report refusals."""
+        self.writes += 1
         self._state.signal()  # the fetcher may be waiting for the backlog to shrink
         if len(accepted) < len(batch):
             lost = [t for t, _, _ in batch if t not in accepted]

@@ -113,28 +113,30 @@ class Fetcher:
     async def _loop(self) -> None:
         state, config = self._state, self._config
         delay = config.poll_min_seconds
-        flushed = False  # (burst) our completions written since the last claim
         while True:
             await self._await_room()
             if state.stopping:
                 return
             looked = state.orphans_waiting
+            writes = self._completer.writes
             claimed, had_room = await self.claim_round()
             if claimed:
                 delay = config.poll_min_seconds
-                flushed = False
                 continue
             limits = self._consumer.waiting_on_limits(self._queue_order)
             if not looked and not state.running and not limits:
                 state.orphans_waiting = True  # idle: before waiting, look for orphans too
                 continue
-            if config.burst and not state.running and not limits and not flushed:
-                # Our completions, written, may make their dependents due: look once more.
+            if config.burst and not state.running and not limits:
+                if self._completer.idle() and self._completer.writes == writes:
+                    return  # drained: nothing claimable, in flight, or written since we looked
+                # Completions written (or being written) may make their dependents due, and
+                # a write under way may claim tasks itself (a queue at its limit): wait for
+                # it, then look once more.
                 await self._completer.flush()
-                flushed = True
                 continue
-            if state.stopping or (config.burst and not state.running and not limits):
-                return  # stopping, or drained: nothing claimable now and nothing in flight
+            if state.stopping:
+                return
             if not had_room or config.burst:
                 await state.wait(self._until_unheld())  # a handler ends, or a hold lifts
             else:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
 
 import anyio
 import pytest
 
+from taskstore.consumer import Ending
 from taskstore.errors import InvalidInput
 from taskstore.records import ClaimedTask
 from tests.unit.fake_consumer import FakeConsumer
@@ -379,6 +381,56 @@ async def test_a_burst_worker_drains_its_queue_through_the_consumer_alone() -> N
     assert sorted(t for t, _, _ in consumer.completed) == [i for i in range(1, 21) if i != 3]
     assert consumer.failed[0][:3] == (3, 1, "ValueError") and consumer.failed[0][3] > 0
     assert consumer.beats >= 1 and consumer.pools[False] == []
+
+
+class FullQueue(FakeConsumer):
+    """A queue at its concurrency limit: claims take only free slots, which only the
+    worker's own completion writes free. A write takes longer than the hold on claims,
+    as on a loaded machine: while one is under way, the queue looks held no more."""
+
+    def __init__(self, fresh: range, slots: int) -> None:
+        super().__init__(fresh=fresh)
+        self.refill_queues.add("default")
+        self.slots = slots
+        self.writing = False
+
+    async def claim(self, queue: str, limit: int, *, orphans: bool = False) -> list[ClaimedTask]:
+        tasks = await super().claim(queue, min(limit, self.slots), orphans=orphans)
+        self.slots -= len(tasks)
+        return tasks
+
+    async def complete(self, done: Sequence[Ending]) -> set[int]:
+        self.writing = True
+        await anyio.sleep(0.05)
+        self.slots += len(done)
+        self.writing = False
+        return await super().complete(done)
+
+    def waits_for_endings(self) -> bool:
+        return self.slots == 0
+
+    def held_back(self, queue: str) -> float:
+        return 0.01 if self.slots == 0 else 0.0
+
+    def waiting_on_limits(self, queues: list[str]) -> bool:
+        return self.slots == 0 and not self.writing
+
+
+async def test_a_burst_worker_at_a_queue_limit_waits_for_the_write_that_claims_its_next_tasks() -> (
+    None
+):
+    reg = Registry()
+
+    @task(name="t.x", registry=reg)
+    async def work(ctx) -> None:
+        return None
+
+    consumer = FullQueue(range(1, 21), slots=4)
+    worker = fake_worker(consumer, reg, burst=True)
+    with anyio.fail_after(10):
+        await worker.run()
+    assert sorted(t for t, _, _ in consumer.completed) == list(range(1, 21))
+    assert consumer.refills  # later batches came with the completion writes
 
 
 async def test_a_stopped_worker_hands_back_cut_off_and_never_started_tasks_uncharged() -> None:
