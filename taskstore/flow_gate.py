@@ -48,6 +48,7 @@ class FlowGate:
         self._settings: dict[str, tuple[float, QueueSettings | None]] = {}
         self._held: dict[str, _Hold] = {}
         self._unfreed: set[str] = set()  # counted claims made since our last completion
+        self._frees = 0  # writes of our completions so far (see `_hold_full`)
 
     async def limited(self, queue: str) -> bool:
         """Does the queue have flow control? (Read at most once a second.)"""
@@ -89,6 +90,7 @@ class FlowGate:
     def freed(self) -> None:
         """Our own attempts ended (committed): queues held at their concurrency or key
         limit may have room now, so look again at once instead of after the hold."""
+        self._frees += 1
         self._unfreed.clear()
         for queue, hold in list(self._held.items()):
             if hold.limit in ("concurrency", "key_concurrency"):
@@ -115,25 +117,32 @@ class FlowGate:
     def _hold(self, queue: str, seconds: float, limit: str) -> None:
         self._held[queue] = _Hold(time.monotonic() + seconds, limit)
 
+    def _hold_full(self, queue: str, limit: str, began: int) -> None:
+        """Hold a queue a claim found at its concurrency (or key) limit, unless our
+        completions were written while that claim ran: what it counted as running may
+        have ended since, and only another claim can tell (a hold would idle us)."""
+        if self._frees == began:
+            self._hold(queue, FULL_RECHECK, limit)
+
     async def claim(
         self, queue: str, limit: int, *, orphans: bool, skip: Sequence[str] = ()
     ) -> list[ClaimedTask]:
         """Claim within the queue's limits (leaving tasks named in `skip`): in one
         statement where its concurrency is its only limit, else (or when that takes
         nothing) with its settings row locked."""
-        cached = self._settings.get(queue)
+        cached, began = self._settings.get(queue), self._frees
         if cached is not None and cached[1] is not None and _counted(cached[1]):
-            tasks = await self._claim_counted(queue, limit, orphans, skip)
+            tasks = await self._claim_counted(queue, limit, orphans, skip, began)
             if tasks:
                 return tasks
             if queue in self._unfreed:
                 # Full, most likely, with our own tasks running: their completions lift
                 # this. (The locked claim below would tell why, at four round trips.)
-                self._hold(queue, FULL_RECHECK, "concurrency")
+                self._hold_full(queue, "concurrency", began)
                 return []
             if not await self._any_due(queue, orphans, skip):
                 return []  # nothing to take, full or not: one read instead of four trips
-        return await self._claim_locked(queue, limit, orphans=orphans, skip=skip)
+        return await self._claim_locked(queue, limit, orphans, skip, began)
 
     async def _any_due(self, queue: str, orphans: bool, skip: Sequence[str]) -> bool:
         left_out = {queue: skip} if skip else None
@@ -142,7 +151,7 @@ class FlowGate:
         )
 
     async def _claim_counted(
-        self, queue: str, limit: int, orphans: bool, skip: Sequence[str]
+        self, queue: str, limit: int, orphans: bool, skip: Sequence[str], began: int
     ) -> list[ClaimedTask]:
         async with self._link.statement() as conn:
             tasks = await self._store.tasks.claim_counted(
@@ -159,17 +168,17 @@ class FlowGate:
         if 0 < len(tasks) < limit:
             # Fewer than asked: the queue is full, or nothing more is due. Either way
             # another claim now would take nothing; our own completions lift this.
-            self._hold(queue, FULL_RECHECK, "concurrency")
+            self._hold_full(queue, "concurrency", began)
         return tasks
 
     async def _claim_locked(
-        self, queue: str, limit: int, *, orphans: bool, skip: Sequence[str]
+        self, queue: str, limit: int, orphans: bool, skip: Sequence[str], began: int
     ) -> list[ClaimedTask]:
         store = self._store
         async with self._link.transaction() as conn:
             settings = await store.flow.get(conn, queue, lock=True) or QueueSettings(queue)
             self._settings[queue] = (time.monotonic(), settings)
-            allowed, slots, room = await self._allowance(conn, settings, limit)
+            allowed, slots, room = await self._allowance(conn, settings, limit, began)
             if allowed <= 0:
                 return []
             tasks = await store.tasks.claim_limited(
@@ -189,18 +198,18 @@ class FlowGate:
             keys_busy = (
                 not tasks
                 and settings.key_concurrency is not None
-                and await store.tasks.any_due(conn, [queue], skip={queue: skip})
+                and await store.tasks.any_due(conn, [queue], orphans=orphans, skip={queue: skip})
             )
         if room is not None and len(tasks) >= room:
             # The claim filled the queue's concurrency: another claim would only find that
             # out again. Our own completions lift this at once (see `freed`).
-            self._hold(queue, FULL_RECHECK, "concurrency")
+            self._hold_full(queue, "concurrency", began)
         elif keys_busy:
-            self._hold(queue, FULL_RECHECK, "key_concurrency")
+            self._hold_full(queue, "key_concurrency", began)
         return tasks
 
     async def _allowance(
-        self, conn: object, settings: QueueSettings, limit: int
+        self, conn: object, settings: QueueSettings, limit: int, began: int
     ) -> tuple[int, list[int], int | None]:
         """How many the claim may take, the rate slots it may use, and the room left
         under the queue's concurrency (None: no such limit); holds the queue back (for
@@ -214,7 +223,7 @@ class FlowGate:
             room = settings.concurrency - await store.flow.running(conn, queue)
             allowed = min(allowed, room)
             if allowed <= 0:
-                self._hold(queue, FULL_RECHECK, "concurrency")
+                self._hold_full(queue, "concurrency", began)
                 return 0, [], room
         if settings.rate_limit is None or settings.rate_period is None:
             return allowed, [], room

@@ -236,6 +236,47 @@ async def test_a_keyed_task_scheduled_for_later_does_not_hold_its_keys_tasks_due
     assert (await store.require(later)).status == TaskStatus.CREATED
 
 
+async def test_an_orphan_claim_that_finds_none_does_not_hold_a_keyed_queue_back(
+    store: TaskStore, consumers
+) -> None:
+    await store.set_queue("api", key_concurrency=1)
+    ids = await store.enqueue_many(
+        [{"name": "t.x", "queue": "api", "concurrency_key": k} for k in ("a", "b")]
+    )
+    worker = consumers()
+    assert await worker.claim("api", 1, orphans=True) == []  # an idle worker looks first
+    assert worker.held_back("api") == 0  # no key is busy: the batch claim goes ahead
+    assert sorted(t.id for t in await worker.claim("api", 10)) == ids
+
+
+async def test_a_busy_key_is_not_held_back_when_our_completions_land_during_the_claim(
+    store: TaskStore, consumers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a claim counts from a snapshot that a completion of ours, written
+    on the other connection meanwhile, has outdated: holding the queue on that count
+    would idle the worker though the key is free."""
+    await store.set_queue("api", key_concurrency=1)
+    a1, a2 = await store.enqueue_many(
+        [{"name": "t.x", "queue": "api", "concurrency_key": "a"} for _ in range(2)]
+    )
+    worker = consumers()
+    [first] = await worker.claim("api", 10)
+    assert first.id == a1
+    claim_limited = store.tasks.claim_limited
+
+    async def completed_meanwhile(conn, **options):
+        tasks = await claim_limited(conn, **options)  # key "a" is busy in this count
+        worker._flow.freed()  # what the write of our completion of `first` reports
+        return tasks
+
+    monkeypatch.setattr(store.tasks, "claim_limited", completed_meanwhile)
+    assert await worker.claim("api", 10) == []
+    monkeypatch.undo()
+    assert worker.held_back("api") == 0  # not held: the next claim looks again at once
+    await worker.complete([(first.id, first.attempt, None)])
+    assert [t.id for t in await worker.claim("api", 10)] == [a2]
+
+
 async def test_expired_leases_of_a_dead_worker_give_their_slots_back(
     store: TaskStore, consumers
 ) -> None:
