@@ -67,6 +67,12 @@ class Backend(Protocol):
         locks: for a claim whose queue is already locked, with window functions)."""
         ...
 
+    def computed_once(self, select: Select[Any], name: str) -> FromClause:
+        """`select` as a named subquery the database runs once per statement, however
+        many rows it is joined to (not once per row, as a planner without statistics of
+        a small table may choose)."""
+        ...
+
     def ids_match(self, column: ColumnElement[Any], key: str) -> ColumnElement[Any]:
         """`column` is one of the ids bound under `key` (a list of ints)."""
         ...

@@ -160,6 +160,9 @@ class PostgresBackend:
     def pick_where(self, id_column: ColumnElement[Any], picked: Select[Any]) -> ColumnElement[Any]:
         return id_column == picked.cte("picked").c.id  # a CTE runs once
 
+    def computed_once(self, select: Select[Any], name: str) -> FromClause:
+        return select.cte(name).prefix_with("MATERIALIZED")
+
     def ids_match(self, column: ColumnElement[Any], key: str) -> ColumnElement[Any]:
         return column == any_(bindparam(key, type_=ARRAY(BigInteger)))
 

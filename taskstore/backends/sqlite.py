@@ -156,6 +156,9 @@ class SQLiteBackend:
     def pick_where(self, id_column: ColumnElement[Any], picked: Select[Any]) -> ColumnElement[Any]:
         return id_column.in_(picked.scalar_subquery())
 
+    def computed_once(self, select: Select[Any], name: str) -> FromClause:
+        return select.subquery(name)  # an aggregate subquery: SQLite fills it once
+
     def ids_match(self, column: ColumnElement[Any], key: str) -> ColumnElement[Any]:
         return column.in_(bindparam(key, expanding=True))
 

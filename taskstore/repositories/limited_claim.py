@@ -92,15 +92,16 @@ class LimitedClaimStatements(LeaseStatements):
                 .limit(bindparam("p_scan", type_=Integer))
                 .subquery("front")
             )
-            busy = (
+            # Joined to every candidate: counted once, whatever the planner guesses.
+            busy = self.backend.computed_once(
                 select(T.c.concurrency_key.label("ckey"), func.count().label("n"))
                 .where(
                     T.c.queue == bindparam("p_queue"),
                     status_in(LEASED),
                     T.c.concurrency_key.is_not(None),
                 )
-                .group_by(T.c.concurrency_key)
-                .subquery("busy")
+                .group_by(T.c.concurrency_key),
+                "busy",
             )
             key_limit = bindparam("p_key_limit", type_=Integer)
             ahead = front.c.rank + func.coalesce(busy.c.n, 0)
@@ -110,7 +111,13 @@ class LimitedClaimStatements(LeaseStatements):
             picked = (
                 select(front.c.id)
                 .select_from(front.outerjoin(busy, busy.c.ckey == front.c.ckey))
-                .where(or_(front.c.ckey.is_(None), room), *ours)
+                .where(
+                    # Implied by `room`, but on the candidate alone: the join to `busy`
+                    # sees a few per key instead of every candidate.
+                    or_(front.c.ckey.is_(None), front.c.rank <= key_limit),
+                    or_(front.c.ckey.is_(None), room),
+                    *ours,
+                )
                 .order_by(front.c.priority.desc(), front.c.run_at, front.c.id)
             )
         picked = picked.limit(bindparam("p_limit", type_=Integer))
