@@ -3,7 +3,9 @@
 - drain of N no-op tasks with the queue unlimited, then with ``concurrency 50`` (the
   limited claim: a transaction that locks the queue's row and counts what runs);
 - a ``rate 500/1s`` queue fed more than it may start, run for a fixed time: starts per
-  second over the run, and the most starts in any one-second window (database clock).
+  second over the run, and the most starts in any one-second window (database clock);
+- a drain of a tenth as many tasks spread over ten concurrency keys with
+  ``key_concurrency 1`` (each key's tasks one at a time, in order).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from benchmarks.databases import BenchDatabase
 from benchmarks.raw import connected
 from benchmarks.report import Result, say
 from benchmarks.scenarios.common import (
+    NOOP,
     drain_timeout,
     enqueue_noops,
     guarded,
@@ -28,19 +31,25 @@ from taskstore import TaskStore
 
 NAME = "flow"
 RATE = 500
+KEYS = 10
 
 
 def title(cfg: Config) -> str:
     return (
         f"flow: {cfg.tasks:,} no-op tasks drained by one worker (--concurrency "
         f"{cfg.concurrency}) with the queue unlimited and with concurrency 50; a rate "
-        f"{RATE}/1s queue run for {_rate_seconds(cfg):g} s\n  ratio = limited / unlimited"
+        f"{RATE}/1s queue run for {_rate_seconds(cfg):g} s; {_keyed_tasks(cfg):,} tasks over "
+        f"{KEYS} keys at key concurrency 1\n  ratio = limited / unlimited"
         + (f", the median of {cfg.pairs} pairs run alternately" if cfg.pairs > 1 else "")
     )
 
 
 def _rate_seconds(cfg: Config) -> float:
     return 3.0 if cfg.quick else 20.0
+
+
+def _keyed_tasks(cfg: Config) -> int:
+    return max(KEYS, cfg.tasks // 10)
 
 
 async def run(ctx: Context, backend: str) -> Result:
@@ -59,6 +68,9 @@ async def run(ctx: Context, backend: str) -> Result:
     async with ctx.database(backend) as db:
         say(f"  rate {RATE}/1s ...")
         rated = await guarded("rate", _rated(db, cfg), errors)
+    async with ctx.database(backend) as db:
+        say(f"  key concurrency 1 over {KEYS} keys ...")
+        keyed = await guarded("keyed", _keyed(db, cfg), errors)
     middle = _median_pair(pairs)
     plain, limited, ratio = middle["unlimited"], middle["concurrency_50"], middle["ratio"]
     cells = [
@@ -67,10 +79,11 @@ async def run(ctx: Context, backend: str) -> Result:
         ("ratio" if len(pairs) == 1 else f"median ratio of {len(pairs)}", report.times(ratio)),
         (f"rate {RATE}/1s", report.figure(rated, "starts_per_second", report.rate)),
         ("most in 1 s", report.figure(rated, "most_in_one_second", str)),
+        (f"{KEYS} keys, 1 each", report.figure(keyed, "rate", report.rate)),
     ]
     if len(pairs) > 1:
         cells.insert(3, ("each", " ".join(report.times(p["ratio"]) for p in pairs)))
-    data = {**middle, "rate": rated, "pairs": pairs}
+    data = {**middle, "rate": rated, "keyed": keyed, "pairs": pairs}
     return Result(NAME, backend, data, cells, errors)
 
 
@@ -85,13 +98,30 @@ async def _drain(db: BenchDatabase, cfg: Config, concurrency: int | None) -> dic
         async with TaskStore.from_url(db.url) as store:
             await store.set_queue("default", concurrency=concurrency)
     await enqueue_noops(db.url, cfg.tasks, cfg.enqueue_batch)
+    return await _burst(db, cfg, cfg.tasks)
+
+
+async def _keyed(db: BenchDatabase, cfg: Config) -> dict:
+    count = _keyed_tasks(cfg)
+    async with TaskStore.from_url(db.url) as store:
+        await store.set_queue("default", key_concurrency=1)
+        items = [
+            {"name": NOOP, "payload": {}, "concurrency_key": f"k{i % KEYS}"} for i in range(count)
+        ]
+        for start in range(0, count, cfg.enqueue_batch):
+            await store.enqueue_many(items[start : start + cfg.enqueue_batch])
+    return await _burst(db, cfg, count)
+
+
+async def _burst(db: BenchDatabase, cfg: Config, count: int) -> dict:
+    """Drain the `count` tasks waiting with one burst worker, timed from spawn to exit."""
     child = processes.taskstore_worker(db.url, db.workdir, "--burst", concurrency=cfg.concurrency)
-    await child.wait(drain_timeout(cfg.tasks))
+    await child.wait(drain_timeout(count))
     exit = child.check("taskstore-worker")
     async with connected(db) as raw:
         done = await raw.count("completed")
-    if done != cfg.tasks:
-        raise RuntimeError(f"{done:,} of {cfg.tasks:,} tasks completed")
+    if done != count:
+        raise RuntimeError(f"{done:,} of {count:,} tasks completed")
     return {
         "tasks": done,
         "seconds": round(exit.seconds, 4),
