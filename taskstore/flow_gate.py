@@ -193,10 +193,11 @@ class FlowGate:
             )
             if tasks and slots:
                 await store.flow.use_slots(conn, queue, slots[: len(tasks)])
-            # Nothing taken from a keyed queue: held back only if due tasks were passed
-            # over (their keys busy), not when there is simply nothing due.
+            # Fewer taken from a keyed queue than allowed: held back only if due tasks were
+            # passed over (their keys busy), not when there is simply nothing more due.
+            # (One read here spares the next claim, which would take nothing.)
             keys_busy = (
-                not tasks
+                len(tasks) < allowed
                 and settings.key_concurrency is not None
                 and await store.tasks.any_due(conn, [queue], orphans=orphans, skip={queue: skip})
             )

@@ -236,6 +236,22 @@ async def test_a_keyed_task_scheduled_for_later_does_not_hold_its_keys_tasks_due
     assert (await store.require(later)).status == TaskStatus.CREATED
 
 
+async def test_a_keyed_claim_holds_the_queue_only_while_due_tasks_wait_for_busy_keys(
+    store: TaskStore, consumers
+) -> None:
+    await store.set_queue("api", key_concurrency=1)
+    a1, a2 = await store.enqueue_many(
+        [{"name": "t.x", "queue": "api", "concurrency_key": "a"} for _ in range(2)]
+    )
+    worker = consumers()
+    assert [t.id for t in await worker.claim("api", 10)] == [a1]
+    assert worker.held_by("api") == "key_concurrency"  # a2 waits for a1: no claim till then
+    await worker.complete([(a1, 1, None)])
+    assert worker.held_back("api") == 0
+    assert [t.id for t in await worker.claim("api", 10)] == [a2]
+    assert worker.held_back("api") == 0  # nothing else is due: a new task is claimed at once
+
+
 async def test_an_orphan_claim_that_finds_none_does_not_hold_a_keyed_queue_back(
     store: TaskStore, consumers
 ) -> None:
