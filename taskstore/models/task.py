@@ -43,11 +43,11 @@ def orphaned() -> Any:
     return text(in_list(frozenset({TaskStatus.NOT_FINISHED})) + " AND worker_id IS NULL")
 
 
-def keeping_place() -> Any:
-    """Keyed tasks that started once and wait to run again (a retry, a snooze, a hand-back):
-    under a key's concurrency limit they keep their place in the key's order, so its later
-    tasks wait for them. A literal predicate, like `status_in`."""
-    return text(in_list(CLAIMABLE) + " AND concurrency_key IS NOT NULL AND started_at IS NOT NULL")
+def keyed_claimable() -> Any:
+    """Claimable tasks with a concurrency key: under the queue's key limit, a key's tasks
+    start in (priority, id) order, so the keyed claim reads each key's first few here.
+    A literal predicate, like `status_in`."""
+    return text(in_list(CLAIMABLE) + " AND concurrency_key IS NOT NULL")
 
 
 class TaskEntity(Base):
@@ -117,13 +117,15 @@ Index(
     postgresql_where=_leased_where,
     sqlite_where=_leased_where,
 )
-# The keyed claim looks up, per key, the tasks that keep their place (few, if any).
+# The keyed claim reads, per key, its first tasks in the key's own order.
 Index(
     "ix_taskstore_tasks_key_order",
     TaskEntity.queue,
     TaskEntity.concurrency_key,
-    postgresql_where=keeping_place(),
-    sqlite_where=keeping_place(),
+    TaskEntity.priority.desc(),
+    TaskEntity.id,
+    postgresql_where=keyed_claimable(),
+    sqlite_where=keyed_claimable(),
 )
 # Settling sweeps look at waiting tasks only (few, next to the finished history).
 _waiting_where = status_in(frozenset({TaskStatus.WAITING}))

@@ -30,7 +30,7 @@ from sqlalchemy import (
 
 from taskstore.backends import Backend
 from taskstore.models.queue import QueueEntity
-from taskstore.models.task import keeping_place, status_in
+from taskstore.models.task import keyed_claimable, status_in
 from taskstore.records import ClaimedTask
 from taskstore.repositories.leases import (
     CLAIM_COLUMNS,
@@ -40,8 +40,8 @@ from taskstore.repositories.leases import (
     claim_params,
     claimed,
 )
-from taskstore.repositories.task_table import Executor, T, status_literal
-from taskstore.states import CLAIMABLE, LEASED, Event, TaskStatus
+from taskstore.repositories.task_table import Executor, T
+from taskstore.states import CLAIMABLE, LEASED, Event
 
 Q = QueueEntity.__table__
 
@@ -68,58 +68,14 @@ class LimitedClaimStatements(LeaseStatements):
     def _build_limited_claim(self, orphans: bool, keyed: bool, skip: bool) -> Any:
         """The claim of a queue with flow control, run after the queue's row is locked
         (limited claimers of one queue take turns). With `keyed`, a task starts only while
-        fewer than `p_key_limit` of its key run or come before it, in (priority, id) order:
-        the first `p_scan` candidates are ranked per key, and a task of the key that
-        started once and waits to run again keeps its place before them. With `skip`, the
-        names bound as ``p_skip`` are not taken (keyed, they still keep their place)."""
+        fewer than `p_key_limit` of its key run or come before it, in (priority, id) order
+        (see `_keyed_pick`). With `skip`, the names bound as ``p_skip`` are not taken
+        (keyed, they still keep their place)."""
         order = (T.c.priority.desc(), T.c.run_at, T.c.id)
-        if not keyed:
-            picked = select(T.c.id).where(*self._claimable(orphans, skip)).order_by(*order)
+        if keyed:
+            picked = self._keyed_pick(orphans, skip)
         else:
-            key_order = (T.c.priority.desc(), T.c.id)
-            rank = func.row_number().over(partition_by=T.c.concurrency_key, order_by=key_order)
-            front = (
-                select(
-                    T.c.id,
-                    T.c.name,
-                    T.c.concurrency_key.label("ckey"),
-                    T.c.priority,
-                    T.c.run_at,
-                    rank.label("rank"),
-                )
-                .where(*self._claimable(orphans))
-                .order_by(*order)
-                .limit(bindparam("p_scan", type_=Integer))
-                .subquery("front")
-            )
-            # Joined to every candidate: counted once, whatever the planner guesses.
-            busy = self.backend.computed_once(
-                select(T.c.concurrency_key.label("ckey"), func.count().label("n"))
-                .where(
-                    T.c.queue == bindparam("p_queue"),
-                    status_in(LEASED),
-                    T.c.concurrency_key.is_not(None),
-                )
-                .group_by(T.c.concurrency_key),
-                "busy",
-            )
-            key_limit = bindparam("p_key_limit", type_=Integer)
-            ahead = front.c.rank + func.coalesce(busy.c.n, 0)
-            kept = self._kept_places(front, orphans)
-            room = and_(ahead <= key_limit, ahead + kept <= key_limit)
-            ours = [self.backend.none_of(front.c.name, "p_skip")] if skip else []
-            picked = (
-                select(front.c.id)
-                .select_from(front.outerjoin(busy, busy.c.ckey == front.c.ckey))
-                .where(
-                    # Implied by `room`, but on the candidate alone: the join to `busy`
-                    # sees a few per key instead of every candidate.
-                    or_(front.c.ckey.is_(None), front.c.rank <= key_limit),
-                    or_(front.c.ckey.is_(None), room),
-                    *ours,
-                )
-                .order_by(front.c.priority.desc(), front.c.run_at, front.c.id)
-            )
+            picked = select(T.c.id).where(*self._claimable(orphans, skip)).order_by(*order)
         picked = picked.limit(bindparam("p_limit", type_=Integer))
         # Unkeyed, the usual SKIP LOCKED claim: a worker whose settings cache is a moment
         # old may still claim the queue without its lock. Keyed (window functions cannot
@@ -135,33 +91,81 @@ class LimitedClaimStatements(LeaseStatements):
         )
         return update(T).where(*where).values(self._claim_values()).returning(*CLAIM_COLUMNS)
 
-    def _kept_places(self, front: Any, orphans: bool) -> ColumnElement[Any]:
-        """How many of a candidate's key's tasks that started once and wait to run again
-        come before it in (priority, id) order, and are not among the candidates: not due
-        yet, or (for a batch) orphans, which run on their own."""
-        kept = T.alias("kept")
-        before = or_(
-            kept.c.priority > front.c.priority,
-            and_(kept.c.priority == front.c.priority, kept.c.id < front.c.id),
-        )
-        outside = kept.c.run_at > self._now
-        if not orphans:
-            orphaned = and_(
-                kept.c.status == status_literal(TaskStatus.NOT_FINISHED), kept.c.worker_id.is_(None)
+    def _keyed_pick(self, orphans: bool, skip: bool) -> Any:
+        """The ids a keyed claim may take, in claim order. The first `p_scan` candidates
+        in claim order are read (a bounded index scan, however deep the queue) and ranked
+        per key; those whose rank and their key's running tasks leave room are checked
+        against their key's first tasks in its own order (`_ahead`), which also sees the
+        key's tasks outside the candidates: not due yet but keeping their place, orphans,
+        or beyond the first `p_scan`."""
+        scanned = (
+            select(
+                T.c.id,
+                T.c.name,
+                T.c.concurrency_key.label("ckey"),
+                T.c.priority,
+                T.c.run_at,
             )
-            outside = or_(outside, orphaned)
-        return (
-            select(func.count())
-            .select_from(kept)
+            .where(*self._claimable(orphans))
+            .order_by(T.c.priority.desc(), T.c.run_at, T.c.id)
+            .limit(bindparam("p_scan", type_=Integer))
+            .subquery("scanned")
+        )
+        in_key = (scanned.c.priority.desc(), scanned.c.id)
+        rank = func.row_number().over(partition_by=scanned.c.ckey, order_by=in_key)
+        front = select(*scanned.c, rank.label("rank")).subquery("front")
+        # Joined to every candidate: counted once, whatever the planner guesses.
+        busy = self.backend.computed_once(
+            select(T.c.concurrency_key.label("ckey"), func.count().label("n"))
             .where(
-                keeping_place(),  # literally the partial index's predicate
-                kept.c.queue == bindparam("p_queue"),
-                kept.c.concurrency_key == front.c.ckey,
-                outside,
-                before,
+                T.c.queue == bindparam("p_queue"),
+                status_in(LEASED),
+                T.c.concurrency_key.is_not(None),
             )
-            .scalar_subquery()
+            .group_by(T.c.concurrency_key),
+            "busy",
         )
+        key_limit = bindparam("p_key_limit", type_=Integer)
+        running = func.coalesce(busy.c.n, 0)
+        room = and_(front.c.rank + running <= key_limit, self._ahead(front) + running < key_limit)
+        ours = [self.backend.none_of(front.c.name, "p_skip")] if skip else []
+        return (
+            select(front.c.id)
+            .select_from(front.outerjoin(busy, busy.c.ckey == front.c.ckey))
+            .where(
+                # Implied by `room`, but on the candidate alone: the join to `busy` and
+                # the look-ups see a few per key instead of every candidate.
+                or_(front.c.ckey.is_(None), front.c.rank <= key_limit),
+                or_(front.c.ckey.is_(None), room),
+                *ours,
+            )
+            .order_by(front.c.priority.desc(), front.c.run_at, front.c.id)
+        )
+
+    def _ahead(self, front: Any) -> ColumnElement[Any]:
+        """How many of a candidate's key's first `p_key_limit` tasks, in (priority, id)
+        order, come before it: claimable ones that are due or started once (those keep
+        their place: a retry, a snooze, a hand-back, an orphan). One short index read
+        per candidate, from the start of its key."""
+        k = T.alias("k")
+        first = (
+            select(k.c.id, k.c.priority)
+            .where(
+                keyed_claimable(),  # literally the partial index's predicate
+                k.c.queue == bindparam("p_queue"),
+                k.c.concurrency_key == front.c.ckey,
+                or_(k.c.run_at <= self._now, k.c.started_at.is_not(None)),
+            )
+            .order_by(k.c.priority.desc(), k.c.id)
+            .limit(bindparam("p_key_limit", type_=Integer))
+            .correlate(front)
+            .subquery("first")
+        )
+        before = or_(
+            first.c.priority > front.c.priority,
+            and_(first.c.priority == front.c.priority, first.c.id < front.c.id),
+        )
+        return select(func.count()).select_from(first).where(before).scalar_subquery()
 
     def _counted_room(self, freed: ColumnElement[Any] | None = None) -> ColumnElement[Any]:
         """How many a counted claim may take: its queue's concurrency less what runs, or

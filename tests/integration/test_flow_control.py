@@ -8,6 +8,7 @@ the database enforces, not one worker's memory.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 import pytest
 
@@ -291,6 +292,34 @@ async def test_a_busy_key_is_not_held_back_when_our_completions_land_during_the_
     assert worker.held_back("api") == 0  # not held: the next claim looks again at once
     await worker.complete([(first.id, first.attempt, None)])
     assert [t.id for t in await worker.claim("api", 10)] == [a2]
+
+
+@pytest.mark.parametrize("scan", [1, 2, 5000])
+async def test_a_keys_tasks_keep_their_order_when_the_claim_scans_fewer_than_wait(
+    store: TaskStore, consumers, monkeypatch: pytest.MonkeyPatch, scan: int
+) -> None:
+    """A keyed claim ranks only the first `scan` candidates in claim order (priority,
+    due time, id), while a key's own order is (priority, id): a task enqueued first but
+    due later is still its key's first, even where it lies beyond the candidates."""
+    await store.set_queue("api", key_concurrency=1)
+    now = dt.datetime.now(dt.UTC)
+    first = await store.enqueue(
+        "t.x", queue="api", concurrency_key="a", run_at=now - dt.timedelta(seconds=10)
+    )
+    second = await store.enqueue(
+        "t.x", queue="api", concurrency_key="a", run_at=now - dt.timedelta(seconds=20)
+    )
+    claim_limited = store.tasks.claim_limited
+
+    async def scanning_few(conn, **options):
+        return await claim_limited(conn, **options, scan=scan)
+
+    monkeypatch.setattr(store.tasks, "claim_limited", scanning_few)
+    worker = consumers()
+    taken = [t.id for t in await worker.claim("api", 1)]  # scans max(scan, 1) candidates
+    # `second` comes first in claim order; with it the only candidate, nothing may start
+    assert taken == ([] if scan == 1 else [first])
+    assert (await store.require(second)).status == TaskStatus.CREATED
 
 
 async def test_expired_leases_of_a_dead_worker_give_their_slots_back(
