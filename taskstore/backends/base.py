@@ -36,6 +36,8 @@ class Backend(Protocol):
     #: a write statement reads the latest committed rows (it holds the only write lock
     #: from its start), so what it counts cannot be overtaken by another writer
     writes_read_latest: bool
+    #: LATERAL joins: a subquery in FROM may name the tables joined before it
+    lateral_joins: bool
 
     def writing(self) -> contextlib.AbstractAsyncContextManager[None]:
         """Held around each of the store's own write transactions in this process."""

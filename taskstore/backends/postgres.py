@@ -78,6 +78,7 @@ class PostgresBackend:
     statement_options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"}
     transaction_options: dict[str, Any] = {"isolation_level": "READ COMMITTED"}
     writes_read_latest: bool = False  # a statement reads the snapshot taken at its start
+    lateral_joins: bool = True
 
     def __init__(self) -> None:
         self._direct = DirectRunner()

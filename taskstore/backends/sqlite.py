@@ -79,6 +79,7 @@ class SQLiteBackend:
     statement_options: dict[str, Any] = {}
     transaction_options: dict[str, Any] = {}
     writes_read_latest: bool = True
+    lateral_joins: bool = False
 
     def writing(self) -> contextlib.AbstractAsyncContextManager[None]:
         # One writer at a time in this process, and across processes turns handed over by

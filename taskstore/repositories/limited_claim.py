@@ -24,6 +24,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    true,
     union_all,
     update,
 )
@@ -92,13 +93,13 @@ class LimitedClaimStatements(LeaseStatements):
         return update(T).where(*where).values(self._claim_values()).returning(*CLAIM_COLUMNS)
 
     def _keyed_pick(self, orphans: bool, skip: bool) -> Any:
-        """The ids a keyed claim may take, in claim order. The first `p_scan` candidates
-        in claim order are read (a bounded index scan, however deep the queue) and ranked
-        per key; those whose rank and their key's running tasks leave room are checked
-        against their key's first tasks in its own order (`_ahead`), which also sees the
-        key's tasks outside the candidates: not due yet but keeping their place, orphans,
-        or beyond the first `p_scan`."""
-        scanned = (
+        """The ids a keyed claim may take, in claim order. The candidates are the first
+        `p_scan` in claim order (a bounded index scan, however deep the queue). Each is
+        weighed against its key's first `p_key_limit` tasks in the key's own order, read
+        from the start of the key in the key-order index, so tasks of the key outside the
+        candidates count too: not due yet but keeping their place, orphans, or beyond
+        the first `p_scan`."""
+        front = (
             select(
                 T.c.id,
                 T.c.name,
@@ -109,12 +110,8 @@ class LimitedClaimStatements(LeaseStatements):
             .where(*self._claimable(orphans))
             .order_by(T.c.priority.desc(), T.c.run_at, T.c.id)
             .limit(bindparam("p_scan", type_=Integer))
-            .subquery("scanned")
         )
-        in_key = (scanned.c.priority.desc(), scanned.c.id)
-        rank = func.row_number().over(partition_by=scanned.c.ckey, order_by=in_key)
-        front = select(*scanned.c, rank.label("rank")).subquery("front")
-        # Joined to every candidate: counted once, whatever the planner guesses.
+        # Joined to the keys: counted once, whatever the planner guesses.
         busy = self.backend.computed_once(
             select(T.c.concurrency_key.label("ckey"), func.count().label("n"))
             .where(
@@ -125,6 +122,42 @@ class LimitedClaimStatements(LeaseStatements):
             .group_by(T.c.concurrency_key),
             "busy",
         )
+        if self.backend.lateral_joins:
+            return self._pick_by_keys(front.cte("front"), busy, skip)
+        return self._pick_by_rank(front.subquery("scanned"), busy, skip)
+
+    def _pick_by_keys(self, front: Any, busy: Any, skip: bool) -> Any:
+        """Each key among the candidates (hashed, not sorted) looks up its first tasks
+        (a LATERAL join); the candidates among those that its running tasks leave room
+        for may start. Costs a look-up per key, not a sort of the candidates."""
+        keys = select(front.c.ckey).where(front.c.ckey.is_not(None)).distinct().subquery("keys")
+        firsts = self._key_firsts(keys.c.ckey).lateral("firsts")
+        in_key = (firsts.c.priority.desc(), firsts.c.id)
+        place = func.row_number().over(partition_by=keys.c.ckey, order_by=in_key)
+        placed = (
+            select(keys.c.ckey, firsts.c.id, place.label("place"))
+            .select_from(keys.join(firsts, true()))
+            .subquery("placed")
+        )
+        startable = (
+            select(placed.c.id)
+            .select_from(placed.outerjoin(busy, busy.c.ckey == placed.c.ckey))
+            .where(placed.c.place + func.coalesce(busy.c.n, 0) <= bindparam("p_key_limit"))
+        )
+        ours = [self.backend.none_of(front.c.name, "p_skip")] if skip else []
+        return (
+            select(front.c.id)
+            .where(or_(front.c.ckey.is_(None), front.c.id.in_(startable)), *ours)
+            .order_by(front.c.priority.desc(), front.c.run_at, front.c.id)
+        )
+
+    def _pick_by_rank(self, scanned: Any, busy: Any, skip: bool) -> Any:
+        """Where no LATERAL join is at hand (SQLite): the candidates are ranked per key
+        (a sort of them by key), and those whose rank and their key's running tasks
+        leave room are checked against the key's first tasks (`_ahead`)."""
+        in_key = (scanned.c.priority.desc(), scanned.c.id)
+        rank = func.row_number().over(partition_by=scanned.c.ckey, order_by=in_key)
+        front = select(*scanned.c, rank.label("rank")).subquery("front")
         key_limit = bindparam("p_key_limit", type_=Integer)
         running = func.coalesce(busy.c.n, 0)
         room = and_(front.c.rank + running <= key_limit, self._ahead(front) + running < key_limit)
@@ -142,25 +175,26 @@ class LimitedClaimStatements(LeaseStatements):
             .order_by(front.c.priority.desc(), front.c.run_at, front.c.id)
         )
 
-    def _ahead(self, front: Any) -> ColumnElement[Any]:
-        """How many of a candidate's key's first `p_key_limit` tasks, in (priority, id)
-        order, come before it: claimable ones that are due or started once (those keep
-        their place: a retry, a snooze, a hand-back, an orphan). One short index read
-        per candidate, from the start of its key."""
+    def _key_firsts(self, ckey: Any) -> Any:
+        """The first `p_key_limit` tasks of the key `ckey` names, in (priority, id) order:
+        claimable ones that are due or started once (those keep their place: a retry, a
+        snooze, a hand-back, an orphan). A short read from the start of the key."""
         k = T.alias("k")
-        first = (
+        return (
             select(k.c.id, k.c.priority)
             .where(
                 keyed_claimable(),  # literally the partial index's predicate
                 k.c.queue == bindparam("p_queue"),
-                k.c.concurrency_key == front.c.ckey,
+                k.c.concurrency_key == ckey,
                 or_(k.c.run_at <= self._now, k.c.started_at.is_not(None)),
             )
             .order_by(k.c.priority.desc(), k.c.id)
             .limit(bindparam("p_key_limit", type_=Integer))
-            .correlate(front)
-            .subquery("first")
         )
+
+    def _ahead(self, front: Any) -> ColumnElement[Any]:
+        """How many of a candidate's key's first tasks come before it."""
+        first = self._key_firsts(front.c.ckey).correlate(front).subquery("first")
         before = or_(
             first.c.priority > front.c.priority,
             and_(first.c.priority == front.c.priority, first.c.id < front.c.id),
