@@ -2,11 +2,14 @@
 
 A queue with settings (paused, concurrency, rate, key concurrency) is claimed in one
 transaction that locks its settings row first, so the running count, the rate slots and
-the claim agree across every worker and host. Queues without settings keep the
-single-statement claim; which is which is cached for a second (a notification about a
-queue's settings drops the cache at once). When a claim cannot take anything the gate
-says for how long claiming is pointless: until the next rate slot frees, a second while
-paused (so a resume is seen that soon without notifications), a moment at a limit.
+the claim agree across every worker and host. A queue whose only limit is its
+concurrency, or its key concurrency, is first claimed in one statement that counts what
+runs itself (and takes nothing where it cannot be sure; the transaction then decides).
+Queues without settings keep the plain claim; which is which is cached for a second (a
+notification about a queue's settings drops the cache at once). When a claim cannot take
+anything the gate says for how long claiming is pointless: until the next rate slot
+frees, a second while paused (so a resume is seen that soon without notifications), a
+moment at a limit.
 """
 
 from __future__ import annotations
@@ -131,7 +134,8 @@ class FlowGate:
         statement where its concurrency is its only limit, else (or when that takes
         nothing) with its settings row locked."""
         cached, began = self._settings.get(queue), self._frees
-        if cached is not None and cached[1] is not None and _counted(cached[1]):
+        settings = None if cached is None else cached[1]
+        if settings is not None and _counted(settings):
             tasks = await self._claim_counted(queue, limit, orphans, skip, began)
             if tasks:
                 return tasks
@@ -142,6 +146,11 @@ class FlowGate:
                 return []
             if not await self._any_due(queue, orphans, skip):
                 return []  # nothing to take, full or not: one read instead of four trips
+        elif settings is not None and settings.key_concurrency and _keyed_only(settings):
+            key_limit = settings.key_concurrency
+            tasks = await self._claim_keyed(queue, limit, key_limit, orphans, skip, began)
+            if tasks or not await self._any_due(queue, orphans, skip):
+                return tasks
         return await self._claim_locked(queue, limit, orphans, skip, began)
 
     async def _any_due(self, queue: str, orphans: bool, skip: Sequence[str]) -> bool:
@@ -169,6 +178,32 @@ class FlowGate:
             # Fewer than asked: the queue is full, or nothing more is due. Either way
             # another claim now would take nothing; our own completions lift this.
             self._hold_full(queue, "concurrency", began)
+        return tasks
+
+    async def _claim_keyed(
+        self,
+        queue: str,
+        limit: int,
+        key_limit: int,
+        orphans: bool,
+        skip: Sequence[str],
+        began: int,
+    ) -> list[ClaimedTask]:
+        async with self._link.statement() as conn:
+            tasks = await self._store.tasks.claim_keyed(
+                conn,
+                worker_id=self._worker_id,
+                queue=queue,
+                limit=limit,
+                lease_seconds=self._lease_seconds,
+                key_limit=key_limit,
+                orphans=orphans,
+                skip=skip,
+            )
+        # Fewer taken than asked: held back only if due tasks were passed over (their
+        # keys busy), not when there is simply nothing more due.
+        if tasks and len(tasks) < limit and await self._any_due(queue, orphans, skip):
+            self._hold_full(queue, "key_concurrency", began)
         return tasks
 
     async def _claim_locked(
@@ -244,4 +279,14 @@ def _counted(settings: QueueSettings) -> bool:
         and not settings.paused
         and settings.rate_limit is None
         and settings.key_concurrency is None
+    )
+
+
+def _keyed_only(settings: QueueSettings) -> bool:
+    """Can a claim of the queue apply its key limit in one statement (`claim_keyed`)?"""
+    return (
+        settings.key_concurrency is not None
+        and not settings.paused
+        and settings.concurrency is None
+        and settings.rate_limit is None
     )

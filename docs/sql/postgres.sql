@@ -84,6 +84,37 @@ FROM bumped
  LIMIT ALL OFFSET $21::INTEGER) AS room) FOR UPDATE SKIP LOCKED)
  UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts + $2::INTEGER), updated_at=now(), started_at=now(), worker_id=$3::VARCHAR, lease_expires_at=(now() + make_interval($4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::INTEGER, $10::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at, taskstore_tasks.trace_context;
 
+-- keyed claim: a queue whose only limit is its key concurrency, gated in the claim itself
+-- parameters: status, attempts_1, p_worker_id, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_lease, param_1, p_queue, p_scan, p_key_limit, coalesce_1, p_limit, param_2, claims_1, claims_2, coalesce_2
+WITH front AS 
+(SELECT taskstore_tasks.id AS id, taskstore_tasks.name AS name, taskstore_tasks.concurrency_key AS ckey, taskstore_tasks.priority AS priority, taskstore_tasks.run_at AS run_at 
+FROM taskstore_tasks 
+WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = $11::VARCHAR OR taskstore_tasks.worker_id IS NOT NULL) AND taskstore_tasks.queue = $12::VARCHAR AND taskstore_tasks.run_at <= now() ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id 
+ LIMIT $13::INTEGER), 
+busy AS MATERIALIZED 
+(SELECT taskstore_tasks.concurrency_key AS ckey, count(*) AS n 
+FROM taskstore_tasks 
+WHERE taskstore_tasks.queue = $12::VARCHAR AND status IN ('assigned', 'running') AND taskstore_tasks.concurrency_key IS NOT NULL GROUP BY taskstore_tasks.concurrency_key), 
+bumped AS 
+(UPDATE taskstore_queues SET claims=(taskstore_queues.claims + $18::BIGINT) WHERE taskstore_queues.name = $12::VARCHAR AND taskstore_queues.paused IS false AND taskstore_queues.concurrency IS NULL AND taskstore_queues.rate_limit IS NULL AND taskstore_queues.key_concurrency = $14::INTEGER RETURNING taskstore_queues.claims - $19::BIGINT AS before), 
+picked AS 
+(SELECT front.id AS id 
+FROM front 
+WHERE front.ckey IS NULL OR front.id IN (SELECT placed.id 
+FROM (SELECT keys.ckey AS ckey, firsts.id AS id, row_number() OVER (PARTITION BY keys.ckey ORDER BY firsts.priority DESC, firsts.id) AS place 
+FROM (SELECT DISTINCT front.ckey AS ckey 
+FROM front 
+WHERE front.ckey IS NOT NULL) AS keys JOIN LATERAL (SELECT k.id AS id, k.priority AS priority 
+FROM taskstore_tasks AS k 
+WHERE status IN ('created', 'not_finished') AND concurrency_key IS NOT NULL AND k.queue = $12::VARCHAR AND k.concurrency_key = keys.ckey AND (k.run_at <= now() OR k.started_at IS NOT NULL) ORDER BY k.priority DESC, k.id 
+ LIMIT $14::INTEGER) AS firsts ON true) AS placed LEFT OUTER JOIN busy ON busy.ckey = placed.ckey 
+WHERE placed.place + coalesce(busy.n, $15::INTEGER) <= $14::INTEGER) ORDER BY front.priority DESC, front.run_at, front.id 
+ LIMIT coalesce((SELECT CASE WHEN (bumped.before = (SELECT taskstore_queues.claims 
+FROM taskstore_queues 
+WHERE taskstore_queues.name = $12::VARCHAR)) THEN $16::INTEGER ELSE $17::INTEGER END AS anon_1 
+FROM bumped), $20::INTEGER))
+ UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts + $2::INTEGER), updated_at=now(), started_at=now(), worker_id=$3::VARCHAR, lease_expires_at=(now() + make_interval($4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::INTEGER, $10::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id AND status IN ('created', 'not_finished') RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at, taskstore_tasks.trace_context;
+
 -- ack: completions of a batch, fenced on (id, worker, attempt)
 -- parameters: status, lease_expires_at, progress, batch_attempt, batch_doc, batch_id, p_worker_id
 UPDATE taskstore_tasks SET status=$1::VARCHAR, updated_at=now(), finished_at=now(), lease_expires_at=$2::TIMESTAMP WITH TIME ZONE, progress=$3::FLOAT, result=CAST(batch.doc AS JSONB) FROM (SELECT batch_rows.id AS id, ($4::INTEGER[])[batch_rows.i] AS attempt, ($5::TEXT[])[batch_rows.i] AS doc 

@@ -50,6 +50,11 @@ def hot_statements(repo: TaskRepository) -> list[tuple[str, str, Any]]:
             "a queue whose only limit is its concurrency, counted in the claim itself",
             repo._counted_claim[False, False],
         ),
+        (
+            "keyed claim",
+            "a queue whose only limit is its key concurrency, gated in the claim itself",
+            repo._keyed_claim[False, False],
+        ),
         ("ack", "completions of a batch, fenced on (id, worker, attempt)", repo._complete),
         (
             "ack and refill",

@@ -15,39 +15,36 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Integer,
-    and_,
     bindparam,
     case,
     cast,
     func,
     literal,
     null,
-    or_,
     select,
-    true,
     union_all,
     update,
 )
 
 from taskstore.backends import Backend
 from taskstore.models.queue import QueueEntity
-from taskstore.models.task import keyed_claimable, status_in
+from taskstore.models.task import status_in
 from taskstore.records import ClaimedTask
+from taskstore.repositories.keyed_pick import KeyedPickStatements
 from taskstore.repositories.leases import (
     CLAIM_COLUMNS,
     Ending,
-    LeaseStatements,
     claim_order,
     claim_params,
     claimed,
 )
 from taskstore.repositories.task_table import Executor, T
-from taskstore.states import CLAIMABLE, LEASED, Event
+from taskstore.states import LEASED, Event
 
 Q = QueueEntity.__table__
 
 
-class LimitedClaimStatements(LeaseStatements):
+class LimitedClaimStatements(KeyedPickStatements):
     """`claim_limited`: the claim under a queue's flow control."""
 
     def __init__(self, backend: Backend) -> None:
@@ -72,134 +69,15 @@ class LimitedClaimStatements(LeaseStatements):
         fewer than `p_key_limit` of its key run or come before it, in (priority, id) order
         (see `_keyed_pick`). With `skip`, the names bound as ``p_skip`` are not taken
         (keyed, they still keep their place)."""
-        order = (T.c.priority.desc(), T.c.run_at, T.c.id)
         if keyed:
-            picked = self._keyed_pick(orphans, skip)
-        else:
-            picked = select(T.c.id).where(*self._claimable(orphans, skip)).order_by(*order)
+            return self._build_keyed_claim(orphans, skip, bindparam("p_limit", type_=Integer))
+        order = (T.c.priority.desc(), T.c.run_at, T.c.id)
+        picked = select(T.c.id).where(*self._claimable(orphans, skip)).order_by(*order)
         picked = picked.limit(bindparam("p_limit", type_=Integer))
-        # Unkeyed, the usual SKIP LOCKED claim: a worker whose settings cache is a moment
-        # old may still claim the queue without its lock. Keyed (window functions cannot
-        # take row locks), the pick runs once under the queue's lock.
-        # Only the status is checked again (a row cancelled since the pick is left alone):
-        # the pick's own conditions repeated here would steer PostgreSQL's planner into
-        # scanning the claim index against the picked rows instead of looking them up.
-        b = self.backend
-        where = (
-            [b.pick_where(T.c.id, picked), status_in(CLAIMABLE)]
-            if keyed
-            else [b.claim_where(T.c.id, picked)]
-        )
-        return update(T).where(*where).values(self._claim_values()).returning(*CLAIM_COLUMNS)
-
-    def _keyed_pick(self, orphans: bool, skip: bool) -> Any:
-        """The ids a keyed claim may take, in claim order. The candidates are the first
-        `p_scan` in claim order (a bounded index scan, however deep the queue). Each is
-        weighed against its key's first `p_key_limit` tasks in the key's own order, read
-        from the start of the key in the key-order index, so tasks of the key outside the
-        candidates count too: not due yet but keeping their place, orphans, or beyond
-        the first `p_scan`."""
-        front = (
-            select(
-                T.c.id,
-                T.c.name,
-                T.c.concurrency_key.label("ckey"),
-                T.c.priority,
-                T.c.run_at,
-            )
-            .where(*self._claimable(orphans))
-            .order_by(T.c.priority.desc(), T.c.run_at, T.c.id)
-            .limit(bindparam("p_scan", type_=Integer))
-        )
-        # Joined to the keys: counted once, whatever the planner guesses.
-        busy = self.backend.computed_once(
-            select(T.c.concurrency_key.label("ckey"), func.count().label("n"))
-            .where(
-                T.c.queue == bindparam("p_queue"),
-                status_in(LEASED),
-                T.c.concurrency_key.is_not(None),
-            )
-            .group_by(T.c.concurrency_key),
-            "busy",
-        )
-        if self.backend.lateral_joins:
-            return self._pick_by_keys(front.cte("front"), busy, skip)
-        return self._pick_by_rank(front.subquery("scanned"), busy, skip)
-
-    def _pick_by_keys(self, front: Any, busy: Any, skip: bool) -> Any:
-        """Each key among the candidates (hashed, not sorted) looks up its first tasks
-        (a LATERAL join); the candidates among those that its running tasks leave room
-        for may start. Costs a look-up per key, not a sort of the candidates."""
-        keys = select(front.c.ckey).where(front.c.ckey.is_not(None)).distinct().subquery("keys")
-        firsts = self._key_firsts(keys.c.ckey).lateral("firsts")
-        in_key = (firsts.c.priority.desc(), firsts.c.id)
-        place = func.row_number().over(partition_by=keys.c.ckey, order_by=in_key)
-        placed = (
-            select(keys.c.ckey, firsts.c.id, place.label("place"))
-            .select_from(keys.join(firsts, true()))
-            .subquery("placed")
-        )
-        startable = (
-            select(placed.c.id)
-            .select_from(placed.outerjoin(busy, busy.c.ckey == placed.c.ckey))
-            .where(placed.c.place + func.coalesce(busy.c.n, 0) <= bindparam("p_key_limit"))
-        )
-        ours = [self.backend.none_of(front.c.name, "p_skip")] if skip else []
-        return (
-            select(front.c.id)
-            .where(or_(front.c.ckey.is_(None), front.c.id.in_(startable)), *ours)
-            .order_by(front.c.priority.desc(), front.c.run_at, front.c.id)
-        )
-
-    def _pick_by_rank(self, scanned: Any, busy: Any, skip: bool) -> Any:
-        """Where no LATERAL join is at hand (SQLite): the candidates are ranked per key
-        (a sort of them by key), and those whose rank and their key's running tasks
-        leave room are checked against the key's first tasks (`_ahead`)."""
-        in_key = (scanned.c.priority.desc(), scanned.c.id)
-        rank = func.row_number().over(partition_by=scanned.c.ckey, order_by=in_key)
-        front = select(*scanned.c, rank.label("rank")).subquery("front")
-        key_limit = bindparam("p_key_limit", type_=Integer)
-        running = func.coalesce(busy.c.n, 0)
-        room = and_(front.c.rank + running <= key_limit, self._ahead(front) + running < key_limit)
-        ours = [self.backend.none_of(front.c.name, "p_skip")] if skip else []
-        return (
-            select(front.c.id)
-            .select_from(front.outerjoin(busy, busy.c.ckey == front.c.ckey))
-            .where(
-                # Implied by `room`, but on the candidate alone: the join to `busy` and
-                # the look-ups see a few per key instead of every candidate.
-                or_(front.c.ckey.is_(None), front.c.rank <= key_limit),
-                or_(front.c.ckey.is_(None), room),
-                *ours,
-            )
-            .order_by(front.c.priority.desc(), front.c.run_at, front.c.id)
-        )
-
-    def _key_firsts(self, ckey: Any) -> Any:
-        """The first `p_key_limit` tasks of the key `ckey` names, in (priority, id) order:
-        claimable ones that are due or started once (those keep their place: a retry, a
-        snooze, a hand-back, an orphan). A short read from the start of the key."""
-        k = T.alias("k")
-        return (
-            select(k.c.id, k.c.priority)
-            .where(
-                keyed_claimable(),  # literally the partial index's predicate
-                k.c.queue == bindparam("p_queue"),
-                k.c.concurrency_key == ckey,
-                or_(k.c.run_at <= self._now, k.c.started_at.is_not(None)),
-            )
-            .order_by(k.c.priority.desc(), k.c.id)
-            .limit(bindparam("p_key_limit", type_=Integer))
-        )
-
-    def _ahead(self, front: Any) -> ColumnElement[Any]:
-        """How many of a candidate's key's first tasks come before it."""
-        first = self._key_firsts(front.c.ckey).correlate(front).subquery("first")
-        before = or_(
-            first.c.priority > front.c.priority,
-            and_(first.c.priority == front.c.priority, first.c.id < front.c.id),
-        )
-        return select(func.count()).select_from(first).where(before).scalar_subquery()
+        # The usual SKIP LOCKED claim: a worker whose settings cache is a moment old may
+        # still claim the queue without its lock.
+        where = self.backend.claim_where(T.c.id, picked)
+        return update(T).where(where).values(self._claim_values()).returning(*CLAIM_COLUMNS)
 
     def _counted_room(self, freed: ColumnElement[Any] | None = None) -> ColumnElement[Any]:
         """How many a counted claim may take: its queue's concurrency less what runs, or

@@ -104,6 +104,33 @@ async def test_concurrent_claims_of_a_limited_queue_never_take_more_than_its_roo
     assert len(running) == 5  # the limit is reached, not only kept
 
 
+async def test_concurrent_claims_of_a_keyed_queue_never_run_two_of_one_key_and_keep_its_order(
+    store: TaskStore, consumers
+) -> None:
+    await store.set_queue("api", key_concurrency=1)
+    items = [{"name": "t.x", "queue": "api", "concurrency_key": f"k{i % 3}"} for i in range(45)]
+    ids = await store.enqueue_many(items)
+    key_of = {task_id: item["concurrency_key"] for task_id, item in zip(ids, items, strict=True)}
+    workers = [consumers() for _ in range(4)]
+    started: list[int] = []
+    most = 0
+    for _ in range(20):  # claims race each other; each must see what the others took
+        rounds = await asyncio.gather(*(w.claim("api", 3) for w in workers))
+        running = await store.list(status=TaskStatus.RUNNING, queue="api", limit=100)
+        keys = [key_of[t.id] for t in running]
+        assert len(keys) == len(set(keys)) == sum(map(len, rounds))  # one per key at most
+        most = max(most, len(keys))
+        started += sorted(t.id for got in rounds for t in got)
+        for worker, got in zip(workers, rounds, strict=True):
+            worker.queue_changed("api")
+            if got:
+                await worker.complete([(task.id, task.attempt, None) for task in got])
+    assert most == 3 and len(started) == 45  # every key busy at once, and all drained
+    for key in ("k0", "k1", "k2"):
+        ids = [i for i in started if key_of[i] == key]
+        assert ids == sorted(ids)  # each key's tasks in their order
+
+
 async def test_completions_claim_the_slots_they_free_in_the_same_write(
     store: TaskStore, consumers
 ) -> None:
@@ -294,6 +321,13 @@ async def test_a_busy_key_is_not_held_back_when_our_completions_land_during_the_
     assert [t.id for t in await worker.claim("api", 10)] == [a2]
 
 
+def _scanning(claim, scan: int):
+    async def scanning(conn, **options):
+        return await claim(conn, **options, scan=scan)
+
+    return scanning
+
+
 @pytest.mark.parametrize("scan", [1, 2, 5000])
 async def test_a_keys_tasks_keep_their_order_when_the_claim_scans_fewer_than_wait(
     store: TaskStore, consumers, monkeypatch: pytest.MonkeyPatch, scan: int
@@ -309,12 +343,8 @@ async def test_a_keys_tasks_keep_their_order_when_the_claim_scans_fewer_than_wai
     second = await store.enqueue(
         "t.x", queue="api", concurrency_key="a", run_at=now - dt.timedelta(seconds=20)
     )
-    claim_limited = store.tasks.claim_limited
-
-    async def scanning_few(conn, **options):
-        return await claim_limited(conn, **options, scan=scan)
-
-    monkeypatch.setattr(store.tasks, "claim_limited", scanning_few)
+    for claim in ("claim_keyed", "claim_limited"):  # one statement, or its fallback
+        monkeypatch.setattr(store.tasks, claim, _scanning(getattr(store.tasks, claim), scan))
     worker = consumers()
     taken = [t.id for t in await worker.claim("api", 1)]  # scans max(scan, 1) candidates
     # `second` comes first in claim order; with it the only candidate, nothing may start
