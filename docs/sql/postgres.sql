@@ -4,7 +4,7 @@
 -- enqueue, enqueue_many: a batch of new tasks, any size, one statement
 -- parameters: pg_notify_2, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, new_name, new_queue, new_payload, new_priority, new_max_attempts, new_run_at, new_delay, new_concurrency_key, new_trace_context
 WITH inserted AS 
-(INSERT INTO taskstore_tasks (name, queue, payload, priority, max_attempts, run_at, created_at, updated_at, concurrency_key, trace_context) SELECT "new".name AS name, "new".queue AS queue, CAST("new".payload AS JSONB) AS payload, "new".priority AS priority, "new".max_attempts AS max_attempts, coalesce("new".run_at, now() + make_interval($2::INTEGER, $3::INTEGER, $4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, "new".delay), now()) AS coalesce_1, now() AS now_1, now() AS now__1, "new".concurrency_key AS concurrency_key, "new".trace_context AS trace_context 
+(INSERT INTO taskstore_tasks (name, queue, payload, priority, max_attempts, run_at, created_at, updated_at, concurrency_key, trace_context) SELECT "new".name AS name, "new".queue AS queue, CAST("new".payload AS JSONB) AS payload, "new".priority AS priority, "new".max_attempts AS max_attempts, coalesce("new".run_at, statement_timestamp() + make_interval($2::INTEGER, $3::INTEGER, $4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, "new".delay), statement_timestamp()) AS coalesce_1, statement_timestamp() AS statement_timestamp_1, statement_timestamp() AS statement_timestamp__1, "new".concurrency_key AS concurrency_key, "new".trace_context AS trace_context 
 FROM unnest($8::VARCHAR[], $9::VARCHAR[], $10::TEXT[], $11::INTEGER[], $12::INTEGER[], $13::TIMESTAMP WITH TIME ZONE[], $14::FLOAT[], $15::VARCHAR[], $16::VARCHAR[]) AS "new"(name, queue, payload, priority, max_attempts, run_at, delay, concurrency_key, trace_context) RETURNING taskstore_tasks.id, taskstore_tasks.queue)
  SELECT inserted.id, pg_notify($1::VARCHAR, inserted.queue) AS pg_notify_1 
 FROM inserted;
@@ -12,38 +12,38 @@ FROM inserted;
 -- enqueue of one task: its values bound directly
 -- parameters: pg_notify_2, p_name, p_queue, p_payload, p_priority, p_max_attempts, p_run_at, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_delay, p_concurrency_key, p_trace_context
 WITH inserted AS 
-(INSERT INTO taskstore_tasks (name, queue, payload, priority, max_attempts, run_at, created_at, updated_at, concurrency_key, trace_context) VALUES ($2::VARCHAR, $3::VARCHAR, CAST($4::VARCHAR AS JSONB), $5::INTEGER, $6::INTEGER, coalesce($7::TIMESTAMP WITH TIME ZONE, now() + make_interval($8::INTEGER, $9::INTEGER, $10::INTEGER, $11::INTEGER, $12::INTEGER, $13::INTEGER, $14::FLOAT), now()), now(), now(), $15::VARCHAR, $16::VARCHAR) RETURNING taskstore_tasks.id, taskstore_tasks.queue)
+(INSERT INTO taskstore_tasks (name, queue, payload, priority, max_attempts, run_at, created_at, updated_at, concurrency_key, trace_context) VALUES ($2::VARCHAR, $3::VARCHAR, CAST($4::VARCHAR AS JSONB), $5::INTEGER, $6::INTEGER, coalesce($7::TIMESTAMP WITH TIME ZONE, statement_timestamp() + make_interval($8::INTEGER, $9::INTEGER, $10::INTEGER, $11::INTEGER, $12::INTEGER, $13::INTEGER, $14::FLOAT), statement_timestamp()), statement_timestamp(), statement_timestamp(), $15::VARCHAR, $16::VARCHAR) RETURNING taskstore_tasks.id, taskstore_tasks.queue)
  SELECT inserted.id, pg_notify($1::VARCHAR, inserted.queue) AS pg_notify_1 
 FROM inserted;
 
 -- enqueue with dedup_key: one row per key; a live task's key is skipped
 -- parameters: p_name, p_queue, p_payload, p_priority, p_max_attempts, p_run_at, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_delay, p_dedup_key, p_concurrency_key, p_trace_context
-INSERT INTO taskstore_tasks (name, queue, payload, priority, max_attempts, run_at, created_at, updated_at, dedup_key, concurrency_key, trace_context) VALUES ($1::VARCHAR, $2::VARCHAR, CAST($3::VARCHAR AS JSONB), $4::INTEGER, $5::INTEGER, coalesce($6::TIMESTAMP WITH TIME ZONE, now() + make_interval($7::INTEGER, $8::INTEGER, $9::INTEGER, $10::INTEGER, $11::INTEGER, $12::INTEGER, $13::FLOAT), now()), now(), now(), $14::VARCHAR, $15::VARCHAR, $16::VARCHAR) ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL AND status IN ('assigned', 'created', 'not_finished', 'running') DO NOTHING RETURNING taskstore_tasks.id, taskstore_tasks.dedup_key;
+INSERT INTO taskstore_tasks (name, queue, payload, priority, max_attempts, run_at, created_at, updated_at, dedup_key, concurrency_key, trace_context) VALUES ($1::VARCHAR, $2::VARCHAR, CAST($3::VARCHAR AS JSONB), $4::INTEGER, $5::INTEGER, coalesce($6::TIMESTAMP WITH TIME ZONE, statement_timestamp() + make_interval($7::INTEGER, $8::INTEGER, $9::INTEGER, $10::INTEGER, $11::INTEGER, $12::INTEGER, $13::FLOAT), statement_timestamp()), statement_timestamp(), statement_timestamp(), $14::VARCHAR, $15::VARCHAR, $16::VARCHAR) ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL AND status IN ('assigned', 'created', 'not_finished', 'running') DO NOTHING RETURNING taskstore_tasks.id, taskstore_tasks.dedup_key;
 
 -- claim: a batch, claimed and started at once
 -- parameters: status, attempts_1, p_worker_id, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_lease, param_1, p_queue, p_limit
 WITH picked AS 
 (SELECT taskstore_tasks.id AS id 
 FROM taskstore_tasks 
-WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = $11::VARCHAR OR taskstore_tasks.worker_id IS NOT NULL) AND taskstore_tasks.queue = $12::VARCHAR AND taskstore_tasks.run_at <= now() ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id 
+WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = $11::VARCHAR OR taskstore_tasks.worker_id IS NOT NULL) AND taskstore_tasks.queue = $12::VARCHAR AND taskstore_tasks.run_at <= statement_timestamp() ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id 
  LIMIT $13::INTEGER FOR UPDATE SKIP LOCKED)
- UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts + $2::INTEGER), updated_at=now(), started_at=now(), worker_id=$3::VARCHAR, lease_expires_at=(now() + make_interval($4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::INTEGER, $10::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at, taskstore_tasks.trace_context;
+ UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts + $2::INTEGER), updated_at=statement_timestamp(), started_at=statement_timestamp(), worker_id=$3::VARCHAR, lease_expires_at=(statement_timestamp() + make_interval($4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::INTEGER, $10::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at, taskstore_tasks.trace_context;
 
 -- orphan claim: one task rescued from a dead worker
 -- parameters: status, attempts_1, p_worker_id, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_lease, p_queue, p_limit
 WITH picked AS 
 (SELECT taskstore_tasks.id AS id 
 FROM taskstore_tasks 
-WHERE status IN ('not_finished') AND worker_id IS NULL AND taskstore_tasks.queue = $11::VARCHAR AND taskstore_tasks.run_at <= now() ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id 
+WHERE status IN ('not_finished') AND worker_id IS NULL AND taskstore_tasks.queue = $11::VARCHAR AND taskstore_tasks.run_at <= statement_timestamp() ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id 
  LIMIT $12::INTEGER FOR UPDATE SKIP LOCKED)
- UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts + $2::INTEGER), updated_at=now(), started_at=now(), worker_id=$3::VARCHAR, lease_expires_at=(now() + make_interval($4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::INTEGER, $10::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at, taskstore_tasks.trace_context;
+ UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts + $2::INTEGER), updated_at=statement_timestamp(), started_at=statement_timestamp(), worker_id=$3::VARCHAR, lease_expires_at=(statement_timestamp() + make_interval($4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::INTEGER, $10::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at, taskstore_tasks.trace_context;
 
 -- limited claim: a queue with flow control, its row locked; per-key limit applied
 -- parameters: status, attempts_1, p_worker_id, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_lease, param_1, p_queue, p_scan, p_key_limit, coalesce_1, p_limit
 WITH front AS 
 (SELECT taskstore_tasks.id AS id, taskstore_tasks.name AS name, taskstore_tasks.concurrency_key AS ckey, taskstore_tasks.priority AS priority, taskstore_tasks.run_at AS run_at 
 FROM taskstore_tasks 
-WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = $11::VARCHAR OR taskstore_tasks.worker_id IS NOT NULL) AND taskstore_tasks.queue = $12::VARCHAR AND taskstore_tasks.run_at <= now() ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id 
+WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = $11::VARCHAR OR taskstore_tasks.worker_id IS NOT NULL) AND taskstore_tasks.queue = $12::VARCHAR AND taskstore_tasks.run_at <= statement_timestamp() ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id 
  LIMIT $13::INTEGER), 
 busy AS MATERIALIZED 
 (SELECT taskstore_tasks.concurrency_key AS ckey, count(*) AS n 
@@ -58,11 +58,11 @@ FROM (SELECT DISTINCT front.ckey AS ckey
 FROM front 
 WHERE front.ckey IS NOT NULL) AS keys JOIN LATERAL (SELECT k.id AS id, k.priority AS priority 
 FROM taskstore_tasks AS k 
-WHERE status IN ('created', 'not_finished') AND concurrency_key IS NOT NULL AND k.queue = $12::VARCHAR AND k.concurrency_key = keys.ckey AND (k.run_at <= now() OR k.started_at IS NOT NULL) ORDER BY k.priority DESC, k.id 
+WHERE status IN ('created', 'not_finished') AND concurrency_key IS NOT NULL AND k.queue = $12::VARCHAR AND k.concurrency_key = keys.ckey AND (k.run_at <= statement_timestamp() OR k.started_at IS NOT NULL) ORDER BY k.priority DESC, k.id 
  LIMIT $14::INTEGER) AS firsts ON true) AS placed LEFT OUTER JOIN busy ON busy.ckey = placed.ckey 
 WHERE placed.place + coalesce(busy.n, $15::INTEGER) <= $14::INTEGER) ORDER BY front.priority DESC, front.run_at, front.id 
  LIMIT $16::INTEGER)
- UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts + $2::INTEGER), updated_at=now(), started_at=now(), worker_id=$3::VARCHAR, lease_expires_at=(now() + make_interval($4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::INTEGER, $10::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id AND status IN ('created', 'not_finished') RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at, taskstore_tasks.trace_context;
+ UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts + $2::INTEGER), updated_at=statement_timestamp(), started_at=statement_timestamp(), worker_id=$3::VARCHAR, lease_expires_at=(statement_timestamp() + make_interval($4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::INTEGER, $10::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id AND status IN ('created', 'not_finished') RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at, taskstore_tasks.trace_context;
 
 -- counted claim: a queue whose only limit is its concurrency, counted in the claim itself
 -- parameters: status, attempts_1, p_worker_id, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_lease, param_1, p_queue, n_1, param_2, p_limit, param_3, claims_1, claims_2, param_4, coalesce_1, param_5
@@ -71,7 +71,7 @@ WITH bumped AS
 picked AS 
 (SELECT taskstore_tasks.id AS id 
 FROM taskstore_tasks 
-WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = $11::VARCHAR OR taskstore_tasks.worker_id IS NOT NULL) AND taskstore_tasks.queue = $12::VARCHAR AND taskstore_tasks.run_at <= now() ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id 
+WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = $11::VARCHAR OR taskstore_tasks.worker_id IS NOT NULL) AND taskstore_tasks.queue = $12::VARCHAR AND taskstore_tasks.run_at <= statement_timestamp() ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id 
  LIMIT (SELECT CASE WHEN (room.n < $13::INTEGER) THEN $14::INTEGER WHEN (room.n < $15::INTEGER) THEN room.n ELSE $15::INTEGER END AS anon_1 
 FROM (SELECT coalesce((SELECT CASE WHEN tally.alone THEN tally.counted WHEN (tally.counted < tally.freed) THEN tally.counted ELSE tally.freed END AS anon_2 
 FROM (SELECT bumped.before = (SELECT taskstore_queues.claims 
@@ -82,14 +82,14 @@ WHERE taskstore_tasks.queue = $12::VARCHAR AND status IN ('assigned', 'running')
 FROM bumped
  LIMIT ALL OFFSET $19::INTEGER) AS tally), $20::INTEGER) AS n
  LIMIT ALL OFFSET $21::INTEGER) AS room) FOR UPDATE SKIP LOCKED)
- UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts + $2::INTEGER), updated_at=now(), started_at=now(), worker_id=$3::VARCHAR, lease_expires_at=(now() + make_interval($4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::INTEGER, $10::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at, taskstore_tasks.trace_context;
+ UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts + $2::INTEGER), updated_at=statement_timestamp(), started_at=statement_timestamp(), worker_id=$3::VARCHAR, lease_expires_at=(statement_timestamp() + make_interval($4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::INTEGER, $10::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at, taskstore_tasks.trace_context;
 
 -- keyed claim: a queue whose only limit is its key concurrency, gated in the claim itself
 -- parameters: status, attempts_1, p_worker_id, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_lease, param_1, p_queue, p_scan, p_key_limit, coalesce_1, p_limit, param_2, claims_1, claims_2, coalesce_2
 WITH front AS 
 (SELECT taskstore_tasks.id AS id, taskstore_tasks.name AS name, taskstore_tasks.concurrency_key AS ckey, taskstore_tasks.priority AS priority, taskstore_tasks.run_at AS run_at 
 FROM taskstore_tasks 
-WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = $11::VARCHAR OR taskstore_tasks.worker_id IS NOT NULL) AND taskstore_tasks.queue = $12::VARCHAR AND taskstore_tasks.run_at <= now() ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id 
+WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = $11::VARCHAR OR taskstore_tasks.worker_id IS NOT NULL) AND taskstore_tasks.queue = $12::VARCHAR AND taskstore_tasks.run_at <= statement_timestamp() ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id 
  LIMIT $13::INTEGER), 
 busy AS MATERIALIZED 
 (SELECT taskstore_tasks.concurrency_key AS ckey, count(*) AS n 
@@ -106,31 +106,31 @@ FROM (SELECT DISTINCT front.ckey AS ckey
 FROM front 
 WHERE front.ckey IS NOT NULL) AS keys JOIN LATERAL (SELECT k.id AS id, k.priority AS priority 
 FROM taskstore_tasks AS k 
-WHERE status IN ('created', 'not_finished') AND concurrency_key IS NOT NULL AND k.queue = $12::VARCHAR AND k.concurrency_key = keys.ckey AND (k.run_at <= now() OR k.started_at IS NOT NULL) ORDER BY k.priority DESC, k.id 
+WHERE status IN ('created', 'not_finished') AND concurrency_key IS NOT NULL AND k.queue = $12::VARCHAR AND k.concurrency_key = keys.ckey AND (k.run_at <= statement_timestamp() OR k.started_at IS NOT NULL) ORDER BY k.priority DESC, k.id 
  LIMIT $14::INTEGER) AS firsts ON true) AS placed LEFT OUTER JOIN busy ON busy.ckey = placed.ckey 
 WHERE placed.place + coalesce(busy.n, $15::INTEGER) <= $14::INTEGER) ORDER BY front.priority DESC, front.run_at, front.id 
  LIMIT coalesce((SELECT CASE WHEN (bumped.before = (SELECT taskstore_queues.claims 
 FROM taskstore_queues 
 WHERE taskstore_queues.name = $12::VARCHAR)) THEN $16::INTEGER ELSE $17::INTEGER END AS anon_1 
 FROM bumped), $20::INTEGER))
- UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts + $2::INTEGER), updated_at=now(), started_at=now(), worker_id=$3::VARCHAR, lease_expires_at=(now() + make_interval($4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::INTEGER, $10::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id AND status IN ('created', 'not_finished') RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at, taskstore_tasks.trace_context;
+ UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts + $2::INTEGER), updated_at=statement_timestamp(), started_at=statement_timestamp(), worker_id=$3::VARCHAR, lease_expires_at=(statement_timestamp() + make_interval($4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::INTEGER, $10::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id AND status IN ('created', 'not_finished') RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at, taskstore_tasks.trace_context;
 
 -- ack: completions of a batch, fenced on (id, worker, attempt)
 -- parameters: status, lease_expires_at, progress, batch_attempt, batch_doc, batch_id, p_worker_id
-UPDATE taskstore_tasks SET status=$1::VARCHAR, updated_at=now(), finished_at=now(), lease_expires_at=$2::TIMESTAMP WITH TIME ZONE, progress=$3::FLOAT, result=CAST(batch.doc AS JSONB) FROM (SELECT batch_rows.id AS id, ($4::INTEGER[])[batch_rows.i] AS attempt, ($5::TEXT[])[batch_rows.i] AS doc 
+UPDATE taskstore_tasks SET status=$1::VARCHAR, updated_at=statement_timestamp(), finished_at=statement_timestamp(), lease_expires_at=$2::TIMESTAMP WITH TIME ZONE, progress=$3::FLOAT, result=CAST(batch.doc AS JSONB) FROM (SELECT batch_rows.id AS id, ($4::INTEGER[])[batch_rows.i] AS attempt, ($5::TEXT[])[batch_rows.i] AS doc 
 FROM unnest($6::BIGINT[]) WITH ORDINALITY AS batch_rows(id, i)) AS batch WHERE taskstore_tasks.id = batch.id AND taskstore_tasks.id = ANY ($6::BIGINT[]) AND taskstore_tasks.attempts = batch.attempt AND taskstore_tasks.worker_id = $7::VARCHAR AND status IN ('running') RETURNING taskstore_tasks.id, taskstore_tasks.watched;
 
 -- ack and refill: completions, and the claim of the slots they free (where one statement can)
 -- parameters: param_1, param_2, param_3, param_4, batch_attempt, batch_doc, batch_id, p_worker_id, param_5, param_6, param_7, attempts_1, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_lease, param_8, p_queue, n_1, param_9, p_limit, claims_1, claims_2, param_10, coalesce_1, param_11
 WITH done AS 
-(UPDATE taskstore_tasks SET status=$2::VARCHAR, updated_at=now(), finished_at=now(), lease_expires_at=$3::TIMESTAMP WITH TIME ZONE, progress=$4::FLOAT, result=CAST(batch.doc AS JSONB) FROM (SELECT batch_rows.id AS id, ($5::INTEGER[])[batch_rows.i] AS attempt, ($6::TEXT[])[batch_rows.i] AS doc 
+(UPDATE taskstore_tasks SET status=$2::VARCHAR, updated_at=statement_timestamp(), finished_at=statement_timestamp(), lease_expires_at=$3::TIMESTAMP WITH TIME ZONE, progress=$4::FLOAT, result=CAST(batch.doc AS JSONB) FROM (SELECT batch_rows.id AS id, ($5::INTEGER[])[batch_rows.i] AS attempt, ($6::TEXT[])[batch_rows.i] AS doc 
 FROM unnest($7::BIGINT[]) WITH ORDINALITY AS batch_rows(id, i)) AS batch WHERE taskstore_tasks.id = batch.id AND taskstore_tasks.id = ANY ($7::BIGINT[]) AND taskstore_tasks.attempts = batch.attempt AND taskstore_tasks.worker_id = $8::VARCHAR AND status IN ('running') RETURNING taskstore_tasks.id, taskstore_tasks.watched, taskstore_tasks.queue), 
 bumped AS 
 (UPDATE taskstore_queues SET claims=(taskstore_queues.claims + $25::BIGINT) WHERE taskstore_queues.name = $21::VARCHAR AND taskstore_queues.paused IS false AND taskstore_queues.concurrency IS NOT NULL AND taskstore_queues.rate_limit IS NULL AND taskstore_queues.key_concurrency IS NULL RETURNING taskstore_queues.claims - $26::BIGINT AS before, taskstore_queues.concurrency), 
 picked AS 
 (SELECT taskstore_tasks.id AS id 
 FROM taskstore_tasks 
-WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = $20::VARCHAR OR taskstore_tasks.worker_id IS NOT NULL) AND taskstore_tasks.queue = $21::VARCHAR AND taskstore_tasks.run_at <= now() ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id 
+WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = $20::VARCHAR OR taskstore_tasks.worker_id IS NOT NULL) AND taskstore_tasks.queue = $21::VARCHAR AND taskstore_tasks.run_at <= statement_timestamp() ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id 
  LIMIT (SELECT CASE WHEN (room.n < $22::INTEGER) THEN $23::INTEGER WHEN (room.n < $24::INTEGER) THEN room.n ELSE $24::INTEGER END AS anon_3 
 FROM (SELECT coalesce((SELECT CASE WHEN tally.alone THEN tally.counted WHEN (tally.counted < tally.freed) THEN tally.counted ELSE tally.freed END AS anon_4 
 FROM (SELECT bumped.before = (SELECT taskstore_queues.claims 
@@ -146,31 +146,31 @@ FROM bumped
  LIMIT ALL OFFSET $27::INTEGER) AS tally), $28::INTEGER) AS n
  LIMIT ALL OFFSET $29::INTEGER) AS room) FOR UPDATE SKIP LOCKED), 
 refill AS 
-(UPDATE taskstore_tasks SET status=$11::VARCHAR, attempts=(taskstore_tasks.attempts + $12::INTEGER), updated_at=now(), started_at=now(), worker_id=$8::VARCHAR, lease_expires_at=(now() + make_interval($13::INTEGER, $14::INTEGER, $15::INTEGER, $16::INTEGER, $17::INTEGER, $18::INTEGER, $19::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at, taskstore_tasks.trace_context)
+(UPDATE taskstore_tasks SET status=$11::VARCHAR, attempts=(taskstore_tasks.attempts + $12::INTEGER), updated_at=statement_timestamp(), started_at=statement_timestamp(), worker_id=$8::VARCHAR, lease_expires_at=(statement_timestamp() + make_interval($13::INTEGER, $14::INTEGER, $15::INTEGER, $16::INTEGER, $17::INTEGER, $18::INTEGER, $19::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at, taskstore_tasks.trace_context)
  SELECT $1::BOOLEAN AS ended, done.watched, done.id, CAST(NULL AS VARCHAR(200)) AS name, CAST(NULL AS VARCHAR(64)) AS queue, CAST(NULL AS JSONB) AS payload, CAST(NULL AS INTEGER) AS attempts, CAST(NULL AS INTEGER) AS max_attempts, CAST(NULL AS SMALLINT) AS priority, CAST(NULL AS TIMESTAMP WITH TIME ZONE) AS run_at, CAST(NULL AS VARCHAR(512)) AS trace_context 
 FROM done UNION ALL SELECT $9::BOOLEAN AS anon_1, $10::BOOLEAN AS anon_2, refill.id, refill.name, refill.queue, refill.payload, refill.attempts, refill.max_attempts, refill.priority, refill.run_at, refill.trace_context 
 FROM refill;
 
 -- retry: a failed attempt with attempts left, fenced
 -- parameters: status, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_retry_in, worker_id, lease_expires_at, p_error, p_task_id, p_worker_id, p_attempt
-UPDATE taskstore_tasks SET status=$1::VARCHAR, run_at=(now() + make_interval($2::INTEGER, $3::INTEGER, $4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::FLOAT)), updated_at=now(), worker_id=$9::VARCHAR, lease_expires_at=$10::TIMESTAMP WITH TIME ZONE, error=$11::JSONB WHERE taskstore_tasks.id = $12::BIGINT AND status IN ('running') AND taskstore_tasks.worker_id = $13::VARCHAR AND taskstore_tasks.attempts = $14::INTEGER RETURNING taskstore_tasks.id, taskstore_tasks.watched;
+UPDATE taskstore_tasks SET status=$1::VARCHAR, run_at=(statement_timestamp() + make_interval($2::INTEGER, $3::INTEGER, $4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::FLOAT)), updated_at=statement_timestamp(), worker_id=$9::VARCHAR, lease_expires_at=$10::TIMESTAMP WITH TIME ZONE, error=$11::JSONB WHERE taskstore_tasks.id = $12::BIGINT AND status IN ('running') AND taskstore_tasks.worker_id = $13::VARCHAR AND taskstore_tasks.attempts = $14::INTEGER RETURNING taskstore_tasks.id, taskstore_tasks.watched;
 
 -- fail: a failed attempt with none left, fenced
 -- parameters: status, lease_expires_at, p_error, p_task_id, p_worker_id, p_attempt
-UPDATE taskstore_tasks SET status=$1::VARCHAR, updated_at=now(), finished_at=now(), lease_expires_at=$2::TIMESTAMP WITH TIME ZONE, error=$3::JSONB WHERE taskstore_tasks.id = $4::BIGINT AND status IN ('running') AND taskstore_tasks.worker_id = $5::VARCHAR AND taskstore_tasks.attempts = $6::INTEGER RETURNING taskstore_tasks.id, taskstore_tasks.watched;
+UPDATE taskstore_tasks SET status=$1::VARCHAR, updated_at=statement_timestamp(), finished_at=statement_timestamp(), lease_expires_at=$2::TIMESTAMP WITH TIME ZONE, error=$3::JSONB WHERE taskstore_tasks.id = $4::BIGINT AND status IN ('running') AND taskstore_tasks.worker_id = $5::VARCHAR AND taskstore_tasks.attempts = $6::INTEGER RETURNING taskstore_tasks.id, taskstore_tasks.watched;
 
 -- heartbeat: every lease the worker holds, in one statement
 -- parameters: make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_lease, p_worker_id, p_ids
-UPDATE taskstore_tasks SET lease_expires_at=(now() + make_interval($1::INTEGER, $2::INTEGER, $3::INTEGER, $4::INTEGER, $5::INTEGER, $6::INTEGER, $7::FLOAT)) WHERE taskstore_tasks.worker_id = $8::VARCHAR AND status IN ('assigned', 'running') AND taskstore_tasks.id = ANY ($9::BIGINT[]) RETURNING taskstore_tasks.id;
+UPDATE taskstore_tasks SET lease_expires_at=(statement_timestamp() + make_interval($1::INTEGER, $2::INTEGER, $3::INTEGER, $4::INTEGER, $5::INTEGER, $6::INTEGER, $7::FLOAT)) WHERE taskstore_tasks.worker_id = $8::VARCHAR AND status IN ('assigned', 'running') AND taskstore_tasks.id = ANY ($9::BIGINT[]) RETURNING taskstore_tasks.id;
 
 -- interrupt: attempts cut off by a graceful stop, not charged
 -- parameters: status, attempts_1, lease_expires_at, batch_attempt, batch_doc, batch_id, p_worker_id
-UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts - $2::INTEGER), updated_at=now(), lease_expires_at=$3::TIMESTAMP WITH TIME ZONE, error=CAST(batch.doc AS JSONB) FROM (SELECT batch_rows.id AS id, ($4::INTEGER[])[batch_rows.i] AS attempt, ($5::TEXT[])[batch_rows.i] AS doc 
+UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts - $2::INTEGER), updated_at=statement_timestamp(), lease_expires_at=$3::TIMESTAMP WITH TIME ZONE, error=CAST(batch.doc AS JSONB) FROM (SELECT batch_rows.id AS id, ($4::INTEGER[])[batch_rows.i] AS attempt, ($5::TEXT[])[batch_rows.i] AS doc 
 FROM unnest($6::BIGINT[]) WITH ORDINALITY AS batch_rows(id, i)) AS batch WHERE taskstore_tasks.id = batch.id AND taskstore_tasks.id = ANY ($6::BIGINT[]) AND taskstore_tasks.attempts = batch.attempt AND taskstore_tasks.worker_id = $7::VARCHAR AND status IN ('assigned', 'running') RETURNING taskstore_tasks.id;
 
 -- release: claimed tasks never run, handed back uncharged
 -- parameters: status, attempts_1, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_delay, worker_id, lease_expires_at, batch_attempt, batch_doc, batch_id, p_worker_id
-UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts - $2::INTEGER), run_at=(now() + make_interval($3::INTEGER, $4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::FLOAT)), updated_at=now(), worker_id=$10::VARCHAR, lease_expires_at=$11::TIMESTAMP WITH TIME ZONE FROM (SELECT batch_rows.id AS id, ($12::INTEGER[])[batch_rows.i] AS attempt, ($13::TEXT[])[batch_rows.i] AS doc 
+UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts - $2::INTEGER), run_at=(statement_timestamp() + make_interval($3::INTEGER, $4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::FLOAT)), updated_at=statement_timestamp(), worker_id=$10::VARCHAR, lease_expires_at=$11::TIMESTAMP WITH TIME ZONE FROM (SELECT batch_rows.id AS id, ($12::INTEGER[])[batch_rows.i] AS attempt, ($13::TEXT[])[batch_rows.i] AS doc 
 FROM unnest($14::BIGINT[]) WITH ORDINALITY AS batch_rows(id, i)) AS batch WHERE taskstore_tasks.id = batch.id AND taskstore_tasks.id = ANY ($14::BIGINT[]) AND taskstore_tasks.attempts = batch.attempt AND taskstore_tasks.worker_id = $15::VARCHAR AND status IN ('assigned', 'running') RETURNING taskstore_tasks.id;
 
 -- rescue: tasks whose lease expired
@@ -178,6 +178,6 @@ FROM unnest($14::BIGINT[]) WITH ORDINALITY AS batch_rows(id, i)) AS batch WHERE 
 WITH picked AS 
 (SELECT taskstore_tasks.id AS id 
 FROM taskstore_tasks 
-WHERE status IN ('assigned', 'running') AND taskstore_tasks.lease_expires_at < now() 
+WHERE status IN ('assigned', 'running') AND taskstore_tasks.lease_expires_at < statement_timestamp() 
  LIMIT $7::INTEGER FOR UPDATE SKIP LOCKED)
- UPDATE taskstore_tasks SET status=CASE WHEN (taskstore_tasks.status = $1::VARCHAR AND taskstore_tasks.max_attempts IS NOT NULL AND taskstore_tasks.attempts >= taskstore_tasks.max_attempts) THEN $2::VARCHAR ELSE $3::VARCHAR END, updated_at=now(), finished_at=CASE WHEN (taskstore_tasks.status = $1::VARCHAR AND taskstore_tasks.max_attempts IS NOT NULL AND taskstore_tasks.attempts >= taskstore_tasks.max_attempts) THEN now() ELSE NULL END, worker_id=$4::VARCHAR, lease_expires_at=$5::TIMESTAMP WITH TIME ZONE, error=CAST($6::VARCHAR AS JSONB) FROM picked WHERE taskstore_tasks.id = picked.id AND status IN ('assigned', 'running') RETURNING taskstore_tasks.id, taskstore_tasks.status;
+ UPDATE taskstore_tasks SET status=CASE WHEN (taskstore_tasks.status = $1::VARCHAR AND taskstore_tasks.max_attempts IS NOT NULL AND taskstore_tasks.attempts >= taskstore_tasks.max_attempts) THEN $2::VARCHAR ELSE $3::VARCHAR END, updated_at=statement_timestamp(), finished_at=CASE WHEN (taskstore_tasks.status = $1::VARCHAR AND taskstore_tasks.max_attempts IS NOT NULL AND taskstore_tasks.attempts >= taskstore_tasks.max_attempts) THEN statement_timestamp() ELSE NULL END, worker_id=$4::VARCHAR, lease_expires_at=$5::TIMESTAMP WITH TIME ZONE, error=CAST($6::VARCHAR AS JSONB) FROM picked WHERE taskstore_tasks.id = picked.id AND status IN ('assigned', 'running') RETURNING taskstore_tasks.id, taskstore_tasks.status;

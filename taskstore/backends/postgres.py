@@ -148,10 +148,13 @@ class PostgresBackend:
                 raise DisconnectionError(f"pooled connection is dead: {exc}") from exc
 
     def now(self) -> ColumnElement[Any]:
-        return func.now()
+        # The statement's start, not the transaction's (now()): a claim in a transaction
+        # that first waited for its queue's row would otherwise record a start before the
+        # end of the task whose completion let it in.
+        return func.statement_timestamp()
 
     def now_plus(self, seconds: ColumnElement[Any]) -> ColumnElement[Any]:
-        return func.now() + func.make_interval(0, 0, 0, 0, 0, 0, seconds)
+        return self.now() + func.make_interval(0, 0, 0, 0, 0, 0, seconds)
 
     def claim_where(self, id_column: ColumnElement[Any], picked: Select[Any]) -> ColumnElement[Any]:
         # A CTE, not `IN (subquery)`: the planner may re-run a LIMITed IN-subquery.
