@@ -221,6 +221,7 @@ class Consumer:
                 queue=queue,
                 limit=limit,
                 lease_seconds=self.lease_seconds,
+                key_limit=self._flow.sole_key_limit(queue),
             )
         self._flow.refilled(queue, len(tasks))
         return accepted, tasks

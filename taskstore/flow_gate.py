@@ -50,7 +50,8 @@ class FlowGate:
         self._lease_seconds = lease_seconds
         self._settings: dict[str, tuple[float, QueueSettings | None]] = {}
         self._held: dict[str, _Hold] = {}
-        self._unfreed: set[str] = set()  # counted claims made since our last completion
+        # counted (or keyed) one-statement claims made since our last completion
+        self._unfreed: set[str] = set()
         self._frees = 0  # writes of our completions so far (see `_hold_full`)
 
     async def limited(self, queue: str) -> bool:
@@ -83,7 +84,7 @@ class FlowGate:
         """Is a queue held at its concurrency or key limit (so our pending completions
         are what would let it start more)?"""
         if self._unfreed:
-            return True  # our tasks hold slots of a queue with a concurrency limit
+            return True  # our tasks hold slots (keys) of a queue with a concurrency (key) limit
         now = time.monotonic()
         return any(
             h.until > now and h.limit in ("concurrency", "key_concurrency")
@@ -101,17 +102,24 @@ class FlowGate:
 
     def refillable(self, queue: str) -> bool:
         """May our completions claim the queue's freed slots in the same statement? Its
-        only limit is its concurrency, and tasks of ours hold slots of it."""
+        only limit is its concurrency (or its key concurrency), and tasks of ours hold
+        slots (keys) of it."""
         return queue in self._unfreed
 
     def refilled(self, queue: str, taken: int) -> None:
         """Our completions were written, and took `taken` tasks of `queue` with them."""
         self.freed()
         if taken:
-            # Slots taken as they were freed: the queue is as full as before, and another
-            # claim now would only find that out (see _claim_counted).
+            # Slots (keys) taken as they were freed: the queue is as full as before, and
+            # another claim now would only find that out (see _claim_counted).
             self._unfreed.add(queue)
-            self._hold(queue, FULL_RECHECK, "concurrency")
+            keyed = self.sole_key_limit(queue) is not None
+            self._hold(queue, FULL_RECHECK, "key_concurrency" if keyed else "concurrency")
+
+    def sole_key_limit(self, queue: str) -> int | None:
+        """The queue's key concurrency where it is its only limit (as last read)."""
+        cached = self._settings.get(queue)
+        return None if cached is None or cached[1] is None else _sole_key_limit(cached[1])
 
     def held_by(self, queue: str) -> str | None:
         """The limit holding the queue back now (one of `LIMITS`), or None."""
@@ -131,8 +139,8 @@ class FlowGate:
         self, queue: str, limit: int, *, orphans: bool, skip: Sequence[str] = ()
     ) -> list[ClaimedTask]:
         """Claim within the queue's limits (leaving tasks named in `skip`): in one
-        statement where its concurrency is its only limit, else (or when that takes
-        nothing) with its settings row locked."""
+        statement where its concurrency, or its key concurrency, is its only limit, else
+        (or when that takes nothing while tasks are due) with its settings row locked."""
         cached, began = self._settings.get(queue), self._frees
         settings = None if cached is None else cached[1]
         if settings is not None and _counted(settings):
@@ -146,8 +154,7 @@ class FlowGate:
                 return []
             if not await self._any_due(queue, orphans, skip):
                 return []  # nothing to take, full or not: one read instead of four trips
-        elif settings is not None and settings.key_concurrency and _keyed_only(settings):
-            key_limit = settings.key_concurrency
+        elif settings is not None and (key_limit := _sole_key_limit(settings)) is not None:
             tasks = await self._claim_keyed(queue, limit, key_limit, orphans, skip, began)
             if tasks or not await self._any_due(queue, orphans, skip):
                 return tasks
@@ -200,6 +207,8 @@ class FlowGate:
                 orphans=orphans,
                 skip=skip,
             )
+        if tasks:
+            self._unfreed.add(queue)  # our completions free keys: they may claim too
         # Fewer taken than asked: held back only if due tasks were passed over (their
         # keys busy), not when there is simply nothing more due.
         if tasks and len(tasks) < limit and await self._any_due(queue, orphans, skip):
@@ -282,11 +291,8 @@ def _counted(settings: QueueSettings) -> bool:
     )
 
 
-def _keyed_only(settings: QueueSettings) -> bool:
-    """Can a claim of the queue apply its key limit in one statement (`claim_keyed`)?"""
-    return (
-        settings.key_concurrency is not None
-        and not settings.paused
-        and settings.concurrency is None
-        and settings.rate_limit is None
-    )
+def _sole_key_limit(settings: QueueSettings) -> int | None:
+    """The queue's key concurrency where it is its only limit (so a claim can apply it
+    in one statement, `claim_keyed`), else None."""
+    alone = not settings.paused and settings.concurrency is None and settings.rate_limit is None
+    return settings.key_concurrency if alone else None

@@ -151,6 +151,45 @@ refill AS
 FROM done UNION ALL SELECT $9::BOOLEAN AS anon_1, $10::BOOLEAN AS anon_2, refill.id, refill.name, refill.queue, refill.payload, refill.attempts, refill.max_attempts, refill.priority, refill.run_at, refill.trace_context 
 FROM refill;
 
+-- keyed ack and refill: completions, and the keyed claim of the keys they free (where one statement can)
+-- parameters: param_1, param_2, param_3, param_4, batch_attempt, batch_doc, batch_id, p_worker_id, param_5, param_6, param_7, attempts_1, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_lease, param_8, p_queue, p_scan, p_key_limit, coalesce_1, p_limit, param_9, claims_1, claims_2, coalesce_2
+WITH done AS 
+(UPDATE taskstore_tasks SET status=$2::VARCHAR, updated_at=statement_timestamp(), finished_at=statement_timestamp(), lease_expires_at=$3::TIMESTAMP WITH TIME ZONE, progress=$4::FLOAT, result=CAST(batch.doc AS JSONB) FROM (SELECT batch_rows.id AS id, ($5::INTEGER[])[batch_rows.i] AS attempt, ($6::TEXT[])[batch_rows.i] AS doc 
+FROM unnest($7::BIGINT[]) WITH ORDINALITY AS batch_rows(id, i)) AS batch WHERE taskstore_tasks.id = batch.id AND taskstore_tasks.id = ANY ($7::BIGINT[]) AND taskstore_tasks.attempts = batch.attempt AND taskstore_tasks.worker_id = $8::VARCHAR AND status IN ('running') RETURNING taskstore_tasks.id, taskstore_tasks.watched, taskstore_tasks.queue), 
+front AS 
+(SELECT taskstore_tasks.id AS id, taskstore_tasks.name AS name, taskstore_tasks.concurrency_key AS ckey, taskstore_tasks.priority AS priority, taskstore_tasks.run_at AS run_at 
+FROM taskstore_tasks 
+WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = $20::VARCHAR OR taskstore_tasks.worker_id IS NOT NULL) AND taskstore_tasks.queue = $21::VARCHAR AND taskstore_tasks.run_at <= statement_timestamp() ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id 
+ LIMIT $22::INTEGER), 
+busy AS MATERIALIZED 
+(SELECT taskstore_tasks.concurrency_key AS ckey, count(*) AS n 
+FROM taskstore_tasks 
+WHERE taskstore_tasks.queue = $21::VARCHAR AND status IN ('assigned', 'running') AND taskstore_tasks.concurrency_key IS NOT NULL AND (taskstore_tasks.id NOT IN (SELECT done.id 
+FROM done)) GROUP BY taskstore_tasks.concurrency_key), 
+bumped AS 
+(UPDATE taskstore_queues SET claims=(taskstore_queues.claims + $27::BIGINT) WHERE taskstore_queues.name = $21::VARCHAR AND taskstore_queues.paused IS false AND taskstore_queues.concurrency IS NULL AND taskstore_queues.rate_limit IS NULL AND taskstore_queues.key_concurrency = $23::INTEGER RETURNING taskstore_queues.claims - $28::BIGINT AS before), 
+picked AS 
+(SELECT front.id AS id 
+FROM front 
+WHERE front.ckey IS NULL OR front.id IN (SELECT placed.id 
+FROM (SELECT keys.ckey AS ckey, firsts.id AS id, row_number() OVER (PARTITION BY keys.ckey ORDER BY firsts.priority DESC, firsts.id) AS place 
+FROM (SELECT DISTINCT front.ckey AS ckey 
+FROM front 
+WHERE front.ckey IS NOT NULL) AS keys JOIN LATERAL (SELECT k.id AS id, k.priority AS priority 
+FROM taskstore_tasks AS k 
+WHERE status IN ('created', 'not_finished') AND concurrency_key IS NOT NULL AND k.queue = $21::VARCHAR AND k.concurrency_key = keys.ckey AND (k.run_at <= statement_timestamp() OR k.started_at IS NOT NULL) ORDER BY k.priority DESC, k.id 
+ LIMIT $23::INTEGER) AS firsts ON true) AS placed LEFT OUTER JOIN busy ON busy.ckey = placed.ckey 
+WHERE placed.place + coalesce(busy.n, $24::INTEGER) <= $23::INTEGER) ORDER BY front.priority DESC, front.run_at, front.id 
+ LIMIT coalesce((SELECT CASE WHEN (bumped.before = (SELECT taskstore_queues.claims 
+FROM taskstore_queues 
+WHERE taskstore_queues.name = $21::VARCHAR)) THEN $25::INTEGER ELSE $26::INTEGER END AS anon_3 
+FROM bumped), $29::INTEGER)), 
+refill AS 
+(UPDATE taskstore_tasks SET status=$11::VARCHAR, attempts=(taskstore_tasks.attempts + $12::INTEGER), updated_at=statement_timestamp(), started_at=statement_timestamp(), worker_id=$8::VARCHAR, lease_expires_at=(statement_timestamp() + make_interval($13::INTEGER, $14::INTEGER, $15::INTEGER, $16::INTEGER, $17::INTEGER, $18::INTEGER, $19::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id AND status IN ('created', 'not_finished') RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at, taskstore_tasks.trace_context)
+ SELECT $1::BOOLEAN AS ended, done.watched, done.id, CAST(NULL AS VARCHAR(200)) AS name, CAST(NULL AS VARCHAR(64)) AS queue, CAST(NULL AS JSONB) AS payload, CAST(NULL AS INTEGER) AS attempts, CAST(NULL AS INTEGER) AS max_attempts, CAST(NULL AS SMALLINT) AS priority, CAST(NULL AS TIMESTAMP WITH TIME ZONE) AS run_at, CAST(NULL AS VARCHAR(512)) AS trace_context 
+FROM done UNION ALL SELECT $9::BOOLEAN AS anon_1, $10::BOOLEAN AS anon_2, refill.id, refill.name, refill.queue, refill.payload, refill.attempts, refill.max_attempts, refill.priority, refill.run_at, refill.trace_context 
+FROM refill;
+
 -- retry: a failed attempt with attempts left, fenced
 -- parameters: status, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_retry_in, worker_id, lease_expires_at, p_error, p_task_id, p_worker_id, p_attempt
 UPDATE taskstore_tasks SET status=$1::VARCHAR, run_at=(statement_timestamp() + make_interval($2::INTEGER, $3::INTEGER, $4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::FLOAT)), updated_at=statement_timestamp(), worker_id=$9::VARCHAR, lease_expires_at=$10::TIMESTAMP WITH TIME ZONE, error=$11::JSONB WHERE taskstore_tasks.id = $12::BIGINT AND status IN ('running') AND taskstore_tasks.worker_id = $13::VARCHAR AND taskstore_tasks.attempts = $14::INTEGER RETURNING taskstore_tasks.id, taskstore_tasks.watched;

@@ -61,6 +61,11 @@ def hot_statements(repo: TaskRepository) -> list[tuple[str, str, Any]]:
             "completions, and the claim of the slots they free (where one statement can)",
             repo._handoff,
         ),
+        (
+            "keyed ack and refill",
+            "completions, and the keyed claim of the keys they free (where one statement can)",
+            repo._keyed_handoff,
+        ),
         ("retry", "a failed attempt with attempts left, fenced", repo._fail[True]),
         ("fail", "a failed attempt with none left, fenced", repo._fail[False]),
         ("heartbeat", "every lease the worker holds, in one statement", repo._heartbeat),

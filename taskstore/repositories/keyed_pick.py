@@ -83,13 +83,13 @@ class KeyedPickStatements(LeaseStatements):
         rows = await self.backend.rows(conn, self._keyed_claim[orphans, bool(skip)], params)
         return [claimed(row) for row in sorted(rows, key=claim_order)]
 
-    def _build_keyed_claim(self, orphans: bool, skip: bool, limit: Any) -> Any:
+    def _build_keyed_claim(self, orphans: bool, skip: bool, limit: Any, freed: Any = None) -> Any:
         """Claim the keyed pick, at most `limit` (an SQL expression). No SKIP LOCKED
         (window functions cannot take row locks): the pick runs under the queue's lock,
         or behind `_key_gate`. Only the status is checked again (a row cancelled since
         the pick is left alone): the pick's own conditions repeated here would steer
         PostgreSQL's planner into scanning the claim index against the picked rows."""
-        picked = self._keyed_pick(orphans, skip).limit(limit)
+        picked = self._keyed_pick(orphans, skip, freed).limit(limit)
         where = (self.backend.pick_where(T.c.id, picked), status_in(CLAIMABLE))
         return update(T).where(*where).values(self._claim_values()).returning(*CLAIM_COLUMNS)
 
@@ -122,13 +122,14 @@ class KeyedPickStatements(LeaseStatements):
         alone = select(case((bumped.c.before == seen, p_limit), else_=0)).scalar_subquery()
         return func.coalesce(alone, 0)
 
-    def _keyed_pick(self, orphans: bool, skip: bool) -> Any:
+    def _keyed_pick(self, orphans: bool, skip: bool, freed: Any = None) -> Any:
         """The ids a keyed claim may take, in claim order. The candidates are the first
         `p_scan` in claim order (a bounded index scan, however deep the queue). Each is
         weighed against its key's first `p_key_limit` tasks in the key's own order, read
         from the start of the key in the key-order index, so tasks of the key outside the
         candidates count too: not due yet but keeping their place, orphans, or beyond
-        the first `p_scan`."""
+        the first `p_scan`. `freed`: rows (``id``) this statement completes, still
+        running in its snapshot; they hold no key."""
         front = (
             select(
                 T.c.id,
@@ -148,6 +149,7 @@ class KeyedPickStatements(LeaseStatements):
                 T.c.queue == bindparam("p_queue"),
                 status_in(LEASED),
                 T.c.concurrency_key.is_not(None),
+                *([] if freed is None else [T.c.id.not_in(select(freed.c.id))]),
             )
             .group_by(T.c.concurrency_key),
             "busy",

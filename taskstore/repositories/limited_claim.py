@@ -61,7 +61,8 @@ class LimitedClaimStatements(KeyedPickStatements):
             for o in both
             for skip in both
         }
-        self._handoff = None if backend.writes_read_latest else self._build_handoff()
+        self._handoff = None if backend.writes_read_latest else self._build_handoff(False)
+        self._keyed_handoff = None if backend.writes_read_latest else self._build_handoff(True)
 
     def _build_limited_claim(self, orphans: bool, keyed: bool, skip: bool) -> Any:
         """The claim of a queue with flow control, run after the queue's row is locked
@@ -142,14 +143,18 @@ class LimitedClaimStatements(KeyedPickStatements):
             case((left.c.n < 0, 0), (left.c.n < p_limit, left.c.n), else_=p_limit)
         ).scalar_subquery()
 
-    def _build_handoff(self) -> Any:
-        """PostgreSQL: a batch of completions and the claim of the slots they free, in one
-        statement (data-modifying CTEs). Rows: (ended?, watched?, *CLAIM_COLUMNS), an
-        ended row carrying only its id."""
+    def _build_handoff(self, keyed: bool) -> Any:
+        """PostgreSQL: a batch of completions and the claim of the slots (`keyed`: the
+        keys) they free, in one statement (data-modifying CTEs). Rows: (ended?,
+        watched?, *CLAIM_COLUMNS), an ended row carrying only its id."""
         ending = self._build_ending(Event.COMPLETE, {"progress": 1.0}, doc_into="result")
         done = ending.returning(T.c.watched, T.c.queue).cte("done")
-        freed = select(func.count()).where(done.c.queue == bindparam("p_queue")).scalar_subquery()
-        refill = self._build_claim(False, self._counted_room(freed)).cte("refill")
+        if keyed:
+            claim = self._build_keyed_claim(False, False, self._key_gate(), freed=done)
+        else:
+            freed = select(func.count()).where(done.c.queue == bindparam("p_queue"))
+            claim = self._build_claim(False, self._counted_room(freed.scalar_subquery()))
+        refill = claim.cte("refill")
         blanks = [cast(null(), column.type).label(column.name) for column in CLAIM_COLUMNS[1:]]
         ended = select(literal(True).label("ended"), done.c.watched, done.c.id, *blanks)
         started = select(literal(False), literal(False), *(refill.c[c.name] for c in CLAIM_COLUMNS))
@@ -164,20 +169,26 @@ class LimitedClaimStatements(KeyedPickStatements):
         queue: str,
         limit: int,
         lease_seconds: float,
+        key_limit: int | None = None,
     ) -> tuple[set[int], list[ClaimedTask]]:
-        """`complete_many`, then `claim_counted` of up to `limit` tasks of `queue` in the
-        slots the completions free, at once: a queue held at its concurrency limit starts
-        its next tasks without waiting for another round trip. Returns the ids accepted
-        by the fence and the tasks claimed (call in one transaction)."""
+        """`complete_many`, then `claim_counted` (with `key_limit`: `claim_keyed`) of up
+        to `limit` tasks of `queue` in the slots (the keys) the completions free, at once:
+        a queue held at its limit starts its next tasks without waiting for another round
+        trip. Returns the ids accepted by the fence and the tasks claimed (call in one
+        transaction)."""
         if self._handoff is None:  # SQLite: two statements under the one write lock
             accepted = await self.complete_many(conn, worker_id=worker_id, done=done)
-            tasks = await self.claim_counted(
-                conn, worker_id=worker_id, queue=queue, limit=limit, lease_seconds=lease_seconds
-            )
-            return accepted, tasks
+            claim = dict(worker_id=worker_id, queue=queue, limit=limit, lease_seconds=lease_seconds)
+            if key_limit is None:
+                return accepted, await self.claim_counted(conn, **claim)
+            return accepted, await self.claim_keyed(conn, key_limit=key_limit, **claim)
         params = claim_params(queue, limit, worker_id, lease_seconds)
         params.update(self._batch_params(done))
-        rows = await self.backend.rows(conn, self._handoff, params)
+        handoff = self._handoff
+        if key_limit is not None:
+            params.update(p_key_limit=key_limit, p_scan=max(5000, limit))
+            handoff = self._keyed_handoff
+        rows = await self.backend.rows(conn, handoff, params)
         ended = [row for row in rows if row[0]]
         await self.after_completion(conn, [row[2] for row in ended if row[1]])
         started = sorted((row[2:] for row in rows if not row[0]), key=claim_order)

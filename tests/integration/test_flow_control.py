@@ -177,6 +177,59 @@ async def test_completion_refills_racing_claims_never_exceed_the_limit(
     assert most == 6  # the limit is reached, not only kept
 
 
+async def test_completions_claim_the_keys_they_free_in_the_same_write(
+    store: TaskStore, consumers
+) -> None:
+    await store.set_queue("api", key_concurrency=1)
+    a1, b1, c1, a2, b2 = await store.enqueue_many(
+        [{"name": "t.x", "queue": "api", "concurrency_key": k} for k in "abcab"]
+    )
+    worker = consumers()
+    assert [t.id for t in await worker.claim("api", 10)] == [a1, b1, c1]
+    assert worker.refillable("api")
+    stale = (c1, 2, None)  # fenced out: frees nothing
+    accepted, refill = await worker.complete_and_claim(
+        [(a1, 1, None), (b1, 1, None), stale], "api", 10
+    )
+    assert accepted == {a1, b1}
+    assert [t.id for t in refill] == [a2, b2]  # keys a and b freed, c still busy
+    running = await store.list(status=TaskStatus.RUNNING, queue="api", limit=100)
+    assert {t.id for t in running} == {c1, a2, b2}
+
+
+async def test_keyed_refills_racing_claims_never_run_two_of_one_key_and_keep_its_order(
+    store: TaskStore, consumers
+) -> None:
+    await store.set_queue("api", key_concurrency=1)
+    items = [{"name": "t.x", "queue": "api", "concurrency_key": f"k{i % 4}"} for i in range(60)]
+    ids = await store.enqueue_many(items)
+    key_of = {task_id: item["concurrency_key"] for task_id, item in zip(ids, items, strict=True)}
+    workers = [consumers() for _ in range(4)]
+    held: list[list] = [[] for _ in workers]
+    started: list[int] = []
+    for _ in range(40):  # refills of two workers race plain claims of the other two
+
+        async def turn(i: int, tasks: list) -> list:
+            worker = workers[i]
+            done = [(task.id, task.attempt, None) for task in tasks]
+            if done and i % 2 == 0 and worker.refillable("api"):
+                return (await worker.complete_and_claim(done, "api", 3))[1]
+            if done:
+                await worker.complete(done)
+            worker.queue_changed("api")
+            return await worker.claim("api", 3)
+
+        held = await asyncio.gather(*(turn(i, tasks) for i, tasks in enumerate(held)))
+        running = await store.list(status=TaskStatus.RUNNING, queue="api", limit=100)
+        keys = [key_of[t.id] for t in running]
+        assert len(keys) == len(set(keys)) == sum(map(len, held))  # one per key at most
+        started += sorted(t.id for tasks in held for t in tasks)
+    assert len(started) == 60
+    for key in ("k0", "k1", "k2", "k3"):
+        order = [i for i in started if key_of[i] == key]
+        assert order == sorted(order)
+
+
 async def test_a_paused_queue_starts_nothing_until_resumed(store: TaskStore, consumers) -> None:
     await store.enqueue_many([{"name": "t.x", "queue": "api"} for _ in range(4)])
     worker = consumers()
