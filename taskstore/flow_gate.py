@@ -15,8 +15,9 @@ moment at a limit.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from taskstore.links import Link
 from taskstore.records import ClaimedTask, QueueSettings
@@ -166,11 +167,17 @@ class FlowGate:
             lambda conn: self._store.tasks.any_due(conn, [queue], orphans=orphans, skip=left_out)
         )
 
-    async def _claim_counted(
-        self, queue: str, limit: int, orphans: bool, skip: Sequence[str], began: int
+    async def _in_one_statement(
+        self,
+        claim: Callable[..., Awaitable[list[ClaimedTask]]],
+        queue: str,
+        limit: int,
+        orphans: bool,
+        skip: Sequence[str],
     ) -> list[ClaimedTask]:
+        """Run a one-statement claim (`claim_counted`, `claim_keyed`) on our link."""
         async with self._link.statement() as conn:
-            tasks = await self._store.tasks.claim_counted(
+            return await claim(
                 conn,
                 worker_id=self._worker_id,
                 queue=queue,
@@ -179,6 +186,12 @@ class FlowGate:
                 orphans=orphans,
                 skip=skip,
             )
+
+    async def _claim_counted(
+        self, queue: str, limit: int, orphans: bool, skip: Sequence[str], began: int
+    ) -> list[ClaimedTask]:
+        claim = self._store.tasks.claim_counted
+        tasks = await self._in_one_statement(claim, queue, limit, orphans, skip)
         if tasks:
             self._unfreed.add(queue)
         if 0 < len(tasks) < limit:
@@ -196,17 +209,8 @@ class FlowGate:
         skip: Sequence[str],
         began: int,
     ) -> list[ClaimedTask]:
-        async with self._link.statement() as conn:
-            tasks = await self._store.tasks.claim_keyed(
-                conn,
-                worker_id=self._worker_id,
-                queue=queue,
-                limit=limit,
-                lease_seconds=self._lease_seconds,
-                key_limit=key_limit,
-                orphans=orphans,
-                skip=skip,
-            )
+        claim = functools.partial(self._store.tasks.claim_keyed, key_limit=key_limit)
+        tasks = await self._in_one_statement(claim, queue, limit, orphans, skip)
         if tasks:
             self._unfreed.add(queue)  # our completions free keys: they may claim too
         # Fewer taken than asked: held back only if due tasks were passed over (their

@@ -104,13 +104,21 @@ async def test_concurrent_claims_of_a_limited_queue_never_take_more_than_its_roo
     assert len(running) == 5  # the limit is reached, not only kept
 
 
+async def _keyed_queue(store: TaskStore, tasks: int, keys: int) -> dict[int, str]:
+    """Queue "api" at key concurrency 1 with `tasks` tasks over `keys` keys, taken in
+    turn; returns each task's key."""
+    await store.set_queue("api", key_concurrency=1)
+    items = [
+        {"name": "t.x", "queue": "api", "concurrency_key": f"k{i % keys}"} for i in range(tasks)
+    ]
+    ids = await store.enqueue_many(items)
+    return {task_id: item["concurrency_key"] for task_id, item in zip(ids, items, strict=True)}
+
+
 async def test_concurrent_claims_of_a_keyed_queue_never_run_two_of_one_key_and_keep_its_order(
     store: TaskStore, consumers
 ) -> None:
-    await store.set_queue("api", key_concurrency=1)
-    items = [{"name": "t.x", "queue": "api", "concurrency_key": f"k{i % 3}"} for i in range(45)]
-    ids = await store.enqueue_many(items)
-    key_of = {task_id: item["concurrency_key"] for task_id, item in zip(ids, items, strict=True)}
+    key_of = await _keyed_queue(store, tasks=45, keys=3)
     workers = [consumers() for _ in range(4)]
     started: list[int] = []
     most = 0
@@ -200,10 +208,7 @@ async def test_completions_claim_the_keys_they_free_in_the_same_write(
 async def test_keyed_refills_racing_claims_never_run_two_of_one_key_and_keep_its_order(
     store: TaskStore, consumers
 ) -> None:
-    await store.set_queue("api", key_concurrency=1)
-    items = [{"name": "t.x", "queue": "api", "concurrency_key": f"k{i % 4}"} for i in range(60)]
-    ids = await store.enqueue_many(items)
-    key_of = {task_id: item["concurrency_key"] for task_id, item in zip(ids, items, strict=True)}
+    key_of = await _keyed_queue(store, tasks=60, keys=4)
     workers = [consumers() for _ in range(4)]
     held: list[list] = [[] for _ in workers]
     started: list[int] = []
