@@ -30,21 +30,29 @@ WHERE status IN ('not_finished') AND worker_id IS NULL AND taskstore_tasks.queue
  LIMIT ? OFFSET ?) RETURNING id, name, queue, payload, attempts, max_attempts, priority, run_at, trace_context;
 
 -- limited claim: a queue with flow control, its row locked; per-key limit applied
--- parameters: status, attempts_1, strftime_1, strftime_2, strftime_1, strftime_2, p_worker_id, strftime_3, strftime_4, printf_1, p_lease, param_1, p_queue, strftime_1, strftime_2, p_scan, param_2, p_queue, p_key_limit, coalesce_1, p_key_limit, p_queue, strftime_1, strftime_2, p_key_limit, param_3, coalesce_1, p_key_limit, p_limit, param_4
-UPDATE taskstore_tasks SET status=?, attempts=(taskstore_tasks.attempts + ?), updated_at=strftime(?, ?), started_at=strftime(?, ?), worker_id=?, lease_expires_at=strftime(?, ?, printf(?, ?)) WHERE taskstore_tasks.id IN (SELECT front.id 
-FROM (SELECT scanned.id AS id, scanned.name AS name, scanned.ckey AS ckey, scanned.priority AS priority, scanned.run_at AS run_at, row_number() OVER (PARTITION BY scanned.ckey ORDER BY scanned.priority DESC, scanned.id) AS rank 
-FROM (SELECT taskstore_tasks.id AS id, taskstore_tasks.name AS name, taskstore_tasks.concurrency_key AS ckey, taskstore_tasks.priority AS priority, taskstore_tasks.run_at AS run_at 
+-- parameters: param_1, p_queue, strftime_1, strftime_2, p_scan, param_2, status, attempts_1, strftime_1, strftime_2, strftime_1, strftime_2, p_worker_id, strftime_3, strftime_4, printf_1, p_lease, p_queue, strftime_1, strftime_2, p_key_limit, param_3, p_key_limit, coalesce_1, p_queue, room_1, p_limit, param_4
+WITH front AS 
+(SELECT taskstore_tasks.id AS id, taskstore_tasks.name AS name, taskstore_tasks.concurrency_key AS ckey, taskstore_tasks.priority AS priority, taskstore_tasks.run_at AS run_at 
 FROM taskstore_tasks 
 WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = ? OR taskstore_tasks.worker_id IS NOT NULL) AND taskstore_tasks.queue = ? AND taskstore_tasks.run_at <= strftime(?, ?) ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id
- LIMIT ? OFFSET ?) AS scanned) AS front LEFT OUTER JOIN (SELECT taskstore_tasks.concurrency_key AS ckey, count(*) AS n 
-FROM taskstore_tasks 
-WHERE taskstore_tasks.queue = ? AND status IN ('assigned', 'running') AND taskstore_tasks.concurrency_key IS NOT NULL GROUP BY taskstore_tasks.concurrency_key) AS busy ON busy.ckey = front.ckey 
-WHERE (front.ckey IS NULL OR front.rank <= ?) AND (front.ckey IS NULL OR front.rank + coalesce(busy.n, ?) <= ? AND (SELECT count(*) AS count_1 
+ LIMIT ? OFFSET ?)
+ UPDATE taskstore_tasks SET status=?, attempts=(taskstore_tasks.attempts + ?), updated_at=strftime(?, ?), started_at=strftime(?, ?), worker_id=?, lease_expires_at=strftime(?, ?, printf(?, ?)) WHERE taskstore_tasks.id IN (SELECT front.id 
+FROM front LEFT OUTER JOIN (SELECT edges.ckey AS ckey, e.id AS id, e.priority AS priority 
+FROM (SELECT rooms.ckey AS ckey, (SELECT placed.id 
+FROM (SELECT first.id AS id, row_number() OVER (ORDER BY first.priority DESC, first.id) AS place 
 FROM (SELECT k.id AS id, k.priority AS priority 
 FROM taskstore_tasks AS k 
-WHERE status IN ('created', 'not_finished') AND concurrency_key IS NOT NULL AND k.queue = ? AND k.concurrency_key = front.ckey AND (k.run_at <= strftime(?, ?) OR k.started_at IS NOT NULL) ORDER BY k.priority DESC, k.id
- LIMIT ? OFFSET ?) AS first 
-WHERE first.priority > front.priority OR first.priority = front.priority AND first.id < front.id) + coalesce(busy.n, ?) < ?) ORDER BY front.priority DESC, front.run_at, front.id
+WHERE status IN ('created', 'not_finished') AND concurrency_key IS NOT NULL AND k.queue = ? AND k.concurrency_key = rooms.ckey AND (k.run_at <= strftime(?, ?) OR k.started_at IS NOT NULL) ORDER BY k.priority DESC, k.id
+ LIMIT ? OFFSET ?) AS first) AS placed 
+WHERE placed.place = rooms.room) AS last 
+FROM (SELECT keys.ckey AS ckey, ? - coalesce(busy.n, ?) AS room 
+FROM (SELECT DISTINCT front.ckey AS ckey 
+FROM front 
+WHERE front.ckey IS NOT NULL) AS keys LEFT OUTER JOIN (SELECT taskstore_tasks.concurrency_key AS ckey, count(*) AS n 
+FROM taskstore_tasks 
+WHERE taskstore_tasks.queue = ? AND status IN ('assigned', 'running') AND taskstore_tasks.concurrency_key IS NOT NULL GROUP BY taskstore_tasks.concurrency_key) AS busy ON busy.ckey = keys.ckey) AS rooms 
+WHERE rooms.room > ?) AS edges LEFT OUTER JOIN taskstore_tasks AS e ON e.id = edges.last) AS bound ON bound.ckey = front.ckey 
+WHERE front.ckey IS NULL OR bound.ckey IS NOT NULL AND (bound.id IS NULL OR front.priority > bound.priority OR front.priority = bound.priority AND front.id <= bound.id) ORDER BY front.priority DESC, front.run_at, front.id
  LIMIT ? OFFSET ?) AND status IN ('created', 'not_finished') RETURNING id, name, queue, payload, attempts, max_attempts, priority, run_at, trace_context;
 
 -- counted claim: a queue whose only limit is its concurrency, counted in the claim itself
@@ -60,21 +68,29 @@ FROM taskstore_queues
 WHERE taskstore_queues.name = ? AND taskstore_queues.paused IS 0 AND taskstore_queues.concurrency IS NOT NULL AND taskstore_queues.rate_limit IS NULL AND taskstore_queues.key_concurrency IS NULL), ?) AS n) AS room) OFFSET ?) RETURNING id, name, queue, payload, attempts, max_attempts, priority, run_at, trace_context;
 
 -- keyed claim: a queue whose only limit is its key concurrency, gated in the claim itself
--- parameters: status, attempts_1, strftime_1, strftime_2, strftime_1, strftime_2, p_worker_id, strftime_3, strftime_4, printf_1, p_lease, param_1, p_queue, strftime_1, strftime_2, p_scan, param_2, p_queue, p_key_limit, coalesce_1, p_key_limit, p_queue, strftime_1, strftime_2, p_key_limit, param_3, coalesce_1, p_key_limit, p_limit, p_queue, p_key_limit, coalesce_2, param_4
-UPDATE taskstore_tasks SET status=?, attempts=(taskstore_tasks.attempts + ?), updated_at=strftime(?, ?), started_at=strftime(?, ?), worker_id=?, lease_expires_at=strftime(?, ?, printf(?, ?)) WHERE taskstore_tasks.id IN (SELECT front.id 
-FROM (SELECT scanned.id AS id, scanned.name AS name, scanned.ckey AS ckey, scanned.priority AS priority, scanned.run_at AS run_at, row_number() OVER (PARTITION BY scanned.ckey ORDER BY scanned.priority DESC, scanned.id) AS rank 
-FROM (SELECT taskstore_tasks.id AS id, taskstore_tasks.name AS name, taskstore_tasks.concurrency_key AS ckey, taskstore_tasks.priority AS priority, taskstore_tasks.run_at AS run_at 
+-- parameters: param_1, p_queue, strftime_1, strftime_2, p_scan, param_2, status, attempts_1, strftime_1, strftime_2, strftime_1, strftime_2, p_worker_id, strftime_3, strftime_4, printf_1, p_lease, p_queue, strftime_1, strftime_2, p_key_limit, param_3, p_key_limit, coalesce_1, p_queue, room_1, p_limit, p_queue, p_key_limit, coalesce_2, param_4
+WITH front AS 
+(SELECT taskstore_tasks.id AS id, taskstore_tasks.name AS name, taskstore_tasks.concurrency_key AS ckey, taskstore_tasks.priority AS priority, taskstore_tasks.run_at AS run_at 
 FROM taskstore_tasks 
 WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = ? OR taskstore_tasks.worker_id IS NOT NULL) AND taskstore_tasks.queue = ? AND taskstore_tasks.run_at <= strftime(?, ?) ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id
- LIMIT ? OFFSET ?) AS scanned) AS front LEFT OUTER JOIN (SELECT taskstore_tasks.concurrency_key AS ckey, count(*) AS n 
-FROM taskstore_tasks 
-WHERE taskstore_tasks.queue = ? AND status IN ('assigned', 'running') AND taskstore_tasks.concurrency_key IS NOT NULL GROUP BY taskstore_tasks.concurrency_key) AS busy ON busy.ckey = front.ckey 
-WHERE (front.ckey IS NULL OR front.rank <= ?) AND (front.ckey IS NULL OR front.rank + coalesce(busy.n, ?) <= ? AND (SELECT count(*) AS count_1 
+ LIMIT ? OFFSET ?)
+ UPDATE taskstore_tasks SET status=?, attempts=(taskstore_tasks.attempts + ?), updated_at=strftime(?, ?), started_at=strftime(?, ?), worker_id=?, lease_expires_at=strftime(?, ?, printf(?, ?)) WHERE taskstore_tasks.id IN (SELECT front.id 
+FROM front LEFT OUTER JOIN (SELECT edges.ckey AS ckey, e.id AS id, e.priority AS priority 
+FROM (SELECT rooms.ckey AS ckey, (SELECT placed.id 
+FROM (SELECT first.id AS id, row_number() OVER (ORDER BY first.priority DESC, first.id) AS place 
 FROM (SELECT k.id AS id, k.priority AS priority 
 FROM taskstore_tasks AS k 
-WHERE status IN ('created', 'not_finished') AND concurrency_key IS NOT NULL AND k.queue = ? AND k.concurrency_key = front.ckey AND (k.run_at <= strftime(?, ?) OR k.started_at IS NOT NULL) ORDER BY k.priority DESC, k.id
- LIMIT ? OFFSET ?) AS first 
-WHERE first.priority > front.priority OR first.priority = front.priority AND first.id < front.id) + coalesce(busy.n, ?) < ?) ORDER BY front.priority DESC, front.run_at, front.id
+WHERE status IN ('created', 'not_finished') AND concurrency_key IS NOT NULL AND k.queue = ? AND k.concurrency_key = rooms.ckey AND (k.run_at <= strftime(?, ?) OR k.started_at IS NOT NULL) ORDER BY k.priority DESC, k.id
+ LIMIT ? OFFSET ?) AS first) AS placed 
+WHERE placed.place = rooms.room) AS last 
+FROM (SELECT keys.ckey AS ckey, ? - coalesce(busy.n, ?) AS room 
+FROM (SELECT DISTINCT front.ckey AS ckey 
+FROM front 
+WHERE front.ckey IS NOT NULL) AS keys LEFT OUTER JOIN (SELECT taskstore_tasks.concurrency_key AS ckey, count(*) AS n 
+FROM taskstore_tasks 
+WHERE taskstore_tasks.queue = ? AND status IN ('assigned', 'running') AND taskstore_tasks.concurrency_key IS NOT NULL GROUP BY taskstore_tasks.concurrency_key) AS busy ON busy.ckey = keys.ckey) AS rooms 
+WHERE rooms.room > ?) AS edges LEFT OUTER JOIN taskstore_tasks AS e ON e.id = edges.last) AS bound ON bound.ckey = front.ckey 
+WHERE front.ckey IS NULL OR bound.ckey IS NOT NULL AND (bound.id IS NULL OR front.priority > bound.priority OR front.priority = bound.priority AND front.id <= bound.id) ORDER BY front.priority DESC, front.run_at, front.id
  LIMIT coalesce((SELECT ? AS anon_1 
 FROM taskstore_queues 
 WHERE taskstore_queues.name = ? AND taskstore_queues.paused IS 0 AND taskstore_queues.concurrency IS NULL AND taskstore_queues.rate_limit IS NULL AND taskstore_queues.key_concurrency = ?), ?) OFFSET ?) AND status IN ('created', 'not_finished') RETURNING id, name, queue, payload, attempts, max_attempts, priority, run_at, trace_context;

@@ -156,7 +156,7 @@ class KeyedPickStatements(LeaseStatements):
         )
         if self.backend.lateral_joins:
             return self._pick_by_keys(front.cte("front"), busy, skip)
-        return self._pick_by_rank(front.subquery("scanned"), busy, skip)
+        return self._pick_by_edges(front.cte("front"), busy, skip)
 
     def _pick_by_keys(self, front: Any, busy: Any, skip: bool) -> Any:
         """Each key among the candidates (hashed, not sorted) looks up its first tasks
@@ -183,28 +183,46 @@ class KeyedPickStatements(LeaseStatements):
             .order_by(front.c.priority.desc(), front.c.run_at, front.c.id)
         )
 
-    def _pick_by_rank(self, scanned: Any, busy: Any, skip: bool) -> Any:
-        """Where no LATERAL join is at hand (SQLite): the candidates are ranked per key
-        (a sort of them by key), and those whose rank and their key's running tasks
-        leave room are checked against the key's first tasks (`_ahead`)."""
-        in_key = (scanned.c.priority.desc(), scanned.c.id)
-        rank = func.row_number().over(partition_by=scanned.c.ckey, order_by=in_key)
-        front = select(*scanned.c, rank.label("rank")).subquery("front")
-        key_limit = bindparam("p_key_limit", type_=Integer)
-        running = func.coalesce(busy.c.n, 0)
-        room = and_(front.c.rank + running <= key_limit, self._ahead(front) + running < key_limit)
+    def _pick_by_edges(self, front: Any, busy: Any, skip: bool) -> Any:
+        """Where no LATERAL join is at hand (SQLite): a key's candidates may start up to
+        its edge in the key's order (`_edges`). A look-up per key, not a sort of the
+        candidates by key."""
+        bound = self._edges(front, busy)
+        up_to_edge = or_(
+            bound.c.id.is_(None),  # the key has fewer tasks than room: all may start
+            front.c.priority > bound.c.priority,
+            and_(front.c.priority == bound.c.priority, front.c.id <= bound.c.id),
+        )
         ours = [self.backend.none_of(front.c.name, "p_skip")] if skip else []
         return (
             select(front.c.id)
-            .select_from(front.outerjoin(busy, busy.c.ckey == front.c.ckey))
-            .where(
-                # Implied by `room`, but on the candidate alone: the join to `busy` and
-                # the look-ups see a few per key instead of every candidate.
-                or_(front.c.ckey.is_(None), front.c.rank <= key_limit),
-                or_(front.c.ckey.is_(None), room),
-                *ours,
-            )
+            .select_from(front.outerjoin(bound, bound.c.ckey == front.c.ckey))
+            .where(or_(front.c.ckey.is_(None), and_(bound.c.ckey.is_not(None), up_to_edge)))
+            .where(*ours)
             .order_by(front.c.priority.desc(), front.c.run_at, front.c.id)
+        )
+
+    def _edges(self, front: Any, busy: Any) -> Any:
+        """Each key among the candidates with room left, and its edge (``id``,
+        ``priority``): the last of the key's first tasks that its running tasks leave
+        room for, or NULL where the key has fewer tasks than that."""
+        keys = select(front.c.ckey).where(front.c.ckey.is_not(None)).distinct().subquery("keys")
+        room = bindparam("p_key_limit", type_=Integer) - func.coalesce(busy.c.n, 0)
+        rooms = (
+            select(keys.c.ckey, room.label("room"))
+            .select_from(keys.outerjoin(busy, busy.c.ckey == keys.c.ckey))
+            .subquery("rooms")
+        )
+        edges = (
+            select(rooms.c.ckey, self._edge(rooms).label("last"))
+            .where(rooms.c.room > 0)
+            .subquery("edges")
+        )
+        e = T.alias("e")
+        return (
+            select(edges.c.ckey, e.c.id, e.c.priority)
+            .select_from(edges.outerjoin(e, e.c.id == edges.c.last))
+            .subquery("bound")
         )
 
     def _key_firsts(self, ckey: Any) -> Any:
@@ -224,11 +242,10 @@ class KeyedPickStatements(LeaseStatements):
             .limit(bindparam("p_key_limit", type_=Integer))
         )
 
-    def _ahead(self, front: Any) -> ColumnElement[Any]:
-        """How many of a candidate's key's first tasks come before it."""
-        first = self._key_firsts(front.c.ckey).correlate(front).subquery("first")
-        before = or_(
-            first.c.priority > front.c.priority,
-            and_(first.c.priority == front.c.priority, first.c.id < front.c.id),
-        )
-        return select(func.count()).select_from(first).where(before).scalar_subquery()
+    def _edge(self, rooms: Any) -> ColumnElement[Any]:
+        """The id of the `rooms.room`-th of its key's first tasks (SQLite's OFFSET cannot
+        name an outer column, so the place is numbered)."""
+        first = self._key_firsts(rooms.c.ckey).correlate(rooms).subquery("first")
+        place = func.row_number().over(order_by=(first.c.priority.desc(), first.c.id))
+        placed = select(first.c.id, place.label("place")).subquery("placed")
+        return select(placed.c.id).where(placed.c.place == rooms.c.room).scalar_subquery()

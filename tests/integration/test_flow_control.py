@@ -283,6 +283,25 @@ async def test_key_concurrency_one_runs_a_keys_tasks_in_turn_without_holding_up_
     assert [t.id for t in await worker.claim("api", 10)] == [a2]
 
 
+@pytest.mark.parametrize("with_rate", [False, True], ids=["key-limit-only", "with-rate"])
+async def test_key_concurrency_above_one_fills_each_keys_room_in_its_order(
+    store: TaskStore, consumers, with_rate: bool
+) -> None:
+    await store.set_queue("api", key_concurrency=3, rate="1000/1s" if with_rate else None)
+    a = await store.enqueue_many(
+        [{"name": "t.x", "queue": "api", "concurrency_key": "a"} for _ in range(6)]
+    )
+    [b] = await store.enqueue_many([{"name": "t.x", "queue": "api", "concurrency_key": "b"}])
+    worker = consumers()
+    assert [t.id for t in await worker.claim("api", 10)] == [*a[:3], b]  # the limit reached
+    await worker.complete([(a[1], 1, None)])
+    worker.queue_changed("api")
+    assert [t.id for t in await worker.claim("api", 10)] == [a[3]]  # room for one
+    await worker.complete([(a[0], 1, None), (a[2], 1, None)])
+    worker.queue_changed("api")
+    assert [t.id for t in await worker.claim("api", 10)] == a[4:]  # room for two
+
+
 @pytest.mark.parametrize("again", ["retry", "snooze"])
 async def test_a_keyed_task_waiting_to_run_again_keeps_its_place_before_its_keys_later_tasks(
     store: TaskStore, consumers, again: str
