@@ -39,29 +39,61 @@ WHERE status IN ('not_finished') AND worker_id IS NULL AND taskstore_tasks.queue
  UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts + $2::INTEGER), updated_at=statement_timestamp(), started_at=statement_timestamp(), worker_id=$3::VARCHAR, lease_expires_at=(statement_timestamp() + make_interval($4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::INTEGER, $10::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at, taskstore_tasks.trace_context;
 
 -- limited claim: a queue with flow control, its row locked; per-key limit applied
--- parameters: status, attempts_1, p_worker_id, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_lease, param_1, p_queue, p_scan, p_key_limit, coalesce_1, p_limit
-WITH front AS 
+-- parameters: status, attempts_1, p_worker_id, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_lease, param_1, p_queue, p_scan, p_key_limit, coalesce_1, param_2, param_3, param_4, n_1, p_keys, coalesce_2, p_limit
+WITH RECURSIVE front AS 
 (SELECT taskstore_tasks.id AS id, taskstore_tasks.name AS name, taskstore_tasks.concurrency_key AS ckey, taskstore_tasks.priority AS priority, taskstore_tasks.run_at AS run_at 
 FROM taskstore_tasks 
 WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = $11::VARCHAR OR taskstore_tasks.worker_id IS NOT NULL) AND taskstore_tasks.queue = $12::VARCHAR AND taskstore_tasks.run_at <= statement_timestamp() ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id 
  LIMIT $13::INTEGER), 
+groups AS 
+(SELECT front.ckey AS ckey, count(*) AS n 
+FROM front GROUP BY front.ckey), 
+keys AS 
+(SELECT groups.ckey AS ckey 
+FROM groups 
+WHERE groups.ckey IS NOT NULL), 
 busy AS MATERIALIZED 
 (SELECT taskstore_tasks.concurrency_key AS ckey, count(*) AS n 
 FROM taskstore_tasks 
 WHERE taskstore_tasks.queue = $12::VARCHAR AND status IN ('assigned', 'running') AND taskstore_tasks.concurrency_key IS NOT NULL GROUP BY taskstore_tasks.concurrency_key), 
+seen(ckey, n) AS 
+(SELECT (SELECT min(next.concurrency_key) AS min_1 
+FROM taskstore_tasks AS next 
+WHERE status IN ('created', 'not_finished') AND concurrency_key IS NOT NULL AND next.queue = $12::VARCHAR) AS ckey, $18::INTEGER AS n 
+WHERE (SELECT sum(groups.n) AS sum_1 
+FROM groups) >= $13::INTEGER UNION ALL SELECT (SELECT min(next.concurrency_key) AS min_2 
+FROM taskstore_tasks AS next 
+WHERE status IN ('created', 'not_finished') AND concurrency_key IS NOT NULL AND next.queue = $12::VARCHAR AND next.concurrency_key > seen.ckey) AS anon_1, seen.n + $19::INTEGER AS anon_2 
+FROM seen 
+WHERE seen.ckey IS NOT NULL AND seen.n < $20::INTEGER), 
+heads AS MATERIALIZED 
+(SELECT seen.ckey AS ckey, (SELECT first.id 
+FROM (SELECT k.id AS id, k.priority AS priority, k.status AS status, k.worker_id AS worker_id, k.run_at AS run_at, k.name AS name 
+FROM taskstore_tasks AS k 
+WHERE status IN ('created', 'not_finished') AND concurrency_key IS NOT NULL AND k.queue = $12::VARCHAR AND k.concurrency_key = seen.ckey AND (k.run_at <= statement_timestamp() OR k.started_at IS NOT NULL) ORDER BY k.priority DESC, k.id 
+ LIMIT $16::INTEGER) AS first 
+WHERE (first.status = $17::VARCHAR OR first.worker_id IS NOT NULL) AND first.run_at <= statement_timestamp()) AS head 
+FROM seen 
+WHERE seen.ckey IS NOT NULL AND (seen.ckey NOT IN (SELECT keys.ckey 
+FROM keys))), 
 picked AS 
-(SELECT front.id AS id 
+(SELECT picks.id AS id 
+FROM (SELECT front.id AS id, front.priority AS priority, front.run_at AS run_at 
 FROM front 
 WHERE front.ckey IS NULL OR front.id IN (SELECT placed.id 
 FROM (SELECT keys.ckey AS ckey, firsts.id AS id, row_number() OVER (PARTITION BY keys.ckey ORDER BY firsts.priority DESC, firsts.id) AS place 
-FROM (SELECT DISTINCT front.ckey AS ckey 
-FROM front 
-WHERE front.ckey IS NOT NULL) AS keys JOIN LATERAL (SELECT k.id AS id, k.priority AS priority 
+FROM keys JOIN LATERAL (SELECT k.id AS id, k.priority AS priority 
 FROM taskstore_tasks AS k 
 WHERE status IN ('created', 'not_finished') AND concurrency_key IS NOT NULL AND k.queue = $12::VARCHAR AND k.concurrency_key = keys.ckey AND (k.run_at <= statement_timestamp() OR k.started_at IS NOT NULL) ORDER BY k.priority DESC, k.id 
  LIMIT $14::INTEGER) AS firsts ON true) AS placed LEFT OUTER JOIN busy ON busy.ckey = placed.ckey 
-WHERE placed.place + coalesce(busy.n, $15::INTEGER) <= $14::INTEGER) ORDER BY front.priority DESC, front.run_at, front.id 
- LIMIT $16::INTEGER)
+WHERE placed.place + coalesce(busy.n, $15::INTEGER) <= $14::INTEGER) UNION ALL SELECT heads.head AS id, (SELECT taskstore_tasks.priority 
+FROM taskstore_tasks 
+WHERE taskstore_tasks.id = heads.head) AS priority, (SELECT taskstore_tasks.run_at 
+FROM taskstore_tasks 
+WHERE taskstore_tasks.id = heads.head) AS run_at 
+FROM heads LEFT OUTER JOIN busy ON busy.ckey = heads.ckey 
+WHERE heads.head IS NOT NULL AND coalesce(busy.n, $21::INTEGER) < $14::INTEGER) AS picks ORDER BY picks.priority DESC, picks.run_at, picks.id 
+ LIMIT $22::INTEGER)
  UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts + $2::INTEGER), updated_at=statement_timestamp(), started_at=statement_timestamp(), worker_id=$3::VARCHAR, lease_expires_at=(statement_timestamp() + make_interval($4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::INTEGER, $10::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id AND status IN ('created', 'not_finished') RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at, taskstore_tasks.trace_context;
 
 -- counted claim: a queue whose only limit is its concurrency, counted in the claim itself
@@ -85,34 +117,66 @@ FROM bumped
  UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts + $2::INTEGER), updated_at=statement_timestamp(), started_at=statement_timestamp(), worker_id=$3::VARCHAR, lease_expires_at=(statement_timestamp() + make_interval($4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::INTEGER, $10::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at, taskstore_tasks.trace_context;
 
 -- keyed claim: a queue whose only limit is its key concurrency, gated in the claim itself
--- parameters: status, attempts_1, p_worker_id, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_lease, param_1, p_queue, p_scan, p_key_limit, coalesce_1, p_limit, param_2, claims_1, claims_2, coalesce_2
-WITH front AS 
+-- parameters: status, attempts_1, p_worker_id, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_lease, param_1, p_queue, p_scan, p_key_limit, coalesce_1, param_2, param_3, param_4, n_1, p_keys, coalesce_2, p_limit, param_5, claims_1, claims_2, coalesce_3
+WITH RECURSIVE front AS 
 (SELECT taskstore_tasks.id AS id, taskstore_tasks.name AS name, taskstore_tasks.concurrency_key AS ckey, taskstore_tasks.priority AS priority, taskstore_tasks.run_at AS run_at 
 FROM taskstore_tasks 
 WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = $11::VARCHAR OR taskstore_tasks.worker_id IS NOT NULL) AND taskstore_tasks.queue = $12::VARCHAR AND taskstore_tasks.run_at <= statement_timestamp() ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id 
  LIMIT $13::INTEGER), 
+groups AS 
+(SELECT front.ckey AS ckey, count(*) AS n 
+FROM front GROUP BY front.ckey), 
+keys AS 
+(SELECT groups.ckey AS ckey 
+FROM groups 
+WHERE groups.ckey IS NOT NULL), 
 busy AS MATERIALIZED 
 (SELECT taskstore_tasks.concurrency_key AS ckey, count(*) AS n 
 FROM taskstore_tasks 
 WHERE taskstore_tasks.queue = $12::VARCHAR AND status IN ('assigned', 'running') AND taskstore_tasks.concurrency_key IS NOT NULL GROUP BY taskstore_tasks.concurrency_key), 
+seen(ckey, n) AS 
+(SELECT (SELECT min(next.concurrency_key) AS min_1 
+FROM taskstore_tasks AS next 
+WHERE status IN ('created', 'not_finished') AND concurrency_key IS NOT NULL AND next.queue = $12::VARCHAR) AS ckey, $18::INTEGER AS n 
+WHERE (SELECT sum(groups.n) AS sum_1 
+FROM groups) >= $13::INTEGER UNION ALL SELECT (SELECT min(next.concurrency_key) AS min_2 
+FROM taskstore_tasks AS next 
+WHERE status IN ('created', 'not_finished') AND concurrency_key IS NOT NULL AND next.queue = $12::VARCHAR AND next.concurrency_key > seen.ckey) AS anon_1, seen.n + $19::INTEGER AS anon_2 
+FROM seen 
+WHERE seen.ckey IS NOT NULL AND seen.n < $20::INTEGER), 
+heads AS MATERIALIZED 
+(SELECT seen.ckey AS ckey, (SELECT first.id 
+FROM (SELECT k.id AS id, k.priority AS priority, k.status AS status, k.worker_id AS worker_id, k.run_at AS run_at, k.name AS name 
+FROM taskstore_tasks AS k 
+WHERE status IN ('created', 'not_finished') AND concurrency_key IS NOT NULL AND k.queue = $12::VARCHAR AND k.concurrency_key = seen.ckey AND (k.run_at <= statement_timestamp() OR k.started_at IS NOT NULL) ORDER BY k.priority DESC, k.id 
+ LIMIT $16::INTEGER) AS first 
+WHERE (first.status = $17::VARCHAR OR first.worker_id IS NOT NULL) AND first.run_at <= statement_timestamp()) AS head 
+FROM seen 
+WHERE seen.ckey IS NOT NULL AND (seen.ckey NOT IN (SELECT keys.ckey 
+FROM keys))), 
 bumped AS 
-(UPDATE taskstore_queues SET claims=(taskstore_queues.claims + $18::BIGINT) WHERE taskstore_queues.name = $12::VARCHAR AND taskstore_queues.paused IS false AND taskstore_queues.concurrency IS NULL AND taskstore_queues.rate_limit IS NULL AND taskstore_queues.key_concurrency = $14::INTEGER RETURNING taskstore_queues.claims - $19::BIGINT AS before), 
+(UPDATE taskstore_queues SET claims=(taskstore_queues.claims + $24::BIGINT) WHERE taskstore_queues.name = $12::VARCHAR AND taskstore_queues.paused IS false AND taskstore_queues.concurrency IS NULL AND taskstore_queues.rate_limit IS NULL AND taskstore_queues.key_concurrency = $14::INTEGER RETURNING taskstore_queues.claims - $25::BIGINT AS before), 
 picked AS 
-(SELECT front.id AS id 
+(SELECT picks.id AS id 
+FROM (SELECT front.id AS id, front.priority AS priority, front.run_at AS run_at 
 FROM front 
 WHERE front.ckey IS NULL OR front.id IN (SELECT placed.id 
 FROM (SELECT keys.ckey AS ckey, firsts.id AS id, row_number() OVER (PARTITION BY keys.ckey ORDER BY firsts.priority DESC, firsts.id) AS place 
-FROM (SELECT DISTINCT front.ckey AS ckey 
-FROM front 
-WHERE front.ckey IS NOT NULL) AS keys JOIN LATERAL (SELECT k.id AS id, k.priority AS priority 
+FROM keys JOIN LATERAL (SELECT k.id AS id, k.priority AS priority 
 FROM taskstore_tasks AS k 
 WHERE status IN ('created', 'not_finished') AND concurrency_key IS NOT NULL AND k.queue = $12::VARCHAR AND k.concurrency_key = keys.ckey AND (k.run_at <= statement_timestamp() OR k.started_at IS NOT NULL) ORDER BY k.priority DESC, k.id 
  LIMIT $14::INTEGER) AS firsts ON true) AS placed LEFT OUTER JOIN busy ON busy.ckey = placed.ckey 
-WHERE placed.place + coalesce(busy.n, $15::INTEGER) <= $14::INTEGER) ORDER BY front.priority DESC, front.run_at, front.id 
+WHERE placed.place + coalesce(busy.n, $15::INTEGER) <= $14::INTEGER) UNION ALL SELECT heads.head AS id, (SELECT taskstore_tasks.priority 
+FROM taskstore_tasks 
+WHERE taskstore_tasks.id = heads.head) AS priority, (SELECT taskstore_tasks.run_at 
+FROM taskstore_tasks 
+WHERE taskstore_tasks.id = heads.head) AS run_at 
+FROM heads LEFT OUTER JOIN busy ON busy.ckey = heads.ckey 
+WHERE heads.head IS NOT NULL AND coalesce(busy.n, $21::INTEGER) < $14::INTEGER) AS picks ORDER BY picks.priority DESC, picks.run_at, picks.id 
  LIMIT coalesce((SELECT CASE WHEN (bumped.before = (SELECT taskstore_queues.claims 
 FROM taskstore_queues 
-WHERE taskstore_queues.name = $12::VARCHAR)) THEN $16::INTEGER ELSE $17::INTEGER END AS anon_1 
-FROM bumped), $20::INTEGER))
+WHERE taskstore_queues.name = $12::VARCHAR)) THEN $22::INTEGER ELSE $23::INTEGER END AS anon_3 
+FROM bumped), $26::INTEGER))
  UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts + $2::INTEGER), updated_at=statement_timestamp(), started_at=statement_timestamp(), worker_id=$3::VARCHAR, lease_expires_at=(statement_timestamp() + make_interval($4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::INTEGER, $10::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id AND status IN ('created', 'not_finished') RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at, taskstore_tasks.trace_context;
 
 -- ack: completions of a batch, fenced on (id, worker, attempt)
@@ -152,8 +216,8 @@ FROM done UNION ALL SELECT $9::BOOLEAN AS anon_1, $10::BOOLEAN AS anon_2, refill
 FROM refill;
 
 -- keyed ack and refill: completions, and the keyed claim of the keys they free (where one statement can)
--- parameters: param_1, param_2, param_3, param_4, batch_attempt, batch_doc, batch_id, p_worker_id, param_5, param_6, param_7, attempts_1, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_lease, param_8, p_queue, p_scan, p_key_limit, coalesce_1, p_limit, param_9, claims_1, claims_2, coalesce_2
-WITH done AS 
+-- parameters: param_1, param_2, param_3, param_4, batch_attempt, batch_doc, batch_id, p_worker_id, param_5, param_6, param_7, attempts_1, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_lease, param_8, p_queue, p_scan, p_key_limit, coalesce_1, param_9, param_10, param_11, n_1, p_keys, coalesce_2, p_limit, param_12, claims_1, claims_2, coalesce_3
+WITH RECURSIVE done AS 
 (UPDATE taskstore_tasks SET status=$2::VARCHAR, updated_at=statement_timestamp(), finished_at=statement_timestamp(), lease_expires_at=$3::TIMESTAMP WITH TIME ZONE, progress=$4::FLOAT, result=CAST(batch.doc AS JSONB) FROM (SELECT batch_rows.id AS id, ($5::INTEGER[])[batch_rows.i] AS attempt, ($6::TEXT[])[batch_rows.i] AS doc 
 FROM unnest($7::BIGINT[]) WITH ORDINALITY AS batch_rows(id, i)) AS batch WHERE taskstore_tasks.id = batch.id AND taskstore_tasks.id = ANY ($7::BIGINT[]) AND taskstore_tasks.attempts = batch.attempt AND taskstore_tasks.worker_id = $8::VARCHAR AND status IN ('running') RETURNING taskstore_tasks.id, taskstore_tasks.watched, taskstore_tasks.queue), 
 front AS 
@@ -161,29 +225,61 @@ front AS
 FROM taskstore_tasks 
 WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = $20::VARCHAR OR taskstore_tasks.worker_id IS NOT NULL) AND taskstore_tasks.queue = $21::VARCHAR AND taskstore_tasks.run_at <= statement_timestamp() ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id 
  LIMIT $22::INTEGER), 
+groups AS 
+(SELECT front.ckey AS ckey, count(*) AS n 
+FROM front GROUP BY front.ckey), 
+keys AS 
+(SELECT groups.ckey AS ckey 
+FROM groups 
+WHERE groups.ckey IS NOT NULL), 
 busy AS MATERIALIZED 
 (SELECT taskstore_tasks.concurrency_key AS ckey, count(*) AS n 
 FROM taskstore_tasks 
 WHERE taskstore_tasks.queue = $21::VARCHAR AND status IN ('assigned', 'running') AND taskstore_tasks.concurrency_key IS NOT NULL AND (taskstore_tasks.id NOT IN (SELECT done.id 
 FROM done)) GROUP BY taskstore_tasks.concurrency_key), 
+seen(ckey, n) AS 
+(SELECT (SELECT min(next.concurrency_key) AS min_1 
+FROM taskstore_tasks AS next 
+WHERE status IN ('created', 'not_finished') AND concurrency_key IS NOT NULL AND next.queue = $21::VARCHAR) AS ckey, $27::INTEGER AS n 
+WHERE (SELECT sum(groups.n) AS sum_1 
+FROM groups) >= $22::INTEGER UNION ALL SELECT (SELECT min(next.concurrency_key) AS min_2 
+FROM taskstore_tasks AS next 
+WHERE status IN ('created', 'not_finished') AND concurrency_key IS NOT NULL AND next.queue = $21::VARCHAR AND next.concurrency_key > seen.ckey) AS anon_3, seen.n + $28::INTEGER AS anon_4 
+FROM seen 
+WHERE seen.ckey IS NOT NULL AND seen.n < $29::INTEGER), 
+heads AS MATERIALIZED 
+(SELECT seen.ckey AS ckey, (SELECT first.id 
+FROM (SELECT k.id AS id, k.priority AS priority, k.status AS status, k.worker_id AS worker_id, k.run_at AS run_at, k.name AS name 
+FROM taskstore_tasks AS k 
+WHERE status IN ('created', 'not_finished') AND concurrency_key IS NOT NULL AND k.queue = $21::VARCHAR AND k.concurrency_key = seen.ckey AND (k.run_at <= statement_timestamp() OR k.started_at IS NOT NULL) ORDER BY k.priority DESC, k.id 
+ LIMIT $25::INTEGER) AS first 
+WHERE (first.status = $26::VARCHAR OR first.worker_id IS NOT NULL) AND first.run_at <= statement_timestamp()) AS head 
+FROM seen 
+WHERE seen.ckey IS NOT NULL AND (seen.ckey NOT IN (SELECT keys.ckey 
+FROM keys))), 
 bumped AS 
-(UPDATE taskstore_queues SET claims=(taskstore_queues.claims + $27::BIGINT) WHERE taskstore_queues.name = $21::VARCHAR AND taskstore_queues.paused IS false AND taskstore_queues.concurrency IS NULL AND taskstore_queues.rate_limit IS NULL AND taskstore_queues.key_concurrency = $23::INTEGER RETURNING taskstore_queues.claims - $28::BIGINT AS before), 
+(UPDATE taskstore_queues SET claims=(taskstore_queues.claims + $33::BIGINT) WHERE taskstore_queues.name = $21::VARCHAR AND taskstore_queues.paused IS false AND taskstore_queues.concurrency IS NULL AND taskstore_queues.rate_limit IS NULL AND taskstore_queues.key_concurrency = $23::INTEGER RETURNING taskstore_queues.claims - $34::BIGINT AS before), 
 picked AS 
-(SELECT front.id AS id 
+(SELECT picks.id AS id 
+FROM (SELECT front.id AS id, front.priority AS priority, front.run_at AS run_at 
 FROM front 
 WHERE front.ckey IS NULL OR front.id IN (SELECT placed.id 
 FROM (SELECT keys.ckey AS ckey, firsts.id AS id, row_number() OVER (PARTITION BY keys.ckey ORDER BY firsts.priority DESC, firsts.id) AS place 
-FROM (SELECT DISTINCT front.ckey AS ckey 
-FROM front 
-WHERE front.ckey IS NOT NULL) AS keys JOIN LATERAL (SELECT k.id AS id, k.priority AS priority 
+FROM keys JOIN LATERAL (SELECT k.id AS id, k.priority AS priority 
 FROM taskstore_tasks AS k 
 WHERE status IN ('created', 'not_finished') AND concurrency_key IS NOT NULL AND k.queue = $21::VARCHAR AND k.concurrency_key = keys.ckey AND (k.run_at <= statement_timestamp() OR k.started_at IS NOT NULL) ORDER BY k.priority DESC, k.id 
  LIMIT $23::INTEGER) AS firsts ON true) AS placed LEFT OUTER JOIN busy ON busy.ckey = placed.ckey 
-WHERE placed.place + coalesce(busy.n, $24::INTEGER) <= $23::INTEGER) ORDER BY front.priority DESC, front.run_at, front.id 
+WHERE placed.place + coalesce(busy.n, $24::INTEGER) <= $23::INTEGER) UNION ALL SELECT heads.head AS id, (SELECT taskstore_tasks.priority 
+FROM taskstore_tasks 
+WHERE taskstore_tasks.id = heads.head) AS priority, (SELECT taskstore_tasks.run_at 
+FROM taskstore_tasks 
+WHERE taskstore_tasks.id = heads.head) AS run_at 
+FROM heads LEFT OUTER JOIN busy ON busy.ckey = heads.ckey 
+WHERE heads.head IS NOT NULL AND coalesce(busy.n, $30::INTEGER) < $23::INTEGER) AS picks ORDER BY picks.priority DESC, picks.run_at, picks.id 
  LIMIT coalesce((SELECT CASE WHEN (bumped.before = (SELECT taskstore_queues.claims 
 FROM taskstore_queues 
-WHERE taskstore_queues.name = $21::VARCHAR)) THEN $25::INTEGER ELSE $26::INTEGER END AS anon_3 
-FROM bumped), $29::INTEGER)), 
+WHERE taskstore_queues.name = $21::VARCHAR)) THEN $31::INTEGER ELSE $32::INTEGER END AS anon_5 
+FROM bumped), $35::INTEGER)), 
 refill AS 
 (UPDATE taskstore_tasks SET status=$11::VARCHAR, attempts=(taskstore_tasks.attempts + $12::INTEGER), updated_at=statement_timestamp(), started_at=statement_timestamp(), worker_id=$8::VARCHAR, lease_expires_at=(statement_timestamp() + make_interval($13::INTEGER, $14::INTEGER, $15::INTEGER, $16::INTEGER, $17::INTEGER, $18::INTEGER, $19::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id AND status IN ('created', 'not_finished') RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at, taskstore_tasks.trace_context)
  SELECT $1::BOOLEAN AS ended, done.watched, done.id, CAST(NULL AS VARCHAR(200)) AS name, CAST(NULL AS VARCHAR(64)) AS queue, CAST(NULL AS JSONB) AS payload, CAST(NULL AS INTEGER) AS attempts, CAST(NULL AS INTEGER) AS max_attempts, CAST(NULL AS SMALLINT) AS priority, CAST(NULL AS TIMESTAMP WITH TIME ZONE) AS run_at, CAST(NULL AS VARCHAR(512)) AS trace_context 

@@ -30,13 +30,38 @@ WHERE status IN ('not_finished') AND worker_id IS NULL AND taskstore_tasks.queue
  LIMIT ? OFFSET ?) RETURNING id, name, queue, payload, attempts, max_attempts, priority, run_at, trace_context;
 
 -- limited claim: a queue with flow control, its row locked; per-key limit applied
--- parameters: param_1, p_queue, strftime_1, strftime_2, p_scan, param_2, status, attempts_1, strftime_1, strftime_2, strftime_1, strftime_2, p_worker_id, strftime_3, strftime_4, printf_1, p_lease, p_queue, strftime_1, strftime_2, p_key_limit, param_3, p_key_limit, coalesce_1, p_queue, room_1, p_limit, param_4
-WITH front AS 
+-- parameters: param_1, p_queue, strftime_1, strftime_2, p_scan, param_2, p_queue, param_7, p_scan, p_queue, n_1, p_keys, p_queue, strftime_1, strftime_2, param_4, param_5, param_6, strftime_1, strftime_2, status, attempts_1, strftime_1, strftime_2, strftime_1, strftime_2, p_worker_id, strftime_3, strftime_4, printf_1, p_lease, p_queue, strftime_1, strftime_2, p_key_limit, param_3, p_key_limit, coalesce_1, p_queue, room_1, p_queue, coalesce_2, p_key_limit, p_limit, param_8
+WITH RECURSIVE front AS 
 (SELECT taskstore_tasks.id AS id, taskstore_tasks.name AS name, taskstore_tasks.concurrency_key AS ckey, taskstore_tasks.priority AS priority, taskstore_tasks.run_at AS run_at 
 FROM taskstore_tasks 
 WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = ? OR taskstore_tasks.worker_id IS NOT NULL) AND taskstore_tasks.queue = ? AND taskstore_tasks.run_at <= strftime(?, ?) ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id
- LIMIT ? OFFSET ?)
- UPDATE taskstore_tasks SET status=?, attempts=(taskstore_tasks.attempts + ?), updated_at=strftime(?, ?), started_at=strftime(?, ?), worker_id=?, lease_expires_at=strftime(?, ?, printf(?, ?)) WHERE taskstore_tasks.id IN (SELECT front.id 
+ LIMIT ? OFFSET ?), 
+keys AS 
+(SELECT DISTINCT front.ckey AS ckey 
+FROM front 
+WHERE front.ckey IS NOT NULL), 
+seen(ckey, n) AS 
+(SELECT (SELECT min(next.concurrency_key) AS min_1 
+FROM taskstore_tasks AS next 
+WHERE status IN ('created', 'not_finished') AND concurrency_key IS NOT NULL AND next.queue = ?) AS ckey, ? AS n 
+WHERE (SELECT count(*) AS count_1 
+FROM front) >= ? UNION ALL SELECT (SELECT min(next.concurrency_key) AS min_2 
+FROM taskstore_tasks AS next 
+WHERE status IN ('created', 'not_finished') AND concurrency_key IS NOT NULL AND next.queue = ? AND next.concurrency_key > seen.ckey) AS anon_1, seen.n + ? AS anon_2 
+FROM seen 
+WHERE seen.ckey IS NOT NULL AND seen.n < ?), 
+heads AS MATERIALIZED 
+(SELECT seen.ckey AS ckey, (SELECT first.id 
+FROM (SELECT k.id AS id, k.priority AS priority, k.status AS status, k.worker_id AS worker_id, k.run_at AS run_at, k.name AS name 
+FROM taskstore_tasks AS k 
+WHERE status IN ('created', 'not_finished') AND concurrency_key IS NOT NULL AND k.queue = ? AND k.concurrency_key = seen.ckey AND (k.run_at <= strftime(?, ?) OR k.started_at IS NOT NULL) ORDER BY k.priority DESC, k.id
+ LIMIT ? OFFSET ?) AS first 
+WHERE (first.status = ? OR first.worker_id IS NOT NULL) AND first.run_at <= strftime(?, ?)) AS head 
+FROM seen 
+WHERE seen.ckey IS NOT NULL AND (seen.ckey NOT IN (SELECT keys.ckey 
+FROM keys)))
+ UPDATE taskstore_tasks SET status=?, attempts=(taskstore_tasks.attempts + ?), updated_at=strftime(?, ?), started_at=strftime(?, ?), worker_id=?, lease_expires_at=strftime(?, ?, printf(?, ?)) WHERE taskstore_tasks.id IN (SELECT picks.id 
+FROM (SELECT front.id AS id, front.priority AS priority, front.run_at AS run_at 
 FROM front LEFT OUTER JOIN (SELECT edges.ckey AS ckey, e.id AS id, e.priority AS priority 
 FROM (SELECT rooms.ckey AS ckey, (SELECT placed.id 
 FROM (SELECT first.id AS id, row_number() OVER (ORDER BY first.priority DESC, first.id) AS place 
@@ -46,13 +71,19 @@ WHERE status IN ('created', 'not_finished') AND concurrency_key IS NOT NULL AND 
  LIMIT ? OFFSET ?) AS first) AS placed 
 WHERE placed.place = rooms.room) AS last 
 FROM (SELECT keys.ckey AS ckey, ? - coalesce(busy.n, ?) AS room 
-FROM (SELECT DISTINCT front.ckey AS ckey 
-FROM front 
-WHERE front.ckey IS NOT NULL) AS keys LEFT OUTER JOIN (SELECT taskstore_tasks.concurrency_key AS ckey, count(*) AS n 
+FROM keys LEFT OUTER JOIN (SELECT taskstore_tasks.concurrency_key AS ckey, count(*) AS n 
 FROM taskstore_tasks 
 WHERE taskstore_tasks.queue = ? AND status IN ('assigned', 'running') AND taskstore_tasks.concurrency_key IS NOT NULL GROUP BY taskstore_tasks.concurrency_key) AS busy ON busy.ckey = keys.ckey) AS rooms 
 WHERE rooms.room > ?) AS edges LEFT OUTER JOIN taskstore_tasks AS e ON e.id = edges.last) AS bound ON bound.ckey = front.ckey 
-WHERE front.ckey IS NULL OR bound.ckey IS NOT NULL AND (bound.id IS NULL OR front.priority > bound.priority OR front.priority = bound.priority AND front.id <= bound.id) ORDER BY front.priority DESC, front.run_at, front.id
+WHERE front.ckey IS NULL OR bound.ckey IS NOT NULL AND (bound.id IS NULL OR front.priority > bound.priority OR front.priority = bound.priority AND front.id <= bound.id) UNION ALL SELECT heads.head AS id, (SELECT taskstore_tasks.priority 
+FROM taskstore_tasks 
+WHERE taskstore_tasks.id = heads.head) AS priority, (SELECT taskstore_tasks.run_at 
+FROM taskstore_tasks 
+WHERE taskstore_tasks.id = heads.head) AS run_at 
+FROM heads LEFT OUTER JOIN (SELECT taskstore_tasks.concurrency_key AS ckey, count(*) AS n 
+FROM taskstore_tasks 
+WHERE taskstore_tasks.queue = ? AND status IN ('assigned', 'running') AND taskstore_tasks.concurrency_key IS NOT NULL GROUP BY taskstore_tasks.concurrency_key) AS busy ON busy.ckey = heads.ckey 
+WHERE heads.head IS NOT NULL AND coalesce(busy.n, ?) < ?) AS picks ORDER BY picks.priority DESC, picks.run_at, picks.id
  LIMIT ? OFFSET ?) AND status IN ('created', 'not_finished') RETURNING id, name, queue, payload, attempts, max_attempts, priority, run_at, trace_context;
 
 -- counted claim: a queue whose only limit is its concurrency, counted in the claim itself
@@ -68,13 +99,38 @@ FROM taskstore_queues
 WHERE taskstore_queues.name = ? AND taskstore_queues.paused IS 0 AND taskstore_queues.concurrency IS NOT NULL AND taskstore_queues.rate_limit IS NULL AND taskstore_queues.key_concurrency IS NULL), ?) AS n) AS room) OFFSET ?) RETURNING id, name, queue, payload, attempts, max_attempts, priority, run_at, trace_context;
 
 -- keyed claim: a queue whose only limit is its key concurrency, gated in the claim itself
--- parameters: param_1, p_queue, strftime_1, strftime_2, p_scan, param_2, status, attempts_1, strftime_1, strftime_2, strftime_1, strftime_2, p_worker_id, strftime_3, strftime_4, printf_1, p_lease, p_queue, strftime_1, strftime_2, p_key_limit, param_3, p_key_limit, coalesce_1, p_queue, room_1, p_limit, p_queue, p_key_limit, coalesce_2, param_4
-WITH front AS 
+-- parameters: param_1, p_queue, strftime_1, strftime_2, p_scan, param_2, p_queue, param_7, p_scan, p_queue, n_1, p_keys, p_queue, strftime_1, strftime_2, param_4, param_5, param_6, strftime_1, strftime_2, status, attempts_1, strftime_1, strftime_2, strftime_1, strftime_2, p_worker_id, strftime_3, strftime_4, printf_1, p_lease, p_queue, strftime_1, strftime_2, p_key_limit, param_3, p_key_limit, coalesce_1, p_queue, room_1, p_queue, coalesce_2, p_key_limit, p_limit, p_queue, p_key_limit, coalesce_3, param_8
+WITH RECURSIVE front AS 
 (SELECT taskstore_tasks.id AS id, taskstore_tasks.name AS name, taskstore_tasks.concurrency_key AS ckey, taskstore_tasks.priority AS priority, taskstore_tasks.run_at AS run_at 
 FROM taskstore_tasks 
 WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = ? OR taskstore_tasks.worker_id IS NOT NULL) AND taskstore_tasks.queue = ? AND taskstore_tasks.run_at <= strftime(?, ?) ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id
- LIMIT ? OFFSET ?)
- UPDATE taskstore_tasks SET status=?, attempts=(taskstore_tasks.attempts + ?), updated_at=strftime(?, ?), started_at=strftime(?, ?), worker_id=?, lease_expires_at=strftime(?, ?, printf(?, ?)) WHERE taskstore_tasks.id IN (SELECT front.id 
+ LIMIT ? OFFSET ?), 
+keys AS 
+(SELECT DISTINCT front.ckey AS ckey 
+FROM front 
+WHERE front.ckey IS NOT NULL), 
+seen(ckey, n) AS 
+(SELECT (SELECT min(next.concurrency_key) AS min_1 
+FROM taskstore_tasks AS next 
+WHERE status IN ('created', 'not_finished') AND concurrency_key IS NOT NULL AND next.queue = ?) AS ckey, ? AS n 
+WHERE (SELECT count(*) AS count_1 
+FROM front) >= ? UNION ALL SELECT (SELECT min(next.concurrency_key) AS min_2 
+FROM taskstore_tasks AS next 
+WHERE status IN ('created', 'not_finished') AND concurrency_key IS NOT NULL AND next.queue = ? AND next.concurrency_key > seen.ckey) AS anon_1, seen.n + ? AS anon_2 
+FROM seen 
+WHERE seen.ckey IS NOT NULL AND seen.n < ?), 
+heads AS MATERIALIZED 
+(SELECT seen.ckey AS ckey, (SELECT first.id 
+FROM (SELECT k.id AS id, k.priority AS priority, k.status AS status, k.worker_id AS worker_id, k.run_at AS run_at, k.name AS name 
+FROM taskstore_tasks AS k 
+WHERE status IN ('created', 'not_finished') AND concurrency_key IS NOT NULL AND k.queue = ? AND k.concurrency_key = seen.ckey AND (k.run_at <= strftime(?, ?) OR k.started_at IS NOT NULL) ORDER BY k.priority DESC, k.id
+ LIMIT ? OFFSET ?) AS first 
+WHERE (first.status = ? OR first.worker_id IS NOT NULL) AND first.run_at <= strftime(?, ?)) AS head 
+FROM seen 
+WHERE seen.ckey IS NOT NULL AND (seen.ckey NOT IN (SELECT keys.ckey 
+FROM keys)))
+ UPDATE taskstore_tasks SET status=?, attempts=(taskstore_tasks.attempts + ?), updated_at=strftime(?, ?), started_at=strftime(?, ?), worker_id=?, lease_expires_at=strftime(?, ?, printf(?, ?)) WHERE taskstore_tasks.id IN (SELECT picks.id 
+FROM (SELECT front.id AS id, front.priority AS priority, front.run_at AS run_at 
 FROM front LEFT OUTER JOIN (SELECT edges.ckey AS ckey, e.id AS id, e.priority AS priority 
 FROM (SELECT rooms.ckey AS ckey, (SELECT placed.id 
 FROM (SELECT first.id AS id, row_number() OVER (ORDER BY first.priority DESC, first.id) AS place 
@@ -84,14 +140,20 @@ WHERE status IN ('created', 'not_finished') AND concurrency_key IS NOT NULL AND 
  LIMIT ? OFFSET ?) AS first) AS placed 
 WHERE placed.place = rooms.room) AS last 
 FROM (SELECT keys.ckey AS ckey, ? - coalesce(busy.n, ?) AS room 
-FROM (SELECT DISTINCT front.ckey AS ckey 
-FROM front 
-WHERE front.ckey IS NOT NULL) AS keys LEFT OUTER JOIN (SELECT taskstore_tasks.concurrency_key AS ckey, count(*) AS n 
+FROM keys LEFT OUTER JOIN (SELECT taskstore_tasks.concurrency_key AS ckey, count(*) AS n 
 FROM taskstore_tasks 
 WHERE taskstore_tasks.queue = ? AND status IN ('assigned', 'running') AND taskstore_tasks.concurrency_key IS NOT NULL GROUP BY taskstore_tasks.concurrency_key) AS busy ON busy.ckey = keys.ckey) AS rooms 
 WHERE rooms.room > ?) AS edges LEFT OUTER JOIN taskstore_tasks AS e ON e.id = edges.last) AS bound ON bound.ckey = front.ckey 
-WHERE front.ckey IS NULL OR bound.ckey IS NOT NULL AND (bound.id IS NULL OR front.priority > bound.priority OR front.priority = bound.priority AND front.id <= bound.id) ORDER BY front.priority DESC, front.run_at, front.id
- LIMIT coalesce((SELECT ? AS anon_1 
+WHERE front.ckey IS NULL OR bound.ckey IS NOT NULL AND (bound.id IS NULL OR front.priority > bound.priority OR front.priority = bound.priority AND front.id <= bound.id) UNION ALL SELECT heads.head AS id, (SELECT taskstore_tasks.priority 
+FROM taskstore_tasks 
+WHERE taskstore_tasks.id = heads.head) AS priority, (SELECT taskstore_tasks.run_at 
+FROM taskstore_tasks 
+WHERE taskstore_tasks.id = heads.head) AS run_at 
+FROM heads LEFT OUTER JOIN (SELECT taskstore_tasks.concurrency_key AS ckey, count(*) AS n 
+FROM taskstore_tasks 
+WHERE taskstore_tasks.queue = ? AND status IN ('assigned', 'running') AND taskstore_tasks.concurrency_key IS NOT NULL GROUP BY taskstore_tasks.concurrency_key) AS busy ON busy.ckey = heads.ckey 
+WHERE heads.head IS NOT NULL AND coalesce(busy.n, ?) < ?) AS picks ORDER BY picks.priority DESC, picks.run_at, picks.id
+ LIMIT coalesce((SELECT ? AS anon_3 
 FROM taskstore_queues 
 WHERE taskstore_queues.name = ? AND taskstore_queues.paused IS 0 AND taskstore_queues.concurrency IS NULL AND taskstore_queues.rate_limit IS NULL AND taskstore_queues.key_concurrency = ?), ?) OFFSET ?) AND status IN ('created', 'not_finished') RETURNING id, name, queue, payload, attempts, max_attempts, priority, run_at, trace_context;
 

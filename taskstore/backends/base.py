@@ -38,6 +38,8 @@ class Backend(Protocol):
     writes_read_latest: bool
     #: LATERAL joins: a subquery in FROM may name the tables joined before it
     lateral_joins: bool
+    #: GROUP BY hashes its groups (else sorts every row first)
+    hash_aggregates: bool
 
     def writing(self) -> contextlib.AbstractAsyncContextManager[None]:
         """Held around each of the store's own write transactions in this process."""

@@ -79,6 +79,7 @@ class PostgresBackend:
     transaction_options: dict[str, Any] = {"isolation_level": "READ COMMITTED"}
     writes_read_latest: bool = False  # a statement reads the snapshot taken at its start
     lateral_joins: bool = True
+    hash_aggregates: bool = True
 
     def __init__(self) -> None:
         self._direct = DirectRunner()

@@ -80,6 +80,7 @@ class SQLiteBackend:
     transaction_options: dict[str, Any] = {}
     writes_read_latest: bool = True
     lateral_joins: bool = False
+    hash_aggregates: bool = False  # it sorts groups; DISTINCT keeps a small index
 
     def writing(self) -> contextlib.AbstractAsyncContextManager[None]:
         # One writer at a time in this process, and across processes turns handed over by

@@ -30,7 +30,7 @@ from taskstore.backends import Backend
 from taskstore.models.queue import QueueEntity
 from taskstore.models.task import status_in
 from taskstore.records import ClaimedTask
-from taskstore.repositories.keyed_pick import KeyedPickStatements
+from taskstore.repositories.keyed_pick import SCAN, KeyedPickStatements, key_params
 from taskstore.repositories.leases import (
     CLAIM_COLUMNS,
     Ending,
@@ -186,7 +186,7 @@ class LimitedClaimStatements(KeyedPickStatements):
         params.update(self._batch_params(done))
         handoff = self._handoff
         if key_limit is not None:
-            params.update(p_key_limit=key_limit, p_scan=max(5000, limit))
+            params.update(key_params(key_limit, limit))
             handoff = self._keyed_handoff
         rows = await self.backend.rows(conn, handoff, params)
         ended = [row for row in rows if row[0]]
@@ -225,7 +225,7 @@ class LimitedClaimStatements(KeyedPickStatements):
         lease_seconds: float,
         key_limit: int | None,
         orphans: bool = False,
-        scan: int = 5000,
+        scan: int = SCAN,
         skip: Sequence[str] = (),
     ) -> list[ClaimedTask]:
         """`claim` for a queue with flow control (call with its row locked): at most
@@ -233,7 +233,7 @@ class LimitedClaimStatements(KeyedPickStatements):
         if limit <= 0:
             return []
         params = claim_params(queue, limit, worker_id, lease_seconds, skip)
-        params.update(p_key_limit=key_limit, p_scan=max(scan, limit))
+        params.update(key_params(key_limit, limit, scan))
         stmt = self._limited_claim[orphans, key_limit is not None, bool(skip)]
         rows = sorted((await conn.execute(stmt, params)).all(), key=claim_order)
         return [claimed(row) for row in rows]

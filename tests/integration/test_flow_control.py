@@ -15,6 +15,7 @@ import pytest
 from taskstore import TaskStatus, TaskStore
 from taskstore.consumer import Consumer
 from taskstore.errors import InvalidInput
+from tests.helpers.keyed import scan_at_most
 
 
 @pytest.fixture
@@ -398,11 +399,48 @@ async def test_a_busy_key_is_not_held_back_when_our_completions_land_during_the_
     assert [t.id for t in await worker.claim("api", 10)] == [a2]
 
 
-def _scanning(claim, scan: int):
-    async def scanning(conn, **options):
-        return await claim(conn, **options, scan=scan)
+@pytest.mark.parametrize("with_rate", [False, True], ids=["key-limit-only", "with-rate"])
+async def test_a_key_with_more_tasks_than_the_claim_scans_does_not_hold_up_other_keys(
+    store: TaskStore, consumers, monkeypatch: pytest.MonkeyPatch, with_rate: bool
+) -> None:
+    """A tenant's backlog fills the candidates a claim weighs (here 5); the other keys'
+    first tasks, behind it in claim order, still start while the tenant's first runs."""
+    await store.set_queue("api", key_concurrency=1, rate="1000/1s" if with_rate else None)
+    backlog = await store.enqueue_many(
+        [{"name": "t.x", "queue": "api", "concurrency_key": "big"} for _ in range(12)]
+    )
+    b1, c1, b2 = await store.enqueue_many(
+        [{"name": "t.x", "queue": "api", "concurrency_key": k} for k in "bcb"]
+    )
+    scan_at_most(store, monkeypatch, 5)
+    worker = consumers()
+    assert [t.id for t in await worker.claim("api", 10)] == [backlog[0], b1, c1]
+    worker.queue_changed("api")
+    assert await worker.claim("api", 10) == []  # every key busy
+    await worker.complete([(b1, 1, None), (backlog[0], 1, None)])
+    worker.queue_changed("api")
+    assert [t.id for t in await worker.claim("api", 10)] == [backlog[1], b2]
 
-    return scanning
+
+async def test_a_key_beyond_the_scan_waits_for_its_first_task_due_again_later(
+    store: TaskStore, consumers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await store.set_queue("api", key_concurrency=1)
+    backlog = await store.enqueue_many(
+        [{"name": "t.x", "queue": "api", "concurrency_key": "big"} for _ in range(12)]
+    )
+    b1, b2 = await store.enqueue_many(
+        [{"name": "t.x", "queue": "api", "concurrency_key": "b"} for _ in range(2)]
+    )
+    scan_at_most(store, monkeypatch, 5)
+    worker = consumers()
+    assert [t.id for t in await worker.claim("api", 10)] == [backlog[0], b1]
+    await worker.fail(b1, 1, {"type": "Boom", "message": "later"}, retry_in=3600)
+    await worker.complete([(backlog[0], 1, None)])
+    worker.queue_changed("api")
+    # b1 keeps its place at the head of key b, due in an hour: b2 waits behind it
+    assert [t.id for t in await worker.claim("api", 10)] == [backlog[1]]
+    assert (await store.require(b2)).status == TaskStatus.CREATED
 
 
 @pytest.mark.parametrize("scan", [1, 2, 5000])
@@ -420,8 +458,7 @@ async def test_a_keys_tasks_keep_their_order_when_the_claim_scans_fewer_than_wai
     second = await store.enqueue(
         "t.x", queue="api", concurrency_key="a", run_at=now - dt.timedelta(seconds=20)
     )
-    for claim in ("claim_keyed", "claim_limited"):  # one statement, or its fallback
-        monkeypatch.setattr(store.tasks, claim, _scanning(getattr(store.tasks, claim), scan))
+    scan_at_most(store, monkeypatch, scan)
     worker = consumers()
     taken = [t.id for t in await worker.claim("api", 1)]  # scans max(scan, 1) candidates
     # `second` comes first in claim order; with it the only candidate, nothing may start

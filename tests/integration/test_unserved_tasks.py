@@ -16,6 +16,7 @@ import pytest
 
 from taskstore import TaskStatus, TaskStore
 from taskstore.consumer import Consumer, Registration
+from tests.helpers.keyed import scan_at_most
 from tests.helpers.processes import executions, start_worker, stderr_of
 
 
@@ -163,6 +164,24 @@ async def test_an_idle_worker_does_not_wake_for_a_name_it_leaves_to_another(
     assert not await lacking.any_due(["default"])
     await store.enqueue("x.ours")
     assert await lacking.any_due(["default"])
+
+
+async def test_a_name_left_to_another_worker_is_not_taken_from_a_key_beyond_the_scan(
+    store: TaskStore, pair: tuple[Consumer, Consumer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serving, lacking = pair
+    await store.set_queue("default", key_concurrency=1)
+    backlog = await store.enqueue_many(
+        [{"name": "x.ours", "concurrency_key": "big"} for _ in range(12)]
+    )
+    first = await store.enqueue("x.served", concurrency_key="tenant-a")
+    scan_at_most(store, monkeypatch, 5)
+    ours, task = await lacking.claim("default", 10)
+    assert (ours.id, task.id) == (backlog[0], first)
+    await lacking.hand_back_unserved(task, retry_in=0.0, grace_seconds=0.0)
+    lacking.queue_changed("default")
+    assert await lacking.claim("default", 10) == []  # big is busy; `first` is not ours
+    assert [t.id for t in await serving.claim("default", 10)] == [first]
 
 
 async def test_a_keyed_task_left_to_another_worker_keeps_its_place_in_its_keys_order(
