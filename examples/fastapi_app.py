@@ -2,7 +2,8 @@
 
 - ``POST /videos`` records a `VideoEntity` and enqueues ``probe_video`` for it in one
   transaction: both are written, or (a bad request, a crash) neither is, so no worker ever
-  probes a video the app did not store, and no stored video lacks its probe.
+  probes a video the app did not store, and no stored video lacks its probe. The probe
+  fills in that same row.
 - ``GET /tasks/{id}?wait=S`` returns the task, after waiting up to S seconds for it to
   finish (`TaskStore.wait`: LISTEN on PostgreSQL, no polling).
 
@@ -52,9 +53,8 @@ def create_app(url: str | None = None) -> FastAPI:
             row = VideoEntity(id=new_media_id(), url=video.url, title=video.title)
             session.add(row)
             try:  # a refused task rolls the video back too
-                task_id = await store.enqueue(
-                    PROBE, {"url": video.url, "title": video.title}, queue="media", session=session
-                )
+                payload = {"url": video.url, "title": video.title, "video_id": row.id}
+                task_id = await store.enqueue(PROBE, payload, queue="media", session=session)
             except InvalidInput as exc:
                 raise HTTPException(422, str(exc)) from None
         return {"video_id": row.id, "task_id": task_id}

@@ -40,25 +40,30 @@ WORDS = [
 
 
 @task(queue="media", max_attempts=3, timeout=30)
-async def probe_video(ctx: TaskContext, url: str, title: str | None = None) -> dict:
-    """Record the video's metadata, then ask for a transcript."""
+async def probe_video(
+    ctx: TaskContext, url: str, title: str | None = None, video_id: str | None = None
+) -> dict:
+    """Record the video's metadata (on the row `video_id` if the caller stored one), then
+    ask for a transcript."""
     if not url.startswith(("http://", "https://")):
         raise NonRetryable(f"cannot probe {url!r}: not an http(s) URL")
     digest = hashlib.sha256(url.encode()).digest()
     width, height = [(1280, 720), (1920, 1080), (640, 360)][digest[1] % 3]
-    video = VideoEntity(
-        id=new_media_id(),
-        url=url,
-        title=title,
-        duration=30.0 + digest[0],
-        width=width,
-        height=height,
-        task_id=ctx.task_id,
-    )
     async with ctx.session() as session:
-        session.add(video)
-    await ctx.enqueue("examples.media_pipeline.transcribe", {"video_id": video.id}, queue="media")
-    return {"video_id": video.id, "duration": video.duration}
+        video = await session.get(VideoEntity, video_id) if video_id else None
+        if video_id and video is None:
+            raise NonRetryable(f"no video with id {video_id!r}")
+        if video is None:
+            video = VideoEntity(id=new_media_id(), url=url, title=title)
+            session.add(video)
+        video.duration = 30.0 + digest[0]
+        video.width, video.height = width, height
+        video.task_id = ctx.task_id
+        result = {"video_id": video.id, "duration": video.duration}
+    await ctx.enqueue(
+        "examples.media_pipeline.transcribe", {"video_id": result["video_id"]}, queue="media"
+    )
+    return result
 
 
 @task(queue="media", max_attempts=3, timeout=60)

@@ -20,7 +20,7 @@ async def counts(store: TaskStore) -> tuple[int, int]:
     return videos, tasks
 
 
-async def test_a_video_and_its_probe_commit_together_and_the_result_can_be_awaited(
+async def test_a_video_and_its_probe_commit_together_and_the_probe_fills_in_that_video(
     store: TaskStore, db_url: str
 ) -> None:
     from examples import media_pipeline  # noqa: F401 - registers the handlers
@@ -47,5 +47,7 @@ async def test_a_video_and_its_probe_commit_together_and_the_result_can_be_await
         config = WorkerConfig(queues={"media": None}, burst=True)
         await Worker(store, registry, config).run()
         done = (await client.get(f"/tasks/{task_id}?wait=10")).json()
-        assert done["status"] == TaskStatus.COMPLETED.value and done["result"]["video_id"]
+        assert done["status"] == TaskStatus.COMPLETED.value
+        assert done["result"]["video_id"] == made.json()["video_id"]  # the probe filled it in
+        assert (await counts(store))[0] == 1
         assert (await client.get("/tasks/999999?wait=1")).status_code == 404
