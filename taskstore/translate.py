@@ -1,8 +1,10 @@
 """Driver errors turned into one-line store errors: unreachable database, missing schema.
 
-Whether an error means "the schema is missing" is the backend's to say (each database
-words it differently); whether it means "unreachable" is SQLAlchemy's (a connection that
-was invalidated, or an operational/interface error).
+Whether an error means "the schema is missing" (or "locked by another writer") is the
+backend's to say (each database words it differently); whether the database is unavailable
+is SQLAlchemy's (a connection that was invalidated, or an operational/interface error) and
+the SQLSTATE's. Only an error about the connection itself says "cannot reach": a server
+that answered that the database or the role does not exist is reachable.
 """
 
 from __future__ import annotations
@@ -50,7 +52,11 @@ class ErrorTranslator:
                     f"the taskstore schema is missing or behind ({reason(exc)}): "
                     "run `taskstore migrate`"
                 ) from None
-            if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+            if (
+                exc.connection_invalidated
+                or isinstance(exc, OperationalError | InterfaceError)
+                or (_sqlstate(exc) or "")[:2] in _CONNECT_CLASSES
+            ):
                 raise self.unreachable(exc) from None
             if _sqlstate(exc) == _DUPLICATE_PREPARED:
                 raise self.at_connect(exc) from None
@@ -70,7 +76,41 @@ class ErrorTranslator:
         return DatabaseRefused(f"the database at {self._safe_url} refused: {reason(exc)}{hint}")
 
     def unreachable(self, exc: BaseException) -> DatabaseUnavailable:
-        return DatabaseUnavailable(f"cannot reach the database at {self._safe_url}: {reason(exc)}")
+        """The database cannot be used now, said as what the server or the driver said."""
+        at, why = self._safe_url, reason(exc)
+        state = (_sqlstate(exc) or "")[:2]
+        if state in _UNAVAILABLE_WORDS:
+            return DatabaseUnavailable(f"the database at {at} {_UNAVAILABLE_WORDS[state]}: {why}")
+        if isinstance(exc, DBAPIError) and self._backend.locked_out(exc):
+            return DatabaseUnavailable(
+                f"the database at {at} is locked: {why} (another process held its write "
+                "lock past the busy timeout)"
+            )
+        if isinstance(exc, DBAPIError) and not _connection_failed(exc):
+            return DatabaseUnavailable(f"the database at {at} failed: {why}")
+        return DatabaseUnavailable(f"cannot reach the database at {at}: {why}")
+
+
+#: SQLSTATE classes where the server answered, and what it said
+_UNAVAILABLE_WORDS = {
+    "3D": "does not exist",
+    "28": "refused the login",
+    "53": "has no room for another connection",
+}
+
+
+def _connection_failed(exc: DBAPIError) -> bool:
+    """A driver error about the connection itself (refused, reset, timed out, closed)."""
+    state = _sqlstate(exc) or ""
+    orig = getattr(exc, "orig", None)
+    return (
+        exc.connection_invalidated
+        or state[:2] in ("08", "57")
+        or isinstance(orig, OSError | ConnectionError | TimeoutError)
+        or isinstance(orig.__cause__ if orig else None, OSError | ConnectionError | TimeoutError)
+        or "unable to open database file" in str(orig)
+        or isinstance(exc, InterfaceError)
+    )
 
 
 def _sqlstate(exc: BaseException) -> str | None:

@@ -99,6 +99,10 @@ class Backend(Protocol):
         """Does this driver error say a taskstore table or column does not exist?"""
         ...
 
+    def locked_out(self, error: DBAPIError) -> bool:
+        """Does this driver error say another writer held the database too long?"""
+        ...
+
     def driver_closed(self, driver_connection: Any) -> bool:
         """Has the driver seen this connection close? (No round trip.)"""
         ...

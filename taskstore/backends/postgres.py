@@ -91,6 +91,9 @@ class PostgresBackend:
         # undefined_table / undefined_column naming one of ours
         return isinstance(error, ProgrammingError) and "taskstore_" in str(error.orig)
 
+    def locked_out(self, error: DBAPIError) -> bool:
+        return False  # row locks wait; only SQLite's single writer gives up after a timeout
+
     def driver_closed(self, driver_connection: Any) -> bool:
         return bool(driver_connection.is_closed())
 

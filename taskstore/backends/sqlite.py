@@ -182,6 +182,10 @@ class SQLiteBackend:
     def missing_schema(self, error: DBAPIError) -> bool:
         return "no such table" in str(error.orig) or "no such column" in str(error.orig)
 
+    def locked_out(self, error: DBAPIError) -> bool:
+        text = str(error.orig)
+        return "database is locked" in text or "database table is locked" in text
+
     def driver_closed(self, driver_connection: Any) -> bool:
         return False  # a file: nothing closes it behind our back
 

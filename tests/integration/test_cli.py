@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -163,6 +164,46 @@ def test_bad_or_unreachable_database_fails_with_one_line_and_no_password(
     result = taskstore("enqueue", "a.b", "--database-url", url)
     assert_one_line_error(result, code, fragment)
     assert SECRET not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("part", "name", "fragment"),
+    [
+        ("database", "taskstore_no_such_db", "does not exist: database"),
+        ("username", "taskstore_no_such_role", "refused the login: role"),
+    ],
+)
+@pytest.mark.parametrize("command", ["status", "migrate"])
+def test_a_server_that_answers_no_such_database_or_role_is_not_called_unreachable(
+    pg_admin_url: str, part: str, name: str, fragment: str, command: str
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(pg_admin_url).set(**{part: name}).render_as_string(hide_password=False)
+    result = taskstore(command, url=url)
+    assert_one_line_error(result, 1, f'{fragment} "{name}" does not exist')
+    assert "cannot reach" not in result.stderr
+
+
+def test_a_sqlite_file_locked_past_the_busy_timeout_says_locked(tmp_path) -> None:
+    import sqlite3
+
+    from tests.conftest import _migrate
+
+    path = tmp_path / "held.db"
+    asyncio.run(_migrate(f"sqlite:///{path}"))
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        env = {"TASKSTORE_SQLITE_BUSY_TIMEOUT_MS": "200"}
+        for args in (("queue", "pause", "q1"), ("enqueue", "a.b")):
+            result = taskstore(*args, url=f"sqlite:///{path}", env=env)
+            assert_one_line_error(result, 1, "is locked: database is locked")
+            assert "cannot reach" not in result.stderr
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert taskstore("list", "--json", url=f"sqlite:///{path}").stdout.strip() == "[]"
 
 
 def test_database_url_flag_overrides_the_environment(db_url: str, tmp_path) -> None:
