@@ -109,7 +109,7 @@ def set_queue(
         [info] = [q for q in await store.queues() if q.name == name]
         return _render([info])
 
-    click.echo(with_store(url, go, may_create=True))
+    click.echo(with_store(url, go))
 
 
 @queue.command(cls=Command)
@@ -122,7 +122,7 @@ def pause(url: str | None, name: str) -> None:
         await store.pause_queue(name)
         return f"queue {name} is paused"
 
-    click.echo(with_store(url, go, may_create=True))
+    click.echo(with_store(url, go))
 
 
 @queue.command(cls=Command)
@@ -135,7 +135,7 @@ def resume(url: str | None, name: str) -> None:
         await store.resume_queue(name)
         return f"queue {name} is running"
 
-    click.echo(with_store(url, go, may_create=True))
+    click.echo(with_store(url, go))
 
 
 COMMANDS = [queue]

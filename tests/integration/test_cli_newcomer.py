@@ -78,7 +78,7 @@ def test_a_bad_duration_is_one_line_naming_the_option_and_the_value(
 
 
 # ------------------------------------------------------------- no database created
-READ_ONLY = [
+NEVER_CREATE = [
     ["status"],
     ["status", "--json"],
     ["list"],
@@ -87,11 +87,15 @@ READ_ONLY = [
     ["cancel", "1"],
     ["retry", "1"],
     ["purge", "--older-than", "1d"],
+    ["queue", "list"],
+    ["queue", "set", "q1", "--concurrency", "3"],
+    ["queue", "pause", "q1"],
+    ["queue", "resume", "q1"],
 ]
 
 
-@pytest.mark.parametrize("command", READ_ONLY, ids=" ".join)
-def test_read_only_commands_never_create_a_missing_sqlite_file(
+@pytest.mark.parametrize("command", NEVER_CREATE, ids=" ".join)
+def test_commands_but_migrate_and_enqueue_never_create_a_missing_sqlite_file(
     tmp_path: Path, command: list[str]
 ) -> None:
     result = subprocess.run(
