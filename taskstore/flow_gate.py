@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from taskstore.links import Link
 from taskstore.records import ClaimedTask, QueueSettings
+from taskstore.repositories.flow import NO_SLOTS, FreeSlots
 from taskstore.store import TaskStore
 
 SETTINGS_TTL = 1.0  # seconds a queue's settings are trusted before they are read again
@@ -240,7 +241,7 @@ class FlowGate:
                 skip=skip,
             )
             if tasks and slots:
-                await store.flow.use_slots(conn, queue, slots[: len(tasks)])
+                await store.flow.use_slots(conn, queue, slots.first(len(tasks)))
             # Fewer taken from a keyed queue than allowed: held back only if due tasks were
             # passed over (their keys busy), not when there is simply nothing more due.
             # (One read here spares the next claim, which would take nothing.)
@@ -259,29 +260,30 @@ class FlowGate:
 
     async def _allowance(
         self, conn: object, settings: QueueSettings, limit: int, began: int
-    ) -> tuple[int, list[int], int | None]:
+    ) -> tuple[int, FreeSlots, int | None]:
         """How many the claim may take, the rate slots it may use, and the room left
         under the queue's concurrency (None: no such limit); holds the queue back (for
         as long as that is pointless) when the answer is none."""
         store, queue = self._store, settings.name
         if settings.paused:
             self._hold(queue, PAUSED_RECHECK, "paused")
-            return 0, [], None
+            return 0, NO_SLOTS, None
         allowed, room = limit, None
         if settings.concurrency is not None:
             room = settings.concurrency - await store.flow.running(conn, queue)
             allowed = min(allowed, room)
             if allowed <= 0:
                 self._hold_full(queue, "concurrency", began)
-                return 0, [], room
-        if settings.rate_limit is None or settings.rate_period is None:
-            return allowed, [], room
-        slots = await store.flow.free_slots(conn, queue, settings.rate_period, allowed)
+                return 0, NO_SLOTS, room
+        rate, period = settings.rate_limit, settings.rate_period
+        if rate is None or period is None:
+            return allowed, NO_SLOTS, room
+        slots = await store.flow.free_slots(conn, queue, period, rate, allowed)
         if not slots:
-            next_at = await store.flow.next_slot_at(conn, queue, settings.rate_period)
+            next_at = await store.flow.next_slot_at(conn, queue, period)
             now = await store.tasks.clock(conn)
             wait = 0.001 if next_at is None else (next_at - now).total_seconds()
-            self._hold(queue, min(max(wait, 0.001), settings.rate_period), "rate")
+            self._hold(queue, min(max(wait, 0.001), period), "rate")
         return len(slots), slots, room
 
 

@@ -2,15 +2,16 @@
 
 Settings live in the database so every worker, on every host, obeys the same values, and
 a queue can be limited or paused before any task uses it. A queue with a rate of N per
-PERIOD has N slot rows; a start takes a slot whose last use is at least PERIOD ago, so no
-window of PERIOD ever holds more than N starts, across any number of workers.
+PERIOD has up to N slot rows (made as starts first need them); a start takes a new slot or
+one whose last use is at least PERIOD ago, so no window of PERIOD ever holds more than N
+starts, across any number of workers.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Integer, String, text
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from taskstore.models.base import Base
@@ -41,3 +42,6 @@ class RateSlotEntity(Base):
     )
     slot: Mapped[int] = mapped_column(Integer, primary_key=True)
     used_at: Mapped[dt.datetime | None]
+
+    # A claim reads the few rested slots it needs from here, never all N (N may be 1,000,000).
+    __table_args__ = (Index("ix_taskstore_rate_slots_free", "queue", "used_at", "slot"),)

@@ -8,6 +8,7 @@ across all workers.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 from sqlalchemy import Float, Integer, bindparam, delete, func, insert, select, update
@@ -31,6 +32,25 @@ _SETTINGS = (
 )
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class FreeSlots:
+    """Rate slots a claim may use: `rested` ones to reuse, then `new` numbers to make."""
+
+    rested: list[int]
+    new: list[int]
+
+    def __len__(self) -> int:
+        return len(self.rested) + len(self.new)
+
+    def first(self, count: int) -> FreeSlots:
+        """The first `count` of them (reused ones first)."""
+        rested = self.rested[:count]
+        return FreeSlots(rested, self.new[: count - len(rested)])
+
+
+NO_SLOTS = FreeSlots([], [])
+
+
 class FlowStatements:
     """Reads and writes of `taskstore_queues` and `taskstore_rate_slots`."""
 
@@ -48,15 +68,18 @@ class FlowStatements:
         self._running = select(func.count()).where(
             T.c.queue == bindparam("p_queue"), status_in(LEASED)
         )
-        # Free slots: unused, or last used at least a period ago (database clock).
+        # Free slots: those last used at least a period ago (database clock), oldest first,
+        # read from the slot index only as far as the claim needs.
         since = backend.now_plus(-bindparam("p_period", type_=Float))
-        free = (R.c.queue == bindparam("p_queue")) & (
-            R.c.used_at.is_(None) | (R.c.used_at <= since)
+        mine = R.c.queue == bindparam("p_queue")
+        self._rested = (
+            select(R.c.slot)
+            .where(mine, R.c.used_at <= since)
+            .order_by(R.c.used_at, R.c.slot)
+            .limit(bindparam("p_limit", type_=Integer))
         )
-        self._free_slots = (
-            select(R.c.slot).where(free).order_by(R.c.used_at.nulls_first(), R.c.slot)
-        ).limit(bindparam("p_limit", type_=Integer))
-        self._next_free = select(func.min(R.c.used_at)).where(R.c.queue == bindparam("p_queue"))
+        self._top = select(R.c.slot).where(mine).order_by(R.c.slot.desc()).limit(1)
+        self._next_free = select(func.min(R.c.used_at)).where(mine)
 
     async def get(self, conn: Executor, queue: str, *, lock: bool = False) -> QueueSettings | None:
         """The queue's settings (locked until the transaction ends, with `lock`, and its
@@ -83,25 +106,34 @@ class FlowStatements:
         await self._size_slots(conn, settings.name, settings.rate_limit or 0)
 
     async def _size_slots(self, conn: Executor, queue: str, wanted: int) -> None:
-        have = (await conn.execute(select(func.count()).where(R.c.queue == queue))).scalar_one()
-        if have < wanted:
-            rows = [{"queue": queue, "slot": i, "used_at": None} for i in range(have, wanted)]
-            await conn.execute(insert(R), rows)
-        elif have > wanted:
-            await conn.execute(delete(R).where(R.c.queue == queue, R.c.slot >= wanted))
+        # Slots are made as starts first need them (`free_slots`); a lower rate drops the
+        # numbers it no longer has.
+        await conn.execute(delete(R).where(R.c.queue == queue, R.c.slot >= wanted))
 
     async def running(self, conn: Executor, queue: str) -> int:
         """Tasks of the queue running (or assigned) now, on every worker."""
         return (await conn.execute(self._running, {"p_queue": queue})).scalar_one()
 
-    async def free_slots(self, conn: Executor, queue: str, period: float, limit: int) -> list[int]:
-        """Up to `limit` rate slots free now."""
+    async def free_slots(
+        self, conn: Executor, queue: str, period: float, rate: int, limit: int
+    ) -> FreeSlots:
+        """Up to `limit` rate slots free now: slots rested a whole period, then new ones
+        while the queue has fewer than `rate` (the caller holds the queue's lock)."""
         params = {"p_queue": queue, "p_period": period, "p_limit": limit}
-        return list((await conn.execute(self._free_slots, params)).scalars())
+        rested = list((await conn.execute(self._rested, params)).scalars())
+        if len(rested) == limit:
+            return FreeSlots(rested, [])
+        top = (await conn.execute(self._top, params)).scalar_one_or_none()
+        first = 0 if top is None else top + 1
+        return FreeSlots(rested, list(range(first, min(first + limit - len(rested), rate))))
 
-    async def use_slots(self, conn: Executor, queue: str, slots: list[int]) -> None:
-        stmt = update(R).where(R.c.queue == queue, R.c.slot.in_(slots)).values(used_at=self._now)
-        await conn.execute(stmt)
+    async def use_slots(self, conn: Executor, queue: str, slots: FreeSlots) -> None:
+        if slots.rested:
+            stmt = update(R).where(R.c.queue == queue, R.c.slot.in_(slots.rested))
+            await conn.execute(stmt.values(used_at=self._now))
+        if slots.new:
+            rows = [{"queue": queue, "slot": slot} for slot in slots.new]
+            await conn.execute(insert(R).values(used_at=self._now), rows)
 
     async def next_slot_at(self, conn: Executor, queue: str, period: float) -> dt.datetime | None:
         """When the oldest slot frees (its last use plus the period)."""

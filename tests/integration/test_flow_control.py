@@ -259,6 +259,31 @@ async def test_a_rate_allows_n_starts_in_a_window_and_holds_back_until_a_slot_fr
     assert 3000 < first.held_back("api") <= 3600  # sleeps until the oldest slot frees
 
 
+async def slot_rows(store: TaskStore, queue: str) -> int:
+    from sqlalchemy import func, select
+
+    from taskstore.models.queue import RateSlotEntity
+
+    async with store.reading() as conn:
+        query = select(func.count()).where(RateSlotEntity.queue == queue)
+        return (await conn.execute(query)).scalar_one()
+
+
+async def test_a_huge_rate_costs_nothing_up_front_and_a_lowered_one_holds_at_once(
+    store: TaskStore, consumers
+) -> None:
+    await store.set_queue("api", rate="1000000/1h")
+    assert await slot_rows(store, "api") == 0  # slots are made as starts need them
+    await store.enqueue_many([{"name": "t.x", "queue": "api"} for _ in range(12)])
+    first, second = consumers(), consumers()
+    assert len(await first.claim("api", 4)) == 4
+    assert len(await second.claim("api", 3)) == 3
+    assert await slot_rows(store, "api") == 7
+    await store.set_queue("api", rate="5/1h")  # 7 started this hour: none more
+    assert await slot_rows(store, "api") == 5
+    assert await first.claim("api", 10) == [] and await second.claim("api", 10) == []
+
+
 async def test_key_concurrency_one_runs_a_keys_tasks_in_turn_without_holding_up_others(
     store: TaskStore, consumers
 ) -> None:
