@@ -52,6 +52,10 @@ class FlowGate:
         self._lease_seconds = lease_seconds
         self._settings: dict[str, tuple[float, QueueSettings | None]] = {}
         self._held: dict[str, _Hold] = {}
+        # the limit each queue's last claim met: a hold lapses so that a claim looks again,
+        # but the queue stays limited until a claim says otherwise
+        self._met: dict[str, str] = {}
+        self._holds = 0  # holds made so far (a claim that made none met no limit)
         # counted (or keyed) one-statement claims made since our last completion
         self._unfreed: set[str] = set()
         self._frees = 0  # writes of our completions so far (see `_hold_full`)
@@ -73,6 +77,7 @@ class FlowGate:
     def forget(self, queue: str) -> None:
         self._settings.pop(queue, None)
         self._held.pop(queue, None)
+        self._met.pop(queue, None)
 
     def held_back(self, queue: str) -> float:
         hold = self._held.get(queue)
@@ -124,11 +129,14 @@ class FlowGate:
         return None if cached is None or cached[1] is None else _sole_key_limit(cached[1])
 
     def held_by(self, queue: str) -> str | None:
-        """The limit holding the queue back now (one of `LIMITS`), or None."""
-        return self._held[queue].limit if self.held_back(queue) > 0 else None
+        """The limit holding the queue back (one of `LIMITS`) as its last claim found, or
+        None: the queue's last claim met no limit."""
+        return self._met.get(queue)
 
     def _hold(self, queue: str, seconds: float, limit: str) -> None:
         self._held[queue] = _Hold(time.monotonic() + seconds, limit)
+        self._met[queue] = limit
+        self._holds += 1
 
     def _hold_full(self, queue: str, limit: str, began: int) -> None:
         """Hold a queue a claim found at its concurrency (or key) limit, unless our
@@ -143,6 +151,15 @@ class FlowGate:
         """Claim within the queue's limits (leaving tasks named in `skip`): in one
         statement where its concurrency, or its key concurrency, is its only limit, else
         (or when that takes nothing while tasks are due) with its settings row locked."""
+        holds = self._holds
+        tasks = await self._claim(queue, limit, orphans=orphans, skip=skip)
+        if self._holds == holds:
+            self._met.pop(queue, None)
+        return tasks
+
+    async def _claim(
+        self, queue: str, limit: int, *, orphans: bool, skip: Sequence[str]
+    ) -> list[ClaimedTask]:
         cached, began = self._settings.get(queue), self._frees
         settings = None if cached is None else cached[1]
         if settings is not None and _counted(settings):

@@ -88,6 +88,23 @@ async def test_concurrency_caps_running_tasks_across_workers(store: TaskStore, c
     assert len(await first.claim("api", 10)) == 1
 
 
+async def test_a_queue_stays_reported_held_by_its_limit_after_the_hold_lapses(
+    store: TaskStore, consumers
+) -> None:
+    await store.set_queue("api", concurrency=1)
+    await store.enqueue_many([{"name": "t.x", "queue": "api"} for _ in range(3)])
+    worker = consumers()
+    assert len(await worker.claim("api", 10)) == 1
+    assert await worker.claim("api", 10) == []
+    assert worker.held_by("api") == "concurrency"
+    await asyncio.sleep(0.1)  # past the hold: the next claim may look again, but
+    assert worker.held_back("api") == 0 and worker.held_by("api") == "concurrency"
+    assert await worker.claim("api", 10) == [] and worker.held_by("api") == "concurrency"
+    await store.set_queue("api", concurrency=5)
+    assert len(await worker.claim("api", 1)) == 1  # took what it asked: met no limit
+    assert worker.held_by("api") is None
+
+
 async def test_concurrent_claims_of_a_limited_queue_never_take_more_than_its_room(
     store: TaskStore, consumers
 ) -> None:
