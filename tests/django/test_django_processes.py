@@ -5,6 +5,7 @@ SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 from tests.django.conftest import BIN, Site
@@ -139,3 +140,16 @@ def test_the_worker_command_takes_worker_options_and_fails_in_one_line(tmp_path:
         assert done.returncode == 2, (args, done.stderr)
         assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
         assert done.stderr.startswith("taskstore-worker: error: ") and message in done.stderr
+
+
+def test_bad_backend_options_stop_every_manage_command_and_the_worker_in_one_line(
+    tmp_path: Path,
+) -> None:
+    site = Site(f"sqlite:///{tmp_path / 'app.db'}", None)
+    site.env["DEMO_TASKS_OPTIONS"] = json.dumps({"databse": "x", "database": "other"})
+    checked = site.manage("check", check=False)
+    assert checked.returncode == 1, checked.stderr
+    assert "taskstore.E001" in checked.stderr and "taskstore.E002" in checked.stderr
+    done = site.manage("taskstore_worker", "--burst", "--skip-checks", check=False)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("taskstore-worker: error: TASKS['default']: unknown OPTIONS")

@@ -16,6 +16,11 @@ class TaskstoreConfig(AppConfig):
     verbose_name = "taskstore"
 
     def ready(self) -> None:
+        # Django registers the TASKS backends' system checks only once django.tasks is
+        # imported, which nothing else may have done: without this a typo in OPTIONS
+        # would pass every manage.py command unnoticed.
+        import django.tasks  # noqa: F401
+
         post_migrate.connect(_migrate_task_databases, sender=self)
 
 

@@ -5,6 +5,7 @@
 the tasks live in Django's database (no ``database_url`` option at all).
 """
 
+import json
 import os
 from urllib.parse import urlsplit
 
@@ -32,7 +33,7 @@ def _database(url: str) -> dict:
 
 DATABASES = {"default": _database(os.environ["DEMO_DJANGO_DATABASE"])}
 
-_options = {}
+_options = json.loads(os.environ.get("DEMO_TASKS_OPTIONS") or "{}")  # a test's bad options
 if os.environ.get("DEMO_TASKS_URL"):
     _options["database_url"] = os.environ["DEMO_TASKS_URL"]
 TASKS = {

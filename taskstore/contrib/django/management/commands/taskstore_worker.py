@@ -76,6 +76,8 @@ def django_worker(url: str | None, alias: str, apps: tuple[str, ...], **options:
         fail(str(exc), 2)
     if not isinstance(backend, TaskstoreBackend):
         fail(f"TASKS[{alias!r}] is {type(backend).__name__}, not the taskstore backend", 2)
+    for problem in backend.check():  # also under --skip-checks: the worker needs them right
+        fail(f"TASKS[{alias!r}]: {problem.msg}", 2)
     try:
         url = url or backend.database_url
     except ImproperlyConfigured as exc:
