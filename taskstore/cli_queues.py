@@ -44,7 +44,8 @@ def _render(infos: list[QueueInfo]) -> str:
         ]
         for q in infos
     ]
-    headers = ["queue", "paused", "concurrency", "rate", "key_concurrency", "waiting", "running"]
+    # "queued": created or not_finished (due now or later); "waiting" is a status of its own
+    headers = ["queue", "paused", "concurrency", "rate", "key_concurrency", "queued", "running"]
     return table(headers, rows)
 
 
@@ -77,7 +78,7 @@ def _limit(value: str | None, what: str) -> Any:
     except ValueError:
         from taskstore.cli_common import fail
 
-        fail(f"--{what} must be a whole number or 'none', got {value!r}", 2)
+        fail(f"--{what} must be a whole number from 1 to 1,000,000 or 'none', got {value!r}", 2)
 
 
 @queue.command(name="set", cls=Command)

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from taskstore import validation
 from taskstore.backends import Backend
-from taskstore.durations import parse_duration
+from taskstore.durations import EXAMPLES, parse_duration
 from taskstore.errors import InvalidInput
 from taskstore.records import QueueInfo, QueueSettings
 from taskstore.repositories.flow import FlowStatements
@@ -49,7 +49,12 @@ def parse_rate(text: str) -> tuple[int, float]:
     count, period_text = int(match[1]), match[2]
     if period_text[0].isalpha():
         period_text = "1" + period_text  # "5/s" is five a second
-    period = parse_duration(period_text)
+    try:
+        period = parse_duration(period_text)
+    except InvalidInput:
+        raise InvalidInput(
+            f"invalid rate {text!r}: the period {match[2]!r} is not a duration ({EXAMPLES})"
+        ) from None
     if not 1 <= count <= _MAX_RATE:
         raise InvalidInput(f"invalid rate {text!r}: N must be from 1 to {_MAX_RATE:,}")
     if not 0 < period <= _MAX_PERIOD:
@@ -61,7 +66,9 @@ def _limit(value: Any, what: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1_000_000:
-        raise InvalidInput(f"{what} must be a whole number from 1 to 1,000,000 (or none)")
+        raise InvalidInput(
+            f"{what} must be a whole number from 1 to 1,000,000 (or none), got {value!r}"
+        )
     return value
 
 

@@ -154,10 +154,13 @@ class QueueSettings:
 
     @property
     def rate(self) -> str | None:
-        """The rate as given to `set_queue` (``100/1s``), or None."""
+        """The rate as `set_queue` takes it, its period in the largest units that spell
+        it exactly (``100/1s``, ``10/1m``, ``10/1h30m``), or None."""
         if self.rate_limit is None or self.rate_period is None:
             return None
-        return f"{self.rate_limit}/{self.rate_period:g}s"
+        from taskstore.durations import format_duration
+
+        return f"{self.rate_limit}/{format_duration(self.rate_period)}"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -38,8 +38,9 @@ def test_bad_queue_settings_are_one_line_errors_that_change_nothing(db_url: str)
     cases = [
         (("--rate", "10/0s"), "period must be above 0s"),
         (("--concurrency", "-1"), "concurrency must be a whole number"),
-        (("--concurrency", "many"), "--concurrency must be a whole number or 'none'"),
+        (("--concurrency", "many"), "--concurrency must be a whole number from 1 to"),
         (("--rate", "fast"), "invalid rate"),
+        (("--rate", "10/1x"), "invalid rate '10/1x': the period '1x' is not a duration"),
     ]
     for args, fragment in cases:
         assert_one_line_error(taskstore("queue", "set", "api", *args, url=db_url), 2, fragment)

@@ -188,7 +188,7 @@ async def test_api_queues_lists_settings_and_counts(
     }
     partner = by_name["partner-api"]
     assert (partner["concurrency"], partner["key_concurrency"]) == (3, 1)
-    assert partner["rate"] == "10/60s"  # as `store.queues()` spells it
+    assert partner["rate"] == "10/1m"  # as `store.queues()` spells it
 
 
 # ----------------------------------------------------------------- unserved

@@ -68,6 +68,17 @@ async def test_bad_flow_settings_are_refused_in_one_line_and_change_nothing(
         await store.set_queue("Bad Queue!", concurrency=1)
 
 
+@pytest.mark.parametrize(
+    ("given", "shown"), [("10/60s", "10/1m"), ("10/1h30m", "10/1h30m"), ("5/0.5s", "5/0.5s")]
+)
+async def test_a_rate_is_shown_in_the_units_it_can_be_typed_in(
+    store: TaskStore, given: str, shown: str
+) -> None:
+    await store.set_queue("api", rate=given)
+    [info] = await store.queues()
+    assert info.rate == shown
+
+
 async def test_a_setting_left_out_is_kept_and_none_clears_it(store: TaskStore) -> None:
     await store.set_queue("api", concurrency=3, rate="5/1m")
     await store.set_queue("api", key_concurrency=2)
