@@ -76,8 +76,8 @@ def show(url: str | None, task_id: int, as_json: bool) -> None:
     for key, value in doc.items():
         click.echo(f"{key.ljust(width)}  {'-' if value is None else value}")
     if error:
-        # A completed task keeps the error of the attempt before: say so.
-        label = "error" if doc["status"] != "completed" else "last error"
+        # A completed task keeps the error met before it completed: say it is history.
+        label = "error" if doc["status"] != "completed" else "earlier error"
         click.echo(f"{label.ljust(width)}  {error.get('type')}: {error.get('message')}")
         if error.get("traceback"):
             click.echo(error["traceback"].rstrip())

@@ -39,8 +39,13 @@ ENQUEUE_KEYS = frozenset(
 
 
 def _shown(value: Any, limit: int = 60) -> str:
+    """`value`'s repr, cut to `limit` characters (a string keeps its closing quote)."""
     text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    if len(text) <= limit:
+        return text
+    if isinstance(value, str):
+        return f"{text[: limit - 4]}...{text[-1]} ({len(value)} characters)"
+    return text[: limit - 3] + "..."
 
 
 # Names and queues already accepted: a batch repeats a handful of them thousands of times.
