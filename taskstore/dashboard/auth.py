@@ -16,6 +16,10 @@ READ_ONLY = (
 BAD_TOKEN = (
     "retry, cancel, pause and resume need the header `Authorization: Bearer <token>` with the token"
 )
+WRONG_TOKEN = (
+    "wrong token for retry, cancel, pause and resume: not the one the dashboard was started "
+    f"with (--token or {TOKEN_ENV})"
+)
 
 
 def bearer(header: str | None) -> str | None:
@@ -32,6 +36,8 @@ def refusal(token: str | None, header: str | None) -> tuple[int, str] | None:
     if not token:
         return 403, READ_ONLY
     given = bearer(header)
-    if given is None or not hmac.compare_digest(given.encode(), token.encode()):
+    if given is None:
         return 401, BAD_TOKEN
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        return 401, WRONG_TOKEN
     return None

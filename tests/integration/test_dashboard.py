@@ -221,9 +221,14 @@ async def test_retry_and_cancel_need_the_right_token(
     refused = await read_only.post(retry, headers={"Authorization": f"Bearer {TOKEN}"})
     assert refused.status_code == 403 and "read-only" in refused.json()["error"]
     assert 'data-action="retry"' not in (await read_only.get(f"/tasks/{failed}")).text
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}):
+    for headers, says in (
+        ({}, "need the header"),
+        ({"Authorization": "Bearer wrong"}, "wrong token"),
+        ({"Authorization": f"Basic {TOKEN}"}, "need the header"),
+    ):
         answer = await client.post(retry, headers=headers)
         assert answer.status_code == 401 and answer.headers["www-authenticate"] == "Bearer"
+        assert says in answer.json()["error"]
         assert (await client.post(cancel, headers=headers)).status_code == 401
     assert (await store.require(failed)).status is TaskStatus.FAILED
     assert (await store.require(pending)).status is TaskStatus.CREATED
