@@ -143,7 +143,7 @@ def supervise(
         forked_from_zygote=zygote is not None,
     )
     while True:
-        exits = _exits(zygote, slots)
+        exits, zygote = _exits(zygote, slots, log)
         for slot in slots:
             if _watch(slot, exits, stopping=bool(received), burst=burst, log=log):
                 zygote = _start(slot, zygote, log)
@@ -178,14 +178,20 @@ def _start(slot: _Slot, zygote: Zygote | None, log: Any) -> Zygote | None:
     return zygote
 
 
-def _exits(zygote: Zygote | None, slots: list[_Slot]) -> dict[int, int]:
+def _exits(
+    zygote: Zygote | None, slots: list[_Slot], log: Any
+) -> tuple[dict[int, int], Zygote | None]:
     """Exits the zygote reported; once it is gone, those of its workers, adopted by this
-    process (see `worker.zygote`)."""
+    process (see `worker.zygote`). With them, the zygote, or None once it is gone (then
+    reaped and said so at once, not at the next start of a worker)."""
     if zygote is not None:
-        with contextlib.suppress(ZygoteGone):
-            return zygote.exits()
+        try:
+            return zygote.exits(), zygote
+        except ZygoteGone as exc:
+            log.warning("the zygote is gone; starting workers as new programs", error=str(exc))
+            zygote.close()
     orphans = [s.pid for s in slots if s.proc is None and s.pid and s.exit_code is None]
-    return {pid: code for pid in orphans if (code := _orphan_exit(pid)) is not None}
+    return {pid: code for pid in orphans if (code := _orphan_exit(pid)) is not None}, None
 
 
 def _orphan_exit(pid: int) -> int | None:

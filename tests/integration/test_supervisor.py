@@ -62,6 +62,9 @@ async def test_workers_are_forked_from_one_zygote_and_new_programs_once_it_is_go
         [zygote] = {_parent(pid) for pid in first}  # both forked by one process
         assert zygote != supervisor.pid and _parent(zygote) == supervisor.pid
         os.kill(zygote, signal.SIGKILL)
+        with anyio.fail_after(10):  # reaped at once, not left a zombie till a worker ends
+            while Path(f"/proc/{zygote}").exists():  # noqa: ASYNC110
+                await anyio.sleep(0.1)
         victim = min(first)
         os.kill(victim, signal.SIGKILL)
         with anyio.fail_after(60):  # restarted without the zygote: a program of its own
