@@ -11,7 +11,7 @@ from taskstore.backends import Backend
 from taskstore.errors import IllegalTransition
 from taskstore.models.task import status_in
 from taskstore.repositories.task_table import Executor, T, status_literal
-from taskstore.repositories.workflow import WorkflowStatements
+from taskstore.repositories.workflow import D, WorkflowStatements
 from taskstore.states import ACTIVE, FINISHED, Event, TaskStatus, ordered, target
 
 
@@ -38,13 +38,37 @@ class OperatorStatements(WorkflowStatements):
         return status
 
     async def requeue(self, conn: Executor, task_id: int) -> TaskStatus:
-        """Operator retry of a failed or cancelled task: a fresh set of attempts, due now."""
+        """Operator retry of a failed or cancelled task: a fresh set of attempts, due now,
+        or waiting again while a dependency has not completed. A dependency that failed or
+        was cancelled refuses it: the task would never run (retry that one instead)."""
+        open_deps = await self._open_dependencies(conn, task_id)
+        event = Event.WAIT_AGAIN if open_deps else Event.REQUEUE
+        values = {**self._requeue_values, "error": None} if open_deps else self._requeue_values
         try:
-            return await self._transition(conn, Event.REQUEUE, task_id, self._requeue_values)
+            return await self._transition(conn, event, task_id, values)
         except IntegrityError:
             raise IllegalTransition(
                 f"cannot retry task {task_id}: another live task holds its dedup key"
             ) from None
+
+    async def _open_dependencies(self, conn: Executor, task_id: int) -> list[int]:
+        """The task's dependencies not completed yet, locked so that none completes
+        unseen (its completion would not wake a task that was not waiting yet)."""
+        deps = (
+            select(T.c.id, T.c.status)
+            .join(D, D.c.depends_on_id == T.c.id)
+            .where(D.c.task_id == task_id)
+            .order_by(T.c.id)
+            .with_for_update(read=True, of=T)
+        )
+        rows = [(dep, TaskStatus(status)) for dep, status in (await conn.execute(deps)).all()]
+        for dep, status in rows:
+            if status in (TaskStatus.FAILED, TaskStatus.CANCELLED):
+                raise IllegalTransition(
+                    f"cannot retry task {task_id}: its dependency {dep} is {status.value}"
+                    f" (retry task {dep} with its dependents instead)"
+                )
+        return [dep for dep, status in rows if status is not TaskStatus.COMPLETED]
 
     def _failed_where(self, queue: str | None, name: str | None) -> Any:
         live = T.alias("live")

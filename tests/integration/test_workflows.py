@@ -278,6 +278,38 @@ async def test_retry_with_dependents_puts_what_the_failure_cancelled_back_to_wai
     assert (await store.require(b)).error is None
 
 
+async def test_a_retried_dependent_waits_for_its_unfinished_dependency_and_then_runs_after_it(
+    store: TaskStore,
+) -> None:
+    a = await store.enqueue("wf.num", {"n": 1})
+    b = await store.enqueue("wf.join", {"n": 2}, depends_on=[a])
+    await store.cancel(b)
+    assert await store.retry(b) is TaskStatus.WAITING  # not created: `a` has not run
+    assert (await store.require(b)).error is None
+    await burst(store).run()
+    done = {i: await store.require(i) for i in (a, b)}
+    assert {i: t.status for i, t in done.items()} == {
+        a: TaskStatus.COMPLETED,
+        b: TaskStatus.COMPLETED,
+    }
+    assert done[b].started_at >= done[a].finished_at
+    assert done[b].result["seen"] == {str(a): 1}  # its dependency's result, not None
+
+
+async def test_a_dependent_of_a_failed_or_cancelled_task_cannot_be_retried_alone(
+    store: TaskStore,
+) -> None:
+    from taskstore.errors import IllegalTransition
+
+    a = await store.enqueue("wf.reject")
+    b = await store.enqueue("wf.join", {"n": 2}, depends_on=[a])
+    await burst(store).run()
+    assert (await store.require(b)).status is TaskStatus.CANCELLED
+    with pytest.raises(IllegalTransition, match=f"its dependency {a} is failed"):
+        await store.retry(b)
+    assert (await store.require(b)).status is TaskStatus.CANCELLED  # nothing changed
+
+
 async def test_the_dashboard_shows_a_tasks_workflow_in_steps(store: TaskStore) -> None:
     from taskstore.dashboard.data import task_detail
 
