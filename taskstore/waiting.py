@@ -14,7 +14,7 @@ import contextlib
 import time
 from typing import Any, Protocol
 
-from taskstore.errors import TaskNotFound
+from taskstore.errors import InvalidInput, TaskNotFound
 from taskstore.records import TaskInfo
 from taskstore.states import FINISHED
 
@@ -46,8 +46,13 @@ class Waiters:
 
     async def wait(self, task_id: int, timeout: float | None) -> TaskInfo:  # noqa: ASYNC109
         """The task once it has finished; `TimeoutError` after `timeout` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        if timeout is not None and timeout != timeout:  # NaN: it would never time out
+            raise InvalidInput(f"timeout must be a number of seconds, got {timeout!r}")
+        deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
         store = self._store
+        info = await store.require(task_id)  # finished or unknown: said before any listening
+        if info.status in FINISHED:
+            return info
         notified = store.backend.notifies
         event = asyncio.Event()
         if notified:

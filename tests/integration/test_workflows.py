@@ -234,6 +234,16 @@ async def test_wait_returns_the_finished_task_and_times_out_otherwise(store: Tas
     assert (await store.wait(failed, timeout=1)).status is TaskStatus.FAILED
 
 
+async def test_a_wait_of_no_time_answers_for_a_finished_or_unknown_task(store: TaskStore) -> None:
+    done = await store.enqueue("wf.num", {"n": 1})
+    await burst(store).run()
+    assert (await store.wait(done, timeout=0)).status is TaskStatus.COMPLETED
+    with pytest.raises(TaskNotFound):
+        await store.wait(999999, timeout=0)
+    with pytest.raises(InvalidInput, match="timeout must be a number of seconds"):
+        await store.wait(done, timeout=float("nan"))
+
+
 async def test_a_task_that_failed_twice_then_completed_has_three_attempts_logged(
     store: TaskStore,
 ) -> None:
