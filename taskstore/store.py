@@ -75,8 +75,7 @@ class TaskStore:
             async with self.engine.connect():
                 pass
         except (DBAPIError, *UNREACHABLE) as exc:
-            # Whatever stops the first connection (host, auth, missing database) is
-            # "unreachable" to the user.
+            # Whatever stops the first connection, said as what it is (see `translate`).
             raise self.translate.at_connect(exc) from None
         if check_schema:
             async with self.translate():
@@ -260,6 +259,8 @@ class TaskStore:
 
     # ----------------------------------------------------------------- reads
     async def get(self, task_id: int) -> TaskInfo | None:
+        if not validation.is_task_id(task_id):  # 0, or past 64 bits (no driver takes 2**70)
+            return None
         found = await read_inline(
             self.backend, self.translate, lambda c: self.tasks.get(c, task_id)
         )

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any
 
-from taskstore.errors import InvalidInput
+from taskstore.errors import InvalidInput, TaskNotFound
 from taskstore.jsoncodec import dumps_json
 from taskstore.records import NewTask
 from taskstore.states import FINISHED, TaskStatus
@@ -21,6 +21,8 @@ from taskstore.states import FINISHED, TaskStatus
 QUEUE_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,199}")
 _PRIORITY_RANGE = (-32768, 32767)
+#: the largest id a task can have (a signed 64-bit integer on both databases)
+MAX_TASK_ID = 2**63 - 1
 ENQUEUE_KEYS = frozenset(
     {
         "name",
@@ -204,6 +206,17 @@ def new_task(
     )
 
 
+def is_task_id(value: Any) -> bool:
+    """Could a task have this id? (Anything else names no task, without a query.)"""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_TASK_ID
+
+
+def check_task_id(value: Any) -> None:
+    """`TaskNotFound` for an id no task can have, before any statement takes it."""
+    if not is_task_id(value):
+        raise TaskNotFound(f"no task with id {value!r}")
+
+
 def check_depends_on(value: Any) -> tuple[int | str, ...]:
     """Task ids (positive whole numbers) or batch keys (strings), each named once."""
     if value is None:
@@ -214,7 +227,7 @@ def check_depends_on(value: Any) -> tuple[int | str, ...]:
     for ref in value:
         if isinstance(ref, str):
             refs.append(check_key(ref, "a depends_on key") or "")
-        elif isinstance(ref, int) and not isinstance(ref, bool) and ref > 0:
+        elif is_task_id(ref):
             refs.append(ref)
         else:
             raise InvalidInput(f"depends_on holds {_shown(ref)}, which is not a task id")

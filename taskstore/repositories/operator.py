@@ -13,6 +13,7 @@ from taskstore.models.task import status_in
 from taskstore.repositories.task_table import Executor, T, status_literal
 from taskstore.repositories.workflow import D, WorkflowStatements
 from taskstore.states import ACTIVE, FINISHED, Event, TaskStatus, ordered, target
+from taskstore.validation import check_task_id
 
 
 class OperatorStatements(WorkflowStatements):
@@ -32,6 +33,7 @@ class OperatorStatements(WorkflowStatements):
     async def cancel(self, conn: Executor, task_id: int) -> TaskStatus:
         """Cancel a task that has not finished. A running one's worker notices at its next
         heartbeat and stops the handler; its late completion is refused by the fence."""
+        check_task_id(task_id)
         values = {"finished_at": self._now, "lease_expires_at": None}
         status = await self._transition(conn, Event.CANCEL, task_id, values)
         await self.after_failure(conn, [task_id])
@@ -41,6 +43,7 @@ class OperatorStatements(WorkflowStatements):
         """Operator retry of a failed or cancelled task: a fresh set of attempts, due now,
         or waiting again while a dependency has not completed. A dependency that failed or
         was cancelled refuses it: the task would never run (retry that one instead)."""
+        check_task_id(task_id)
         open_deps = await self._open_dependencies(conn, task_id)
         event = Event.WAIT_AGAIN if open_deps else Event.REQUEUE
         values = {**self._requeue_values, "error": None} if open_deps else self._requeue_values

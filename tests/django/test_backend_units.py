@@ -190,7 +190,7 @@ def test_rows_that_are_not_django_tasks_have_no_result() -> None:
 
     with pytest.raises(TaskResultDoesNotExist, match="not a Django task"):
         to_result(_info("created", name="demo_app.tasks.not_a_task"), "default")
-    for bad in ("abc", "-1", "1" * 30):
+    for bad in ("abc", "-1", "1" * 30, "9" * 19, "\u00b2", "\u0661"):  # 2 non-ASCII digits
         with pytest.raises(TaskResultDoesNotExist):
             default_task_backend.get_result(bad)
 

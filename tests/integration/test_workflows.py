@@ -234,6 +234,16 @@ async def test_wait_returns_the_finished_task_and_times_out_otherwise(store: Tas
     assert (await store.wait(failed, timeout=1)).status is TaskStatus.FAILED
 
 
+async def test_an_id_past_64_bits_names_no_task_and_no_dependency(store: TaskStore) -> None:
+    huge = 2**70
+    assert await store.get(huge) is None
+    for action in (store.require, store.cancel, store.retry, store.wait):
+        with pytest.raises(TaskNotFound, match=f"no task with id {huge}"):
+            await action(huge)
+    with pytest.raises(InvalidInput, match="which is not a task id"):
+        await store.enqueue("wf.num", {"n": 1}, depends_on=[huge])
+
+
 async def test_a_wait_of_no_time_answers_for_a_finished_or_unknown_task(store: TaskStore) -> None:
     done = await store.enqueue("wf.num", {"n": 1})
     await burst(store).run()

@@ -32,6 +32,7 @@ from django.utils import timezone
 from taskstore import validation
 from taskstore.contrib.django.calls import payload_of
 from taskstore.errors import InvalidInput
+from taskstore.validation import is_task_id
 
 # SQLAlchemy and the store load on the first enqueue or result, not here: Django builds
 # every backend for its system checks, which each ``manage.py`` command runs.
@@ -174,7 +175,8 @@ class TaskstoreBackend(BaseTaskBackend):
 
 def _task_id(result_id: Any) -> int:
     text = str(result_id).strip()
-    if not text.isdigit() or len(text) > 19:  # ids are positive 64-bit integers
+    # ids are positive 64-bit integers, written in ASCII digits ("²".isdigit() too)
+    if not (text.isascii() and text.isdigit()) or not is_task_id(int(text)):
         raise TaskResultDoesNotExist(result_id)
     return int(text)
 
