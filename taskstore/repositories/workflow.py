@@ -102,8 +102,10 @@ class WorkflowStatements(TaskStatements):
         was cancelled is refused (nothing written: the caller's transaction rolls back)."""
         if not ids:
             return set()
-        rows = (await conn.execute(self._mark_parents, {"p_ids": list(ids)})).all()
-        found = {task_id: TaskStatus(status) for task_id, status in rows}
+        found: dict[int, TaskStatus] = {}
+        for part in _chunks(sorted(ids)):  # PostgreSQL takes at most 32,767 parameters
+            rows = await conn.execute(self._mark_parents, {"p_ids": part})
+            found.update((task_id, TaskStatus(status)) for task_id, status in rows.all())
         missing = sorted(set(ids) - set(found))
         if missing:
             raise InvalidInput(f"depends_on names no task: {', '.join(map(str, missing))}")

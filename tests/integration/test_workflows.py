@@ -234,6 +234,15 @@ async def test_wait_returns_the_finished_task_and_times_out_otherwise(store: Tas
     assert (await store.wait(failed, timeout=1)).status is TaskStatus.FAILED
 
 
+async def test_a_task_may_depend_on_more_ids_than_one_statement_takes(store: TaskStore) -> None:
+    parts = await store.enqueue_many([{"name": "wf.num", "payload": {"n": 1}}] * 33_000)
+    gather = await store.enqueue("wf.sum", depends_on=parts)  # PostgreSQL: 32,767 parameters
+    assert (await store.require(gather)).status is TaskStatus.WAITING
+    async with store.reading() as conn:
+        count = select(func.count()).where(TaskDependency.task_id == gather)
+        assert (await conn.execute(count)).scalar_one() == 33_000
+
+
 async def test_an_id_past_64_bits_names_no_task_and_no_dependency(store: TaskStore) -> None:
     huge = 2**70
     assert await store.get(huge) is None
