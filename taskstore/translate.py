@@ -109,7 +109,7 @@ def _connection_failed(exc: DBAPIError) -> bool:
         or isinstance(orig, OSError | ConnectionError | TimeoutError)
         or isinstance(orig.__cause__ if orig else None, OSError | ConnectionError | TimeoutError)
         or "unable to open database file" in str(orig)
-        or isinstance(exc, InterfaceError)
+        or "connection is closed" in str(orig)
     )
 
 
