@@ -29,14 +29,14 @@ class Graph:
 
 def resolve(batch: Sequence[NewTask], *, keys_allowed: bool = True) -> Graph | None:
     """The batch's dependency graph (None: no task has dependencies)."""
-    if not any(t.depends_on for t in batch):
-        return None
     positions: dict[str, int] = {}
-    for i, task in enumerate(batch):
+    for i, task in enumerate(batch):  # a repeated key is refused, named or not
         if task.key is not None:
             if task.key in positions:
                 raise InvalidInput(f"two tasks of the batch have the key {task.key!r}")
             positions[task.key] = i
+    if not any(t.depends_on for t in batch):
+        return None
     inner, outer = [], []
     for i, task in enumerate(batch):
         for ref in task.depends_on:

@@ -155,12 +155,6 @@ async def test_a_completed_dependency_counts_as_met(store: TaskStore) -> None:
 async def test_a_graph_that_cannot_run_is_refused_in_one_line_with_nothing_written(
     store: TaskStore, items: list, message: str
 ) -> None:
-    # Keys alone are no graph: the duplicate-key case needs one dependency to be checked.
-    items = (
-        [*items, {"name": "wf.num", "depends_on": [items[0]["key"]]}]
-        if ("depends_on" not in items[-1])
-        else items
-    )
     with pytest.raises(InvalidInput, match=message) as caught:
         await store.enqueue_many(items)
     assert "\n" not in str(caught.value)
