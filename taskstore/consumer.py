@@ -258,10 +258,13 @@ class Consumer:
         self._flow.freed()
         return status
 
-    async def interrupt(self, cut: Sequence[Ending]) -> set[int]:
-        """Hand back attempts cut off by a graceful stop (not charged as attempts)."""
+    async def interrupt(self, cut: Sequence[Ending], *, delay_seconds: float = 0.0) -> set[int]:
+        """Hand back attempts cut off by a graceful stop (not charged as attempts), due
+        again after `delay_seconds`."""
         async with self._row_lock, self._ack_link.transaction() as conn:
-            return await self._tasks.interrupt_many(conn, worker_id=self.worker_id, cut=cut)
+            return await self._tasks.interrupt_many(
+                conn, worker_id=self.worker_id, cut=cut, delay_seconds=delay_seconds
+            )
 
     async def release(
         self, handed: Sequence[tuple[int, int]], *, delay_seconds: float = 0.0

@@ -289,6 +289,19 @@ def run_worker(
     except OSError as exc:  # the metrics port is taken
         fail(f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc.strerror}", 1)
     run_guarded(lambda: serve(url, config, metrics))
+    _exit_past_threads()
+
+
+def _exit_past_threads() -> None:
+    """Exit now even if sync handlers' threads still run (cut off at a stop): the README
+    promises the process ends after the grace period, and their tasks are handed back
+    to start again only after it has (see `worker.completer.THREAD_EXIT_SECONDS`)."""
+    from worker.execution import THREADS_RUNNING
+
+    if THREADS_RUNNING:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 @click.command(

@@ -22,7 +22,12 @@ import anyio
 
 from taskstore.consumer import STORE_ERRORS, Consumer, Ending
 from taskstore.records import ClaimedTask
+from worker.execution import THREADS_RUNNING
 from worker.state import WorkerState
+
+#: how long after a stop a task whose handler's thread was still running may start again:
+#: the process exits at once after handing it back, and the thread ends with it
+THREAD_EXIT_SECONDS = 5.0
 
 #: (queue, how many) a completion write may claim, reserved in the worker's capacity
 Refill = tuple[str, int]
@@ -151,8 +156,21 @@ class Completer:
         """At the end: cut-off and never-started tasks go back to the queue, uncharged."""
         log = self._state.log
         try:
-            if self._cut:
-                done = await self._consumer.interrupt(self._cut)
+            running = set(THREADS_RUNNING)  # one look: a thread may end meanwhile
+            alive = [end for end in self._cut if end[0] in running]
+            if alive:
+                # Their threads cannot be stopped: the process exits with them still running
+                # (see `worker.cli`), and nobody may start them again before it has.
+                done = await self._consumer.interrupt(alive, delay_seconds=THREAD_EXIT_SECONDS)
+                log.warning(
+                    "tasks cut off at shutdown in threads that still run: they run again "
+                    "once this process has exited",
+                    task_ids=sorted(done),
+                    after_seconds=THREAD_EXIT_SECONDS,
+                )
+            cut = [end for end in self._cut if end[0] not in running]
+            if cut:
+                done = await self._consumer.interrupt(cut)
                 log.warning("tasks cut off at shutdown will run again", task_ids=sorted(done))
             if self._unstarted:
                 done = await self._consumer.release(self._unstarted)

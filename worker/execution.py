@@ -23,6 +23,8 @@ from worker.registry import TaskDef
 from worker.wrappers import Middleware, wrap
 
 _TRACEBACK_LIMIT = 16_000
+#: tasks whose sync handler's thread still runs (it may outlive a timeout or a stop)
+THREADS_RUNNING: set[int] = set()
 _NO_MIDDLEWARE: list[Middleware] = []
 
 
@@ -116,8 +118,16 @@ async def _call(definition: TaskDef, ctx: TaskContext, payload: dict[str, Any]) 
     if definition.is_async:
         return await definition.fn(ctx, **payload)
     # A thread cannot be interrupted: on timeout or cancellation we stop waiting for it.
-    call = functools.partial(definition.fn, ctx, **payload)
+    call = functools.partial(_in_thread, ctx.task_id, definition.fn, ctx, payload)
     return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
+
+
+def _in_thread(task_id: int, fn: Any, ctx: TaskContext, payload: dict[str, Any]) -> Any:
+    THREADS_RUNNING.add(task_id)
+    try:
+        return fn(ctx, **payload)
+    finally:
+        THREADS_RUNNING.discard(task_id)
 
 
 async def _call_in_time(definition: TaskDef, ctx: TaskContext, payload: dict[str, Any]) -> Any:

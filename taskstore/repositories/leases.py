@@ -85,12 +85,10 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
         self._complete = self._build_ending(
             Event.COMPLETE, {"progress": 1.0}, doc_into="result"
         ).returning(T.c.watched)
-        self._interrupt = self._build_ending(Event.INTERRUPT, {"attempts": uncharged}, "error")
-        released = {
-            "attempts": uncharged,
-            "worker_id": None,
-            "run_at": backend.now_plus(bindparam("p_delay", type_=Float)),
-        }
+        later = backend.now_plus(bindparam("p_delay", type_=Float))
+        interrupted = {"attempts": uncharged, "run_at": later}
+        self._interrupt = self._build_ending(Event.INTERRUPT, interrupted, "error")
+        released = {"attempts": uncharged, "worker_id": None, "run_at": later}
         self._release = self._build_ending(Event.RELEASE, released)
         self._release_noted = self._build_ending(Event.RELEASE, released, doc_into="error")
         self._snooze = self._build_ending(Event.SNOOZE, released)
@@ -225,13 +223,14 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
         return {row[0] for row in rows}
 
     async def interrupt_many(
-        self, conn: Executor, *, worker_id: str, cut: Sequence[Ending]
+        self, conn: Executor, *, worker_id: str, cut: Sequence[Ending], delay_seconds: float = 0.0
     ) -> set[int]:
         """Mark running tasks cut off by a graceful stop as ``not_finished``, the doc as
         their error, the attempt not charged: a deploy is not the task's failure. The
         worker's id stays on the row: it handed the task back alive, so the task is no
-        orphan (see `taskstore.models.task.orphaned`) and runs again in a batch."""
-        done = await self._end(conn, self._interrupt, worker_id, cut)
+        orphan (see `taskstore.models.task.orphaned`) and runs again in a batch, after
+        `delay_seconds` (the time a handler's thread needs to die with its process)."""
+        done = await self._end(conn, self._interrupt, worker_id, cut, p_delay=delay_seconds)
         for task_id, attempt, _ in cut:
             if task_id in done:
                 await self.record_attempts(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import anyio
 
@@ -26,6 +27,13 @@ async def work(ctx: TaskContext, ms: float) -> dict:
     log_execution(ctx)
     await anyio.sleep(_scaled(ms / 1000))
     return {"task": ctx.task_id, "attempt": ctx.attempt}
+
+
+@task(name="faulty.sync_work", timeout=120)
+def sync_work(ctx: TaskContext, ms: float) -> None:
+    """A plain function sleeping `ms` milliseconds (x TEST_SLEEP_SCALE) in its thread."""
+    log_execution(ctx)
+    time.sleep(_scaled(ms / 1000))
 
 
 @task(name="faulty.noop")

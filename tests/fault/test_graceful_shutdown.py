@@ -9,6 +9,7 @@ counts the tasks in flight at the signal and every execution, per task.
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,38 @@ async def test_sigterm_finishes_what_fits_the_grace_period_and_reruns_the_rest_o
     runs = executions(log)
     assert {runs[i] for i in short} == {1} and {runs[i] for i in long} == {2}
     figures(in_flight=IN_FLIGHT, finished_in_grace=half, cut_off=half, reexecuted_once=half)
+
+
+async def test_a_sync_handler_past_the_grace_period_ends_with_its_process_and_reruns_after_it(
+    store: TaskStore, db_url: str, tmp_path: Path
+) -> None:
+    [task_id] = await store.enqueue_many([{"name": "faulty.sync_work", "payload": {"ms": LONG_MS}}])
+    log = tmp_path / "exec.log"
+    [worker] = Fleet(db_url, 1, log, ("--shutdown-timeout", GRACE)).start().procs
+
+    async def running() -> bool:
+        return await status_counts(store) == {"running": 1}
+
+    await wait_until(running)
+    worker.send_signal(signal.SIGTERM)
+    began = time.monotonic()
+    # The thread cannot be stopped: the process exits past it instead of waiting 120 s.
+    assert await wait_exit(worker) == 0, stderr_of(log)
+    assert time.monotonic() - began < float(GRACE) + 10
+    async with store.reading() as conn:
+        exited = await store.tasks.clock(conn)
+    info = await store.require(task_id)
+    assert (info.status, info.attempts) == (TaskStatus.NOT_FINISHED, 0)
+    assert info.run_at > exited  # nobody starts it again while the thread might still run
+
+    rerun = Fleet(db_url, 1, log, (), {"TEST_SLEEP_SCALE": "0"}).start().procs[0]
+    try:
+        await wait_until(lambda: _completed(store, task_id), seconds=30)
+    finally:
+        rerun.send_signal(signal.SIGTERM)
+        await wait_exit(rerun)
+    assert executions(log)[task_id] == 2
+
+
+async def _completed(store: TaskStore, task_id: int) -> bool:
+    return (await store.require(task_id)).status is TaskStatus.COMPLETED
