@@ -299,9 +299,9 @@ UPDATE taskstore_tasks SET status=$1::VARCHAR, updated_at=statement_timestamp(),
 UPDATE taskstore_tasks SET lease_expires_at=(statement_timestamp() + make_interval($1::INTEGER, $2::INTEGER, $3::INTEGER, $4::INTEGER, $5::INTEGER, $6::INTEGER, $7::FLOAT)) WHERE taskstore_tasks.worker_id = $8::VARCHAR AND status IN ('assigned', 'running') AND taskstore_tasks.id = ANY ($9::BIGINT[]) RETURNING taskstore_tasks.id;
 
 -- interrupt: attempts cut off by a graceful stop, not charged
--- parameters: status, attempts_1, lease_expires_at, batch_attempt, batch_doc, batch_id, p_worker_id
-UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts - $2::INTEGER), updated_at=statement_timestamp(), lease_expires_at=$3::TIMESTAMP WITH TIME ZONE, error=CAST(batch.doc AS JSONB) FROM (SELECT batch_rows.id AS id, ($4::INTEGER[])[batch_rows.i] AS attempt, ($5::TEXT[])[batch_rows.i] AS doc 
-FROM unnest($6::BIGINT[]) WITH ORDINALITY AS batch_rows(id, i)) AS batch WHERE taskstore_tasks.id = batch.id AND taskstore_tasks.id = ANY ($6::BIGINT[]) AND taskstore_tasks.attempts = batch.attempt AND taskstore_tasks.worker_id = $7::VARCHAR AND status IN ('assigned', 'running') RETURNING taskstore_tasks.id;
+-- parameters: status, attempts_1, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_delay, lease_expires_at, batch_attempt, batch_doc, batch_id, p_worker_id
+UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts - $2::INTEGER), run_at=(statement_timestamp() + make_interval($3::INTEGER, $4::INTEGER, $5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::FLOAT)), updated_at=statement_timestamp(), lease_expires_at=$10::TIMESTAMP WITH TIME ZONE, error=CAST(batch.doc AS JSONB) FROM (SELECT batch_rows.id AS id, ($11::INTEGER[])[batch_rows.i] AS attempt, ($12::TEXT[])[batch_rows.i] AS doc 
+FROM unnest($13::BIGINT[]) WITH ORDINALITY AS batch_rows(id, i)) AS batch WHERE taskstore_tasks.id = batch.id AND taskstore_tasks.id = ANY ($13::BIGINT[]) AND taskstore_tasks.attempts = batch.attempt AND taskstore_tasks.worker_id = $14::VARCHAR AND status IN ('assigned', 'running') RETURNING taskstore_tasks.id;
 
 -- release: claimed tasks never run, handed back uncharged
 -- parameters: status, attempts_1, make_interval_1, make_interval_2, make_interval_3, make_interval_4, make_interval_5, make_interval_6, p_delay, worker_id, lease_expires_at, batch_attempt, batch_doc, batch_id, p_worker_id

@@ -110,6 +110,7 @@ def test_bad_queue_specs_are_refused(spec: str) -> None:
 
 class FakeCtx:
     used_session = None
+    task_id = 1
     attempt = 1
 
 
