@@ -247,3 +247,19 @@ def test_the_tasks_modules_of_installed_apps_are_registered_up_front() -> None:
     assert "demo_app.tasks.add" in names and "demo_app.tasks.async_add" in names
     assert "demo_app.tasks.not_a_task" not in names  # a plain function is no task
     assert registry.tasks["demo_app.tasks.send_mail"].queue == "emails"
+
+
+def test_a_postgresql_socket_directory_stays_the_host_of_the_task_url(monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from sqlalchemy.engine import make_url
+
+    from taskstore.contrib.django import databases
+
+    socket = {"NAME": "shop", "USER": "app", "HOST": "/var/run/postgresql", "PORT": "5433"}
+    fake = {"sock": SimpleNamespace(settings_dict=socket, vendor="postgresql")}
+    monkeypatch.setattr(databases, "connections", fake)
+    url = make_url(databases.url_of("sock"))
+    assert (url.database, url.host, url.port) == ("shop", None, 5433)
+    assert url.query["host"] == "/var/run/postgresql"
+    assert databases.same_database("postgresql://app@localhost:5433/shop", "sock")

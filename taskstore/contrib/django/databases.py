@@ -33,14 +33,18 @@ def url_of(alias: str) -> str:
             )
         return URL.create("sqlite", database=str(Path(path).resolve())).render_as_string()
     if vendor == "postgresql":
-        port = settings.get("PORT")
+        port, host = settings.get("PORT"), settings.get("HOST") or None
+        # A socket directory goes in the query: as the URL's host it would be read back
+        # as part of the database's name.
+        socket = host is not None and host.startswith("/")
         return URL.create(
             "postgresql",
             username=settings.get("USER") or None,
             password=settings.get("PASSWORD") or None,
-            host=settings.get("HOST") or None,
+            host=None if socket else host,
             port=int(port) if port else None,
             database=settings.get("NAME") or None,
+            query={"host": host} if socket else {},
         ).render_as_string(hide_password=False)
     raise ImproperlyConfigured(
         f"taskstore stores tasks in SQLite or PostgreSQL; Django's database {alias!r} is "
@@ -63,7 +67,7 @@ def _identity(url: URL) -> tuple[Any, ...]:
     database = url.database or ""
     if backend == "sqlite":
         return (backend, str(Path(database).resolve()) if database else "")
-    host = url.host or ""
+    host = url.host or str(url.query.get("host") or "")
     local = host in _LOCAL_HOSTS or host.startswith("/")
     port = url.port or _DEFAULT_PORTS.get(backend)
     return (backend, "local" if local else host.lower(), port, database)
