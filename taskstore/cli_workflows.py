@@ -6,7 +6,7 @@ Exit codes: 0 completed, 1 failed or cancelled, 3 still unfinished after ``--tim
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -35,17 +35,21 @@ def wait(url: str | None, task_id: int, timeout: float | None, as_json: bool) ->
     cancelled, 3 on timeout."""
     from taskstore.states import TaskStatus
 
-    async def go(store: TaskStore) -> TaskInfo | None:
-        try:
-            return await store.wait(task_id, timeout=timeout)
-        except TimeoutError:
-            return None
+    async def go(store: TaskStore) -> tuple[TaskInfo | None, dict[str, Any]]:
+        from taskstore.task_detail import task_links
 
-    info = with_store(url, go)
+        try:
+            info = await store.wait(task_id, timeout=timeout)
+        except TimeoutError:
+            return None, {}
+        links = (await task_links(store, info)).to_json() if as_json else {}
+        return info, {**info.to_json(), **links}  # as `show --json` prints it
+
+    info, doc = with_store(url, go)
     if info is None:
         fail(f"task {task_id} did not finish within {timeout:g}s", TIMED_OUT)
     if as_json:
-        emit_json(info.to_json())
+        emit_json(doc)
     else:
         click.echo(f"task {task_id} {info.status.value}")
         if info.error:

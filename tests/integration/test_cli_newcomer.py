@@ -302,3 +302,17 @@ def test_an_app_file_registers_the_same_task_names_from_any_directory(
         assert served(worker("--app", app, "--burst", url=db_url, cwd=cwd)) == {
             "media": ["jobs.record"]
         }
+
+
+def test_wait_exits_by_outcome_and_its_json_is_what_show_prints(db_url: str) -> None:
+    first = taskstore("enqueue", "a.b", url=db_url).stdout.strip()
+    second = taskstore("enqueue", "a.b", url=db_url).stdout.strip()
+    assert taskstore("cancel", first, url=db_url).returncode == 0
+    waited = taskstore("wait", first, "--json", url=db_url)
+    assert waited.returncode == 1  # cancelled
+    shown = json.loads(taskstore("show", first, "--json", url=db_url).stdout)
+    assert json.loads(waited.stdout) == shown and "dependents" in shown
+    assert_one_line_error(
+        taskstore("wait", second, "--timeout", "0.2", url=db_url), 3, "did not finish within"
+    )
+    assert_one_line_error(taskstore("wait", "999999", url=db_url), 2, "no task with id 999999")
