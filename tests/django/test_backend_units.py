@@ -206,6 +206,24 @@ def test_system_checks_name_bad_options() -> None:
     assert [m.id for m in bad_attempts.check()] == ["taskstore.E003"]
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["database_url"], "OPTIONS must be a dict, got list"),
+        ({"database_url": 5}, "OPTIONS['database_url'] must be a database URL string, got 5"),
+        ({"database_url": " "}, "OPTIONS['database_url'] must be a database URL string"),
+        ({"database_url": "mysql://h/db"}, "unsupported database URL scheme 'mysql'"),
+        ({"database_url": "postgresql://h:99999/db"}, "invalid port 99999"),
+        ({"database": ["default"]}, "OPTIONS['database'] names no database: ['default']"),
+    ],
+)
+def test_system_checks_name_options_of_the_wrong_shape(options: Any, message: str) -> None:
+    from taskstore.contrib.django.backend import TaskstoreBackend
+
+    [problem] = TaskstoreBackend("z", {"OPTIONS": options}).check()
+    assert message in problem.msg and problem.obj == "TASKS['z']"
+
+
 def test_the_resolver_wraps_django_tasks_and_refuses_anything_else() -> None:
     from taskstore.contrib.django.handlers import resolve
     from worker.errors import NonRetryable

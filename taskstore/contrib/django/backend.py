@@ -50,9 +50,11 @@ class TaskstoreBackend(BaseTaskBackend):
 
     def __init__(self, alias: str, params: dict[str, Any]) -> None:
         super().__init__(alias, params)
-        self._url: str | None = self.options.get("database_url")
-        self.database: str = self.options.get("database", DEFAULT_DB_ALIAS)
-        self.max_attempts: int = self.options.get("max_attempts", 1)
+        # Not a dict: `check` says so; meanwhile every option keeps its default.
+        options = self.options if isinstance(self.options, dict) else {}
+        self._url: str | None = options.get("database_url")
+        self.database: str = options.get("database", DEFAULT_DB_ALIAS)
+        self.max_attempts: int = options.get("max_attempts", 1)
 
     # ---------------------------------------------------------- configuration
     @property
@@ -77,33 +79,29 @@ class TaskstoreBackend(BaseTaskBackend):
 
     def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
         """Django system checks: unknown OPTIONS and bad values, one message each."""
-        found: list[checks.CheckMessage] = []
-        unknown = sorted(set(self.options) - _OPTIONS)
+        where = f"TASKS[{self.alias!r}]"
+        return [
+            checks.Error(message, obj=where, id=f"taskstore.{code}")
+            for code, message in self._option_problems()
+        ]
+
+    def _option_problems(self) -> list[tuple[str, str]]:
+        if not isinstance(self.options, dict):
+            return [("E005", f"OPTIONS must be a dict, got {type(self.options).__name__}")]
+        found = []
+        unknown = sorted(map(str, set(self.options) - _OPTIONS))
         if unknown:
-            found.append(
-                checks.Error(
-                    f"unknown OPTIONS {', '.join(unknown)} (known: {', '.join(sorted(_OPTIONS))})",
-                    obj=f"TASKS[{self.alias!r}]",
-                    id="taskstore.E001",
-                )
-            )
-        if self.database not in settings.DATABASES:
-            found.append(
-                checks.Error(
-                    f"OPTIONS['database'] names no database: {self.database!r}",
-                    obj=f"TASKS[{self.alias!r}]",
-                    id="taskstore.E002",
-                )
-            )
+            known = ", ".join(sorted(_OPTIONS))
+            found.append(("E001", f"unknown OPTIONS {', '.join(unknown)} (known: {known})"))
+        if not isinstance(self.database, str) or self.database not in settings.DATABASES:
+            found.append(("E002", f"OPTIONS['database'] names no database: {self.database!r}"))
         attempts = self.max_attempts
         if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
             found.append(
-                checks.Error(
-                    f"OPTIONS['max_attempts'] must be an integer >= 1, got {attempts!r}",
-                    obj=f"TASKS[{self.alias!r}]",
-                    id="taskstore.E003",
-                )
+                ("E003", f"OPTIONS['max_attempts'] must be an integer >= 1, got {attempts!r}")
             )
+        if self._url is not None:
+            found.extend(("E004", problem) for problem in _url_problems(self._url))
         return found
 
     # --------------------------------------------------------------- enqueue
@@ -186,3 +184,17 @@ def _aware(moment: Any) -> Any:
     if moment is not None and timezone.is_naive(moment):
         return timezone.make_aware(moment)
     return moment
+
+
+def _url_problems(url: object) -> list[str]:
+    """What is wrong with OPTIONS['database_url'] (nothing, most often)."""
+    from taskstore.errors import ConfigError
+    from taskstore.settings import normalize_url
+
+    if not isinstance(url, str) or not url.strip():
+        return [f"OPTIONS['database_url'] must be a database URL string, got {url!r}"]
+    try:
+        normalize_url(url)
+    except ConfigError as exc:
+        return [f"OPTIONS['database_url']: {exc}"]
+    return []
