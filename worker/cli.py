@@ -7,9 +7,9 @@ import importlib
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -304,6 +304,17 @@ def _exit_past_threads() -> None:
         os._exit(0)
 
 
+processes_option = click.option(
+    "--processes",
+    default=1,
+    show_default=True,
+    type=click.IntRange(0, 1024),
+    metavar="N",
+    help="Run N worker processes under one supervisor that restarts any that dies "
+    "(0: one per CPU core). With --metrics-port P, process i serves on P + i.",
+)
+
+
 @click.command(
     name="taskstore-worker", cls=Command, context_settings={"help_option_names": ["-h", "--help"]}
 )
@@ -316,32 +327,46 @@ def _exit_past_threads() -> None:
     help="Module (dotted path or .py file) whose @task handlers to serve. Repeatable. "
     "A file is imported by its package's name (the folders up to the package root).",
 )
-@click.option(
-    "--processes",
-    default=1,
-    show_default=True,
-    type=click.IntRange(0, 1024),
-    metavar="N",
-    help="Run N worker processes under one supervisor that restarts any that dies "
-    "(0: one per CPU core). With --metrics-port P, process i serves on P + i.",
-)
+@processes_option
 @worker_options
 def main(url: str | None, apps: tuple[str, ...], processes: int, **options: Any) -> None:
     """Run registered task handlers: claim, execute, complete."""
     if processes != 1:
-        from taskstore.logs import configure_logging
-        from worker.supervisor import cpu_count, supervise
-
-        configure_logging(str(options["log_level"]))
-        count = processes or cpu_count()
-        port = options.get("metrics_port")
-        code = supervise(sys.argv[1:], count, port, url=url, run_worker=_run_options)
-        # Every worker has ended and been reaped: unloading the worker's modules from this
-        # process would only make its exit (a burst run's end) a tenth of a second later.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+        supervise_workers(sys.argv[1:], processes, url, options, run_worker=_run_options)
     run_worker(url, apps, **options)
+
+
+def supervise_workers(
+    args: list[str],
+    processes: int,
+    url: str | None,
+    options: dict[str, Any],
+    *,
+    run_worker: Callable[[list[str]], None],
+    program: Sequence[str] | None = None,
+) -> NoReturn:
+    """`--processes`: run that many workers with `args` (less --processes) under one
+    supervisor, then exit with its code. A new program is `program` and the options."""
+    from taskstore.logs import configure_logging
+    from worker.supervisor import WORKER_PROGRAM, cpu_count, supervise
+
+    configure_logging(str(options["log_level"]))
+    count = processes or cpu_count()
+    port = options.get("metrics_port")
+    if port is not None and port + count - 1 > 65535:
+        fail(
+            f"--metrics-port {port} with {count} processes needs ports up to "
+            f"{port + count - 1}; the last port is 65535",
+            2,
+        )
+    code = supervise(
+        args, count, port, url=url, run_worker=run_worker, program=program or WORKER_PROGRAM
+    )
+    # Every worker has ended and been reaped: unloading the worker's modules from this
+    # process would only make its exit (a burst run's end) a tenth of a second later.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _run_options(options: list[str]) -> None:

@@ -39,6 +39,7 @@ _BACKOFF_FIRST, _BACKOFF_MAX = 1.0, 30.0
 _HEALTHY_AFTER = 60.0  # a process that ran this long starts its next restart's backoff anew
 LOST = -1000  # the exit code of a worker whose zygote died before it (unknown)
 USAGE = 2  # bad options or settings (see `taskstore.errors`): a restart would fail alike
+WORKER_PROGRAM = (sys.executable, "-m", "worker.cli")
 
 
 @dataclasses.dataclass
@@ -52,6 +53,7 @@ class _Slot:
     restart_at: float | None = None
     exit_code: int | None = None
     relay: WakeRelay | None = None
+    program: Sequence[str] = ()  # what starts a worker as a new program, before its options
 
     def start(self, zygote: Zygote | None) -> None:
         wake_fd = None if self.relay is None else self.relay.pipe_for(self.index)
@@ -59,7 +61,7 @@ class _Slot:
             if zygote is not None:
                 self.pid, self.proc = zygote.spawn(self.argv, wake_fd), None
             else:
-                argv = [sys.executable, "-m", "worker.cli", *self.argv]
+                argv = [*(self.program or WORKER_PROGRAM), *self.argv]
                 passed = () if wake_fd is None else (wake_fd,)
                 if wake_fd is not None:
                     argv += ["--wake-fd", str(wake_fd)]
@@ -107,9 +109,11 @@ def supervise(
     *,
     url: str | None = None,
     run_worker: Callable[[list[str]], None] | None = None,
+    program: Sequence[str] = WORKER_PROGRAM,
 ) -> int:
     """Run `count` workers until a signal stops them; returns the exit code. Workers are
-    forked from a zygote that calls ``run_worker(options)`` (without it: new programs)."""
+    forked from a zygote that calls ``run_worker(options)`` (without it: new programs,
+    `program` followed by the options)."""
     log = get_logger("taskstore.supervisor")
     zygote = None
     if run_worker is not None:
@@ -120,7 +124,9 @@ def supervise(
     relay = WakeRelay(url)
     relayed = relay.start()
     slots = [
-        _Slot(i, child_argv(args, i, metrics_port), relay=relay if relayed else None)
+        _Slot(
+            i, child_argv(args, i, metrics_port), relay=relay if relayed else None, program=program
+        )
         for i in range(count)
     ]
     received: list[int] = []

@@ -153,3 +153,19 @@ def test_bad_backend_options_stop_every_manage_command_and_the_worker_in_one_lin
     done = site.manage("taskstore_worker", "--burst", "--skip-checks", check=False)
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith("taskstore-worker: error: TASKS['default']: unknown OPTIONS")
+
+
+def test_processes_n_runs_django_tasks_in_n_worker_processes(site: Site) -> None:
+    """``--processes 2``: two workers forked with Django set up; each runs some tasks
+    (the ORM too, on connections of its own) and the burst supervisor exits 0."""
+    pids = [{"task": "demo_app.tasks.process_id", "args": [0.3]} for _ in range(8)]
+    ids = site.enqueue(*pids, {"task": "demo_app.tasks.count_notes"})
+    done = site.manage(
+        "taskstore_worker", "--processes", "2", "--concurrency", "2", "--burst",
+        "--log-level", "warning",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    results = site.results(*ids)
+    assert [r["status"] for r in results] == ["SUCCESSFUL"] * 9
+    assert len({r["return_value"] for r in results[:8]}) == 2
+    assert results[8]["return_value"] == 0

@@ -102,6 +102,18 @@ def test_a_supervisor_whose_workers_refuse_their_options_stops_instead_of_restar
     assert "stopping the others" in done.stderr and "restarting" not in done.stderr
 
 
+def test_metrics_ports_past_65535_are_refused_before_any_worker_starts(tmp_path: Path) -> None:
+    env = {**os.environ, "TASKSTORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/t.db"}
+    argv = [sys.executable, "-m", "worker.cli", "--app", "tests.apps.pipeline"]
+    argv += ["--processes", "3", "--metrics-port", "65534"]
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "taskstore-worker: error: --metrics-port 65534 with 3 processes needs ports up to "
+        "65536; the last port is 65535"
+    ]
+
+
 def _process_entry(pid: int) -> bool:
     """Is there still a process (a zombie too) with this pid?"""
     return Path(f"/proc/{pid}").exists()

@@ -1,6 +1,7 @@
 """Django tasks of the demo app: sync, async, failing, with context, on another queue."""
 
 import asyncio
+import os
 
 from django.tasks import task
 
@@ -35,6 +36,15 @@ def which_attempt(context):
 @task(queue_name="emails", priority=10)
 def send_mail(to, subject="hello"):
     return f"sent {subject} to {to}"
+
+
+@task
+def process_id(seconds):
+    """Which worker process ran it (after `seconds`, so that the others claim some too)."""
+    import time
+
+    time.sleep(seconds)
+    return os.getpid()
 
 
 @task

@@ -10,6 +10,7 @@ them, the taskstore ``@task`` handlers of any ``--app``. Django's own options
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 import click
@@ -18,7 +19,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from taskstore.cli_common import Command as ClickCommand
 from taskstore.cli_common import fail
-from worker.cli import run_worker, worker_options
+from worker.cli import processes_option, run_worker, supervise_workers, worker_options
 
 
 class Command(BaseCommand):
@@ -37,7 +38,16 @@ class Command(BaseCommand):
         return parser
 
     def handle(self, *args: Any, **options: Any) -> None:
-        django_worker.main(args=list(options["worker_args"]), prog_name="taskstore_worker")
+        # A worker started as a new program (by --processes) runs this command again.
+        restart = [sys.executable, sys.argv[0], "taskstore_worker", "--skip-checks"]
+        for name in ("settings", "pythonpath"):
+            if options.get(name):
+                restart += [f"--{name}", options[name]]
+        django_worker.main(
+            args=list(options["worker_args"]),
+            prog_name="taskstore_worker",
+            obj={"args": list(options["worker_args"]), "program": restart},
+        )
 
 
 @click.command(
@@ -60,8 +70,12 @@ class Command(BaseCommand):
     metavar="MODULE",
     help="Also serve the taskstore @task handlers of this module. Repeatable.",
 )
+@processes_option
 @worker_options
-def django_worker(url: str | None, alias: str, apps: tuple[str, ...], **options: Any) -> None:
+@click.pass_context
+def django_worker(
+    context: click.Context, url: str | None, alias: str, apps: tuple[str, ...], **options: Any
+) -> None:
     """Run Django tasks (and taskstore @task handlers) from the taskstore database."""
     from django.tasks import task_backends
     from django.tasks.exceptions import InvalidTaskBackend
@@ -89,4 +103,28 @@ def django_worker(url: str | None, alias: str, apps: tuple[str, ...], **options:
     except Exception as exc:  # an app's tasks module fails to import
         fail(f"cannot load the Django tasks: {type(exc).__name__}: {exc}", 2)
     queues = tuple(sorted(backend.queues)) or ("default",)
+    processes = options.pop("processes")
+    if processes != 1:
+        _supervise(context, processes, url, options)
     run_worker(url, apps, default_queues=queues, **options)
+
+
+def _supervise(context: click.Context, processes: int, url: str, options: dict[str, Any]) -> None:
+    """``--processes N``: workers forked from a zygote of this process (Django set up, its
+    tasks loaded); as new programs, this command again."""
+    from django.db import connections
+
+    connections.close_all()  # no child may share a connection opened here
+    started = context.obj or {}
+
+    def run_one(args: list[str]) -> None:
+        django_worker.main(args=args, prog_name="taskstore_worker")
+
+    supervise_workers(
+        started.get("args", []),
+        processes,
+        url,
+        options,
+        run_worker=run_one,
+        program=started.get("program"),
+    )
