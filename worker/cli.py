@@ -296,9 +296,9 @@ def _exit_past_threads() -> None:
     """Exit now even if sync handlers' threads still run (cut off at a stop): the README
     promises the process ends after the grace period, and their tasks are handed back
     to start again only after it has (see `worker.completer.THREAD_EXIT_SECONDS`)."""
-    from worker.execution import THREADS_RUNNING
+    from worker.execution import threads_running
 
-    if THREADS_RUNNING:
+    if threads_running():
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)

@@ -22,7 +22,7 @@ import anyio
 
 from taskstore.consumer import STORE_ERRORS, Consumer, Ending
 from taskstore.records import ClaimedTask
-from worker.execution import THREADS_RUNNING
+from worker.execution import threads_running
 from worker.state import WorkerState
 
 #: how long after a stop a task whose handler's thread was still running may start again:
@@ -156,7 +156,7 @@ class Completer:
         """At the end: cut-off and never-started tasks go back to the queue, uncharged."""
         log = self._state.log
         try:
-            running = set(THREADS_RUNNING)  # one look: a thread may end meanwhile
+            running = threads_running()  # one look: a thread may end meanwhile
             alive = [end for end in self._cut if end[0] in running]
             if alive:
                 # Their threads cannot be stopped: the process exits with them still running

@@ -6,9 +6,11 @@ Nothing here writes to the database; `worker.runner` records the `Outcome`.
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import functools
 import inspect
+import threading
 import time
 import traceback
 from typing import Any
@@ -23,8 +25,10 @@ from worker.registry import TaskDef
 from worker.wrappers import Middleware, wrap
 
 _TRACEBACK_LIMIT = 16_000
-#: tasks whose sync handler's thread still runs (it may outlive a timeout or a stop)
-THREADS_RUNNING: set[int] = set()
+#: tasks whose sync handler's thread still runs (it may outlive a timeout or a stop), with
+#: how many: a cancelled attempt's thread may still run beside its retried task's
+THREADS_RUNNING: collections.Counter[int] = collections.Counter()
+_THREADS_LOCK = threading.Lock()
 _NO_MIDDLEWARE: list[Middleware] = []
 
 
@@ -122,12 +126,22 @@ async def _call(definition: TaskDef, ctx: TaskContext, payload: dict[str, Any]) 
     return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
 
 
+def threads_running() -> set[int]:
+    """The tasks whose sync handler's thread still runs, at one look."""
+    with _THREADS_LOCK:
+        return set(THREADS_RUNNING)
+
+
 def _in_thread(task_id: int, fn: Any, ctx: TaskContext, payload: dict[str, Any]) -> Any:
-    THREADS_RUNNING.add(task_id)
+    with _THREADS_LOCK:
+        THREADS_RUNNING[task_id] += 1
     try:
         return fn(ctx, **payload)
     finally:
-        THREADS_RUNNING.discard(task_id)
+        with _THREADS_LOCK:
+            THREADS_RUNNING[task_id] -= 1
+            if not THREADS_RUNNING[task_id]:
+                del THREADS_RUNNING[task_id]
 
 
 async def _call_in_time(definition: TaskDef, ctx: TaskContext, payload: dict[str, Any]) -> Any:

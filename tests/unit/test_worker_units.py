@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -453,3 +454,30 @@ async def test_a_stopped_worker_hands_back_cut_off_and_never_started_tasks_uncha
     assert [t for t, _, _ in consumer.interrupted] == [1]  # it ran: cut off
     assert consumer.released == [(2, 1)]  # claimed ahead, never started
     assert consumer.completed == [] and consumer.failed == []
+
+
+def test_a_task_runs_in_a_thread_until_the_last_of_its_threads_ends() -> None:
+    """A cancelled attempt's thread may still run beside its retried task's: the task's
+    thread is not over when the first of the two ends."""
+    from worker import execution
+
+    gates = [threading.Event(), threading.Event()]
+    entered = threading.Barrier(3)
+
+    def handler(ctx: object, n: int) -> None:
+        entered.wait(timeout=10)
+        gates[n].wait(timeout=10)
+
+    threads = [
+        threading.Thread(target=execution._in_thread, args=(7, handler, None, {"n": n}))
+        for n in (0, 1)
+    ]
+    for thread in threads:
+        thread.start()
+    entered.wait(timeout=10)
+    gates[0].set()
+    threads[0].join(timeout=10)
+    assert 7 in execution.threads_running()
+    gates[1].set()
+    threads[1].join(timeout=10)
+    assert 7 not in execution.threads_running()
