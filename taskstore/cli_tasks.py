@@ -69,8 +69,6 @@ def show(url: str | None, task_id: int, as_json: bool) -> None:
     for key in ("depends_on", "dependents"):
         doc[key] = _ids(doc[key])
     log = doc.pop("attempts_log")
-    if before := doc.pop("attempts_before_retry", 0):
-        doc["attempts"] = f"{doc['attempts']} ({before} before the last retry)"
     error = doc.pop("error")
     for key in ("payload", "result"):
         doc[key] = None if doc[key] is None else json.dumps(doc[key])

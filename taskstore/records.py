@@ -38,16 +38,10 @@ class ClaimedTask:
     name: str
     queue: str
     payload: dict[str, Any]
-    attempt: int  # every attempt's own number: with the worker's id, it fences its writes
+    attempt: int
     max_attempts: int | None
     priority: int
     trace_context: str | None = None  # the producer's traceparent, if it traced
-    attempts_before_retry: int = 0  # where an operator retry gave a fresh set of attempts
-
-    @property
-    def attempt_since_retry(self) -> int:
-        """The attempt counted against `max_attempts`: from 1 again after a retry."""
-        return self.attempt - self.attempts_before_retry
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -74,8 +68,6 @@ class TaskInfo:
     error: dict[str, Any] | None
     dedup_key: str | None
     concurrency_key: str | None
-    #: `attempts` when an operator last retried the task: `max_attempts` counts from there
-    attempts_before_retry: int = 0
 
     @classmethod
     def from_row(cls, row: Any) -> TaskInfo:

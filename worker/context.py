@@ -39,9 +39,7 @@ class TaskContext:
         self.task_id = task.id
         self.name = task.name
         self.queue = task.queue
-        #: counted against `max_attempts`, from 1 (again after an operator retry)
-        self.attempt = task.attempt_since_retry
-        self._fence = task.attempt  # the attempt's own number, never reused
+        self.attempt = task.attempt
         #: the producer's W3C traceparent, if it traced (see `taskstore.contrib.otel`)
         self.trace_context = task.trace_context
         self.max_attempts = max_attempts
@@ -79,4 +77,4 @@ class TaskContext:
         if not isinstance(fraction, int | float) or not math.isfinite(fraction):
             raise InvalidInput(f"progress must be a number from 0 to 1, got {fraction!r}")
         self.progress = min(1.0, max(0.0, float(fraction)))
-        await self._consumer.set_progress(self.task_id, self._fence, self.progress)
+        await self._consumer.set_progress(self.task_id, self.attempt, self.progress)

@@ -57,11 +57,6 @@ class Outcomes:
         state = self._state
         state.in_flight[task.queue] += 1
         run = Running(task.id, task.queue, claimed_at=time.monotonic())
-        superseded = state.running.get(task.id)
-        if superseded is not None:
-            # Claimed again while an older attempt still runs here: that one was cancelled
-            # and its task retried before a heartbeat stopped it. Its writes are fenced off.
-            superseded.stop("lost")
         state.running[task.id] = run
         run.handle = asyncio.get_running_loop().create_task(self._execute(task, run))
 
@@ -95,8 +90,7 @@ class Outcomes:
                 error=f"{type(exc).__name__}: {exc}",
             )
         finally:
-            if state.running.get(task.id) is run:
-                del state.running[task.id]
+            state.running.pop(task.id, None)
             state.in_flight[task.queue] -= 1
             state.signal()
 
@@ -151,9 +145,8 @@ class Outcomes:
 
     async def _attempt(self, task: ClaimedTask, run: Running, definition: TaskDef) -> Outcome:
         max_attempts = task.max_attempts or definition.max_attempts
-        counted = task.attempt_since_retry
-        if counted > max_attempts:  # earlier attempts crashed their workers
-            message = f"attempt {counted} of {max_attempts}: earlier attempts never finished"
+        if task.attempt > max_attempts:  # earlier attempts crashed their workers
+            message = f"attempt {task.attempt} of {max_attempts}: earlier attempts never finished"
             self._state.metrics.started(task.queue, task.name)
             self._state.metrics.finished(task.queue, task.name, "error", 0.0)
             return Outcome(None, error=NonRetryable(message))
@@ -243,10 +236,9 @@ class Outcomes:
             definition.max_attempts if definition else DEFAULT_MAX_ATTEMPTS
         )
         base = definition.backoff if definition else 1.0
-        counted = task.attempt_since_retry
         retry_in = (
-            retry.backoff_seconds(base, counted)
-            if retry.should_retry(error, counted, max_attempts)
+            retry.backoff_seconds(base, task.attempt)
+            if retry.should_retry(error, task.attempt, max_attempts)
             else None
         )
         doc = error_document(error, attempt=task.attempt, worker_id=state.worker_id)

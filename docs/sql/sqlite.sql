@@ -20,14 +20,14 @@ INSERT INTO taskstore_tasks (name, queue, payload, priority, max_attempts, run_a
 UPDATE taskstore_tasks SET status=?, attempts=(taskstore_tasks.attempts + ?), updated_at=strftime(?, ?), started_at=strftime(?, ?), worker_id=?, lease_expires_at=strftime(?, ?, printf(?, ?)) WHERE taskstore_tasks.id IN (SELECT taskstore_tasks.id 
 FROM taskstore_tasks 
 WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = ? OR taskstore_tasks.worker_id IS NOT NULL) AND taskstore_tasks.queue = ? AND taskstore_tasks.run_at <= strftime(?, ?) ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id
- LIMIT ? OFFSET ?) RETURNING id, name, queue, payload, attempts, max_attempts, priority, run_at, trace_context, attempts_before_retry;
+ LIMIT ? OFFSET ?) RETURNING id, name, queue, payload, attempts, max_attempts, priority, run_at, trace_context;
 
 -- orphan claim: one task rescued from a dead worker
 -- parameters: status, attempts_1, strftime_1, strftime_2, strftime_1, strftime_2, p_worker_id, strftime_3, strftime_4, printf_1, p_lease, p_queue, strftime_1, strftime_2, p_limit, param_1
 UPDATE taskstore_tasks SET status=?, attempts=(taskstore_tasks.attempts + ?), updated_at=strftime(?, ?), started_at=strftime(?, ?), worker_id=?, lease_expires_at=strftime(?, ?, printf(?, ?)) WHERE taskstore_tasks.id IN (SELECT taskstore_tasks.id 
 FROM taskstore_tasks 
 WHERE status IN ('not_finished') AND worker_id IS NULL AND taskstore_tasks.queue = ? AND taskstore_tasks.run_at <= strftime(?, ?) ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id
- LIMIT ? OFFSET ?) RETURNING id, name, queue, payload, attempts, max_attempts, priority, run_at, trace_context, attempts_before_retry;
+ LIMIT ? OFFSET ?) RETURNING id, name, queue, payload, attempts, max_attempts, priority, run_at, trace_context;
 
 -- limited claim: a queue with flow control, its row locked; per-key limit applied
 -- parameters: param_1, p_queue, strftime_1, strftime_2, p_scan, param_2, p_queue, param_7, p_scan, p_queue, n_1, p_keys, p_queue, strftime_1, strftime_2, param_4, param_5, param_6, strftime_1, strftime_2, status, attempts_1, strftime_1, strftime_2, strftime_1, strftime_2, p_worker_id, strftime_3, strftime_4, printf_1, p_lease, p_queue, strftime_1, strftime_2, p_key_limit, param_3, p_key_limit, coalesce_1, p_queue, room_1, p_queue, coalesce_2, p_key_limit, p_limit, param_8
@@ -84,7 +84,7 @@ FROM heads LEFT OUTER JOIN (SELECT taskstore_tasks.concurrency_key AS ckey, coun
 FROM taskstore_tasks 
 WHERE taskstore_tasks.queue = ? AND status IN ('assigned', 'running') AND taskstore_tasks.concurrency_key IS NOT NULL GROUP BY taskstore_tasks.concurrency_key) AS busy ON busy.ckey = heads.ckey 
 WHERE heads.head IS NOT NULL AND coalesce(busy.n, ?) < ?) AS picks ORDER BY picks.priority DESC, picks.run_at, picks.id
- LIMIT ? OFFSET ?) AND status IN ('created', 'not_finished') RETURNING id, name, queue, payload, attempts, max_attempts, priority, run_at, trace_context, attempts_before_retry;
+ LIMIT ? OFFSET ?) AND status IN ('created', 'not_finished') RETURNING id, name, queue, payload, attempts, max_attempts, priority, run_at, trace_context;
 
 -- counted claim: a queue whose only limit is its concurrency, counted in the claim itself
 -- parameters: status, attempts_1, strftime_1, strftime_2, strftime_1, strftime_2, p_worker_id, strftime_3, strftime_4, printf_1, p_lease, param_1, p_queue, strftime_1, strftime_2, n_1, param_2, p_limit, p_limit, p_queue, p_queue, coalesce_1, param_3
@@ -96,7 +96,7 @@ FROM (SELECT coalesce((SELECT taskstore_queues.concurrency - (SELECT count(*) AS
 FROM taskstore_tasks 
 WHERE taskstore_tasks.queue = ? AND status IN ('assigned', 'running')) AS anon_2 
 FROM taskstore_queues 
-WHERE taskstore_queues.name = ? AND taskstore_queues.paused IS 0 AND taskstore_queues.concurrency IS NOT NULL AND taskstore_queues.rate_limit IS NULL AND taskstore_queues.key_concurrency IS NULL), ?) AS n) AS room) OFFSET ?) RETURNING id, name, queue, payload, attempts, max_attempts, priority, run_at, trace_context, attempts_before_retry;
+WHERE taskstore_queues.name = ? AND taskstore_queues.paused IS 0 AND taskstore_queues.concurrency IS NOT NULL AND taskstore_queues.rate_limit IS NULL AND taskstore_queues.key_concurrency IS NULL), ?) AS n) AS room) OFFSET ?) RETURNING id, name, queue, payload, attempts, max_attempts, priority, run_at, trace_context;
 
 -- keyed claim: a queue whose only limit is its key concurrency, gated in the claim itself
 -- parameters: param_1, p_queue, strftime_1, strftime_2, p_scan, param_2, p_queue, param_7, p_scan, p_queue, n_1, p_keys, p_queue, strftime_1, strftime_2, param_4, param_5, param_6, strftime_1, strftime_2, status, attempts_1, strftime_1, strftime_2, strftime_1, strftime_2, p_worker_id, strftime_3, strftime_4, printf_1, p_lease, p_queue, strftime_1, strftime_2, p_key_limit, param_3, p_key_limit, coalesce_1, p_queue, room_1, p_queue, coalesce_2, p_key_limit, p_limit, p_queue, p_key_limit, coalesce_3, param_8
@@ -155,7 +155,7 @@ WHERE taskstore_tasks.queue = ? AND status IN ('assigned', 'running') AND taskst
 WHERE heads.head IS NOT NULL AND coalesce(busy.n, ?) < ?) AS picks ORDER BY picks.priority DESC, picks.run_at, picks.id
  LIMIT coalesce((SELECT ? AS anon_3 
 FROM taskstore_queues 
-WHERE taskstore_queues.name = ? AND taskstore_queues.paused IS 0 AND taskstore_queues.concurrency IS NULL AND taskstore_queues.rate_limit IS NULL AND taskstore_queues.key_concurrency = ?), ?) OFFSET ?) AND status IN ('created', 'not_finished') RETURNING id, name, queue, payload, attempts, max_attempts, priority, run_at, trace_context, attempts_before_retry;
+WHERE taskstore_queues.name = ? AND taskstore_queues.paused IS 0 AND taskstore_queues.concurrency IS NULL AND taskstore_queues.rate_limit IS NULL AND taskstore_queues.key_concurrency = ?), ?) OFFSET ?) AND status IN ('created', 'not_finished') RETURNING id, name, queue, payload, attempts, max_attempts, priority, run_at, trace_context;
 
 -- ack: completions of a batch, fenced on (id, worker, attempt)
 -- parameters: status, strftime_1, strftime_2, strftime_1, strftime_2, lease_expires_at, progress, json_extract_1, json_extract_2, json_extract_3, batch, p_worker_id
@@ -186,7 +186,7 @@ FROM json_each(?) AS anon_1) AS batch WHERE taskstore_tasks.id = batch.id AND ta
 
 -- rescue: tasks whose lease expired
 -- parameters: param_1, param_2, param_3, strftime_1, strftime_2, param_1, strftime_1, strftime_2, worker_id, lease_expires_at, error, strftime_1, strftime_2, param_4, param_5
-UPDATE taskstore_tasks SET status=CASE WHEN (taskstore_tasks.status = ? AND taskstore_tasks.max_attempts IS NOT NULL AND taskstore_tasks.attempts - taskstore_tasks.attempts_before_retry >= taskstore_tasks.max_attempts) THEN ? ELSE ? END, updated_at=strftime(?, ?), finished_at=CASE WHEN (taskstore_tasks.status = ? AND taskstore_tasks.max_attempts IS NOT NULL AND taskstore_tasks.attempts - taskstore_tasks.attempts_before_retry >= taskstore_tasks.max_attempts) THEN strftime(?, ?) ELSE NULL END, worker_id=?, lease_expires_at=?, error=? WHERE taskstore_tasks.id IN (SELECT taskstore_tasks.id 
+UPDATE taskstore_tasks SET status=CASE WHEN (taskstore_tasks.status = ? AND taskstore_tasks.max_attempts IS NOT NULL AND taskstore_tasks.attempts >= taskstore_tasks.max_attempts) THEN ? ELSE ? END, updated_at=strftime(?, ?), finished_at=CASE WHEN (taskstore_tasks.status = ? AND taskstore_tasks.max_attempts IS NOT NULL AND taskstore_tasks.attempts >= taskstore_tasks.max_attempts) THEN strftime(?, ?) ELSE NULL END, worker_id=?, lease_expires_at=?, error=? WHERE taskstore_tasks.id IN (SELECT taskstore_tasks.id 
 FROM taskstore_tasks 
 WHERE status IN ('assigned', 'running') AND taskstore_tasks.lease_expires_at < strftime(?, ?)
  LIMIT ? OFFSET ?) AND status IN ('assigned', 'running') RETURNING id, status;

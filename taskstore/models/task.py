@@ -62,9 +62,6 @@ class TaskEntity(Base):
     status: Mapped[str] = mapped_column(String(16), server_default=TaskStatus.CREATED.value)
     priority: Mapped[int] = mapped_column(SmallInteger, server_default="0")
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
-    # An operator retry gives a fresh set of `max_attempts` counted from here; `attempts`
-    # itself only grows, so an attempt number (half of the fence) is never reused.
-    attempts_before_retry: Mapped[int] = mapped_column(Integer, server_default="0")
     # NULL means "whatever the handler's @task(max_attempts=...) says".
     max_attempts: Mapped[int | None] = mapped_column(Integer)
     run_at: Mapped[dt.datetime] = mapped_column(server_default=text("CURRENT_TIMESTAMP"))

@@ -49,7 +49,6 @@ CLAIM_COLUMNS = (
     T.c.priority,
     T.c.run_at,
     T.c.trace_context,
-    T.c.attempts_before_retry,
 )
 _LEASE_EXPIRED_ERROR = dumps_json(
     {
@@ -362,7 +361,7 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
         exhausted = and_(
             T.c.status == status_literal(TaskStatus.RUNNING),
             T.c.max_attempts.is_not(None),
-            T.c.attempts - T.c.attempts_before_retry >= T.c.max_attempts,
+            T.c.attempts >= T.c.max_attempts,
         )
         picked = (
             select(T.c.id).where(status_in(LEASED), T.c.lease_expires_at < self._now).limit(limit)
@@ -424,7 +423,7 @@ def claim_params(
 
 def claimed(row: Any) -> ClaimedTask:
     """A claim's RETURNING row (`CLAIM_COLUMNS`) as the worker's record of it."""
-    return ClaimedTask(*row[:7], trace_context=row[8], attempts_before_retry=row[9])
+    return ClaimedTask(*row[:7], trace_context=row[8])
 
 
 def claim_order(row: Any) -> tuple[int, Any, int]:

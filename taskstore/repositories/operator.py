@@ -21,10 +21,8 @@ class OperatorStatements(WorkflowStatements):
 
     def __init__(self, backend: Backend) -> None:
         super().__init__(backend)
-        # A fresh set of attempts, counted from here: `attempts` is never set back, as a
-        # cancelled attempt may still be running and its number fences its writes.
         self._requeue_values = {
-            "attempts_before_retry": T.c.attempts,
+            "attempts": 0,
             "run_at": self._now,
             "finished_at": None,
             "worker_id": None,

@@ -216,22 +216,6 @@ async def test_attempts_show_the_limit_the_worker_applies(
     assert "<dt>attempts</dt><dd>4 of 3</dd>" in detail
 
 
-async def test_attempts_after_an_operator_retry_count_from_the_retry(
-    store: TaskStore, client: httpx.AsyncClient
-) -> None:
-    task_id = await store.enqueue("pkg.a", {}, max_attempts=2)
-    async with store.transaction() as conn:
-        stmt = update(TaskEntity).where(TaskEntity.id == task_id)
-        await conn.execute(stmt.values(attempts=2, status="failed"))
-    await store.retry(task_id)
-    async with store.transaction() as conn:  # the retry's first attempt crashed its worker
-        await conn.execute(stmt.values(attempts=3))
-    page = (await client.get("/tasks")).text
-    assert cell_text(page, "attempts") == ["1 of 2"]
-    detail = (await client.get(f"/tasks/{task_id}")).text
-    assert "<dt>attempts</dt><dd>1 of 2 since the last retry (3 in all)</dd>" in detail
-
-
 async def test_a_fan_in_of_many_shows_its_first_dependencies_and_folds_the_rest(
     store: TaskStore, read_only: httpx.AsyncClient
 ) -> None:
