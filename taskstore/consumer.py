@@ -242,7 +242,7 @@ class Consumer:
         return False
 
     async def fail(
-        self, task_id: int, attempt: int, error: dict[str, Any], retry_in: float | None
+        self, task_id: int, fence: int, error: dict[str, Any], retry_in: float | None
     ) -> TaskStatus:
         """End a failed attempt (retry after `retry_in` seconds, or failed); raises
         `LeaseLost` if the attempt is no longer this worker's."""
@@ -251,7 +251,7 @@ class Consumer:
                 conn,
                 task_id=task_id,
                 worker_id=self.worker_id,
-                attempt=attempt,
+                fence=fence,
                 error=error,
                 retry_in=retry_in,
             )
@@ -301,7 +301,7 @@ class Consumer:
                     conn,
                     task_id=task.id,
                     worker_id=self.worker_id,
-                    attempt=task.attempt,
+                    fence=task.fence,
                     error=error,
                     retry_in=None,
                 )
@@ -309,7 +309,7 @@ class Consumer:
             await self._tasks.release_many(
                 conn,
                 worker_id=self.worker_id,
-                handed=[(task.id, task.attempt)],
+                handed=[(task.id, task.fence)],
                 delay_seconds=0.0 if elsewhere else retry_in,
                 note=note,
             )
@@ -322,20 +322,20 @@ class Consumer:
         )
         return TaskStatus.CREATED
 
-    async def snooze(self, task_id: int, attempt: int, seconds: float) -> bool:
+    async def snooze(self, task_id: int, fence: int, seconds: float) -> bool:
         """The handler asked to run later: due in `seconds`, the attempt not charged."""
         async with self._row_lock, self._ack_link.transaction() as conn:
             kept = await self._tasks.snooze(
-                conn, worker_id=self.worker_id, task_id=task_id, attempt=attempt, seconds=seconds
+                conn, worker_id=self.worker_id, task_id=task_id, fence=fence, seconds=seconds
             )
         self._flow.freed()
         return kept
 
-    async def set_progress(self, task_id: int, attempt: int, fraction: float) -> bool:
+    async def set_progress(self, task_id: int, fence: int, fraction: float) -> bool:
         """Record a running attempt's progress; False if the attempt is no longer ours."""
         async with self._ack_link.transaction() as conn:
             return await self._tasks.set_progress(
-                conn, task_id=task_id, worker_id=self.worker_id, attempt=attempt, fraction=fraction
+                conn, task_id=task_id, worker_id=self.worker_id, fence=fence, fraction=fraction
             )
 
     # ----------------------------------------------------------- maintenance

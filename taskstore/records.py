@@ -42,6 +42,9 @@ class ClaimedTask:
     max_attempts: int | None
     priority: int
     trace_context: str | None = None  # the producer's traceparent, if it traced
+    #: the task's claim count, which no later attempt shares: every write of the attempt
+    #: is fenced on it and the worker's id (`attempt` is set back by an operator retry)
+    fence: int = 0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -59,17 +59,17 @@ class Completer:
         self._plan_refill, self._refilled = plan, refilled
 
     # ---------------------------------------------------------------- buffer
-    def add(self, task_id: int, attempt: int, result_json: str | None) -> None:
-        self.acks.append((task_id, attempt, result_json))
+    def add(self, task_id: int, fence: int, result_json: str | None) -> None:
+        self.acks.append((task_id, fence, result_json))
         self._ready.set()
 
-    def cut_off(self, task_id: int, attempt: int, note_json: str) -> None:
+    def cut_off(self, task_id: int, fence: int, note_json: str) -> None:
         """An attempt stopped by the graceful stop: handed back when the worker ends."""
-        self._cut.append((task_id, attempt, note_json))
+        self._cut.append((task_id, fence, note_json))
 
-    def unstarted(self, task_id: int, attempt: int) -> None:
+    def unstarted(self, task_id: int, fence: int) -> None:
         """A task claimed ahead that never got a handler slot."""
-        self._unstarted.append((task_id, attempt))
+        self._unstarted.append((task_id, fence))
 
     def backlogged(self) -> bool:
         """Are completions piling up faster than they are written?"""

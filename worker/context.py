@@ -40,6 +40,7 @@ class TaskContext:
         self.name = task.name
         self.queue = task.queue
         self.attempt = task.attempt
+        self._fence = task.fence
         #: the producer's W3C traceparent, if it traced (see `taskstore.contrib.otel`)
         self.trace_context = task.trace_context
         self.max_attempts = max_attempts
@@ -77,4 +78,4 @@ class TaskContext:
         if not isinstance(fraction, int | float) or not math.isfinite(fraction):
             raise InvalidInput(f"progress must be a number from 0 to 1, got {fraction!r}")
         self.progress = min(1.0, max(0.0, float(fraction)))
-        await self._consumer.set_progress(self.task_id, self.attempt, self.progress)
+        await self._consumer.set_progress(self.task_id, self._fence, self.progress)

@@ -57,6 +57,11 @@ class Outcomes:
         state = self._state
         state.in_flight[task.queue] += 1
         run = Running(task.id, task.queue, claimed_at=time.monotonic())
+        superseded = state.running.get(task.id)
+        if superseded is not None:
+            # Claimed again while an older attempt still runs here: that one was cancelled
+            # and its task retried before a heartbeat stopped it. Its writes are fenced off.
+            superseded.stop("lost")
         state.running[task.id] = run
         run.handle = asyncio.get_running_loop().create_task(self._execute(task, run))
 
@@ -79,7 +84,7 @@ class Outcomes:
             state.note_duration(outcome.seconds)
             if outcome.ok and (outcome.ctx is None or outcome.ctx.used_session is None):
                 # Most attempts: one more completion for the batch (no coroutine for it).
-                self._completer.add(task.id, task.attempt, outcome.result_json)
+                self._completer.add(task.id, task.fence, outcome.result_json)
                 state.counts["completed"] += 1
             else:
                 await self._record(task, outcome)
@@ -90,7 +95,8 @@ class Outcomes:
                 error=f"{type(exc).__name__}: {exc}",
             )
         finally:
-            state.running.pop(task.id, None)
+            if state.running.get(task.id) is run:
+                del state.running[task.id]
             state.in_flight[task.queue] -= 1
             state.signal()
 
@@ -182,7 +188,7 @@ class Outcomes:
 
     def _never_started(self, task: ClaimedTask, reason: str) -> None:
         if reason == "shutdown":
-            self._completer.unstarted(task.id, task.attempt)
+            self._completer.unstarted(task.id, task.fence)
         else:
             self._state.log.info("task stopped: cancelled or taken over", task_id=task.id)
 
@@ -197,13 +203,13 @@ class Outcomes:
             "attempt": task.attempt,
             "worker": self._state.worker_id,
         }
-        self._completer.cut_off(task.id, task.attempt, dumps_json(note))
+        self._completer.cut_off(task.id, task.fence, dumps_json(note))
 
     async def _complete_in_session(self, task: ClaimedTask, outcome: Outcome, session: Any) -> None:
         """Results and completion commit together, or not at all."""
         log = self._state.log
         try:
-            done = (task.id, task.attempt, outcome.result_json)
+            done = (task.id, task.fence, outcome.result_json)
             if await self._consumer.complete_in(session, done):
                 self._state.counts["completed"] += 1
                 return
@@ -218,7 +224,7 @@ class Outcomes:
 
     async def _snooze(self, task: ClaimedTask, seconds: float) -> None:
         try:
-            kept = await self._consumer.snooze(task.id, task.attempt, seconds)
+            kept = await self._consumer.snooze(task.id, task.fence, seconds)
         except STORE_ERRORS as exc:
             self._state.log.warning(
                 "snooze not recorded; the task will be rescued", task_id=task.id, error=str(exc)
@@ -243,7 +249,7 @@ class Outcomes:
         )
         doc = error_document(error, attempt=task.attempt, worker_id=state.worker_id)
         try:
-            await self._consumer.fail(task.id, task.attempt, doc, retry_in)
+            await self._consumer.fail(task.id, task.fence, doc, retry_in)
         except LeaseLost:
             state.log.warning("failure not recorded: lease lost", task_id=task.id)
             return

@@ -89,7 +89,7 @@ async def _claim_and_ack(url: str, batch: int) -> tuple[int, float]:
                 )
             if not claimed:
                 return done, time.perf_counter() - started
-            acks = [(t.id, t.attempt, None) for t in claimed]
+            acks = [(t.id, t.fence, None) for t in claimed]
             async with store.transaction() as conn:
                 await store.tasks.complete_many(conn, worker_id=WORKER_ID, done=acks)
             done += len(claimed)

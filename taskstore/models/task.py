@@ -62,6 +62,9 @@ class TaskEntity(Base):
     status: Mapped[str] = mapped_column(String(16), server_default=TaskStatus.CREATED.value)
     priority: Mapped[int] = mapped_column(SmallInteger, server_default="0")
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    # Every claim counts, and nothing sets it back (an operator retry resets `attempts`):
+    # with `worker_id`, it fences a worker's writes, so no two attempts share a fence.
+    claims: Mapped[int] = mapped_column(Integer, server_default="0")
     # NULL means "whatever the handler's @task(max_attempts=...) says".
     max_attempts: Mapped[int | None] = mapped_column(Integer)
     run_at: Mapped[dt.datetime] = mapped_column(server_default=text("CURRENT_TIMESTAMP"))

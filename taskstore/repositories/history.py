@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, insert, literal, select
+from sqlalchemy import Integer, bindparam, insert, literal, select
 
 from taskstore.models.attempt import TaskAttempt
 from taskstore.records import TaskInfo
@@ -42,7 +42,8 @@ class HistoryStatements(TaskStatements):
         # The attempt's start comes from the task row (an ending leaves started_at alone).
         rows = select(
             T.c.id,
-            bindparam("p_attempt"),
+            # The row's attempts after the ending: one less than the attempt if uncharged.
+            T.c.attempts + bindparam("p_uncharged", type_=Integer),
             bindparam("p_worker_id"),
             T.c.started_at,
             self._now,
@@ -70,18 +71,19 @@ class HistoryStatements(TaskStatements):
         conn: Executor,
         ids: Sequence[int],
         *,
-        attempt: int | None,
         worker_id: str | None,
         outcome: str,
         error: dict[str, Any] | None = None,
+        charged: bool = True,
     ) -> None:
-        """History rows for attempts that just ended without completing."""
+        """History rows for attempts that just ended without completing (`charged`: the
+        ending counted the attempt against the task's budget)."""
         if not ids:
             return
         error = error or {}
         params = {
             "p_ids": list(ids),
-            "p_attempt": attempt,
+            "p_uncharged": 0 if charged else 1,
             "p_worker_id": worker_id,
             "p_outcome": outcome,
             "p_error_type": _text(error.get("type"), 200),

@@ -38,7 +38,7 @@ from taskstore.repositories.task_table import (
 from taskstore.repositories.workflow import WorkflowStatements
 from taskstore.states import CLAIMABLE, FINISHED, LEASED, Event, TaskStatus, sources, target
 
-Ending = tuple[int, int, str | None]  # (task id, attempt, JSON document or None)
+Ending = tuple[int, int, str | None]  # (task id, fence, JSON document or None)
 CLAIM_COLUMNS = (
     T.c.id,
     T.c.name,
@@ -49,6 +49,7 @@ CLAIM_COLUMNS = (
     T.c.priority,
     T.c.run_at,
     T.c.trace_context,
+    T.c.claims,
 )
 _LEASE_EXPIRED_ERROR = dumps_json(
     {
@@ -113,6 +114,7 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
             "lease_expires_at": self.backend.now_plus(bindparam("p_lease", type_=Float)),
             "updated_at": self._now,
             "attempts": T.c.attempts + 1,
+            "claims": T.c.claims + 1,
             "started_at": self._now,
         }
 
@@ -168,7 +170,7 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
     def _build_ending(
         self, event: Event, values: dict[str, Any], doc_into: str | None = None
     ) -> Any:
-        """A fenced UPDATE over a batch of (id, attempt, doc) rows; `doc_into` names the
+        """A fenced UPDATE over a batch of (id, fence, doc) rows; `doc_into` names the
         JSON column that takes each row's document."""
         b = self.backend
         batch = b.batch_lookup("batch", ENDING_BATCH)
@@ -187,7 +189,7 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
             .where(
                 T.c.id == batch.c.id,
                 b.batch_filter(T.c.id, "batch"),
-                T.c.attempts == batch.c.attempt,
+                T.c.claims == batch.c.fence,
                 T.c.worker_id == bindparam("p_worker_id"),
                 status_in(sources(event)),
             )
@@ -211,7 +213,7 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
     async def complete_many(
         self, conn: Executor, *, worker_id: str, done: Sequence[Ending]
     ) -> set[int]:
-        """Complete (task id, attempt, result JSON text) triples this worker owns.
+        """Complete (task id, fence, result JSON text) triples this worker owns.
 
         Returns the ids accepted; a triple whose fence no longer matches (lease lost,
         cancelled, already rescued) is left untouched and missing from the result.
@@ -231,11 +233,9 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
         orphan (see `taskstore.models.task.orphaned`) and runs again in a batch, after
         `delay_seconds` (the time a handler's thread needs to die with its process)."""
         done = await self._end(conn, self._interrupt, worker_id, cut, p_delay=delay_seconds)
-        for task_id, attempt, _ in cut:
-            if task_id in done:
-                await self.record_attempts(
-                    conn, [task_id], attempt=attempt, worker_id=worker_id, outcome="cut_off"
-                )
+        await self.record_attempts(
+            conn, sorted(done), worker_id=worker_id, outcome="cut_off", charged=False
+        )
         return done
 
     async def release_many(
@@ -247,10 +247,10 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
         delay_seconds: float = 0.0,
         note: str | None = None,
     ) -> set[int]:
-        """Hand (task id, attempt) pairs this worker claimed but never ran back to
+        """Hand (task id, fence) pairs this worker claimed but never ran back to
         ``created``, due after `delay_seconds`, with their attempt not charged; `note`
         (JSON text), if given, becomes their error document (why they were handed back)."""
-        rows = [(task_id, attempt, note) for task_id, attempt in handed]
+        rows = [(task_id, fence, note) for task_id, fence in handed]
         stmt = self._release if note is None else self._release_noted
         return await self._end(conn, stmt, worker_id, rows, p_delay=delay_seconds)
 
@@ -275,18 +275,18 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
                 T.c.id == bindparam("p_task_id"),
                 status_in(sources(event)),
                 T.c.worker_id == bindparam("p_worker_id"),
-                T.c.attempts == bindparam("p_attempt"),
+                T.c.claims == bindparam("p_fence"),
             )
             .values(values)
             .returning(T.c.id, T.c.watched)
         )
 
     async def snooze(
-        self, conn: Executor, *, worker_id: str, task_id: int, attempt: int, seconds: float
+        self, conn: Executor, *, worker_id: str, task_id: int, fence: int, seconds: float
     ) -> bool:
         """A running attempt asked to run later: back to ``created``, due in `seconds`,
         the attempt not charged. False if the attempt is no longer this worker's."""
-        rows = [(task_id, attempt, None)]
+        rows = [(task_id, fence, None)]
         return bool(await self._end(conn, self._snooze, worker_id, rows, p_delay=seconds))
 
     async def fail(
@@ -295,7 +295,7 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
         *,
         task_id: int,
         worker_id: str,
-        attempt: int,
+        fence: int,
         error: dict[str, Any],
         retry_in: float | None,
     ) -> TaskStatus:
@@ -307,7 +307,7 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
         params = {
             "p_task_id": task_id,
             "p_worker_id": worker_id,
-            "p_attempt": attempt,
+            "p_fence": fence,
             "p_error": error,
             "p_retry_in": float(retry_in) if retry else None,
         }
@@ -318,14 +318,14 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
             return target(event)  # (not reached: the refusal raises)
         outcome = "retried" if retry else "failed"
         await self.record_attempts(
-            conn, [task_id], attempt=attempt, worker_id=worker_id, outcome=outcome, error=error
+            conn, [task_id], worker_id=worker_id, outcome=outcome, error=error
         )
         if not retry and row[1]:
             await self.after_failure(conn, [task_id])
         return target(Event.RETRY if retry else Event.FAIL)
 
     async def set_progress(
-        self, conn: Executor, *, task_id: int, worker_id: str, attempt: int, fraction: float
+        self, conn: Executor, *, task_id: int, worker_id: str, fence: int, fraction: float
     ) -> bool:
         """Record progress of a running attempt; False if the attempt is no longer ours."""
         stmt = (
@@ -333,7 +333,7 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
             .where(
                 T.c.id == task_id,
                 T.c.worker_id == worker_id,
-                T.c.attempts == attempt,
+                T.c.claims == fence,
                 status_in(frozenset({TaskStatus.RUNNING})),
             )
             .values(progress=fraction, updated_at=self._now)
@@ -423,7 +423,7 @@ def claim_params(
 
 def claimed(row: Any) -> ClaimedTask:
     """A claim's RETURNING row (`CLAIM_COLUMNS`) as the worker's record of it."""
-    return ClaimedTask(*row[:7], trace_context=row[8])
+    return ClaimedTask(*row[:7], trace_context=row[8], fence=row[9])
 
 
 def claim_order(row: Any) -> tuple[int, Any, int]:

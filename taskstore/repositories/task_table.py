@@ -66,10 +66,10 @@ NEW_TASK: tuple[NewColumn, ...] = (
 )
 #: (name, type) pairs of a batch of new tasks, for `Backend.batch_source`
 NEW_TASK_BATCH: list[tuple[str, Any]] = [(c.name, c.type) for c in NEW_TASK]
-#: (name, type) pairs of a batch of fenced endings: (task id, attempt, JSON document)
+#: (name, type) pairs of a batch of fenced endings: (task id, fence, JSON document)
 ENDING_BATCH: list[tuple[str, Any]] = [
     ("id", BigInteger()),
-    ("attempt", Integer()),
+    ("fence", Integer()),
     ("doc", Text()),
 ]
 

@@ -38,7 +38,7 @@ async def hostile_task(store: TaskStore, queue: str = "hostile") -> int:
             conn,
             task_id=task.id,
             worker_id=ATTRIBUTE,
-            attempt=task.attempt,
+            fence=task.fence,
             error=ERROR,
             retry_in=None,
         )

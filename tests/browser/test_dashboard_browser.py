@@ -85,14 +85,14 @@ async def run_one(store: TaskStore, queue: str, *, error: dict | None = None) ->
         if error is None:
             result = json.dumps({"frames": 100 + task.id})
             await store.tasks.complete_many(
-                conn, worker_id=WORKER, done=[(task.id, task.attempt, result)]
+                conn, worker_id=WORKER, done=[(task.id, task.fence, result)]
             )
         else:
             await store.tasks.fail(
                 conn,
                 task_id=task.id,
                 worker_id=WORKER,
-                attempt=task.attempt,
+                fence=task.fence,
                 error=error,
                 retry_in=None,
             )

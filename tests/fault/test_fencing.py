@@ -69,7 +69,7 @@ async def _zombie_writes_are_refused(store: TaskStore, task_id: int) -> None:
                     conn,
                     task_id=task_id,
                     worker_id=ZOMBIE,
-                    attempt=1,
+                    fence=1,
                     error={"type": "Boom", "message": "late failure"},
                     retry_in=retry_in,
                 )
@@ -111,7 +111,7 @@ async def _race_once(store: TaskStore, rng: random.Random, queue: str) -> tuple[
     task = await _claim(store, queue, lease=RACE_LEASE, queue=queue)  # worker id = queue
     await asyncio.sleep(rng.uniform(0, 2 * RACE_LEASE))
     accepted, rescued = await asyncio.gather(
-        _complete(store, queue, task.id, task.attempt, {"queue": queue}), _rescue(store)
+        _complete(store, queue, task.id, task.fence, {"queue": queue}), _rescue(store)
     )
     return task.id, task.id in accepted, set(rescued)
 

@@ -26,7 +26,7 @@ async def main(url: str, batch: int) -> None:
                 continue
             empty_rounds = 0
             async with store.transaction() as conn:
-                done = [(t.id, t.attempt, None) for t in got]
+                done = [(t.id, t.fence, None) for t in got]
                 await store.tasks.complete_many(conn, worker_id=worker, done=done)
             seen.extend(t.id for t in got)
     sys.stdout.write("".join(f"{i}\n" for i in seen))

@@ -39,12 +39,12 @@ async def finish(store: TaskStore, name: str, *, queue: str = "default", **end: 
                 conn,
                 task_id=task_id,
                 worker_id=WORKER,
-                attempt=task.attempt,
+                fence=task.fence,
                 error=end["error"],
                 retry_in=None,
             )
         else:
-            done = [(task_id, task.attempt, json.dumps(end.get("result")))]
+            done = [(task_id, task.fence, json.dumps(end.get("result")))]
             await store.tasks.complete_many(conn, worker_id=WORKER, done=done)
     return task_id
 

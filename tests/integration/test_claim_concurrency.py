@@ -45,7 +45,7 @@ async def _claimer(url: str, name: str, batch: int) -> list[int]:
             seen.extend(t.id for t in got)
             async with store.transaction() as conn:
                 await store.tasks.complete_many(
-                    conn, worker_id=name, done=[(t.id, t.attempt, None) for t in got]
+                    conn, worker_id=name, done=[(t.id, t.fence, None) for t in got]
                 )
 
 

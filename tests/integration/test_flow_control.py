@@ -94,7 +94,7 @@ async def test_concurrency_caps_running_tasks_across_workers(store: TaskStore, c
     got = await first.claim("api", 10) + await second.claim("api", 10)
     assert len(got) == 3  # the limit is the database's, whoever claims
     assert first.held_back("api") > 0 or second.held_back("api") > 0
-    await first.complete([(got[0].id, got[0].attempt, None)])
+    await first.complete([(got[0].id, got[0].fence, None)])
     first.queue_changed("api")  # drop the hold-back hint; the count is what decides
     assert len(await first.claim("api", 10)) == 1
 
@@ -129,7 +129,7 @@ async def test_concurrent_claims_of_a_limited_queue_never_take_more_than_its_roo
         for worker, got in zip(workers, rounds, strict=True):
             worker.queue_changed("api")
             if got:
-                await worker.complete([(task.id, task.attempt, None) for task in got])
+                await worker.complete([(task.id, task.fence, None) for task in got])
     assert len(running) == 5  # the limit is reached, not only kept
 
 
@@ -161,7 +161,7 @@ async def test_concurrent_claims_of_a_keyed_queue_never_run_two_of_one_key_and_k
         for worker, got in zip(workers, rounds, strict=True):
             worker.queue_changed("api")
             if got:
-                await worker.complete([(task.id, task.attempt, None) for task in got])
+                await worker.complete([(task.id, task.fence, None) for task in got])
     assert most == 3 and len(started) == 45  # every key busy at once, and all drained
     for key in ("k0", "k1", "k2"):
         ids = [i for i in started if key_of[i] == key]
@@ -176,8 +176,8 @@ async def test_completions_claim_the_slots_they_free_in_the_same_write(
     worker = consumers()
     first = await worker.claim("api", 10)
     assert len(first) == 3 and worker.refillable("api")
-    stale = (first[2].id, first[2].attempt + 1, None)  # fenced out: frees nothing
-    done = [(task.id, task.attempt, None) for task in first[:2]]
+    stale = (first[2].id, first[2].fence + 1, None)  # fenced out: frees nothing
+    done = [(task.id, task.fence, None) for task in first[:2]]
     accepted, refill = await worker.complete_and_claim([*done, stale], "api", 10)
     assert accepted == {first[0].id, first[1].id}
     assert len(refill) == 2  # two slots freed, two taken; the third still runs
@@ -199,7 +199,7 @@ async def test_completion_refills_racing_claims_never_exceed_the_limit(
 
         async def turn(i: int, tasks: list) -> list:
             worker = workers[i]
-            done = [(task.id, task.attempt, None) for task in tasks]
+            done = [(task.id, task.fence, None) for task in tasks]
             if done and i % 2 == 0:
                 return (await worker.complete_and_claim(done, "api", 3))[1]
             if done:
@@ -245,7 +245,7 @@ async def test_keyed_refills_racing_claims_never_run_two_of_one_key_and_keep_its
 
         async def turn(i: int, tasks: list) -> list:
             worker = workers[i]
-            done = [(task.id, task.attempt, None) for task in tasks]
+            done = [(task.id, task.fence, None) for task in tasks]
             if done and i % 2 == 0 and worker.refillable("api"):
                 return (await worker.complete_and_claim(done, "api", 3))[1]
             if done:
@@ -448,7 +448,7 @@ async def test_a_busy_key_is_not_held_back_when_our_completions_land_during_the_
     assert await worker.claim("api", 10) == []
     monkeypatch.undo()
     assert worker.held_back("api") == 0  # not held: the next claim looks again at once
-    await worker.complete([(first.id, first.attempt, None)])
+    await worker.complete([(first.id, first.fence, None)])
     assert [t.id for t in await worker.claim("api", 10)] == [a2]
 
 
@@ -540,7 +540,7 @@ async def test_a_snoozed_task_runs_later_with_its_attempt_not_charged(
     task_id = await store.enqueue("t.x")
     worker = consumers()
     [task] = await worker.claim("default", 1)
-    assert await worker.snooze(task.id, task.attempt, 3600)
+    assert await worker.snooze(task.id, task.fence, 3600)
     info = await store.require(task_id)
     assert (info.status, info.attempts, info.worker_id) == (TaskStatus.CREATED, 0, None)
     assert await worker.claim("default", 1) == []  # not due for an hour

@@ -52,11 +52,11 @@ async def test_acks_in_autocommit_are_fenced_like_in_a_transaction(store: TaskSt
     a, b, c = await claim_in_statement(store, limit=3)
     async with store.statement() as conn:
         accepted = await store.tasks.complete_many(
-            conn, worker_id=W, done=[(a.id, a.attempt, '{"ok": 1}'), (b.id, b.attempt + 1, None)]
+            conn, worker_id=W, done=[(a.id, a.fence, '{"ok": 1}'), (b.id, b.fence + 1, None)]
         )
     async with store.statement() as conn:
         intruder = await store.tasks.complete_many(
-            conn, worker_id="someone-else", done=[(c.id, c.attempt, None)]
+            conn, worker_id="someone-else", done=[(c.id, c.fence, None)]
         )
     assert (accepted, intruder) == ({a.id}, set())
     done = await store.require(a.id)
@@ -68,7 +68,7 @@ async def _ack_raising(store: TaskStore, conn_of: Any, claimed: Any) -> type[Bas
     with pytest.raises(DBAPIError, match=r"(?i)json") as caught:
         async with conn_of() as conn:
             await store.tasks.complete_many(
-                conn, worker_id=W, done=[(claimed.id, claimed.attempt, "{not json")]
+                conn, worker_id=W, done=[(claimed.id, claimed.fence, "{not json")]
             )
     return type(caught.value)
 
@@ -230,11 +230,11 @@ async def test_a_claim_carrying_completions_writes_them_fenced_and_claims_what_t
         first = await store.enqueue("t.x")
         after = await store.enqueue("t.y", depends_on=[first])
         [claimed] = await consumer.claim("default", 5)
-        stale = (claimed.id, claimed.attempt + 1, None)  # an attempt that is not ours
+        stale = (claimed.id, claimed.fence + 1, None)  # an attempt that is not ours
         accepted, tasks = await consumer.claim_completing("default", 5, [stale])
         assert (accepted, tasks) == (set(), [])
         accepted, tasks = await consumer.claim_completing(
-            "default", 5, [(claimed.id, claimed.attempt, '{"ok": 1}')]
+            "default", 5, [(claimed.id, claimed.fence, '{"ok": 1}')]
         )
         assert accepted == {first}
         assert [t.id for t in tasks] == [after]  # freed by the completion in the same unit
@@ -257,7 +257,7 @@ async def test_completions_of_a_claim_that_fails_are_not_written(
 
         monkeypatch.setattr(store.tasks, "claim_later", broken)
         with pytest.raises(LookupError, match="the claim went wrong"):
-            await consumer.claim_completing("default", 5, [(task_id, claimed.attempt, None)])
+            await consumer.claim_completing("default", 5, [(task_id, claimed.fence, None)])
         assert (await store.get(task_id)).status == TaskStatus.RUNNING
     finally:
         await consumer.close()

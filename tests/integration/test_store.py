@@ -133,7 +133,7 @@ async def test_a_claimed_task_released_unstarted_goes_back_with_its_attempt_unch
     async with store.transaction() as conn:
         stale = await store.tasks.release_many(conn, worker_id="other", handed=[(task_id, 1)])
         done = await store.tasks.release_many(
-            conn, worker_id=W, handed=[(task.id, task.attempt)], delay_seconds=3600
+            conn, worker_id=W, handed=[(task.id, task.fence)], delay_seconds=3600
         )
     assert (stale, done) == (set(), {task_id})  # fenced on the owner
     info = await store.require(task_id)
@@ -167,10 +167,10 @@ async def test_complete_many_accepts_only_the_owner_and_current_attempt(store: T
     a, b, c = await claim(store, limit=3)
     async with store.transaction() as conn:
         accepted = await store.tasks.complete_many(
-            conn, worker_id=W, done=[(a.id, a.attempt, '{"ok": 1}'), (b.id, b.attempt + 1, None)]
+            conn, worker_id=W, done=[(a.id, a.fence, '{"ok": 1}'), (b.id, b.fence + 1, None)]
         )
         intruder = await store.tasks.complete_many(
-            conn, worker_id="worker-b", done=[(c.id, c.attempt, None)]
+            conn, worker_id="worker-b", done=[(c.id, c.fence, None)]
         )
     assert accepted == {a.id} and intruder == set()
     done = await store.require(a.id)
@@ -187,7 +187,7 @@ async def test_failed_attempt_with_retry_goes_back_to_created_later(store: TaskS
             conn,
             task_id=task_id,
             worker_id=W,
-            attempt=task.attempt,
+            fence=task.fence,
             error={"type": "ValueError", "message": "boom"},
             retry_in=3600,
         )
@@ -207,7 +207,7 @@ async def test_final_failure_marks_failed_and_keeps_the_error(store: TaskStore) 
             conn,
             task_id=task_id,
             worker_id=W,
-            attempt=task.attempt,
+            fence=task.fence,
             error={"type": "E", "message": "no"},
             retry_in=None,
         )
@@ -224,7 +224,7 @@ async def test_fenced_failure_from_a_non_owner_raises_lease_lost(store: TaskStor
                 conn,
                 task_id=task_id,
                 worker_id="worker-b",
-                attempt=task.attempt,
+                fence=task.fence,
                 error={},
                 retry_in=None,
             )
@@ -234,7 +234,7 @@ async def test_fenced_failure_from_a_non_owner_raises_lease_lost(store: TaskStor
                 conn,
                 task_id=task_id,
                 worker_id=W,
-                attempt=task.attempt + 1,
+                fence=task.fence + 1,
                 error={},
                 retry_in=None,
             )
@@ -253,7 +253,7 @@ async def test_illegal_transitions_raise(store: TaskStore) -> None:
     with pytest.raises(LeaseLost):  # completing a task that is not running
         async with store.transaction() as conn:
             await store.tasks.fail(
-                conn, task_id=task_id, worker_id=W, attempt=0, error={}, retry_in=None
+                conn, task_id=task_id, worker_id=W, fence=0, error={}, retry_in=None
             )
 
 
@@ -266,7 +266,7 @@ async def test_cancel_pending_is_immediate_and_running_is_fenced(store: TaskStor
     async with store.transaction() as conn:
         held = await store.tasks.heartbeat(conn, worker_id=W, lease_seconds=30, task_ids=[task.id])
         late = await store.tasks.complete_many(
-            conn, worker_id=W, done=[(task.id, task.attempt, None)]
+            conn, worker_id=W, done=[(task.id, task.fence, None)]
         )
     assert held == set() and late == set()
     assert (await store.require(running)).status is TaskStatus.CANCELLED
@@ -277,13 +277,43 @@ async def test_retry_runs_a_failed_task_again_with_fresh_attempts(store: TaskSto
     task_id = await store.enqueue("t.x", max_attempts=1)
     await claim(store)
     async with store.transaction() as conn:
-        await store.tasks.fail(
-            conn, task_id=task_id, worker_id=W, attempt=1, error={}, retry_in=None
-        )
+        await store.tasks.fail(conn, task_id=task_id, worker_id=W, fence=1, error={}, retry_in=None)
     assert await store.retry(task_id) is TaskStatus.CREATED
     info = await store.require(task_id)
     assert (info.status, info.attempts, info.finished_at) == (TaskStatus.CREATED, 0, None)
-    assert [t.id for t in await claim(store)] == [task_id]
+    [again] = await claim(store)
+    assert (again.id, again.attempt, again.fence) == (task_id, 1, 2)  # the fence is new
+
+
+async def test_a_cancelled_attempt_cannot_write_over_its_retried_tasks_new_attempt(
+    store: TaskStore,
+) -> None:
+    """Cancelled mid-run, retried, and claimed again by the same worker before the old
+    attempt noticed: both are attempt 1, but the old one's writes must not pass."""
+    task_id = await store.enqueue("t.x")
+    [old] = await claim(store)
+    await store.cancel(task_id)
+    await store.retry(task_id)
+    [new] = await claim(store)
+    assert (old.attempt, new.attempt) == (1, 1) and old.fence != new.fence
+    async with store.transaction() as conn:
+        late = await store.tasks.complete_many(
+            conn, worker_id=W, done=[(task_id, old.fence, '"old"')]
+        )
+        assert late == set()
+        assert not await store.tasks.set_progress(
+            conn, task_id=task_id, worker_id=W, fence=old.fence, fraction=0.5
+        )
+        with pytest.raises(LeaseLost):
+            await store.tasks.fail(
+                conn, task_id=task_id, worker_id=W, fence=old.fence, error={}, retry_in=None
+            )
+    async with store.transaction() as conn:
+        done = await store.tasks.complete_many(
+            conn, worker_id=W, done=[(task_id, new.fence, '"new"')]
+        )
+    assert done == {task_id}
+    assert (await store.require(task_id)).result == "new"
 
 
 async def test_dedup_key_returns_the_live_task_and_frees_after_it_finishes(
@@ -373,7 +403,7 @@ async def test_a_task_cut_off_at_shutdown_is_no_orphan_and_is_claimed_in_a_batch
     [task] = await claim(store)
     async with store.transaction() as conn:
         cut = await store.tasks.interrupt_many(
-            conn, worker_id=W, cut=[(task.id, task.attempt, '{"type": "Shutdown"}')]
+            conn, worker_id=W, cut=[(task.id, task.fence, '{"type": "Shutdown"}')]
         )
     assert cut == {task_id}
     info = await store.require(task_id)
@@ -381,7 +411,7 @@ async def test_a_task_cut_off_at_shutdown_is_no_orphan_and_is_claimed_in_a_batch
     assert info.attempts == 0  # a graceful stop is not the task's failed attempt
     assert await claim(store, worker="worker-b", orphans=True) == []
     [again] = await claim(store, worker="worker-b")
-    assert (again.id, again.attempt) == (task_id, 1)
+    assert (again.id, again.attempt, again.fence) == (task_id, 1, 2)
 
 
 async def test_rescue_fails_a_task_that_used_its_last_attempt(store: TaskStore) -> None:
@@ -527,7 +557,7 @@ async def test_bulk_retry_requeues_failed_tasks_but_not_a_held_dedup_key(
     for task in claimed:
         async with store.transaction() as conn:
             await store.tasks.fail(
-                conn, task_id=task.id, worker_id=W, attempt=task.attempt, error={}, retry_in=None
+                conn, task_id=task.id, worker_id=W, fence=task.fence, error={}, retry_in=None
             )
     holder = await store.enqueue("t.x", queue="a", dedup_key="k")  # key taken again
     assert await store.count_failed(queue="a") == 1

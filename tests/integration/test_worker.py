@@ -53,6 +53,20 @@ async def sleeper(ctx: TaskContext, seconds: float) -> str:
     return "done"
 
 
+#: (task id, ctx.attempt) of each run of t.take_your_time, as they start and as they end
+started_runs: list[tuple[int, int]] = []
+ended_runs: list[tuple[int, int]] = []
+
+
+@task(name="t.take_your_time", registry=reg)
+async def take_your_time(ctx: TaskContext) -> int:
+    started_runs.append((ctx.task_id, ctx.attempt))
+    run = len(started_runs)
+    await anyio.sleep(1.0)
+    ended_runs.append((ctx.task_id, ctx.attempt))
+    return run
+
+
 @task(name="t.square", registry=reg)
 def square(ctx: TaskContext, x: int) -> int:
     return x * x
@@ -255,6 +269,34 @@ async def test_a_running_task_cancelled_by_an_operator_is_stopped(store: TaskSto
     assert time.monotonic() - began < 30  # far less than the handler's 60 s
     info = await store.require(task_id)
     assert info.status is TaskStatus.CANCELLED and info.result is None
+
+
+async def test_a_task_retried_while_its_cancelled_attempt_runs_completes_with_the_new_one(
+    store: TaskStore,
+) -> None:
+    """Cancel, then retry at once: this worker claims the task again before a heartbeat
+    stopped the cancelled attempt. The old one stops; the new one's result is the task's."""
+    started_runs.clear()
+    ended_runs.clear()
+    task_id = await store.enqueue("t.take_your_time")
+    worker = live_worker(store, lease_seconds=30)  # no heartbeat within the test
+    retried = False
+
+    async def retried_and_done() -> bool:
+        nonlocal retried
+        status = await status_of(store, task_id)
+        if not retried and started_runs:
+            await store.cancel(task_id)
+            await store.retry(task_id)
+            retried = True
+        return status is TaskStatus.COMPLETED and not worker.running
+
+    await run_until(worker, retried_and_done)
+    info = await store.require(task_id)
+    assert started_runs == [(task_id, 1), (task_id, 1)]  # a retry: a fresh set of attempts
+    assert ended_runs == [(task_id, 1)]  # the cancelled run was stopped
+    assert (info.result, info.attempts) == (2, 1)
+    assert worker.state.counts["completed"] == 1
 
 
 @pytest.mark.parametrize("queues", [{"a": 1, "b": None}])

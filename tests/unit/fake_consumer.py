@@ -38,7 +38,7 @@ class FakeConsumer:
         self.claims.append((limit, orphans))
         pool = self.pools[orphans]
         taken, pool[:] = pool[:limit], pool[limit:]
-        return [ClaimedTask(i, self.name, queue, {}, 1, None, 0) for i in taken]
+        return [ClaimedTask(i, self.name, queue, {}, 1, None, 0, fence=1) for i in taken]
 
     def held_back(self, queue: str) -> float:
         return 0.0
@@ -58,8 +58,8 @@ class FakeConsumer:
     def queue_changed(self, queue: str) -> None:
         return None
 
-    async def snooze(self, task_id: int, attempt: int, seconds: float) -> bool:
-        self.released.append((task_id, attempt))
+    async def snooze(self, task_id: int, fence: int, seconds: float) -> bool:
+        self.released.append((task_id, fence))
         return True
 
     async def any_due(self, queues: Sequence[str]) -> bool:
@@ -98,9 +98,9 @@ class FakeConsumer:
         raise AssertionError("no handler in these tests opens a session")
 
     async def fail(
-        self, task_id: int, attempt: int, error: dict[str, Any], retry_in: float | None
+        self, task_id: int, fence: int, error: dict[str, Any], retry_in: float | None
     ) -> TaskStatus:
-        self.failed.append((task_id, attempt, error["type"], retry_in))
+        self.failed.append((task_id, fence, error["type"], retry_in))
         return TaskStatus.CREATED if retry_in is not None else TaskStatus.FAILED
 
     async def interrupt(self, cut: Sequence[Ending]) -> set[int]:
@@ -116,10 +116,10 @@ class FakeConsumer:
     async def hand_back_unserved(
         self, task: ClaimedTask, *, retry_in: float, grace_seconds: float, skip_seconds: float
     ) -> TaskStatus:
-        self.released.append((task.id, task.attempt))
+        self.released.append((task.id, task.fence))
         return TaskStatus.CREATED
 
-    async def set_progress(self, task_id: int, attempt: int, fraction: float) -> bool:
+    async def set_progress(self, task_id: int, fence: int, fraction: float) -> bool:
         return True
 
     async def heartbeat(

@@ -356,7 +356,7 @@ async def test_claimed_ahead_tasks_wait_for_a_handler_slot_and_a_stopped_one_nev
 
     worker = fake_worker(FakeConsumer(), reg, concurrency=2)
     for task_id in range(1, 6):
-        worker.outcomes.start(ClaimedTask(task_id, "t.slow", "default", {}, 1, None, 0))
+        worker.outcomes.start(ClaimedTask(task_id, "t.slow", "default", {}, 1, None, 0, fence=1))
     await anyio.sleep(0.05)
     assert sorted(ran) == [1, 2]  # two slots: the other three wait, claimed
     worker.running[5].stop("lost")  # cancelled elsewhere before it started
