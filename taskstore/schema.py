@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import column, select, table
+from sqlalchemy import column, inspect, select, table
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from taskstore.errors import SchemaOutOfDate
+from taskstore.errors import SchemaOutOfDate, TaskStoreError
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -114,7 +114,24 @@ async def upgrade(
     Safe when several processes do it at once: the migration transaction is serialised by
     the database (an advisory lock on PostgreSQL, the write lock on SQLite).
     """
+    if not extra_version_dirs:
+        async with engine.connect() as conn:
+            await conn.run_sync(_refuse_unknown_revisions)
     await _alembic(engine, "upgrade", extra_version_dirs, revision)
+
+
+def _refuse_unknown_revisions(sync_conn: Any) -> None:
+    """Alembic cannot upgrade from a revision it does not know: say what it may be."""
+    if not inspect(sync_conn).has_table(VERSION_TABLE):
+        return
+    current = {row[0] for row in sync_conn.execute(select(_VERSIONS.c.version_num))}
+    unknown = sorted(current - set(REVISIONS))
+    if unknown:
+        raise TaskStoreError(
+            f"the database is at revision {', '.join(unknown)}, which this taskstore does "
+            f"not know (its last is {HEAD}): a newer taskstore migrated it, or it holds "
+            "your application's own revisions (migrate those with your application's)"
+        )
 
 
 async def autogenerate(

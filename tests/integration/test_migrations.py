@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import column, inspect, table, update
 
 from taskstore import SchemaOutOfDate, TaskStore
 from taskstore.models import Base
@@ -89,6 +89,30 @@ async def test_opening_a_store_after_a_downgrade_says_the_schema_is_behind(
             await store.open()
     finally:
         await store.close()
+
+
+def test_migrate_on_a_revision_it_does_not_know_says_so_in_one_line(empty_db_url: str) -> None:
+    """A newer taskstore's revision (a rolled-back deploy), or an application's own."""
+
+    async def stamp(revision: str) -> None:
+        versions = table(VERSION_TABLE, column("version_num"))
+        store = TaskStore.from_url(empty_db_url)
+        try:
+            await store.migrate()
+            async with store.transaction() as conn:
+                await conn.execute(update(versions).values(version_num=revision))
+        finally:
+            await store.close()
+
+    asyncio.run(stamp("0999"))
+    cli = [sys.executable, "-m", "taskstore.cli", "--database-url", empty_db_url, "migrate"]
+    done = subprocess.run(cli, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        f"taskstore: error: the database is at revision 0999, which this taskstore does not "
+        f"know (its last is {HEAD}): a newer taskstore migrated it, or it holds your "
+        "application's own revisions (migrate those with your application's)"
+    ]
 
 
 def test_the_schema_heads_constant_matches_the_migration_scripts() -> None:
