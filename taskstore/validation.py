@@ -147,6 +147,12 @@ def _int(value: Any, what: str, low: int, high: int) -> int:
     return value
 
 
+#: beyond this a task's due time is a mistake (an epoch in milliseconds, say), and past
+#: the year 9999 the database may store what Python cannot read back
+MAX_DELAY_SECONDS = 100 * 365.25 * 86400
+LAST_RUN_AT_YEAR = 9000
+
+
 def _delay_seconds(delay: Any) -> float:
     if delay is None:
         return 0.0
@@ -154,8 +160,8 @@ def _delay_seconds(delay: Any) -> float:
         delay = delay.total_seconds()
     if isinstance(delay, bool) or not isinstance(delay, int | float) or not math.isfinite(delay):
         raise InvalidInput(f"delay must be a number of seconds or a timedelta, got {_shown(delay)}")
-    if delay < 0:
-        raise InvalidInput(f"delay must not be negative, got {delay}")
+    if not 0 <= delay <= MAX_DELAY_SECONDS:
+        raise InvalidInput(f"delay must be from 0 to 100 years in seconds, got {delay:g}")
     return float(delay)
 
 
@@ -164,6 +170,8 @@ def _run_at(run_at: Any) -> dt.datetime | None:
         return None
     if not isinstance(run_at, dt.datetime) or run_at.tzinfo is None:
         raise InvalidInput("run_at must be a timezone-aware datetime")
+    if run_at.year > LAST_RUN_AT_YEAR:
+        raise InvalidInput(f"run_at must be before the year {LAST_RUN_AT_YEAR + 1}, got {run_at}")
     return run_at
 
 

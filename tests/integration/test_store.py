@@ -493,8 +493,11 @@ async def test_non_json_payloads_are_refused_before_writing(
         ({"queue": "a" * 65}, "invalid queue name"),
         ({"queue": "q'; DELETE FROM taskstore_tasks; --"}, "invalid queue name"),
         ({"priority": 1.5}, "priority"),
-        ({"delay": -1}, "delay must not be negative"),
+        ({"delay": -1}, "delay must be from 0 to 100 years in seconds, got -1"),
+        ({"delay": 1.8e12}, "delay must be from 0 to 100 years"),  # an epoch in ms
+        ({"delay": dt.timedelta(days=999_999_999)}, "delay must be from 0 to 100 years"),
         ({"run_at": dt.datetime(2030, 1, 1)}, "timezone-aware"),
+        ({"run_at": dt.datetime(9999, 1, 1, tzinfo=dt.UTC)}, "before the year 9001"),
         ({"max_attempts": 0}, "max_attempts"),
         ({"dedup_key": ""}, "dedup_key"),
     ],
