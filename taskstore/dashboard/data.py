@@ -10,10 +10,13 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import inspect as orm_inspect
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskstore.dashboard import queries
 from taskstore.dashboard.flow import QueueRow, queue_rows
 from taskstore.dashboard.params import TaskFilter
+from taskstore.models import MediaEntity
 from taskstore.records import QueueInfo, QueueStats, TaskInfo, Unserved
 from taskstore.repositories.media import (
     CaptionRepository,
@@ -164,13 +167,26 @@ async def task_detail(store: TaskStore, task_id: int) -> TaskDetail:
     info = await store.require(task_id)
     links = await task_links(store, info, graph=True)
     async with store.sessions() as session:  # read only: closed without a commit
-        media = await MediaRepository(session).by_task(task_id)
+        media = await _media_of(session, task_id)
         transcripts = await TranscriptRepository(session).by_task(task_id)
         captions = await CaptionRepository(session).by_task(task_id)
         return TaskDetail(
             info,
-            [entity_json(m) for m in media],
+            media,
             [entity_json(t) for t in transcripts],
             [entity_json(c) for c in captions],
             links,
         )
+
+
+async def _media_of(session: AsyncSession, task_id: int) -> list[dict[str, Any]]:
+    """The task's media rows: whole, for the types this process has imported; by their
+    common columns, for a user subclass it has not (loading those through the ORM fails:
+    the dashboard does not import the application's models)."""
+    known = [identity for identity in MediaEntity.__mapper__.polymorphic_map if identity]
+    media = [entity_json(m) for m in await MediaRepository(session).by_task(task_id, known)]
+    table = MediaEntity.__table__
+    other = table.c.media_type.not_in(known)
+    rows = await session.execute(select(table).where(table.c.task_id == task_id, other))
+    media += [{key: jsonable(value) for key, value in row._mapping.items()} for row in rows]
+    return sorted(media, key=lambda m: m["id"])

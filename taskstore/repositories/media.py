@@ -20,9 +20,14 @@ class MediaRepository(BaseRepository[MediaT], Generic[MediaT]):
 
     model = MediaEntity  # type: ignore[assignment]
 
-    async def by_task(self, task_id: int) -> Sequence[MediaT]:
-        stmt = select(self.model).where(self.model.task_id == task_id).order_by(self.model.id)
-        return (await self.session.scalars(stmt)).all()
+    async def by_task(
+        self, task_id: int, media_types: Sequence[str] | None = None
+    ) -> Sequence[MediaT]:
+        """The task's rows (of these `media_types` only, if given)."""
+        stmt = select(self.model).where(self.model.task_id == task_id)
+        if media_types is not None:
+            stmt = stmt.where(self.model.media_type.in_(media_types))
+        return (await self.session.scalars(stmt.order_by(self.model.id))).all()
 
 
 class VideoRepository(MediaRepository[VideoT], Generic[VideoT]):

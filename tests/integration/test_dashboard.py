@@ -18,10 +18,11 @@ from collections.abc import AsyncIterator
 import pytest
 from click.testing import CliRunner
 from markupsafe import escape
+from sqlalchemy import insert
 
 from taskstore import TaskStatus, TaskStore
 from taskstore.dashboard import cli_command
-from taskstore.models import CaptionEntity, TranscriptEntity, VideoEntity
+from taskstore.models import CaptionEntity, MediaEntity, TranscriptEntity, VideoEntity
 from taskstore.repositories import CaptionRepository, TranscriptRepository, VideoRepository
 
 pytest.importorskip("starlette", reason="the dashboard needs the web extra (starlette)")
@@ -175,6 +176,28 @@ async def test_task_detail_shows_error_and_results_escaped(
     assert (media["media_type"], media["width"], media["title"]) == ("video", 640, "Clip <one>")
     assert [t["text"] for t in doc["transcripts"]] == ["hello world"]
     assert [(c["text"], c["timestamp"]) for c in doc["captions"]] == [("a caption", 1.5)]
+
+
+async def test_a_result_of_a_subclass_the_dashboard_never_imported_shows_its_common_columns(
+    store: TaskStore, client: httpx.AsyncClient
+) -> None:
+    """An application's own `VideoEntity` subclass: the dashboard process does not import
+    its model, so its rows show by the columns every media row has."""
+    task_id = await fail(store)
+    media = MediaEntity.__table__
+    async with store.sessions() as session:
+        await VideoRepository(session).create(VideoEntity(id="v1", task_id=task_id))
+        await session.commit()
+    async with store.transaction() as conn:
+        row = {"media_type": "extended_video", "title": "Own <kind>", "task_id": task_id}
+        await conn.execute(insert(media).values(id="x1", **row))
+    page = await client.get(f"/tasks/{task_id}")
+    assert page.status_code == 200 and "Own &lt;kind&gt;" in page.text
+    doc = (await client.get(f"/api/tasks/{task_id}")).json()
+    assert [(m["id"], m["media_type"]) for m in doc["media"]] == [
+        ("v1", "video"),
+        ("x1", "extended_video"),
+    ]
 
 
 async def test_json_endpoints_parse(store: TaskStore, client: httpx.AsyncClient) -> None:
