@@ -109,13 +109,25 @@ async def serve(url: str | None, config: WorkerConfig, metrics: NoMetrics | None
         worker = Worker(store, registry, config, metrics=metrics)
         if _early_stop:
             worker.stop()
-        async with anyio.create_task_group() as group:
-            group.start_soon(_on_signals, worker)
-            await worker.run()
-            group.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(_on_signals, worker)
+                await worker.run()
+                group.cancel_scope.cancel()
+        except BaseExceptionGroup as group_error:
+            raise _alone(group_error) from None
         return worker
     finally:
         await store.close()
+
+
+def _alone(group: BaseExceptionGroup) -> BaseException:
+    """The one error a task group raised, unwrapped (a group of several stays one), so
+    that it reaches the user as its own one line, not as "unhandled errors"."""
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error
 
 
 _early_stop: list[int] = []

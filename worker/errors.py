@@ -3,7 +3,7 @@ those that refuse a handler or its arguments before anything is written."""
 
 from __future__ import annotations
 
-from taskstore.errors import InvalidInput
+from taskstore.errors import InvalidInput, TaskStoreError
 
 
 class NonRetryable(Exception):
@@ -41,6 +41,10 @@ class WrongArguments(NonRetryable, InvalidInput):
     Raised to a producer before anything is written, and by the worker (failing the task
     at once) for a payload that was enqueued by name and does not fit.
     """
+
+
+class HookFailed(TaskStoreError):
+    """A startup or shutdown hook raised: the worker stops (exit code 1)."""
 
 
 class UnknownTask(Exception):

@@ -25,6 +25,7 @@ from taskstore.logs import get_logger
 from taskstore.store import TaskStore
 from worker.completer import Completer
 from worker.config import DEFAULT_MAX_ATTEMPTS, WorkerConfig
+from worker.errors import HookFailed
 from worker.execution import Running
 from worker.fetcher import Fetcher
 from worker.maintenance import Heartbeat, depth_loop, prune_loop, rescue_loop
@@ -156,9 +157,14 @@ class Worker:
 
     async def _hooks(self, hooks: list[Any], phase: str) -> None:
         for hook in hooks:
-            result = hook(self.resources)
-            if hasattr(result, "__await__"):
-                await result
+            try:
+                result = hook(self.resources)
+                if hasattr(result, "__await__"):
+                    await result
+            except Exception as exc:
+                name = f"{hook.__module__}.{getattr(hook, '__qualname__', hook)}"
+                message = f"{phase} hook {name} failed: {type(exc).__name__}: {exc}"
+                raise HookFailed(message) from exc
         if hooks:
             self.log.info(f"{phase} hooks ran", count=len(hooks))
 

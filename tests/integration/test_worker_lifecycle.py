@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import anyio
 
 from taskstore import TaskStatus, TaskStore
-from tests.helpers.processes import executions, start_worker, stderr_of
+from tests.helpers.processes import ROOT, executions, start_worker, stderr_of
 
 
 async def counts(store: TaskStore) -> dict[str, int]:
@@ -197,3 +198,34 @@ async def test_a_sigterm_while_the_worker_starts_is_a_graceful_stop(
     proc.send_signal(signal.SIGTERM)  # a deploy stops it before it ever claimed
     assert proc.wait(60) == 0
     assert (await store.require(task_id)).status is TaskStatus.CREATED  # nothing started
+
+
+def test_a_failing_startup_or_shutdown_hook_stops_the_worker_in_one_line_naming_it(
+    db_url: str, tmp_path: Path
+) -> None:
+    app = tmp_path / "hooked.py"
+    app.write_text(
+        "import os\n"
+        "from worker import on_shutdown, on_startup, task\n\n"
+        "@on_startup\n"
+        "async def load_model(resources):\n"
+        "    if os.environ.get('FAIL_AT') == 'startup':\n"
+        "        raise RuntimeError('model file missing')\n\n"
+        "@on_shutdown\n"
+        "def save_state(resources):\n"
+        "    if os.environ.get('FAIL_AT') == 'shutdown':\n"
+        "        raise ValueError('cannot save')\n\n"
+        "@task(queue='hooked')\n"
+        "async def noop(ctx):\n"
+        "    return None\n"
+    )
+    for phase, message in [
+        ("startup", "startup hook hooked.load_model failed: RuntimeError: model file missing"),
+        ("shutdown", "shutdown hook hooked.save_state failed: ValueError: cannot save"),
+    ]:
+        env = {**os.environ, "TASKSTORE_DATABASE_URL": db_url, "FAIL_AT": phase}
+        argv = [sys.executable, "-m", "worker.cli", "--app", str(app), "--burst"]
+        argv += ["--log-level", "error"]
+        done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1
+        assert done.stderr.strip().splitlines() == [f"taskstore-worker: error: {message}"]
