@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
-from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,6 +16,9 @@ from taskstore.records import ClaimedTask
 if TYPE_CHECKING:
     from taskstore.consumer import Consumer
     from taskstore.store import TaskStore
+    from worker.registry import Registry
+
+R = TypeVar("R")
 
 
 class TaskContext:
@@ -35,6 +39,7 @@ class TaskContext:
         consumer: Consumer,
         max_attempts: int,
         resources: dict[str, Any],
+        registry: Registry | None = None,
     ) -> None:
         self.task_id = task.id
         self.name = task.name
@@ -50,6 +55,10 @@ class TaskContext:
         self._consumer = consumer
         self._session: AsyncSession | None = None
         self.progress: float | None = None
+        self._registry = registry
+        # The worker's loop: a plain def handler runs in a thread, and may await these
+        # methods in a loop of its own (`asyncio.run(ctx.set_progress(0.5))`).
+        self._loop = asyncio.get_running_loop()
 
     @property
     def used_session(self) -> AsyncSession | None:
@@ -58,18 +67,33 @@ class TaskContext:
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """The attempt's session; it is committed (or rolled back) by the worker."""
+        if asyncio.get_running_loop() is not self._loop:
+            raise InvalidInput(
+                "ctx.session() is for async handlers: a plain def handler runs in a thread "
+                "of its own (make the handler async to write through the attempt's session)"
+            )
         if self._session is None:
             self._session = self._consumer.session()
         yield self._session
 
     async def dependency_results(self) -> dict[int, Any]:
         """{task id: result} of the tasks this one depended on (all completed)."""
-        return await self._consumer.dependency_results(self.task_id)
+        return await self._on_worker_loop(self._consumer.dependency_results(self.task_id))
 
     async def enqueue(
         self, name: str, payload: Mapping[str, Any] | None = None, **options: Any
     ) -> int:
-        """Enqueue a follow-up task that exists only if this attempt completes."""
+        """Enqueue a follow-up task that exists only if this attempt completes. A task
+        this worker has a handler for takes that handler's queue and priority unless
+        `options` give them (as its typed ``enqueue`` does)."""
+        definition = self._registry.tasks.get(name) if self._registry is not None else None
+        if definition is not None:
+            options = {"queue": definition.queue, "priority": definition.priority, **options}
+        return await self._on_worker_loop(self._enqueue(name, payload, options))
+
+    async def _enqueue(
+        self, name: str, payload: Mapping[str, Any] | None, options: dict[str, Any]
+    ) -> int:
         async with self.session() as session:
             return await self._store.enqueue(name, payload, session=session, **options)
 
@@ -78,4 +102,13 @@ class TaskContext:
         if not isinstance(fraction, int | float) or not math.isfinite(fraction):
             raise InvalidInput(f"progress must be a number from 0 to 1, got {fraction!r}")
         self.progress = min(1.0, max(0.0, float(fraction)))
-        await self._consumer.set_progress(self.task_id, self._fence, self.progress)
+        await self._on_worker_loop(
+            self._consumer.set_progress(self.task_id, self._fence, self.progress)
+        )
+
+    async def _on_worker_loop(self, call: Coroutine[Any, Any, R]) -> R:
+        """Await `call` on the worker's loop, whose connections it uses, wherever the
+        handler awaits it."""
+        if asyncio.get_running_loop() is self._loop:
+            return await call
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call, self._loop))

@@ -162,6 +162,7 @@ class Outcomes:
             consumer=self._consumer,
             max_attempts=max_attempts,
             resources=self.resources,
+            registry=self._registry,
         )
         chain = self._registry.middleware
         if self._own_middleware:  # the worker's own instrumentation, outermost

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from collections.abc import Awaitable, Callable
@@ -10,7 +11,7 @@ import anyio
 import pytest
 from sqlalchemy import func, select
 
-from taskstore import TaskStatus, TaskStore
+from taskstore import InvalidInput, TaskStatus, TaskStore
 from taskstore.models import MediaEntity, TranscriptEntity, VideoEntity
 from worker import NonRetryable, Registry, TaskContext, Worker, WorkerConfig, middleware, task
 
@@ -67,6 +68,29 @@ async def take_your_time(ctx: TaskContext) -> int:
     return run
 
 
+@task(name="t.elsewhere", registry=reg, queue="other", priority=7)
+async def elsewhere(ctx: TaskContext) -> None:
+    return None
+
+
+@task(name="t.sync_uses_ctx", registry=reg, max_attempts=1)
+def sync_uses_ctx(ctx: TaskContext) -> dict:
+    """A plain def handler awaiting the context's methods in a loop of its own."""
+    asyncio.run(ctx.set_progress(0.5))
+    child = asyncio.run(ctx.enqueue("t.elsewhere"))
+    results = asyncio.run(ctx.dependency_results())
+    try:
+        asyncio.run(_open_session(ctx))
+    except InvalidInput as exc:
+        refused = str(exc)
+    return {"child": child, "results": {str(k): v for k, v in results.items()}, "no": refused}
+
+
+async def _open_session(ctx: TaskContext) -> None:
+    async with ctx.session():
+        pass
+
+
 @task(name="t.square", registry=reg)
 def square(ctx: TaskContext, x: int) -> int:
     return x * x
@@ -77,6 +101,11 @@ async def parent(ctx: TaskContext, fail: bool) -> None:
     await ctx.enqueue("t.echo", {"value": "child"})
     if fail:
         raise RuntimeError("parent failed")
+
+
+@task(name="t.parent_by_name", registry=reg)
+async def parent_by_name(ctx: TaskContext) -> None:
+    await ctx.enqueue("t.elsewhere")
 
 
 @task(name="t.progress", registry=reg)
@@ -245,6 +274,31 @@ async def test_follow_up_enqueued_by_a_handler_exists_only_if_it_completes(
     children = [t for t in await store.list() if t.name == "t.echo"]
     assert len(children) == 1 and children[0].status is TaskStatus.COMPLETED
     assert (await store.require(ok)).status is TaskStatus.COMPLETED
+
+
+async def test_a_follow_up_by_name_takes_its_handlers_queue_and_priority(
+    store: TaskStore,
+) -> None:
+    await store.enqueue("t.parent_by_name")
+    await make_worker(store).run()
+    [child] = [t for t in await store.list() if t.name == "t.elsewhere"]
+    assert (child.queue, child.priority) == ("other", 7)
+
+
+async def test_a_plain_def_handler_can_await_the_contexts_methods_in_its_own_loop(
+    store: TaskStore,
+) -> None:
+    dep = await store.enqueue_many([{"name": "t.echo", "payload": {"value": 1}, "key": "d"}])
+    task_id = await store.enqueue("t.sync_uses_ctx", depends_on=dep)
+    await make_worker(store).run()
+    info = await store.require(task_id)
+    assert info.status is TaskStatus.COMPLETED, info.error
+    assert info.result["results"] == {
+        str(dep[0]): {"value": 1, "attempt": 1, "queue": "default", "id": dep[0]}
+    }
+    assert "ctx.session() is for async handlers" in info.result["no"]
+    child = await store.require(info.result["child"])
+    assert (child.name, child.queue) == ("t.elsewhere", "other")
 
 
 async def test_progress_is_recorded_on_the_task(store: TaskStore) -> None:
