@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import math
 from collections.abc import Callable
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
@@ -123,7 +124,8 @@ registry = Registry()
 def _positive(value: Any, what: str, *, allow_none: bool = False) -> Any:
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or value <= 0:
         raise RegistrationError(f"{what} must be a positive number, got {value!r}")
     return value
 
@@ -172,18 +174,19 @@ def task(
         try:
             check_name(task_name)
             check_queue(queue)
+            definition = TaskDef(
+                name=task_name,
+                fn=func,
+                queue=queue,
+                priority=_integer(priority, "priority", minimum=-32768, maximum=32767),
+                # the range `enqueue` takes, so the handler's default is always enqueueable
+                max_attempts=_integer(max_attempts, "max_attempts", minimum=1, maximum=10_000),
+                timeout=_positive(timeout, "timeout", allow_none=True),
+                backoff=_positive(backoff, "backoff"),
+                cron=cron,
+            )
         except InvalidInput as exc:
             raise RegistrationError(f"cannot register {task_name!r}: {exc}") from None
-        definition = TaskDef(
-            name=task_name,
-            fn=func,
-            queue=queue,
-            priority=_integer(priority, "priority", minimum=-32768, maximum=32767),
-            max_attempts=_integer(max_attempts, "max_attempts", minimum=1),
-            timeout=_positive(timeout, "timeout", allow_none=True),
-            backoff=_positive(backoff, "backoff"),
-            cron=cron,
-        )
         signature = definition.signature  # refuses a handler that cannot run as a task
         if cron is not None:
             _check_cron(task_name, cron, signature)

@@ -58,8 +58,11 @@ def test_duplicate_task_names_are_refused_naming_the_first_owner() -> None:
     [
         ({"name": "bad name!"}, "invalid task name"),
         ({"queue": "Bad"}, "invalid queue name"),
-        ({"max_attempts": 0}, "max_attempts"),
-        ({"timeout": -1}, "timeout"),
+        ({"max_attempts": 0}, "cannot register 'ok.name': max_attempts must be an integer"),
+        ({"max_attempts": 20_000}, "max_attempts must be an integer from 1 to 10000"),
+        ({"timeout": -1}, "cannot register 'ok.name': timeout"),
+        ({"timeout": float("nan")}, "timeout must be a positive number, got nan"),
+        ({"backoff": float("inf")}, "backoff must be a positive number, got inf"),
         ({"backoff": 0}, "backoff"),
     ],
 )
