@@ -25,7 +25,7 @@ class TaskAttempt(Base):
     worker_id: Mapped[str | None] = mapped_column(String(128))
     started_at: Mapped[dt.datetime | None]
     finished_at: Mapped[dt.datetime]
-    #: retried, failed, lease_expired or cut_off
+    #: retried, failed, lease_expired, cut_off or cancelled
     outcome: Mapped[str] = mapped_column(String(16))
     error_type: Mapped[str | None] = mapped_column(String(200))
     error_message: Mapped[str | None] = mapped_column(Text)

@@ -10,13 +10,16 @@ from sqlalchemy.exc import IntegrityError
 from taskstore.backends import Backend
 from taskstore.errors import IllegalTransition
 from taskstore.models.task import status_in
+from taskstore.repositories.history import HistoryStatements
 from taskstore.repositories.task_table import Executor, T, status_literal
 from taskstore.repositories.workflow import D, WorkflowStatements
 from taskstore.states import ACTIVE, FINISHED, Event, TaskStatus, ordered, target
 from taskstore.validation import check_task_id
 
+_STOPPED = {"type": "Cancelled", "message": "cancelled by an operator while it ran"}
 
-class OperatorStatements(WorkflowStatements):
+
+class OperatorStatements(WorkflowStatements, HistoryStatements):
     """What `taskstore cancel|retry|purge` and the dashboard's actions do."""
 
     def __init__(self, backend: Backend) -> None:
@@ -34,8 +37,15 @@ class OperatorStatements(WorkflowStatements):
         """Cancel a task that has not finished. A running one's worker notices at its next
         heartbeat and stops the handler; its late completion is refused by the fence."""
         check_task_id(task_id)
+        before = select(T.c.status, T.c.worker_id).where(T.c.id == task_id)
+        was = (await conn.execute(before)).first()
         values = {"finished_at": self._now, "lease_expires_at": None}
         status = await self._transition(conn, Event.CANCEL, task_id, values)
+        if was is not None and was.status == TaskStatus.RUNNING.value:
+            # The attempt it stopped leaves the row: keep it in the attempts log.
+            await self.record_attempts(
+                conn, [task_id], worker_id=was.worker_id, outcome="cancelled", error=_STOPPED
+            )
         await self.after_failure(conn, [task_id])
         return status
 

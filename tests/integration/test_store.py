@@ -271,6 +271,11 @@ async def test_cancel_pending_is_immediate_and_running_is_fenced(store: TaskStor
     assert held == set() and late == set()
     assert (await store.require(running)).status is TaskStatus.CANCELLED
     assert await claim(store, queue="a") == []
+    async with store.reading() as conn:  # the stopped attempt stays in the attempts log
+        [stopped] = await store.tasks.attempts_log(conn, await store.require(running))
+        assert await store.tasks.attempts_log(conn, await store.require(pending)) == []
+    assert (stopped["attempt"], stopped["outcome"], stopped["worker_id"]) == (1, "cancelled", W)
+    assert stopped["error_type"] == "Cancelled" and stopped["started_at"] is not None
 
 
 async def test_retry_runs_a_failed_task_again_with_fresh_attempts(store: TaskStore) -> None:
