@@ -65,15 +65,19 @@ def with_store(
     interrupted_exit: int | None = None,
     **open_kw: Any,
 ) -> R:
-    """Open the store, run `action` with it, close it; failures are one line."""
+    """Open the store, run `action` with it, close it; failures are one line. With
+    `may_create`, a new SQLite file is created with its schema (auto-migrate allowing)."""
     settings = command_settings(url)
-    if not may_create:
-        require_database(settings)
+    missing = missing_database(settings)
+    if missing is not None and not (may_create and settings.auto_migrate):
+        fail(missing, 1)
     from taskstore.store import TaskStore
 
     async def go() -> R:
         store = TaskStore(settings)
         try:
+            if missing is not None:  # not an empty file that no command can use
+                await store.migrate()
             await store.open(**open_kw)
             return await action(store)
         finally:

@@ -123,6 +123,19 @@ def test_migrate_and_enqueue_may_still_create_the_file(tmp_path: Path) -> None:
     assert taskstore("enqueue", "a.b", url=url).stdout.strip() == "1"
 
 
+def test_enqueue_into_a_new_sqlite_file_creates_it_with_its_schema(tmp_path: Path) -> None:
+    """Not an empty file that every later command calls schema-less."""
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    assert taskstore("enqueue", "a.b", url=url).stdout.strip() == "1"
+    assert json.loads(taskstore("show", "1", "--json", url=url).stdout)["name"] == "a.b"
+    manual = tmp_path / "manual.db"
+    result = taskstore(
+        "enqueue", "a.b", url=f"sqlite:///{manual}", env={"TASKSTORE_AUTO_MIGRATE": "0"}
+    )
+    assert_one_line_error(result, 1, f"no database file at {manual}")
+    assert not manual.exists()
+
+
 # -------------------------------------------------------------------- payloads
 def test_enqueue_reads_the_payload_from_a_file_or_stdin(db_url: str, tmp_path: Path) -> None:
     (tmp_path / "p.json").write_text('{"video_id": "v1"}')
