@@ -37,14 +37,17 @@ def _env_bool(env: Mapping[str, str], key: str, default: bool) -> bool:
     raise ConfigError(f"{key} must be a boolean (1/0, true/false), got {raw!r}")
 
 
-def _env_int(env: Mapping[str, str], key: str, default: int) -> int:
+def _env_int(env: Mapping[str, str], key: str, default: int, minimum: int | None = None) -> int:
     raw = env.get(key)
     if raw is None or raw.strip() == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise ConfigError(f"{key} must be an integer, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{key} must be at least {minimum}, got {value}")
+    return value
 
 
 def _env_duration(env: Mapping[str, str], key: str, default: float) -> float:
@@ -146,13 +149,13 @@ class Settings:
             echo=_env_bool(env, "TASKSTORE_DATABASE_ECHO", False),
             sqlite_journal_mode=env.get("TASKSTORE_SQLITE_JOURNAL_MODE", "WAL"),
             sqlite_synchronous=env.get("TASKSTORE_SQLITE_SYNCHRONOUS", "NORMAL"),
-            sqlite_busy_timeout_ms=_env_int(env, "TASKSTORE_SQLITE_BUSY_TIMEOUT_MS", 30_000),
+            sqlite_busy_timeout_ms=_env_int(env, "TASKSTORE_SQLITE_BUSY_TIMEOUT_MS", 30_000, 0),
             sqlite_cache_size=_env_int(env, "TASKSTORE_SQLITE_CACHE_SIZE", -16_000),
-            pool_size=_env_int(env, "TASKSTORE_POOL_SIZE", 5),
-            max_overflow=_env_int(env, "TASKSTORE_POOL_MAX_OVERFLOW", 5),
+            pool_size=_env_int(env, "TASKSTORE_POOL_SIZE", 5, 1),
+            max_overflow=_env_int(env, "TASKSTORE_POOL_MAX_OVERFLOW", 5, 0),
             pool_pre_ping=_env_bool(env, "TASKSTORE_POOL_PRE_PING", True),
             auto_migrate=_env_bool(env, "TASKSTORE_AUTO_MIGRATE", True),
-            max_payload_bytes=_env_int(env, "TASKSTORE_MAX_PAYLOAD_BYTES", 1_048_576),
+            max_payload_bytes=_env_int(env, "TASKSTORE_MAX_PAYLOAD_BYTES", 1_048_576, 2),
             retention_seconds=_env_duration(env, "TASKSTORE_RETENTION", 7 * 86400),
             unserved_grace_seconds=_env_duration(env, "TASKSTORE_UNSERVED_GRACE", 600.0),
             pgbouncer=_env_bool(env, "TASKSTORE_PGBOUNCER", False),

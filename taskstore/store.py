@@ -260,6 +260,7 @@ class TaskStore:
     # ----------------------------------------------------------------- reads
     async def get(self, task_id: int) -> TaskInfo | None:
         if not validation.is_task_id(task_id):  # 0, or past 64 bits (no driver takes 2**70)
+            validation.check_id_type(task_id)
             return None
         found = await read_inline(
             self.backend, self.translate, lambda c: self.tasks.get(c, task_id)

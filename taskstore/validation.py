@@ -86,18 +86,25 @@ def check_name(name: Any) -> str:
     return name
 
 
-def _check_keys(value: Any, path: str = "payload") -> None:
+#: deeper than this, a document is refused (Python's own recursion would give out first)
+MAX_JSON_DEPTH = 256
+
+
+def _check_keys(value: Any, path: str = "payload", depth: int = 0) -> None:
     """Refuse what JSON would silently change or what a database cannot store: non-string
     keys (json.dumps turns 1 into "1") and NUL characters (PostgreSQL rejects U+0000)."""
+    if depth > MAX_JSON_DEPTH and isinstance(value, dict | list | tuple):
+        root = path.split("[", 1)[0]
+        raise InvalidInput(f"{root} is nested more than {MAX_JSON_DEPTH} levels deep")
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidInput(f"{path} has a non-string key {_shown(key)}")
             _check_text(key, path)
-            _check_keys(item, f"{path}[{_shown(key)}]")
+            _check_keys(item, f"{path}[{_shown(key)}]", depth + 1)
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            _check_keys(item, f"{path}[{index}]")
+            _check_keys(item, f"{path}[{index}]", depth + 1)
     elif isinstance(value, str):
         _check_text(value, path)
 
@@ -220,9 +227,17 @@ def is_task_id(value: Any) -> bool:
 
 
 def check_task_id(value: Any) -> None:
-    """`TaskNotFound` for an id no task can have, before any statement takes it."""
+    """`TaskNotFound` for an id no task can have, before any statement takes it; a value
+    that is no id at all (a string, say) is `InvalidInput`."""
     if not is_task_id(value):
+        check_id_type(value)
         raise TaskNotFound(f"no task with id {value!r}")
+
+
+def check_id_type(value: Any) -> None:
+    """`InvalidInput` unless `value` is an integer (task ids are)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidInput(f"a task id is an integer, got {value!r}")
 
 
 def check_depends_on(value: Any) -> tuple[int | str, ...]:

@@ -46,7 +46,8 @@ class Waiters:
 
     async def wait(self, task_id: int, timeout: float | None) -> TaskInfo:  # noqa: ASYNC109
         """The task once it has finished; `TimeoutError` after `timeout` seconds."""
-        if timeout is not None and timeout != timeout:  # NaN: it would never time out
+        number = isinstance(timeout, int | float) and not isinstance(timeout, bool)
+        if timeout is not None and (not number or timeout != timeout):  # NaN: no timeout
             raise InvalidInput(f"timeout must be a number of seconds, got {timeout!r}")
         deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
         store = self._store

@@ -517,6 +517,16 @@ async def test_invalid_names_and_options_are_refused_before_writing(
     assert await count_rows(store) == 0
 
 
+async def test_a_payload_nested_too_deeply_is_refused_in_one_line(store: TaskStore) -> None:
+    deep: dict = {}
+    inner = deep
+    for _ in range(5000):
+        inner["a"] = inner = {}
+    with pytest.raises(InvalidInput, match="payload is nested more than 256 levels deep"):
+        await store.enqueue("t.x", deep)
+    assert await count_rows(store) == 0
+
+
 async def test_payload_over_the_limit_is_refused(db_url: str, monkeypatch) -> None:
     monkeypatch.setenv("TASKSTORE_MAX_PAYLOAD_BYTES", "1000")
     async with TaskStore.from_url(db_url) as small:

@@ -247,6 +247,15 @@ async def test_an_id_past_64_bits_names_no_task_and_no_dependency(store: TaskSto
         await store.enqueue("wf.num", {"n": 1}, depends_on=[huge])
 
 
+async def test_a_task_id_that_is_not_an_integer_is_refused_not_missing(store: TaskStore) -> None:
+    task_id = await store.enqueue("wf.num", {"n": 1})
+    for action in (store.get, store.require, store.cancel, store.retry, store.wait):
+        with pytest.raises(InvalidInput, match=f"a task id is an integer, got '{task_id}'"):
+            await action(str(task_id))
+    with pytest.raises(InvalidInput, match="timeout must be a number of seconds, got '1'"):
+        await store.wait(task_id, timeout="1")
+
+
 async def test_a_wait_of_no_time_answers_for_a_finished_or_unknown_task(store: TaskStore) -> None:
     done = await store.enqueue("wf.num", {"n": 1})
     await burst(store).run()

@@ -83,6 +83,22 @@ def test_malformed_settings_name_the_variable(key: str, value: str) -> None:
         Settings.from_env(None, {key: value})
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("TASKSTORE_MAX_PAYLOAD_BYTES", "-1", "must be at least 2, got -1"),
+        ("TASKSTORE_POOL_SIZE", "0", "must be at least 1, got 0"),
+        ("TASKSTORE_POOL_MAX_OVERFLOW", "-5", "must be at least 0, got -5"),
+        ("TASKSTORE_SQLITE_BUSY_TIMEOUT_MS", "-1", "must be at least 0, got -1"),
+    ],
+)
+def test_settings_out_of_range_are_refused_naming_the_variable(
+    key: str, value: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"{key} {message}"):
+        Settings.from_env(None, {key: value})
+
+
 def test_every_tunable_reads_its_environment_variable() -> None:
     env = {
         "TASKSTORE_DATABASE_URL": "sqlite:///x.db",
