@@ -154,17 +154,33 @@ async def _task_doc(store: TaskStore, task_id: int) -> dict[str, Any]:
 
 
 def _retry_one(url: str | None, task_id: int, as_json: bool, with_dependents: bool) -> None:
-    async def go(store: TaskStore) -> dict[str, Any]:
+    async def go(store: TaskStore) -> tuple[dict[str, Any], list[int]]:
         await store.retry(task_id, with_dependents=with_dependents)
-        return await _task_doc(store, task_id)
+        revived = await _waiting_below(store, task_id) if with_dependents else []
+        return await _task_doc(store, task_id), revived
 
-    doc = with_store(url, go)
+    doc, revived = with_store(url, go)
     if as_json:
         emit_json(doc)
         return
     click.echo(f"task {task_id} is {doc['status']}")
-    if with_dependents and doc["dependents"]:
-        click.echo(f"its dependents wait for it again: {', '.join(map(str, doc['dependents']))}")
+    if revived:
+        click.echo(f"waiting for it again: {_ids(revived)}")
+
+
+async def _waiting_below(store: TaskStore, task_id: int) -> list[int]:
+    """The tasks down the graph from `task_id`, through waiting ones, that wait now: after
+    a retry with dependents, those it revived (one that still waits on another failed or
+    cancelled task stays cancelled, and so do the tasks below it)."""
+    found: list[int] = []
+    frontier = [task_id]
+    async with store.reading() as conn:
+        while frontier:
+            below = {d for t in frontier for d in await store.tasks.dependents(conn, t)}
+            infos = [await store.tasks.get(conn, d) for d in sorted(below - set(found))]
+            frontier = [i.id for i in infos if i and i.status is TaskStatus.WAITING]
+            found += frontier
+    return sorted(found)
 
 
 async def _retry_failed(store: TaskStore, queue: str | None, name: str | None, yes: bool) -> int:

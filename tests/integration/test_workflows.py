@@ -6,6 +6,7 @@ by in-process workers; what each handler saw is recorded in its result.
 
 from __future__ import annotations
 
+import sys
 import time
 
 import anyio
@@ -308,6 +309,26 @@ async def test_retry_with_dependents_puts_what_the_failure_cancelled_back_to_wai
         blocked: TaskStatus.CANCELLED,  # it also waits for `other`, cancelled since
     }
     assert (await store.require(b)).error is None
+
+
+async def test_cli_retry_with_dependents_names_the_tasks_that_wait_again(
+    store: TaskStore,
+) -> None:
+    a = await store.enqueue("wf.reject")
+    b = await store.enqueue("wf.join", {"n": 2}, depends_on=[a])
+    c = await store.enqueue("wf.join", {"n": 3}, depends_on=[b])
+    other = await store.enqueue("wf.num", {"n": 9}, delay=3600)
+    blocked = await store.enqueue("wf.join", {"n": 5}, depends_on=[a, other])
+    await burst(store).run()
+    await store.cancel(other)
+    url = store.settings.database_url.render_as_string(hide_password=False)
+    argv = [sys.executable, "-m", "taskstore.cli", "retry", str(a), "--with-dependents"]
+    done = await anyio.run_process([*argv, "--database-url", url], check=False)
+    assert done.returncode == 0, done.stderr
+    # c (below b) too; not `blocked`, which also waits for the cancelled `other`
+    lines = done.stdout.decode().splitlines()
+    assert lines == [f"task {a} is created", f"waiting for it again: {b}, {c}"]
+    assert (await store.require(blocked)).status is TaskStatus.CANCELLED
 
 
 async def test_a_retried_dependent_waits_for_its_unfinished_dependency_and_then_runs_after_it(
