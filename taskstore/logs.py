@@ -35,7 +35,9 @@ def configure_logging(level: str = "INFO", json_lines: bool | None = None) -> No
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # One write per record, newline included: processes sharing a stderr (the workers
+        # of --processes) then never run two records together on one line.
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
 
