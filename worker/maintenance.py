@@ -122,7 +122,7 @@ async def depth_loop(state: WorkerState, consumer: Consumer) -> None:
     how much of it flow control holds back, by the limit that does."""
     while True:
         try:
-            depth = await consumer.claimable_counts()
+            depth = dict.fromkeys(state.config.queues, 0) | await consumer.claimable_counts()
             state.metrics.depth(depth)
             state.metrics.held_back(_held_back(consumer, state.config.queues, depth))
         except STORE_ERRORS as exc:

@@ -50,6 +50,7 @@ class PrometheusMetrics(NoMetrics):
             ) from None
         self._prom = prom
         self.registry = prom.CollectorRegistry()
+        self._depth_seen: set[str] = set()
         labels = ["queue", "name"]
         counter = self._counter
         self._started = counter("tasks_started", "Attempts started", labels)
@@ -129,6 +130,10 @@ class PrometheusMetrics(NoMetrics):
         self._rescues.inc(count)
 
     def depth(self, counts: dict[str, int]) -> None:
+        # A queue that emptied is missing from the counts: it reads 0, not its last depth.
+        for queue in self._depth_seen - counts.keys():
+            self._child(self._depth, queue).set(0)
+        self._depth_seen = set(counts)
         for queue, count in counts.items():
             self._child(self._depth, queue).set(count)
 

@@ -82,3 +82,37 @@ async def test_the_held_back_gauge_counts_due_tasks_a_paused_queue_holds(store: 
         worker.stop()
     assert (held("concurrency"), held("rate")) == (0, 0)
     assert {s.queue: s.counts for s in await store.stats()} == {"default": {"created": 5}}
+
+
+async def test_the_depth_gauge_falls_to_zero_once_the_queue_is_drained(store: TaskStore) -> None:
+    from worker import Registry, TaskContext, Worker, WorkerConfig, task
+    from worker.metrics import PrometheusMetrics
+
+    registry = Registry()
+
+    @task(name="t.quick", registry=registry)
+    async def quick(ctx: TaskContext) -> None:
+        return None
+
+    await store.pause_queue("default")
+    await store.enqueue_many([{"name": "t.quick"} for _ in range(3)])
+    metrics = PrometheusMetrics()
+    config = WorkerConfig(
+        queues={"default": None, "idle": None}, depth_seconds=0.05, poll_max_seconds=0.05
+    )
+    worker = Worker(store, registry, config, metrics=metrics)
+
+    def depth(queue: str) -> float | None:
+        return metrics.registry.get_sample_value("taskstore_queue_depth", {"queue": queue})
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(worker.run)
+        with anyio.fail_after(20):
+            while depth("default") != 3:  # noqa: ASYNC110 - the gauge is refreshed by a loop
+                await anyio.sleep(0.05)
+            assert depth("idle") == 0  # a served queue with nothing due has a sample too
+            await store.resume_queue("default")
+            while depth("default") != 0:  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+        worker.stop()
+    assert {s.queue: s.counts for s in await store.stats()} == {"default": {"completed": 3}}
