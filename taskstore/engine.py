@@ -18,7 +18,7 @@ def create_engine(settings: Settings) -> tuple[AsyncEngine, Backend]:
     """Create the async engine for `settings` and the backend that speaks its dialect."""
     backend = backend_for(settings.backend, pgbouncer=settings.pgbouncer)
     engine = create_async_engine(
-        settings.database_url,
+        settings.database_url.difference_update_query(backend.url_options_taken),
         echo=settings.echo,
         json_serializer=dumps_json,
         json_deserializer=loads_json,

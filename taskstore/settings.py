@@ -21,6 +21,15 @@ from taskstore.errors import ConfigError
 
 _ASYNC_DRIVERS = {"postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
 _ALIASES = {"postgres": "postgresql", "postgresql+asyncpg": "postgresql", "pgsql": "postgresql"}
+#: what a PostgreSQL URL's query may hold: asyncpg's connect options, and the libpq ones
+#: people copy from other tools (sslmode becomes ssl; the backend takes the other two)
+_PG_OPTIONS = frozenset(
+    {"host", "port", "passfile", "timeout", "statement_cache_size", "command_timeout", "ssl"}
+    | {"max_cached_statement_lifetime", "max_cacheable_statement_size", "direct_tls"}
+    | {"target_session_attrs", "krbsrvname", "gsslib", "prepared_statement_cache_size"}
+    | {"application_name", "connect_timeout"}
+)
+_SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -103,7 +112,24 @@ def normalize_url(raw: str) -> URL:
     url = url.set(drivername=_ASYNC_DRIVERS[backend])
     if backend == "postgresql" and not url.database:
         raise ConfigError(f"database URL {safe_url(url)} names no database")
-    return url
+    return _pg_query(url) if backend == "postgresql" else url
+
+
+def _pg_query(url: URL) -> URL:
+    """A PostgreSQL URL's options checked by name (the driver would fail on an unknown
+    one at every connect), libpq's ``sslmode`` spelled as asyncpg's ``ssl``."""
+    unknown = sorted(set(url.query) - _PG_OPTIONS - {"sslmode"})
+    if unknown:
+        raise ConfigError(
+            f"unknown option {unknown[0]!r} in the database URL {safe_url(url)} "
+            "(sslmode, application_name, connect_timeout or an asyncpg connect option)"
+        )
+    if "sslmode" not in url.query:
+        return url
+    mode = url.query["sslmode"]
+    if mode not in _SSL_MODES:
+        raise ConfigError(f"sslmode must be one of {', '.join(_SSL_MODES)}, got {mode!r}")
+    return url.difference_update_query(["sslmode"]).update_query_dict({"ssl": mode})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -45,6 +45,10 @@ class Backend(Protocol):
         """Held around each of the store's own write transactions in this process."""
         ...
 
+    #: options of the database URL's query that `engine_kwargs` hands the driver itself
+    #: (the engine gets the URL without them)
+    url_options_taken: tuple[str, ...]
+
     def engine_kwargs(self, settings: Settings) -> dict[str, Any]:
         """Keyword arguments for `create_async_engine`."""
         ...

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from taskstore.backends.postgres import PostgresBackend
+from taskstore.backends.postgres import PostgresBackend, connect_args
 from taskstore.settings import Settings
 
 
@@ -52,7 +52,12 @@ class PgBouncerBackend(PostgresBackend):
     def configure_engine(self, engine: AsyncEngine, settings: Settings) -> None:
         super().configure_engine(engine, settings)
         if settings.listen_url is not None:
-            self._listen_engine = create_async_engine(settings.listen_url, poolclass=NullPool)
+            url = settings.listen_url
+            self._listen_engine = create_async_engine(
+                url.difference_update_query(self.url_options_taken),
+                poolclass=NullPool,
+                connect_args=connect_args(url),
+            )
             self.notifies = True
             self.idle_probe_seconds = None
 

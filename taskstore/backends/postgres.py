@@ -34,6 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, DisconnectionError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import Grouping
@@ -41,6 +42,7 @@ from sqlalchemy.util import await_only
 
 from taskstore.backends.health import Health, postgres_health
 from taskstore.backends.pg_direct import DirectRunner
+from taskstore.errors import ConfigError
 from taskstore.logs import get_logger
 from taskstore.settings import Settings
 
@@ -66,6 +68,20 @@ def notify_payload(queues: Sequence[str]) -> str:
     """Comma-separated queue names, bounded below PostgreSQL's 8,000-byte payload limit."""
     payload = ",".join(sorted(set(queues)))
     return payload if len(payload) <= _MAX_NOTIFY_BYTES else "*"
+
+
+def connect_args(url: URL) -> dict[str, Any]:
+    """asyncpg's connect arguments for libpq options of the URL that it has no name for."""
+    name = url.query.get("application_name", "taskstore")
+    args: dict[str, Any] = {"server_settings": {"application_name": name}}
+    if "connect_timeout" in url.query:
+        try:
+            args["timeout"] = float(url.query["connect_timeout"])  # type: ignore[arg-type]
+        except ValueError:
+            raise ConfigError(
+                f"connect_timeout must be a number of seconds, got {url.query['connect_timeout']!r}"
+            ) from None
+    return args
 
 
 class PostgresBackend:
@@ -117,12 +133,14 @@ class PostgresBackend:
         rows = await self._direct.rows(conn, statement, params)  # asyncpg decodes them
         return lambda: rows
 
+    url_options_taken = ("application_name", "connect_timeout")
+
     def engine_kwargs(self, settings: Settings) -> dict[str, Any]:
         return {
             "pool_size": settings.pool_size,
             "max_overflow": settings.max_overflow,
             "pool_pre_ping": False,  # see configure_engine: a cheaper check of our own
-            "connect_args": {"server_settings": {"application_name": "taskstore"}},
+            "connect_args": connect_args(settings.database_url),
         }
 
     def configure_engine(self, engine: AsyncEngine, settings: Settings) -> None:

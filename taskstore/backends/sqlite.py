@@ -72,6 +72,7 @@ class SQLiteBackend:
     """The embedded default."""
 
     name = "sqlite"
+    url_options_taken: tuple[str, ...] = ()
     render_as_batch = True  # ALTER TABLE is limited: alembic rebuilds tables instead
     read_options: dict[str, Any] = {_BEGIN_OPTION: "DEFERRED"}
     # empty: every statement still runs in its own BEGIN IMMEDIATE transaction, because an

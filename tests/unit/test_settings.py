@@ -99,6 +99,15 @@ def test_settings_out_of_range_are_refused_naming_the_variable(
         Settings.from_env(None, {key: value})
 
 
+def test_libpq_sslmode_becomes_asyncpgs_ssl_and_unknown_options_are_refused() -> None:
+    url = Settings.from_env("postgresql://u@h/db?sslmode=require&application_name=a").database_url
+    assert dict(url.query) == {"ssl": "require", "application_name": "a"}
+    with pytest.raises(ConfigError, match="unknown option 'sslmod' in the database URL"):
+        Settings.from_env("postgresql://u@h/db?sslmod=require")
+    with pytest.raises(ConfigError, match="sslmode must be one of disable, allow"):
+        Settings.from_env("postgresql://u@h/db?sslmode=on")
+
+
 def test_every_tunable_reads_its_environment_variable() -> None:
     env = {
         "TASKSTORE_DATABASE_URL": "sqlite:///x.db",
