@@ -19,13 +19,19 @@ EXAMPLES = "30, 30s, 5m, 1h or 7d; a bare number is seconds"
 _PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw]?)")
 
 
+LONGEST = 100 * 365.25 * 86400  # seconds
+
+
 def parse_duration(text: str) -> float:
     """Seconds in `text`; anything else raises `InvalidInput` ("invalid duration ...")."""
     compact = text.strip().lower().replace(" ", "")
     parts = _PART.findall(compact)
     if not compact or "".join(n + u for n, u in parts) != compact:
         raise InvalidInput(f"invalid duration {text!r} (examples: {EXAMPLES})")
-    return sum(float(n) * UNITS[u or "s"] for n, u in parts)
+    seconds = sum(float(n) * UNITS[u or "s"] for n, u in parts)
+    if seconds > LONGEST:  # past it, a database cannot add it to a date
+        raise InvalidInput(f"duration {text!r} is longer than 100 years")
+    return seconds
 
 
 def format_duration(seconds: float) -> str:

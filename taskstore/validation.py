@@ -300,8 +300,8 @@ def purge_args(
     wanted = frozenset(parse_status(s) for s in statuses)
     if not wanted <= FINISHED:
         raise InvalidInput("purge takes only finished statuses: completed, failed, cancelled")
-    if seconds < 0:
-        raise InvalidInput("the age for purge must not be negative")
+    if not 0 <= seconds <= MAX_DELAY_SECONDS:  # a database cannot subtract more from now
+        raise InvalidInput(f"the age for purge must be from 0 to 100 years, got {seconds:g}s")
     return float(seconds), wanted
 
 

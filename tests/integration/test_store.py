@@ -467,6 +467,8 @@ async def test_purge_deletes_only_finished_tasks_older_than_the_cutoff(store: Ta
     assert await store.purge(dt.timedelta(hours=1)) == 1
     assert await store.get(old) is None
     assert await store.get(recent) is not None and await store.get(live) is not None
+    with pytest.raises(InvalidInput, match="the age for purge must be from 0 to 100 years"):
+        await store.purge(dt.timedelta(days=99_999_999))  # past what a database can subtract
 
 
 @pytest.mark.parametrize(

@@ -159,3 +159,10 @@ def test_durations_parse(text: str, seconds: float) -> None:
 def test_bad_durations_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="invalid duration"):
         parse_duration(text)
+
+
+@pytest.mark.parametrize("text", ["3000000d", "99999999999d", "1000000000000"])
+def test_durations_past_100_years_are_refused(text: str) -> None:
+    """A database cannot add them to a date (or Python cannot read the date back)."""
+    with pytest.raises(ValueError, match=f"duration '{text}' is longer than 100 years"):
+        parse_duration(text)
