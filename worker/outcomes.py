@@ -24,7 +24,7 @@ from worker.completer import Completer
 from worker.config import DEFAULT_MAX_ATTEMPTS
 from worker.context import TaskContext
 from worker.errors import NonRetryable, Snooze
-from worker.execution import Outcome, Running, attempt, error_document
+from worker.execution import THREADS_RUNNING, Outcome, Running, attempt, error_document
 from worker.registry import Registry, TaskDef
 from worker.slots import Slots
 from worker.state import WorkerState
@@ -75,6 +75,10 @@ class Outcomes:
             # Most tasks find a slot free. Claimed-ahead ones wait for one, and one stopped
             # while it waits never started.
             if not self._slots.take_now() and not await self._wait_for_slot(run):
+                self._never_started(task, run.reason or "lost")
+                return
+            if task.id in THREADS_RUNNING and not await self._wait_for_old_thread(run):
+                self._slots.give()
                 self._never_started(task, run.reason or "lost")
                 return
             try:
@@ -135,6 +139,18 @@ class Outcomes:
             name=task.name,
             queue=task.queue,
         )
+
+    async def _wait_for_old_thread(self, run: Running) -> bool:
+        """A cancelled attempt's sync handler still runs here in a thread, which nothing
+        can stop: this attempt starts once it has ended (False if stopped first)."""
+        try:
+            # threads keep the count: polling it is simpler than waking this loop from them
+            while run.task_id in THREADS_RUNNING and run.reason is None:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            if not run.absorb_stop():
+                raise
+        return run.reason is None
 
     async def _wait_for_slot(self, run: Running) -> bool:
         """Wait for a free handler slot (claimed-ahead tasks do); False if stopped first."""

@@ -91,6 +91,19 @@ async def _open_session(ctx: TaskContext) -> None:
         pass
 
 
+#: (start, end) monotonic times of each run of t.sync_slow
+sync_runs: list[list[float]] = []
+
+
+@task(name="t.sync_slow", registry=reg)
+def sync_slow(ctx: TaskContext) -> int:
+    run = [time.monotonic(), 0.0]
+    sync_runs.append(run)
+    time.sleep(1.0)  # a thread: nothing can stop it
+    run[1] = time.monotonic()
+    return len(sync_runs)
+
+
 @task(name="t.square", registry=reg)
 def square(ctx: TaskContext, x: int) -> int:
     return x * x
@@ -351,6 +364,32 @@ async def test_a_task_retried_while_its_cancelled_attempt_runs_completes_with_th
     assert ended_runs == [(task_id, 1)]  # the cancelled run was stopped
     assert (info.result, info.attempts) == (2, 1)
     assert worker.state.counts["completed"] == 1
+
+
+async def test_a_retried_sync_task_starts_after_its_cancelled_attempts_thread_ended(
+    store: TaskStore,
+) -> None:
+    """The cancelled attempt's thread cannot be stopped: the retried attempt, claimed by
+    the same worker, waits for it instead of running beside it."""
+    sync_runs.clear()
+    task_id = await store.enqueue("t.sync_slow")
+    worker = live_worker(store, lease_seconds=30)
+    retried = False
+
+    async def retried_and_done() -> bool:
+        nonlocal retried
+        status = await status_of(store, task_id)
+        if not retried and sync_runs:
+            await store.cancel(task_id)
+            await store.retry(task_id)
+            retried = True
+        return status is TaskStatus.COMPLETED and not worker.running
+
+    await run_until(worker, retried_and_done)
+    assert len(sync_runs) == 2
+    (_, first_end), (second_start, _) = sync_runs
+    assert second_start >= first_end  # one after the other, never side by side
+    assert (await store.require(task_id)).result == 2
 
 
 @pytest.mark.parametrize("queues", [{"a": 1, "b": None}])
