@@ -81,6 +81,11 @@ class ErrorTranslator:
         state = (_sqlstate(exc) or "")[:2]
         if state in _UNAVAILABLE_WORDS:
             return DatabaseUnavailable(f"the database at {at} {_UNAVAILABLE_WORDS[state]}: {why}")
+        if _NO_FILE in why:  # SQLite: a path, not a network, is the problem
+            return DatabaseUnavailable(
+                f"cannot open the database file at {at}: {why} (is it a folder, or a file "
+                "this user may not read and write?)"
+            )
         if isinstance(exc, DBAPIError) and self._backend.locked_out(exc):
             return DatabaseUnavailable(
                 f"the database at {at} is locked: {why} (another process held its write "
@@ -99,6 +104,9 @@ _UNAVAILABLE_WORDS = {
 }
 
 
+_NO_FILE = "unable to open database file"
+
+
 def _connection_failed(exc: DBAPIError) -> bool:
     """A driver error about the connection itself (refused, reset, timed out, closed)."""
     state = _sqlstate(exc) or ""
@@ -108,7 +116,6 @@ def _connection_failed(exc: DBAPIError) -> bool:
         or state[:2] in ("08", "57")
         or isinstance(orig, OSError | ConnectionError | TimeoutError)
         or isinstance(orig.__cause__ if orig else None, OSError | ConnectionError | TimeoutError)
-        or "unable to open database file" in str(orig)
         or "connection is closed" in str(orig)
     )
 

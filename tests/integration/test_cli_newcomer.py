@@ -123,6 +123,15 @@ def test_migrate_and_enqueue_may_still_create_the_file(tmp_path: Path) -> None:
     assert taskstore("enqueue", "a.b", url=url).stdout.strip() == "1"
 
 
+@pytest.mark.parametrize("command", [["status"], ["migrate"]], ids=" ".join)
+def test_a_folder_given_as_the_sqlite_file_is_not_called_unreachable(
+    tmp_path: Path, command: list[str]
+) -> None:
+    result = taskstore(*command, url=f"sqlite:///{tmp_path}")
+    assert_one_line_error(result, 1, "cannot open the database file at", "is it a folder")
+    assert "cannot reach" not in result.stderr
+
+
 def test_enqueue_into_a_new_sqlite_file_creates_it_with_its_schema(tmp_path: Path) -> None:
     """Not an empty file that every later command calls schema-less."""
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
