@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from taskstore import TaskStatus, TaskStore
-from taskstore.errors import InvalidInput, TaskNotFound
+from taskstore.errors import IllegalTransition, InvalidInput, TaskNotFound
 from taskstore.models import TaskDependency, TaskEntity
 from taskstore.task_detail import task_links
 from worker import NonRetryable, Registry, TaskContext, Worker, WorkerConfig, task
@@ -338,6 +338,8 @@ async def test_a_retried_dependent_waits_for_its_unfinished_dependency_and_then_
     b = await store.enqueue("wf.join", {"n": 2}, depends_on=[a])
     await store.cancel(b)
     assert await store.retry(b) is TaskStatus.WAITING  # not created: `a` has not run
+    with pytest.raises(IllegalTransition, match=f"cannot requeue task {b}: it is waiting$"):
+        await store.retry(b)
     assert (await store.require(b)).error is None
     await burst(store).run()
     done = {i: await store.require(i) for i in (a, b)}
