@@ -86,7 +86,11 @@ def database_url_option(fn: Callable[..., R]) -> Callable[..., R]:
     @functools.wraps(fn)
     def wrapper(*args: Any, database_url: str | None, **kwargs: Any) -> R:
         ctx = click.get_current_context()
-        url = database_url or ctx.find_root().params.get("database_url")
+        given = [database_url, ctx.find_root().params.get("database_url")]
+        if any(url is not None and not url.strip() for url in given):
+            # an unset shell variable, most often: not a reason to use the default database
+            fail("--database-url is empty", 2)
+        url = given[0] or given[1]
         return fn(url, *args, **kwargs)
 
     return wrapper

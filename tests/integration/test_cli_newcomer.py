@@ -132,6 +132,12 @@ def test_a_folder_given_as_the_sqlite_file_is_not_called_unreachable(
     assert "cannot reach" not in result.stderr
 
 
+def test_an_empty_database_url_is_refused_not_taken_for_the_default() -> None:
+    """`--database-url "$DB"` with DB unset must not quietly use the default database."""
+    for argv in (["--database-url", "", "status"], ["status", "--database-url", " "]):
+        assert_one_line_error(taskstore(*argv), 2, "--database-url is empty")
+
+
 def test_enqueue_into_a_new_sqlite_file_creates_it_with_its_schema(tmp_path: Path) -> None:
     """Not an empty file that every later command calls schema-less."""
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
