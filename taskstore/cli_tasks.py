@@ -141,8 +141,16 @@ def retry(
         return
     if with_dependents:
         fail("--with-dependents goes with a TASK_ID", 2)
-    retried = with_store(url, lambda store: _retry_failed(store, queue, name, yes))
-    emit_json({"retried": retried}) if as_json else click.echo(f"retried {retried} tasks")
+    retried, held = with_store(url, lambda store: _retry_failed(store, queue, name, yes))
+    if as_json:
+        emit_json({"retried": retried, "held": held})
+        return
+    click.echo(f"retried {retried} tasks")
+    if held:
+        click.echo(
+            f"{held} stay failed: another live task holds each one's dedup key "
+            "(retry them once it has finished)"
+        )
 
 
 async def _task_doc(store: TaskStore, task_id: int) -> dict[str, Any]:
@@ -183,7 +191,9 @@ async def _waiting_below(store: TaskStore, task_id: int) -> list[int]:
     return sorted(found)
 
 
-async def _retry_failed(store: TaskStore, queue: str | None, name: str | None, yes: bool) -> int:
+async def _retry_failed(
+    store: TaskStore, queue: str | None, name: str | None, yes: bool
+) -> tuple[int, int]:
     count = await store.count_failed(queue=queue, name=name)
     if (
         count
@@ -197,7 +207,10 @@ async def _retry_failed(store: TaskStore, queue: str | None, name: str | None, y
         if count > 5000:
             click.echo(f"retried {done}/{count}", err=True)
 
-    return await store.retry_failed(queue=queue, name=name, progress=progress)
+    retried = await store.retry_failed(queue=queue, name=name, progress=progress)
+    # Those left are the ones whose dedup key a live task holds (retry_failed skips them).
+    held = await store.list(status=TaskStatus.FAILED, queue=queue, name=name, limit=100_000)
+    return retried, len(held)
 
 
 @click.command(cls=Command)

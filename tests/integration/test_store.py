@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import sys
 
+import anyio
 import pytest
 from sqlalchemy import func, select, text, update
 
@@ -586,3 +588,12 @@ async def test_bulk_retry_requeues_failed_tasks_but_not_a_held_dedup_key(
     assert (await store.require(ids[1])).status is TaskStatus.FAILED  # other queue
     assert (await store.require(ids[2])).status is TaskStatus.FAILED  # key held by `holder`
     assert (await store.require(holder)).status is TaskStatus.CREATED
+    url = store.settings.database_url.render_as_string(hide_password=False)
+    argv = [sys.executable, "-m", "taskstore.cli", "retry", "--failed", "--queue", "a"]
+    done = await anyio.run_process([*argv, "--database-url", url], check=False)
+    assert done.returncode == 0, done.stderr  # the CLI says what it left, and why
+    assert done.stdout.decode().splitlines() == [
+        "retried 0 tasks",
+        "1 stay failed: another live task holds each one's dedup key "
+        "(retry them once it has finished)",
+    ]
