@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -65,14 +66,27 @@ async def serve(settings: Settings, *, host: str, port: int, token: str | None) 
     store = TaskStore(settings)
     try:
         await store.open()
+        listening = _listen(host, port)  # here: uvicorn says it in lines of its own, exit 3
         mode = "retry/cancel need the token" if token else "read-only"
         click.echo(f"taskstore dashboard on {settings.safe_url} ({mode})", err=True)
         app = create_app(store, token=token)
         config = uvicorn.Config(app, host=host, port=port, server_header=False, log_level="info")
         with _quiet_signal_reraise():
-            await uvicorn.Server(config).serve()
+            await uvicorn.Server(config).serve(sockets=[listening])
     finally:
         await store.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The dashboard's listening socket, or one line on why there cannot be one."""
+    from taskstore.errors import TaskStoreError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:  # the port is taken, the address is not this host's or no address
+        why = str(exc.strerror or exc).split(" (while attempting", 1)[0]
+        raise TaskStoreError(f"cannot listen on {host}:{port}: {why}") from None
 
 
 @contextlib.contextmanager

@@ -307,6 +307,27 @@ def test_command_serves_and_stops_cleanly(db_url: str) -> None:
     assert "retry/cancel need the token" in err and TOKEN not in err
 
 
+def test_a_port_in_use_or_an_address_not_here_is_one_line(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    assert subprocess.run([sys.executable, "-m", "taskstore.cli", "migrate", "--database-url", url],
+                          capture_output=True, timeout=60).returncode == 0  # fmt: skip
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        for args, why in [
+            (["--port", str(port)], f"cannot listen on 127.0.0.1:{port}: Address already in use"),
+            (["--host", "256.1.1.1"], "cannot listen on 256.1.1.1:8080: "),
+        ]:
+            result = subprocess.run(
+                [sys.executable, "-m", "taskstore.dashboard", "--database-url", url, *args],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            lines = result.stderr.strip().splitlines()
+            assert result.returncode == 1 and len(lines) == 1, result.stderr
+            assert lines[0].startswith(f"taskstore: error: {why}")
+
+
 def test_command_reports_an_unreachable_database_in_one_line() -> None:
     url = "postgresql://someone:hunter2@127.0.0.1:1/nowhere"
     result = subprocess.run(
