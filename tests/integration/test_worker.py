@@ -338,6 +338,25 @@ async def test_a_running_task_cancelled_by_an_operator_is_stopped(store: TaskSto
     assert info.status is TaskStatus.CANCELLED and info.result is None
 
 
+async def cancel_and_retry_once_it_runs(store: TaskStore, task_id: int, runs: list) -> Worker:
+    """Run a live worker; once the handler has started (`runs` has an entry), cancel the
+    task and retry it at once, so the worker claims it again before any heartbeat; stop
+    when it completed."""
+    worker = live_worker(store, lease_seconds=30)  # no heartbeat within the test
+    retried = False
+
+    async def retried_and_done() -> bool:
+        nonlocal retried
+        status = await status_of(store, task_id)
+        if not retried and runs:
+            await store.cancel(task_id)
+            await store.retry(task_id)
+            retried = True
+        return status is TaskStatus.COMPLETED and not worker.running
+
+    return await run_until(worker, retried_and_done)
+
+
 async def test_a_task_retried_while_its_cancelled_attempt_runs_completes_with_the_new_one(
     store: TaskStore,
 ) -> None:
@@ -346,19 +365,7 @@ async def test_a_task_retried_while_its_cancelled_attempt_runs_completes_with_th
     started_runs.clear()
     ended_runs.clear()
     task_id = await store.enqueue("t.take_your_time")
-    worker = live_worker(store, lease_seconds=30)  # no heartbeat within the test
-    retried = False
-
-    async def retried_and_done() -> bool:
-        nonlocal retried
-        status = await status_of(store, task_id)
-        if not retried and started_runs:
-            await store.cancel(task_id)
-            await store.retry(task_id)
-            retried = True
-        return status is TaskStatus.COMPLETED and not worker.running
-
-    await run_until(worker, retried_and_done)
+    worker = await cancel_and_retry_once_it_runs(store, task_id, started_runs)
     info = await store.require(task_id)
     assert started_runs == [(task_id, 1), (task_id, 1)]  # a retry: a fresh set of attempts
     assert ended_runs == [(task_id, 1)]  # the cancelled run was stopped
@@ -373,19 +380,7 @@ async def test_a_retried_sync_task_starts_after_its_cancelled_attempts_thread_en
     the same worker, waits for it instead of running beside it."""
     sync_runs.clear()
     task_id = await store.enqueue("t.sync_slow")
-    worker = live_worker(store, lease_seconds=30)
-    retried = False
-
-    async def retried_and_done() -> bool:
-        nonlocal retried
-        status = await status_of(store, task_id)
-        if not retried and sync_runs:
-            await store.cancel(task_id)
-            await store.retry(task_id)
-            retried = True
-        return status is TaskStatus.COMPLETED and not worker.running
-
-    await run_until(worker, retried_and_done)
+    await cancel_and_retry_once_it_runs(store, task_id, sync_runs)
     assert len(sync_runs) == 2
     (_, first_end), (second_start, _) = sync_runs
     assert second_start >= first_end  # one after the other, never side by side
