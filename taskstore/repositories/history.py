@@ -8,7 +8,7 @@ reads as the last entry.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Integer, bindparam, insert, literal, select
@@ -57,7 +57,7 @@ class HistoryStatements(TaskStatements):
             select(
                 T.c.id,
                 T.c.attempts,
-                literal(None),
+                bindparam("p_worker_id"),
                 T.c.started_at,
                 self._now,
                 literal("lease_expired"),
@@ -91,9 +91,13 @@ class HistoryStatements(TaskStatements):
         }
         await conn.execute(self._record, params)
 
-    async def record_rescued(self, conn: Executor, ids: Sequence[int]) -> None:
-        if ids:
-            await conn.execute(self._rescued, {"p_ids": list(ids)})
+    async def record_rescued(self, conn: Executor, workers: Mapping[int, str | None]) -> None:
+        """History rows for rescued attempts: task id -> the worker that lost the lease."""
+        by_worker: dict[str | None, list[int]] = {}
+        for task_id, worker_id in sorted(workers.items()):
+            by_worker.setdefault(worker_id, []).append(task_id)
+        for worker_id, ids in by_worker.items():
+            await conn.execute(self._rescued, {"p_ids": ids, "p_worker_id": worker_id})
 
     async def attempts_log(self, conn: Executor, info: TaskInfo) -> list[dict[str, Any]]:
         """Every attempt of the task, oldest first: the history rows, then the attempt on

@@ -386,9 +386,14 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
 
     async def rescue_expired(self, conn: Executor, *, limit: int = 1000) -> dict[int, TaskStatus]:
         """Take back up to `limit` tasks whose lease expired; returns id -> new status."""
+        # The rescue clears worker_id: read who held the leases first, for the attempts log.
+        expired = select(T.c.id, T.c.worker_id).where(
+            status_in(LEASED), T.c.lease_expires_at < self._now
+        )
+        holders = dict((await conn.execute(expired.limit(limit))).all())
         stmt = self.rescue_statement(limit)
         rescued = {r.id: TaskStatus(r.status) for r in (await conn.execute(stmt)).all()}
-        await self.record_rescued(conn, sorted(rescued))
+        await self.record_rescued(conn, {i: holders.get(i) for i in rescued})
         failed = [task_id for task_id, status in rescued.items() if status == TaskStatus.FAILED]
         await self.after_failure(conn, failed)
         return rescued

@@ -401,6 +401,10 @@ async def test_expired_lease_is_rescued_to_not_finished_and_claimable_apart(
     assert [t.id for t in await claim(store, worker="worker-b")] == [fresh]
     [again] = await claim(store, worker="worker-b", orphans=True)
     assert (again.id, again.attempt) == (task_id, 2)
+    async with store.reading() as conn:  # the log names the worker that lost the lease
+        [lost, running] = await store.tasks.attempts_log(conn, await store.require(task_id))
+    assert (lost["attempt"], lost["outcome"], lost["worker_id"]) == (1, "lease_expired", W)
+    assert (running["attempt"], running["worker_id"]) == (2, "worker-b")
 
 
 async def test_a_task_cut_off_at_shutdown_is_no_orphan_and_is_claimed_in_a_batch(
