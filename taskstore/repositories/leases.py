@@ -387,10 +387,13 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
     async def rescue_expired(self, conn: Executor, *, limit: int = 1000) -> dict[int, TaskStatus]:
         """Take back up to `limit` tasks whose lease expired; returns id -> new status."""
         # The rescue clears worker_id: read who held the leases first, for the attempts log.
+        # Most passes find none, and then this read is the whole pass (no UPDATE).
         expired = select(T.c.id, T.c.worker_id).where(
             status_in(LEASED), T.c.lease_expires_at < self._now
         )
         holders = dict((await conn.execute(expired.limit(limit))).all())
+        if not holders:
+            return {}
         stmt = self.rescue_statement(limit)
         rescued = {r.id: TaskStatus(r.status) for r in (await conn.execute(stmt)).all()}
         await self.record_rescued(conn, {i: holders.get(i) for i in rescued})
