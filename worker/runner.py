@@ -25,6 +25,7 @@ from taskstore.logs import get_logger
 from taskstore.store import TaskStore
 from worker.completer import Completer
 from worker.config import DEFAULT_MAX_ATTEMPTS, WorkerConfig
+from worker.cron import utcnow
 from worker.errors import HookFailed
 from worker.execution import Running
 from worker.fetcher import Fetcher
@@ -146,7 +147,8 @@ class Worker:
             services.start_soon(depth_loop, state, consumer)
         if not self.config.burst:
             services.start_soon(self._listen)
-            services.start_soon(run_schedules, consumer, self.registry.periodic())
+            served = [d for d in self.registry.periodic() if d.queue in self.config.queues]
+            services.start_soon(run_schedules, consumer, served, utcnow, lambda: state.stopping)
 
     async def _listen(self) -> None:
         """Wake-ups: relayed by our supervisor, or on a LISTEN connection of our own."""

@@ -1,10 +1,11 @@
 """Periodic tasks: `@task(cron=...)` schedules become exactly one task per tick.
 
-Every worker runs every schedule; the database decides which worker's insert of a tick
-wins (`TaskStore.enqueue_periodic`), so adding workers never duplicates a tick. Ticks are
-computed from the cron expression (5 fields, or 6 with seconds last) and are absolute
-times, so workers on different hosts agree on them. Ticks that passed while no worker ran
-are not caught up.
+Every worker runs the schedules of the queues it serves; the database decides which
+worker's insert of a tick wins (`TaskStore.enqueue_periodic`), so adding workers never
+duplicates a tick. Ticks are computed from the cron expression (5 fields, or 6 with
+seconds last) and are absolute times, so workers on different hosts agree on them. Ticks
+that passed while no worker of their queue ran are not caught up, and a worker that is
+stopping enqueues no more: it would leave them for others, or for nobody.
 """
 
 from __future__ import annotations
@@ -34,9 +35,12 @@ async def enqueue_tick(consumer: Consumer, definition: TaskDef, tick: dt.datetim
 
 
 async def run_schedules(
-    consumer: Consumer, definitions: Sequence[TaskDef], clock: Clock = utcnow
+    consumer: Consumer,
+    definitions: Sequence[TaskDef],
+    clock: Clock = utcnow,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> None:
-    """Forever: sleep until the next tick of any schedule, then enqueue it (once)."""
+    """Until `stopping()`: sleep until the next tick of any schedule, then enqueue it (once)."""
     if not definitions:
         return
     started = clock()
@@ -46,6 +50,8 @@ async def run_schedules(
         soonest = min(upcoming.values())
         await anyio.sleep(max(0.0, (soonest - clock()).total_seconds()))
         for name, tick in list(upcoming.items()):
+            if stopping():
+                return
             if tick > clock():
                 continue
             try:

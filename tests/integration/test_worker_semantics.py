@@ -147,6 +147,32 @@ async def test_five_workers_on_one_schedule_enqueue_exactly_one_task_per_tick(
             await s.close()
 
 
+async def test_a_worker_enqueues_no_ticks_for_a_queue_it_does_not_serve(store: TaskStore) -> None:
+    worker = worker_for(store, queues={"fast": None})  # s.tick lives in `default`
+    async with anyio.create_task_group() as group:
+        group.start_soon(worker.run)
+        await anyio.sleep(4.5)  # two ticks or more of EVERY_2S
+        worker.stop()
+    assert [t for t in await store.list(limit=100) if t.name == "s.tick"] == []
+
+
+async def test_a_worker_stopping_gracefully_enqueues_no_more_ticks(store: TaskStore) -> None:
+    worker = worker_for(store, queues={"default": None, "slow": None}, shutdown_timeout=10.0)
+    slow_id = await store.enqueue("s.slow", queue="slow")
+
+    async def slow_running() -> bool:
+        return (await store.require(slow_id)).status is TaskStatus.RUNNING
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(worker.run)
+        await wait_for(slow_running)
+        worker.stop()  # s.slow keeps the worker in its graceful stop for up to 2 s
+        stopped = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=0.2)
+    assert (await store.require(slow_id)).status is TaskStatus.COMPLETED
+    late = [t for t in await store.list(limit=100) if t.name == "s.tick" and t.created_at > stopped]
+    assert late == [], [t.created_at for t in late]
+
+
 def test_an_invalid_cron_expression_is_refused_at_registration() -> None:
     with pytest.raises(RegistrationError, match="invalid cron expression 'every minute'"):
         task(name="s.bad", cron="every minute", registry=Registry())(lambda ctx: None)
