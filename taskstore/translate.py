@@ -55,6 +55,7 @@ class ErrorTranslator:
             if (
                 exc.connection_invalidated
                 or isinstance(exc, OperationalError | InterfaceError)
+                or _NOT_A_DATABASE in reason(exc)
                 or (_sqlstate(exc) or "")[:2] in _CONNECT_CLASSES
             ):
                 raise self.unreachable(exc) from None
@@ -86,6 +87,10 @@ class ErrorTranslator:
                 f"cannot open the database file at {at}: {why} (is it a folder, or a file "
                 "this user may not read and write?)"
             )
+        if _NOT_A_DATABASE in why:
+            return DatabaseUnavailable(
+                f"the file at {at} is not an SQLite database ({why}): is the path right?"
+            )
         if isinstance(exc, DBAPIError) and self._backend.locked_out(exc):
             return DatabaseUnavailable(
                 f"the database at {at} is locked: {why} (another process held its write "
@@ -105,6 +110,7 @@ _UNAVAILABLE_WORDS = {
 
 
 _NO_FILE = "unable to open database file"
+_NOT_A_DATABASE = "file is not a database"  # SQLite's words for a file of something else
 
 
 def _connection_failed(exc: DBAPIError) -> bool:

@@ -132,6 +132,19 @@ def test_a_folder_given_as_the_sqlite_file_is_not_called_unreachable(
     assert "cannot reach" not in result.stderr
 
 
+@pytest.mark.parametrize("command", [["migrate"], ["list"], ["enqueue", "a.b"]], ids=" ".join)
+def test_a_file_that_is_not_a_database_is_named_as_such_and_left_alone(
+    tmp_path: Path, command: list[str]
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database, and long enough to have a header of its own\n" * 4)
+    before = notes.read_bytes()
+    result = taskstore(*command, url=f"sqlite:///{notes}")
+    assert_one_line_error(result, 1, "is not an SQLite database", "is the path right?")
+    assert "unexpected" not in result.stderr and "cannot reach" not in result.stderr
+    assert notes.read_bytes() == before
+
+
 def test_an_empty_database_url_is_refused_not_taken_for_the_default() -> None:
     """`--database-url "$DB"` with DB unset must not quietly use the default database."""
     for argv in (["--database-url", "", "status"], ["status", "--database-url", " "]):
