@@ -48,6 +48,8 @@ class EnqueueOptions:
     run_at: dt.datetime | None = None
     max_attempts: int | None = None
     dedup_key: str | None = None
+    concurrency_key: str | None = None
+    depends_on: tuple[int | str, ...] | None = None
     session: Any = None  # an AsyncSession for TaskStore, a sync Session/Connection for sync
 
     def merged(self, **changes: Any) -> EnqueueOptions:
@@ -69,7 +71,13 @@ class EnqueueOptions:
             if self.max_attempts is None
             else self.max_attempts,
         }
-        extra = {"delay": self.delay, "run_at": self.run_at, "dedup_key": self.dedup_key}
+        extra = {
+            "delay": self.delay,
+            "run_at": self.run_at,
+            "dedup_key": self.dedup_key,
+            "concurrency_key": self.concurrency_key,
+            "depends_on": self.depends_on,
+        }
         return chosen | {k: v for k, v in extra.items() if v is not None}
 
 
@@ -88,10 +96,16 @@ class Enqueuer(Generic[P]):
         run_at: dt.datetime | None = None,
         max_attempts: int | None = None,
         dedup_key: str | None = None,
+        concurrency_key: str | None = None,
+        depends_on: Iterable[int | str] | None = None,
         session: Any = None,
     ) -> TaskCall[P]:
-        """The same task with other enqueue options (an immutable copy; chainable)."""
+        """The same task with other enqueue options (an immutable copy; chainable).
+
+        `depends_on` (task ids, or `()` to drop them) is kept as given and checked, like
+        every option, when the task is enqueued."""
         definition, options = self._target()
+        after = None if depends_on is None else _ids(depends_on)
         changed = options.merged(
             queue=queue,
             priority=priority,
@@ -99,6 +113,8 @@ class Enqueuer(Generic[P]):
             run_at=run_at,
             max_attempts=max_attempts,
             dedup_key=dedup_key,
+            concurrency_key=concurrency_key,
+            depends_on=after,
             session=session,
         )
         return TaskCall[P](definition, changed)
@@ -153,6 +169,13 @@ class Enqueuer(Generic[P]):
             items.append({"name": definition.name, "payload": dict(payload), **common})
         session = {"session": options.session} if options.session is not None else {}
         return store.enqueue_many(items, **session)
+
+
+def _ids(depends_on: Iterable[int | str]) -> tuple[int | str, ...]:
+    """An immutable copy: a list the caller changes later must not change the call."""
+    if isinstance(depends_on, str | bytes) or not isinstance(depends_on, Iterable):
+        raise WrongArguments(f"depends_on takes task ids, got {type(depends_on).__name__}")
+    return tuple(depends_on)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -69,6 +69,26 @@ async def test_using_sets_options_for_one_call_and_leaves_the_task_unchanged(
     assert (plain.queue, plain.priority, plain.dedup_key) == ("media", 3, None)
 
 
+async def test_using_takes_a_concurrency_key_and_dependencies_like_enqueue(
+    store: TaskStore,
+) -> None:
+    first = await transcribe.enqueue(store, video_id="v1")
+    upstream = [first]
+    after = transcribe.using(concurrency_key="tenant-7", depends_on=upstream)
+    upstream.append(first + 1000)  # a list changed later does not change the call
+    second = await after.enqueue(store, video_id="v2")
+    info = await store.require(second)
+    assert (info.status, info.concurrency_key) == (TaskStatus.WAITING, "tenant-7")
+    [batched] = await after.enqueue_many(store, [{"video_id": "v3"}])
+    assert (await store.require(batched)).status is TaskStatus.WAITING
+    alone = await store.require(await after.using(depends_on=()).enqueue(store, video_id="v4"))
+    assert (alone.status, alone.concurrency_key) == (TaskStatus.CREATED, "tenant-7")
+    with pytest.raises(WrongArguments, match="depends_on takes task ids, got int"):
+        transcribe.using(depends_on=first)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="not a task id"):
+        await transcribe.using(depends_on=[0]).enqueue(store, video_id="v5")
+
+
 async def test_enqueue_many_by_reference_writes_the_batch_in_order(store: TaskStore) -> None:
     ids = await transcribe.using(priority=9).enqueue_many(
         store, [{"video_id": f"v{n}", "speed": n} for n in range(3)]
