@@ -105,12 +105,12 @@ def set_queue(
         "rate": UNSET if rate is None else (None if rate.strip().lower() == "none" else rate),
     }
 
-    async def go(store: TaskStore) -> str:
+    async def go(store: TaskStore) -> tuple[str, str]:
         await store.set_queue(name, **options)
-        [info] = [q for q in await store.queues() if q.name == name]
-        return _render([info])
+        infos = await store.queues()
+        return _render([q for q in infos if q.name == name]), _unused_note(name, infos)
 
-    click.echo(with_store(url, go))
+    _echo(*with_store(url, go))
 
 
 @queue.command(cls=Command)
@@ -119,11 +119,11 @@ def set_queue(
 def pause(url: str | None, name: str) -> None:
     """Start nothing new from the queue (running tasks finish), on every worker."""
 
-    async def go(store: TaskStore) -> str:
+    async def go(store: TaskStore) -> tuple[str, str]:
         await store.pause_queue(name)
-        return f"queue {name} is paused"
+        return f"queue {name} is paused", _unused_note(name, await store.queues())
 
-    click.echo(with_store(url, go))
+    _echo(*with_store(url, go))
 
 
 @queue.command(cls=Command)
@@ -132,11 +132,27 @@ def pause(url: str | None, name: str) -> None:
 def resume(url: str | None, name: str) -> None:
     """Start the queue's tasks again."""
 
-    async def go(store: TaskStore) -> str:
+    async def go(store: TaskStore) -> tuple[str, str]:
         await store.resume_queue(name)
-        return f"queue {name} is running"
+        return f"queue {name} is running", _unused_note(name, await store.queues())
 
-    click.echo(with_store(url, go))
+    _echo(*with_store(url, go))
+
+
+def _unused_note(name: str, infos: list[QueueInfo]) -> str:
+    """A queue may be set up before its first task, so a new name is no error; but a
+    typo would otherwise pass unnoticed, so say that no task has used it."""
+    used = sorted(q.name for q in infos if any(q.counts.values()))
+    if name in used:
+        return ""
+    others = f"queues with tasks: {', '.join(used)}" if used else "no queue has tasks"
+    return f"note: no task is in queue {name} yet ({others}); is the name right?"
+
+
+def _echo(done: str, note: str) -> None:
+    click.echo(done)
+    if note:
+        click.echo(note, err=True)
 
 
 COMMANDS = [queue]

@@ -56,3 +56,18 @@ def test_enqueue_takes_a_concurrency_key(db_url: str) -> None:
     assert made.returncode == 0, made.stderr
     shown = json.loads(taskstore("show", made.stdout.strip(), "--json", url=db_url).stdout)
     assert shown["concurrency_key"] == "tenant-1"
+
+
+def test_a_queue_no_task_has_used_gets_a_note_but_is_still_set(db_url: str) -> None:
+    """Queues may be limited before their first task, so a new name is no error; a
+    mistyped one must not pass unnoticed either."""
+    assert taskstore("enqueue", "t.x", "--queue", "mail", url=db_url).returncode == 0
+    known = taskstore("queue", "pause", "mail", url=db_url)
+    assert (known.returncode, known.stderr) == (0, "")
+    typo = taskstore("queue", "pause", "mial", url=db_url)
+    assert (typo.returncode, typo.stdout.strip()) == (0, "queue mial is paused")
+    assert typo.stderr.startswith("note: no task is in queue mial yet (queues with tasks: ")
+    assert "mail" in typo.stderr and typo.stderr.strip().endswith("is the name right?")
+    for args in (("resume", "mial"), ("set", "mial", "--concurrency", "2")):
+        assert "no task is in queue mial" in taskstore("queue", *args, url=db_url).stderr
+    assert _queues(db_url)["mial"]["concurrency"] == 2
