@@ -45,6 +45,9 @@ class TaskContext:
         self.name = task.name
         self.queue = task.queue
         self.attempt = task.attempt
+        #: how many times the task has been started, this run included: unlike `attempt`,
+        #: snoozes, hand-backs and an operator's retries count too (a snooze loop's bound)
+        self.runs = task.fence
         self._fence = task.fence
         #: the producer's W3C traceparent, if it traced (see `taskstore.contrib.otel`)
         self.trace_context = task.trace_context

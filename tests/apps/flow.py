@@ -13,8 +13,6 @@ import anyio
 
 from worker import Snooze, TaskContext, task
 
-_snoozed: set[int] = set()
-
 
 def record_run(ctx: TaskContext, started: float, key: str | None) -> None:
     path = os.environ.get("TEST_FLOW_LOG")
@@ -35,11 +33,10 @@ async def work(ctx: TaskContext, ms: int = 0, key: str | None = None) -> None:
 
 
 @task(name="flow.snooze_once", queue="limited")
-async def snooze_once(ctx: TaskContext) -> int:
-    if ctx.task_id not in _snoozed:
-        _snoozed.add(ctx.task_id)
+async def snooze_once(ctx: TaskContext) -> list[int]:
+    if ctx.runs == 1:  # whichever worker process runs it first
         raise Snooze(0.2)
-    return ctx.attempt
+    return [ctx.attempt, ctx.runs]
 
 
 def read_log(path: str | os.PathLike[str]) -> list[tuple[int, float, float, int, str]]:
