@@ -115,6 +115,11 @@ class SQLiteBackend:
             "PRAGMA cache_size=" + str(int(settings.sqlite_cache_size)),
             "PRAGMA foreign_keys=ON",
         ]
+        if settings.database_url.query.get("cache") == "shared":
+            # A shared-cache database (Django's in-memory test database) locks tables
+            # between the process's connections, and a reader that meets another's write
+            # fails at once: the busy timeout does not apply. Reads then take no lock.
+            pragmas.append("PRAGMA read_uncommitted=1")
 
         database = settings.database_url.database
         if database and database != ":memory:" and "mode=memory" not in str(settings.database_url):

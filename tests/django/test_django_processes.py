@@ -169,3 +169,12 @@ def test_processes_n_runs_django_tasks_in_n_worker_processes(site: Site) -> None
     assert [r["status"] for r in results] == ["SUCCESSFUL"] * 9
     assert len({r["return_value"] for r in results[:8]}) == 2
     assert results[8]["return_value"] == 0
+
+
+def test_manage_py_test_runs_on_the_test_database_and_drops_it(own_database_site: Site) -> None:
+    """Django's test runner puts the tasks in its test database (an in-memory one on
+    SQLite), and drops that database after: no task connection may hold it open."""
+    done = own_database_site.manage("test", "demo_app", "--noinput", "-v", "1", check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Ran 3 tests" in done.stderr and "\nOK" in done.stderr
+    assert "being accessed by other users" not in done.stderr

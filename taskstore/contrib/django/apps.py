@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.apps import AppConfig
+from django.db.backends.base.base import NO_DB_ALIAS
+from django.db.backends.signals import connection_created
 from django.db.models.signals import post_migrate
 
 
@@ -22,6 +24,16 @@ class TaskstoreConfig(AppConfig):
         import django.tasks  # noqa: F401
 
         post_migrate.connect(_migrate_task_databases, sender=self)
+        connection_created.connect(_close_stores_before_admin)
+
+
+def _close_stores_before_admin(connection: Any, **_: Any) -> None:
+    """Django opens a connection to no database only to create or drop one (the test
+    runner's test databases): the task stores let go of theirs first."""
+    if connection.alias == NO_DB_ALIAS:
+        from taskstore.contrib.django.stores import close_all
+
+        close_all()
 
 
 def _migrate_task_databases(using: str, **_: Any) -> None:

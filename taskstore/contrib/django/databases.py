@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
@@ -25,13 +26,7 @@ def url_of(alias: str) -> str:
     settings: dict[str, Any] = connection.settings_dict
     vendor = connection.vendor
     if vendor == "sqlite":
-        path = str(settings.get("NAME") or "")
-        if not path or path == ":memory:" or path.startswith("file:"):
-            raise ImproperlyConfigured(
-                f"taskstore cannot share Django's in-memory SQLite database {alias!r}: "
-                "give OPTIONS['database_url'] or a database file"
-            )
-        return URL.create("sqlite", database=str(Path(path).resolve())).render_as_string()
+        return _sqlite_url(alias, str(settings.get("NAME") or ""))
     if vendor == "postgresql":
         port, host = settings.get("PORT"), settings.get("HOST") or None
         # A socket directory goes in the query: as the URL's host it would be read back
@@ -49,6 +44,25 @@ def url_of(alias: str) -> str:
     raise ImproperlyConfigured(
         f"taskstore stores tasks in SQLite or PostgreSQL; Django's database {alias!r} is "
         f"{vendor}: give OPTIONS['database_url']"
+    )
+
+
+def _sqlite_url(alias: str, path: str) -> str:
+    """A file's URL; a ``file:`` URI as one (Django's test runner names its in-memory test
+    database ``file:memorydb_...?mode=memory&cache=shared``, which other connections of
+    the process share). A private in-memory database cannot be shared."""
+    if path.startswith("file:"):
+        name, _, query = path.partition("?")
+        options = dict(parse_qsl(query))
+        if options.get("mode") != "memory" or options.get("cache") == "shared":
+            return URL.create(
+                "sqlite", database=name, query={**options, "uri": "true"}
+            ).render_as_string()
+    elif path and path != ":memory:":
+        return URL.create("sqlite", database=str(Path(path).resolve())).render_as_string()
+    raise ImproperlyConfigured(
+        f"taskstore cannot share Django's private in-memory SQLite database {alias!r}: "
+        "give OPTIONS['database_url'] or a database file"
     )
 
 

@@ -28,6 +28,17 @@ def shared_store(url: str) -> SyncTaskStore:
     return store
 
 
+def close_all() -> None:
+    """Close every shared store; the next use opens a new one. Before Django creates or
+    drops a database (its test runner): a connection left open to the test database
+    would keep PostgreSQL from dropping it."""
+    with _lock:
+        closing = list(_stores.values())
+        _stores.clear()
+    for store in closing:
+        store.close()
+
+
 def migrate(url: str) -> None:
     """Bring the task database at `url` up to date (blocking; safe beside other migrators)."""
     loop = BackgroundLoop("taskstore-migrate")
