@@ -123,6 +123,7 @@ async def upgrade(
 def _refuse_unknown_revisions(sync_conn: Any) -> None:
     """Alembic cannot upgrade from a revision it does not know: say what it may be."""
     if not inspect(sync_conn).has_table(VERSION_TABLE):
+        _refuse_taken_names(sync_conn)
         return
     current = {row[0] for row in sync_conn.execute(select(_VERSIONS.c.version_num))}
     unknown = sorted(current - set(REVISIONS))
@@ -131,6 +132,25 @@ def _refuse_unknown_revisions(sync_conn: Any) -> None:
             f"the database is at revision {', '.join(unknown)}, which this taskstore does "
             f"not know (its last is {HEAD}): a newer taskstore migrated it, or it holds "
             "your application's own revisions (migrate those with your application's)"
+        )
+
+
+def _refuse_taken_names(sync_conn: Any) -> None:
+    """A first migration into a database that already has tables of taskstore's names
+    (an application's own ``video``, say) would stop half-way with a driver error."""
+    from taskstore.models import Base
+
+    ours = {
+        mapper.local_table.name
+        for mapper in Base.registry.mappers
+        if mapper.class_.__module__.startswith("taskstore.models.")
+    }
+    taken = sorted(ours.intersection(inspect(sync_conn).get_table_names()))
+    if taken:
+        raise TaskStoreError(
+            f"cannot create taskstore's tables: the database already has {', '.join(taken)}, "
+            "which taskstore did not create (give taskstore a database of its own, or "
+            f"rename yours; its tables are {', '.join(sorted(ours))})"
         )
 
 

@@ -85,13 +85,19 @@ def _databases(
 
 
 def _site(
-    request: pytest.FixtureRequest, tmp_path: Path, *, shared: bool, own: bool
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    *,
+    shared: bool,
+    own: bool,
+    migrated: bool = True,
 ) -> Iterator[Site]:
     """A migrated `Site` on the backend of `request.param`; with `own`, no ``database_url``
     (the tasks live in Django's database)."""
     for django_url, task_url in _databases(request.param, request, tmp_path, shared=shared):
         made = Site(django_url, None if own else task_url)
-        made.manage("migrate", "-v0")
+        if migrated:
+            made.manage("migrate", "-v0")
         yield made
 
 
@@ -105,6 +111,12 @@ def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
 def own_database_site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
     """No ``database_url``: the tasks live in Django's database."""
     yield from _site(request, tmp_path, shared=True, own=True)
+
+
+@pytest.fixture(params=BACKENDS)
+def new_site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
+    """As `own_database_site`, before its first ``manage.py migrate``."""
+    yield from _site(request, tmp_path, shared=True, own=True, migrated=False)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -178,3 +178,26 @@ def test_manage_py_test_runs_on_the_test_database_and_drops_it(own_database_site
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Ran 3 tests" in done.stderr and "\nOK" in done.stderr
     assert "being accessed by other users" not in done.stderr
+
+
+def test_migrate_beside_an_apps_table_of_a_taskstore_name_fails_in_one_line(
+    new_site: Site,
+) -> None:
+    """A project with its own `video` table: `manage.py migrate` names the clash."""
+    new_site.manage("shell", "-c", _CREATE_VIDEO)
+    done = new_site.manage("migrate", "-v0", check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "CommandError: taskstore: cannot create taskstore's tables: the database already has "
+        "video, which taskstore did not create (give taskstore a database of its own, or "
+        "rename yours; its tables are caption, media, taskstore_periodic_ticks, "
+        "taskstore_queues, taskstore_rate_slots, taskstore_task_attempts, "
+        "taskstore_task_deps, taskstore_tasks, taskstore_workers, transcript, video)"
+    ]
+
+
+_CREATE_VIDEO = (
+    "from django.db import connection\n"
+    "with connection.cursor() as cursor:\n"
+    "    cursor.execute('CREATE TABLE video (id INTEGER PRIMARY KEY)')\n"
+)

@@ -115,6 +115,39 @@ def test_migrate_on_a_revision_it_does_not_know_says_so_in_one_line(empty_db_url
     ]
 
 
+def test_a_first_migrate_beside_a_table_of_one_of_its_names_refuses_in_one_line(
+    empty_db_url: str,
+) -> None:
+    """An application's own `video` table: nothing created, and no driver traceback."""
+
+    async def make_theirs() -> None:
+        store = TaskStore.from_url(empty_db_url)
+        try:
+            async with store.engine.begin() as conn:
+                await conn.exec_driver_sql("CREATE TABLE video (id INTEGER PRIMARY KEY)")
+        finally:
+            await store.close()
+
+    async def tables() -> set[str]:
+        store = TaskStore.from_url(empty_db_url)
+        try:
+            async with store.engine.connect() as conn:
+                return await conn.run_sync(_tables)
+        finally:
+            await store.close()
+
+    asyncio.run(make_theirs())
+    cli = [sys.executable, "-m", "taskstore.cli", "--database-url", empty_db_url, "migrate"]
+    done = subprocess.run(cli, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stdout == ""
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(
+        "taskstore: error: cannot create taskstore's tables: the database already has video, "
+        "which taskstore did not create"
+    )
+    assert asyncio.run(tables()) == {"video"}
+
+
 def test_the_schema_heads_constant_matches_the_migration_scripts() -> None:
     from alembic.script import ScriptDirectory
 

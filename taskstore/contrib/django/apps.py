@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.apps import AppConfig
+from django.core.management import CommandError
 from django.db.backends.base.base import NO_DB_ALIAS
 from django.db.backends.signals import connection_created
 from django.db.models.signals import post_migrate
@@ -43,7 +44,11 @@ def _migrate_task_databases(using: str, **_: Any) -> None:
 
     from taskstore.contrib.django.backend import TaskstoreBackend
     from taskstore.contrib.django.stores import migrate
+    from taskstore.errors import TaskStoreError
 
     for backend in task_backends.all():
         if isinstance(backend, TaskstoreBackend) and backend.database == using:
-            migrate(backend.database_url)
+            try:
+                migrate(backend.database_url)
+            except TaskStoreError as exc:  # one line from manage.py, not a traceback
+                raise CommandError(f"taskstore: {exc}") from None
