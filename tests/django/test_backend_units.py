@@ -261,10 +261,44 @@ def test_the_tasks_modules_of_installed_apps_are_registered_up_front() -> None:
     from worker.registry import Registry
 
     registry = Registry()
-    names = discover(registry)
+    names = discover(registry, "default")
     assert "demo_app.tasks.add" in names and "demo_app.tasks.async_add" in names
     assert "demo_app.tasks.not_a_task" not in names  # a plain function is no task
     assert registry.tasks["demo_app.tasks.send_mail"].queue == "emails"
+
+
+def test_a_backends_worker_registers_only_that_backends_tasks_up_front() -> None:
+    """Their queues are the ones it serves: another backend's would add queues its
+    QUEUES do not list (a task sent to it with `using(backend=...)` is still found)."""
+    from taskstore.contrib.django.handlers import discover
+    from worker.registry import Registry
+
+    assert discover(Registry(), "second") == []
+
+
+def test_system_checks_name_queues_taskstore_would_refuse() -> None:
+    from taskstore.contrib.django.backend import TaskstoreBackend
+
+    backend = TaskstoreBackend("q", {"QUEUES": ["default", "high priority"], "OPTIONS": {}})
+    [problem] = backend.check()
+    assert problem.id == "taskstore.E006"
+    assert problem.msg.startswith("QUEUES: invalid queue name 'high priority'")
+
+
+def test_without_use_tz_a_result_carries_naive_local_times(settings_use_tz_off: None) -> None:
+    from taskstore.contrib.django.results import to_result
+
+    result = to_result(_info("completed", started_at=NOW, finished_at=NOW), "default")
+    assert result.enqueued_at == dt.datetime(2026, 1, 1, 22, 4, 5)  # New York, naive
+    assert result.finished_at.tzinfo is None and result.started_at.tzinfo is None
+
+
+@pytest.fixture
+def settings_use_tz_off() -> Iterator[None]:
+    from django.test.utils import override_settings
+
+    with override_settings(USE_TZ=False, TIME_ZONE="America/New_York"):
+        yield
 
 
 def test_a_postgresql_socket_directory_stays_the_host_of_the_task_url(monkeypatch) -> None:

@@ -73,6 +73,9 @@ def test_run_after_priority_and_queue_reach_the_row(site: Site) -> None:
     assert (sent["queue_name"], sent["priority"]) == ("emails", -5)
     shown = _show(site, mail)
     assert (shown["queue"], shown["priority"]) == ("emails", -5)
+    # Django takes any whole number as a priority (7.0, True): so does the backend
+    [whole] = site.enqueue({"task": ADD, "args": [2, 2], "using": {"priority": 7.0}})
+    assert _show(site, whole)["priority"] == 7
 
 
 def test_a_rolled_back_atomic_block_leaves_no_task(site: Site) -> None:
@@ -196,6 +199,26 @@ def test_migrate_beside_an_apps_table_of_a_taskstore_name_fails_in_one_line(
     ]
 
 
+def test_a_missing_task_table_asks_for_manage_py_migrate_in_and_out_of_a_transaction(
+    new_site: Site,
+) -> None:
+    new_site.manage("migrate", "-v0")
+    new_site.manage("shell", "-c", _DROP_TASKS)
+    calls = json.dumps([{"task": ADD, "args": [1, 2]}])
+    for action in (("enqueue", calls), ("atomic", "demo_app.tasks.count_notes", "commit")):
+        done = new_site.manage("demo", *action, check=False)
+        assert done.returncode == 1
+        last = done.stderr.strip().splitlines()[-1]
+        assert "the taskstore schema is missing or behind" in last, done.stderr[-1500:]
+        assert last.endswith("run `manage.py migrate`")
+
+
+_DROP_TASKS = (
+    "from django.db import connection\n"
+    "cascade = ' CASCADE' if connection.vendor == 'postgresql' else ''\n"
+    "with connection.cursor() as cursor:\n"
+    "    cursor.execute('DROP TABLE taskstore_tasks' + cascade)\n"
+)
 _CREATE_VIDEO = (
     "from django.db import connection\n"
     "with connection.cursor() as cursor:\n"

@@ -16,13 +16,14 @@ data; otherwise it is committed at once (use ``transaction.on_commit``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from django.conf import settings
 from django.core import checks
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.tasks import Task, TaskResult, TaskResultStatus
 from django.tasks.backends.base import BaseTaskBackend
 from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
@@ -102,6 +103,7 @@ class TaskstoreBackend(BaseTaskBackend):
             )
         if self._url is not None:
             found.extend(("E004", problem) for problem in _url_problems(self._url))
+        found.extend(("E006", f"QUEUES: {problem}") for problem in _queue_problems(self.queues))
         return found
 
     # --------------------------------------------------------------- enqueue
@@ -142,20 +144,22 @@ class TaskstoreBackend(BaseTaskBackend):
 
         options: dict[str, Any] = {
             "queue": task.queue_name,
-            "priority": task.priority,
+            "priority": int(task.priority),  # Django takes any whole number: 5.0, True
             "run_at": _aware(task.run_after),
             "max_attempts": self.max_attempts,
         }
         connection = connections[self.database]
-        if connection.in_atomic_block and self.shares_database():
-            return transactional.enqueue_on(
-                connection,
-                task.module_path,
-                payload,
-                max_payload_bytes=self._max_payload_bytes,
-                **options,
-            )
-        return stores.shared_store(self.database_url).enqueue(task.module_path, payload, **options)
+        with _schema_words(self.alias):
+            if connection.in_atomic_block and self.shares_database():
+                return transactional.enqueue_on(
+                    connection,
+                    task.module_path,
+                    payload,
+                    max_payload_bytes=self._max_payload_bytes,
+                    **options,
+                )
+            store = stores.shared_store(self.database_url)
+            return store.enqueue(task.module_path, payload, **options)
 
     # ---------------------------------------------------------------- results
     def get_result(self, result_id: str) -> TaskResult:
@@ -165,10 +169,36 @@ class TaskstoreBackend(BaseTaskBackend):
         from taskstore.contrib.django.results import to_result
 
         task_id = _task_id(result_id)
-        info = stores.shared_store(self.database_url).get(task_id)
+        with _schema_words(self.alias):
+            info = stores.shared_store(self.database_url).get(task_id)
         if info is None:
             raise TaskResultDoesNotExist(result_id)
         return to_result(info, self.alias)
+
+
+@contextlib.contextmanager
+def _schema_words(alias: str) -> Iterator[None]:
+    """A missing task table, said the Django way: the store's error names `taskstore
+    migrate`, and on Django's own connection it is the driver's."""
+    from taskstore.errors import SchemaOutOfDate
+
+    try:
+        yield
+    except SchemaOutOfDate as exc:
+        words = str(exc).replace("`taskstore migrate`", "`manage.py migrate`")
+        raise SchemaOutOfDate(f"TASKS[{alias!r}]: {words}") from None
+    except DatabaseError as exc:
+        first = (str(exc).splitlines() or [""])[0]
+        if "taskstore_" not in first or not any(w in first for w in _MISSING):
+            raise
+        raise SchemaOutOfDate(
+            f"TASKS[{alias!r}]: the taskstore schema is missing or behind ({first}): "
+            "run `manage.py migrate`"
+        ) from None
+
+
+#: how SQLite and PostgreSQL say a table or column is not there
+_MISSING = ("no such table", "no such column", "does not exist")
 
 
 def _task_id(result_id: Any) -> int:
@@ -184,6 +214,18 @@ def _aware(moment: Any) -> Any:
     if moment is not None and timezone.is_naive(moment):
         return timezone.make_aware(moment)
     return moment
+
+
+def _queue_problems(queues: set[Any]) -> list[str]:
+    """QUEUES names taskstore would refuse at every enqueue (Django checks only that a
+    task's queue is listed)."""
+    found = []
+    for name in sorted(queues, key=repr):
+        try:
+            validation.check_queue(name)
+        except InvalidInput as exc:
+            found.append(str(exc))
+    return found
 
 
 def _url_problems(url: object) -> list[str]:

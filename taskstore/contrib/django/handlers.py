@@ -58,9 +58,10 @@ def resolve(name: str) -> TaskDef | None:
     )
 
 
-def discover(registry: Registry) -> list[str]:
-    """Register the Django tasks defined in the ``tasks`` module of every installed app
-    (the usual home of tasks; others are still found when claimed). Their names."""
+def discover(registry: Registry, backend: str) -> list[str]:
+    """Register the Django tasks of `backend` (its alias) defined in the ``tasks`` module
+    of every installed app (the usual home of tasks; others, and tasks sent to it with
+    ``.using(backend=...)``, are still found when claimed). Their names."""
     found = []
     for config in apps.get_app_configs():
         name = f"{config.name}.tasks"
@@ -74,6 +75,7 @@ def discover(registry: Registry) -> list[str]:
             # Defined here, not imported from elsewhere: one name per task.
             if (
                 isinstance(value, Task)
+                and value.backend == backend
                 and value.func.__module__ == name
                 and value.module_path not in registry.tasks
             ):

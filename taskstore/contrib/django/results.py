@@ -10,11 +10,14 @@ once per attempt (``result.attempts`` is taskstore's attempt count).
 from __future__ import annotations
 
 import builtins
+import datetime as dt
 from typing import Any
 
+from django.conf import settings
 from django.tasks import Task, TaskResult, TaskResultStatus
 from django.tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY, TaskError
 from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from taskstore.contrib.django.calls import arguments_of
@@ -56,10 +59,10 @@ def to_result(info: TaskInfo, backend_alias: str) -> TaskResult:
         task=_as_enqueued(task, info, backend_alias),
         id=str(info.id),
         status=status,
-        enqueued_at=info.created_at,
-        started_at=info.started_at,
-        finished_at=info.finished_at if status in _FINISHED else None,
-        last_attempted_at=info.started_at,
+        enqueued_at=_local(info.created_at),
+        started_at=_local(info.started_at),
+        finished_at=_local(info.finished_at) if status in _FINISHED else None,
+        last_attempted_at=_local(info.started_at),
         args=args,
         kwargs=kwargs,
         backend=backend_alias,
@@ -72,6 +75,14 @@ def to_result(info: TaskInfo, backend_alias: str) -> TaskResult:
 
 
 _FINISHED = {TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED}
+
+
+def _local(moment: dt.datetime | None) -> dt.datetime | None:
+    """As Django gives datetimes: aware with USE_TZ, else naive in its time zone (so a
+    refreshed result compares with the one `enqueue` returned)."""
+    if moment is None or settings.USE_TZ:
+        return moment
+    return timezone.make_naive(moment)
 
 
 def _as_enqueued(task: Task, info: TaskInfo, backend_alias: str) -> Task:

@@ -99,7 +99,7 @@ def django_worker(
     if resolve not in registry.resolvers:
         registry.resolvers.append(resolve)
     try:
-        discover(registry)
+        discover(registry, alias)
     except Exception as exc:  # an app's tasks module fails to import
         fail(f"cannot load the Django tasks: {type(exc).__name__}: {exc}", 2)
     queues = tuple(sorted(backend.queues)) or ("default",)
