@@ -135,7 +135,7 @@ def test_the_worker_command_takes_worker_options_and_fails_in_one_line(tmp_path:
         assert option in helped.stdout
     for args, message in [
         (["--backend", "immediate"], "is ImmediateBackend, not the taskstore backend"),
-        (["--backend", "nowhere"], "nowhere"),
+        (["--backend", "nowhere"], "--backend nowhere: TASKS has no such backend (it has: "),
         (["--queue", "Bad Queue", "--burst"], "invalid queue name"),
         (["--concurrency", "0"], "Invalid value for '--concurrency'"),
     ]:

@@ -86,8 +86,11 @@ def django_worker(
 
     try:
         backend = task_backends[alias]
-    except InvalidTaskBackend as exc:
-        fail(str(exc), 2)
+    except InvalidTaskBackend:
+        from django.conf import settings
+
+        known = ", ".join(sorted(settings.TASKS)) or "none"
+        fail(f"--backend {alias}: TASKS has no such backend (it has: {known})", 2)
     if not isinstance(backend, TaskstoreBackend):
         fail(f"TASKS[{alias!r}] is {type(backend).__name__}, not the taskstore backend", 2)
     for problem in backend.check():  # also under --skip-checks: the worker needs them right
