@@ -267,13 +267,21 @@ class Consumer:
             )
 
     async def release(
-        self, handed: Sequence[tuple[int, int]], *, delay_seconds: float = 0.0
+        self,
+        handed: Sequence[tuple[int, int]],
+        *,
+        delay_seconds: float = 0.0,
+        wake: Sequence[str] = (),
     ) -> set[int]:
-        """Hand back (task id, attempt) pairs claimed but never run, uncharged."""
+        """Hand back (task id, fence) pairs claimed but never run, uncharged; the workers
+        of the queues in `wake` are told at once."""
         async with self._row_lock, self._ack_link.transaction() as conn:
-            return await self._tasks.release_many(
+            done = await self._tasks.release_many(
                 conn, worker_id=self.worker_id, handed=handed, delay_seconds=delay_seconds
             )
+            if done and wake:
+                await self._store.backend.notify(conn, list(wake))
+            return done
 
     async def hand_back_unserved(
         self,

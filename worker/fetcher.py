@@ -63,8 +63,8 @@ class Fetcher:
         if self._consumer.claims_complete(queue):
             # Where each claim is a turn of the one write lock, one turn takes both
             # batches when both are free (other writers wait for each turn).
-            return max(0, self._total_free())
-        return max(0, min(self._total_free(), config.concurrency))
+            return max(0, self._total_free(queue))
+        return max(0, min(self._total_free(queue), config.concurrency))
 
     def _plan_refill(self) -> Refill | None:
         """A queue whose slots our completions free, to claim in their statement: the
@@ -91,16 +91,20 @@ class Fetcher:
         held = [s for s in map(self._consumer.held_back, self._queue_order) if s > 0]
         return min(held) if held else None
 
-    def _total_free(self) -> int:
-        return self._config.concurrency + self._ahead() - sum(self._state.in_flight.values())
+    def _total_free(self, queue: str | None = None) -> int:
+        """Free capacity for a claim of `queue` (None: of any queue)."""
+        in_flight = sum(self._state.in_flight.values())
+        return self._config.concurrency + self._ahead(queue) - in_flight
 
-    def _ahead(self) -> int:
-        """Tasks claimed ahead of free handler slots. While handlers end within a few
-        milliseconds, a claim's round trip is what they would wait for: the next batch is
-        claimed while this one runs. Slow handlers get none, so no worker hoards tasks
-        that another could start now."""
+    def _ahead(self, queue: str | None) -> int:
+        """Tasks claimed ahead of free handler slots. While a queue's handlers end within
+        a few milliseconds, a claim's round trip is what they would wait for: the next
+        batch is claimed while this one runs. Queues of slow handlers get none, so no
+        worker hoards tasks that another could start now (and a slow task that comes in a
+        batch claimed ahead is handed back at once: `worker.outcomes`)."""
         state = self._state
-        fast = state.recent_seconds < self._config.prefetch_below_seconds
+        queues = self._queue_order if queue is None else (queue,)
+        fast = any(state.fast(state.queue_seconds, q) for q in queues)
         return self._config.concurrency if fast and not state.stopping else 0
 
     # ------------------------------------------------------------------ loop

@@ -73,10 +73,15 @@ class Outcomes:
                 await self._hand_back_unserved(task)
                 return
             # Most tasks find a slot free. Claimed-ahead ones wait for one, and one stopped
-            # while it waits never started.
-            if not self._slots.take_now() and not await self._wait_for_slot(run):
-                self._never_started(task, run.reason or "lost")
-                return
+            # while it waits never started. One whose handler is not known to end within
+            # milliseconds goes back at once: another worker may start it now.
+            if not self._slots.take_now():
+                if not state.fast(state.name_seconds, task.name):
+                    await self._release_unstarted(task)
+                    return
+                if not await self._wait_for_slot(run):
+                    self._never_started(task, run.reason or "lost")
+                    return
             if task.id in THREADS_RUNNING and not await self._wait_for_old_thread(run):
                 self._slots.give()
                 self._never_started(task, run.reason or "lost")
@@ -85,7 +90,7 @@ class Outcomes:
                 outcome = await self._attempt(task, run, definition)
             finally:
                 self._slots.give()
-            state.note_duration(outcome.seconds)
+            state.note_duration(task.queue, task.name, outcome.seconds)
             if outcome.ok and (outcome.ctx is None or outcome.ctx.used_session is None):
                 # Most attempts: one more completion for the batch (no coroutine for it).
                 self._completer.add(task.id, task.fence, outcome.result_json)
@@ -139,6 +144,23 @@ class Outcomes:
             name=task.name,
             queue=task.queue,
         )
+
+    async def _release_unstarted(self, task: ClaimedTask) -> None:
+        """A task claimed ahead whose handler may be slow: back to the queue, uncharged,
+        and no more claims ahead of its queue until its handlers prove fast again."""
+        state = self._state
+        state.queue_seconds.pop(task.queue, None)
+        try:
+            await self._consumer.release([(task.id, task.fence)], wake=[task.queue])
+        except STORE_ERRORS as exc:
+            state.log.warning(
+                "could not hand back a task claimed ahead; its lease will expire",
+                task_id=task.id,
+                error=str(exc),
+            )
+            return
+        state.counts["handed_back"] += 1
+        state.log.debug("a task claimed ahead was handed back unstarted", task_id=task.id)
 
     async def _wait_for_old_thread(self, run: Running) -> bool:
         """A cancelled attempt's sync handler still runs here in a thread, which nothing

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import math
 from typing import Any
 
 import anyio
@@ -29,7 +30,9 @@ class WorkerState:
     # Orphans (tasks rescued after their worker died) may be waiting: run those one at a
     # time, alone (see `taskstore.models.task.orphaned`). Look at once on start.
     orphans_waiting: bool = True
-    recent_seconds: float = float("inf")  # moving average of handler durations
+    # moving averages of handler durations, per queue and per task name (claims ahead)
+    queue_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+    name_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
     # asyncio primitives on the hot path: anyio's re-detect the event loop per object.
     wake: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
@@ -43,8 +46,13 @@ class WorkerState:
             await self.wake.wait()
         self.wake.clear()
 
-    def note_duration(self, seconds: float) -> None:
-        """A moving average of handler durations (the last eight or so weigh most)."""
-        recent = self.recent_seconds
-        first = recent == float("inf")
-        self.recent_seconds = seconds if first else recent + (seconds - recent) / 8
+    def note_duration(self, queue: str, name: str, seconds: float) -> None:
+        """Moving averages of handler durations (the last eight or so weigh most), of the
+        queue's tasks and of the task's name."""
+        for averages, key in ((self.queue_seconds, queue), (self.name_seconds, name)):
+            recent = averages.get(key)
+            averages[key] = seconds if recent is None else recent + (seconds - recent) / 8
+
+    def fast(self, averages: dict[str, float], key: str) -> bool:
+        """Do these handlers end within milliseconds (unknown ones do not)?"""
+        return averages.get(key, math.inf) < self.config.prefetch_below_seconds

@@ -46,6 +46,24 @@ async def span(ctx: TaskContext) -> None:
 
 EVERY_2S = "* * * * * */2"  # croniter: a sixth field is seconds
 
+WAVE: set[int] = set()
+WAVE_FULL = anyio.Event()
+
+
+@task(name="s.add", registry=reg, queue="quick")
+async def add(ctx: TaskContext) -> None:
+    return None
+
+
+@task(name="s.wave", registry=reg, queue="long")
+async def wave(ctx: TaskContext, size: int) -> None:
+    """Ends only once `size` of its tasks run at once (or fails after 10 s)."""
+    WAVE.add(ctx.task_id)
+    if len(WAVE) >= size:
+        WAVE_FULL.set()
+    with anyio.fail_after(10):
+        await WAVE_FULL.wait()
+
 
 @task(name="s.tick", registry=reg, cron=EVERY_2S)
 async def tick(ctx: TaskContext) -> None:
@@ -171,6 +189,42 @@ async def test_a_worker_stopping_gracefully_enqueues_no_more_ticks(store: TaskSt
     assert (await store.require(slow_id)).status is TaskStatus.COMPLETED
     late = [t for t in await store.list(limit=100) if t.name == "s.tick" and t.created_at > stopped]
     assert late == [], [t.created_at for t in late]
+
+
+async def test_a_worker_fast_on_one_queue_leaves_another_queues_slow_tasks_to_free_slots(
+    store: TaskStore,
+) -> None:
+    """A worker that has drained fast tasks claims ahead of its slots; a slow queue's
+    tasks must not wait behind its slots while another worker has free ones."""
+    global WAVE_FULL
+    WAVE.clear()
+    WAVE_FULL = anyio.Event()
+    await store.enqueue_many([{"name": "s.add", "queue": "quick"}] * 200)
+    mixed = worker_for(store, queues={"quick": None, "long": None}, concurrency=2)
+    roomy = worker_for(store, queues={"long": None}, concurrency=6)
+    async with anyio.create_task_group() as group:
+        group.start_soon(mixed.run)
+        await wait_for(lambda: _none_left(store, "s.add"))
+        ids = await store.enqueue_many(
+            [{"name": "s.wave", "queue": "long", "payload": {"size": 6}}] * 6
+        )
+        await wait_for(lambda: _running(store, "s.wave", 2))  # the first worker claimed
+        group.start_soon(roomy.run)
+        await wait_for(lambda: _none_left(store, "s.wave"), seconds=30)
+        mixed.stop()
+        roomy.stop()
+    infos = [await store.require(i) for i in ids]
+    assert {(i.status, i.attempts) for i in infos} == {(TaskStatus.COMPLETED, 1)}
+
+
+async def _running(store: TaskStore, name: str, count: int) -> bool:
+    tasks = [t for t in await store.list(limit=1000) if t.name == name]
+    return sum(t.status is TaskStatus.RUNNING for t in tasks) >= count
+
+
+async def _none_left(store: TaskStore, name: str) -> bool:
+    tasks = [t for t in await store.list(limit=1000) if t.name == name]
+    return bool(tasks) and all(t.status is TaskStatus.COMPLETED for t in tasks)
 
 
 def test_an_invalid_cron_expression_is_refused_at_registration() -> None:

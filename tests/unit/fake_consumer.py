@@ -108,7 +108,11 @@ class FakeConsumer:
         return {task_id for task_id, _, _ in cut}
 
     async def release(
-        self, handed: Sequence[tuple[int, int]], *, delay_seconds: float = 0.0
+        self,
+        handed: Sequence[tuple[int, int]],
+        *,
+        delay_seconds: float = 0.0,
+        wake: Sequence[str] = (),
     ) -> set[int]:
         self.released.extend(handed)
         return {task_id for task_id, _ in handed}

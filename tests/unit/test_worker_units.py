@@ -255,7 +255,7 @@ def test_a_worker_whose_handlers_end_fast_claims_the_next_batch_while_one_runs()
     worker = idle_worker(FakeConsumer())
     worker.state.in_flight["default"] = 8  # a whole batch is running
     assert worker.fetcher.free("default") == 0  # handlers of unknown speed: nothing ahead
-    worker.state.note_duration(0.001)
+    worker.state.note_duration("default", "t.fast", 0.001)
     assert worker.fetcher.free("default") == 8  # fast ones: one more batch, no more
     worker.state.in_flight["default"] = 16
     assert worker.fetcher.free("default") == 0
@@ -265,30 +265,30 @@ def test_where_writers_take_turns_one_claim_takes_both_batches_of_fast_handlers(
     consumer = FakeConsumer()
     consumer.one_writer = True
     worker = idle_worker(consumer)
-    worker.state.note_duration(0.001)
+    worker.state.note_duration("default", "t.fast", 0.001)
     assert worker.fetcher.free("default") == 16  # the running batch and the one ahead
     worker.state.in_flight["default"] = 3
     assert worker.fetcher.free("default") == 13
     for _ in range(40):
-        worker.state.note_duration(2.0)
+        worker.state.note_duration("default", "t.fast", 2.0)
     assert worker.fetcher.free("default") == 5  # slow ones: never ahead of free slots
 
 
 def test_slow_handlers_or_a_stop_turn_claiming_ahead_off() -> None:
     worker = idle_worker(FakeConsumer())
     worker.state.in_flight["default"] = 8
-    worker.state.note_duration(0.001)
+    worker.state.note_duration("default", "t.fast", 0.001)
     for _ in range(40):
-        worker.state.note_duration(2.0)
+        worker.state.note_duration("default", "t.fast", 2.0)
     assert worker.fetcher.free("default") == 0
-    worker.state.recent_seconds = 0.001
+    worker.state.queue_seconds["default"] = 0.001
     worker.stop()
     assert worker.fetcher.free("default") == 0
 
 
 def test_a_queue_with_its_own_limit_never_claims_ahead_of_it() -> None:
     worker = fake_worker(FakeConsumer(), queues={"media": 2, "default": None})
-    worker.state.note_duration(0.001)
+    worker.state.note_duration("default", "t.fast", 0.001)
     worker.state.in_flight["media"] = 2
     assert worker.fetcher.free("media") == 0
     assert (
@@ -358,6 +358,7 @@ async def test_claimed_ahead_tasks_wait_for_a_handler_slot_and_a_stopped_one_nev
         now_running[0] -= 1
 
     worker = fake_worker(FakeConsumer(), reg, concurrency=2)
+    worker.state.name_seconds["t.slow"] = 0.001  # known to end fast: claimed ahead, they wait
     for task_id in range(1, 6):
         worker.outcomes.start(ClaimedTask(task_id, "t.slow", "default", {}, 1, None, 0, fence=1))
     await anyio.sleep(0.05)
@@ -368,6 +369,47 @@ async def test_claimed_ahead_tasks_wait_for_a_handler_slot_and_a_stopped_one_nev
         await asyncio.gather(*(run.handle for run in list(worker.running.values())))
     assert (sorted(ran), most[0]) == ([1, 2, 3, 4], 2)
     assert sorted(task_id for task_id, _, _ in worker.completer.acks) == [1, 2, 3, 4]
+
+
+async def test_a_task_claimed_ahead_whose_handler_may_be_slow_is_handed_back_at_once() -> None:
+    """Claims ahead follow the queue's handlers; a task among them whose own handler is
+    not known to end fast goes back for another worker to start now, and its queue is no
+    longer claimed ahead."""
+    reg = Registry()
+    gate = anyio.Event()
+
+    @task(name="t.quick", registry=reg)
+    async def quick(ctx) -> None:
+        await gate.wait()
+
+    @task(name="t.long", registry=reg)
+    async def long(ctx) -> None:
+        await gate.wait()
+
+    consumer = FakeConsumer()
+    worker = fake_worker(consumer, reg, concurrency=1)
+    worker.state.note_duration("default", "t.quick", 0.001)
+    worker.state.in_flight["default"] = 1
+    assert worker.fetcher.free("default") == 1  # its slot is taken: one batch ahead
+    worker.state.in_flight["default"] = 0
+    for task_id, name in ((1, "t.quick"), (2, "t.quick"), (3, "t.long")):
+        worker.outcomes.start(ClaimedTask(task_id, name, "default", {}, 1, None, 0, fence=4))
+    await anyio.sleep(0.05)
+    assert consumer.released == [(3, 4)]  # unknown speed: not held behind the slot
+    assert sorted(worker.running) == [1, 2]  # the quick one ahead waits for the slot
+    assert worker.fetcher.free("default") == 0  # in flight 2, and no more claims ahead
+    gate.set()
+    with anyio.fail_after(5):
+        await asyncio.gather(*(run.handle for run in list(worker.running.values())))
+    assert sorted(task_id for task_id, _, _ in worker.completer.acks) == [1, 2]
+
+
+def test_claims_ahead_follow_each_queues_own_handlers() -> None:
+    worker = fake_worker(FakeConsumer(), queues={"fast": None, "slow": None}, concurrency=3)
+    worker.state.note_duration("fast", "t.add", 0.001)
+    worker.state.in_flight["slow"] = 1
+    assert worker.fetcher.free("fast") == 3  # 2 free slots and a batch ahead; a batch a claim
+    assert worker.fetcher.free("slow") == 2  # never run here: only the free slots
 
 
 async def test_a_burst_worker_drains_its_queue_through_the_consumer_alone() -> None:
@@ -447,7 +489,8 @@ async def test_a_stopped_worker_hands_back_cut_off_and_never_started_tasks_uncha
 
     consumer = FakeConsumer(fresh=[1, 2, 3])
     worker = fake_worker(consumer, reg, concurrency=1, shutdown_timeout=0.05)
-    worker.state.recent_seconds = 0.001  # fast so far: the worker claims ahead
+    worker.state.queue_seconds["default"] = 0.001  # fast so far: the worker claims ahead
+    worker.state.name_seconds["t.x"] = 0.001
     with anyio.fail_after(10):
         async with anyio.create_task_group() as group:
             group.start_soon(worker.run)
