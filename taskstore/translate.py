@@ -82,6 +82,14 @@ class ErrorTranslator:
         state = (_sqlstate(exc) or "")[:2]
         if state in _UNAVAILABLE_WORDS:
             return DatabaseUnavailable(f"the database at {at} {_UNAVAILABLE_WORDS[state]}: {why}")
+        for fragment, words in _ANSWERED:  # the server (or a pooler) answered: it is there
+            if fragment in why:
+                return DatabaseUnavailable(f"the database at {at} {words}: {why}")
+        if why in ("TimeoutError", "CancelledError"):  # the driver gave up: nothing more said
+            return DatabaseUnavailable(
+                f"cannot reach the database at {at}: no answer in time (a firewall that drops "
+                "packets, or a port where something other than PostgreSQL listens?)"
+            )
         if _NO_FILE in why:  # SQLite: a path, not a network, is the problem
             return DatabaseUnavailable(
                 f"cannot open the database file at {at}: {why} (is it a folder, or a file "
@@ -108,6 +116,12 @@ _UNAVAILABLE_WORDS = {
     "53": "has no room for another connection",
 }
 
+
+#: what a server or a pooler says when it is there but will not take this connection
+_ANSWERED = (
+    ("no more connections allowed", "has no room for another connection"),  # PgBouncer
+    ("rejected SSL upgrade", "does not accept SSL (drop sslmode, or enable SSL there)"),
+)
 
 _NO_FILE = "unable to open database file"
 _NOT_A_DATABASE = "file is not a database"  # SQLite's words for a file of something else

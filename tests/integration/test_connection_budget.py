@@ -152,3 +152,32 @@ async def test_libpq_options_in_the_url_reach_the_server(pg_database: str) -> No
             name = await conn.exec_driver_sql("SELECT current_setting('application_name')")
             assert name.scalar_one() == "ops-console"
         assert (await store.require(task_id)).name == "t.x"
+
+
+def test_a_server_that_refuses_ssl_is_named_as_such_not_unreachable(pg_admin_url: str) -> None:
+    from tests.integration.test_cli import taskstore
+
+    done = taskstore("status", url=f"{pg_admin_url}?sslmode=require")
+    if done.returncode == 0:
+        pytest.skip("this server accepts SSL")
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert "does not accept SSL (drop sslmode, or enable SSL there)" in done.stderr
+    assert "cannot reach" not in done.stderr
+
+
+def test_a_port_that_never_answers_is_named_after_the_connect_timeout() -> None:
+    """Something other than PostgreSQL listens there (or a firewall drops the packets):
+    the driver gives up with a bare TimeoutError."""
+    import socket
+
+    from tests.integration.test_cli import taskstore
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        url = f"postgresql://postgres@127.0.0.1:{port}/x?connect_timeout=1"
+        done = taskstore("status", url=url)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert "cannot reach the database" in done.stderr
+    assert "no answer in time (a firewall that drops packets, or a port where" in done.stderr

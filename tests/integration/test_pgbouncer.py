@@ -40,7 +40,10 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def bouncer_url(pg_admin_url: str, tmp_path: Path) -> Iterator[str]:
+def bouncer_url(pg_admin_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """PgBouncer in front of a new database; `request.param` (indirect): its
+    max_client_conn (500)."""
+    max_clients = getattr(request, "param", 500)
     if PGBOUNCER is None:
         if os.environ.get("TASKSTORE_TEST_REQUIRE_PGBOUNCER") == "1":
             pytest.fail("pgbouncer is not installed (TASKSTORE_TEST_REQUIRE_PGBOUNCER=1)")
@@ -59,7 +62,7 @@ def bouncer_url(pg_admin_url: str, tmp_path: Path) -> Iterator[str]:
         "[pgbouncer]\n"
         f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
         f"auth_type = trust\nauth_file = {folder / 'users.txt'}\n"
-        "pool_mode = transaction\ndefault_pool_size = 10\nmax_client_conn = 500\n"
+        f"pool_mode = transaction\ndefault_pool_size = 10\nmax_client_conn = {max_clients}\n"
         "ignore_startup_parameters = extra_float_digits\n"
     )
     for path in folder.iterdir():
@@ -137,3 +140,21 @@ async def test_four_workers_drain_through_pgbouncer_exactly_once_without_errors(
     assert len(runs) == 2000 and set(runs.values()) == {1}  # exactly once
     errors = [line for line in stderr_of(log).splitlines() if '"error"' in line]
     assert errors == []
+
+
+@pytest.mark.parametrize("bouncer_url", [1], indirect=True)
+async def test_a_pgbouncer_with_no_room_for_another_client_is_not_called_unreachable(
+    bouncer_url: str,
+) -> None:
+    import asyncpg
+
+    from tests.conftest import _dsn
+
+    held = await asyncpg.connect(_dsn(bouncer_url), statement_cache_size=0)
+    try:
+        refused = _cli(bouncer_url, "status")
+    finally:
+        await held.close()
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "has no room for another connection: no more connections allowed" in refused.stderr
+    assert "cannot reach" not in refused.stderr
