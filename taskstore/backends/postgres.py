@@ -288,9 +288,10 @@ class PostgresBackend:
         """
         delay = 0.1
         while True:
-            began = time.monotonic()
+            began, connected = time.monotonic(), False
             try:
                 async with engine.connect() as conn:
+                    connected = True
                     try:
                         await self._listen_on(conn, wake, endings)
                     finally:
@@ -301,7 +302,13 @@ class PostgresBackend:
             except Exception as exc:  # connection lost or server down: reconnect with backoff
                 if time.monotonic() - began > _LISTEN_PING_SECONDS:
                     delay = 0.1  # it had been up: this is a new outage
-                log.warning("LISTEN connection lost; reconnecting", error=str(exc).strip()[:200])
+                # The driver's own first line: SQLAlchemy's wrapper adds a class and a link.
+                orig = getattr(exc, "orig", None) or exc
+                error = (str(orig).strip().splitlines() or [type(orig).__name__])[0][:200]
+                if connected:
+                    log.warning("LISTEN connection lost; reconnecting", error=error)
+                else:
+                    log.warning("LISTEN connection failed; trying again", error=error)
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 

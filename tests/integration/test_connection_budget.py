@@ -181,3 +181,21 @@ def test_a_port_that_never_answers_is_named_after_the_connect_timeout() -> None:
     assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
     assert "cannot reach the database" in done.stderr
     assert "no answer in time (a firewall that drops packets, or a port where" in done.stderr
+
+
+async def test_a_listen_connection_that_never_connected_says_so_in_the_drivers_words(
+    pg_admin_url: str,
+) -> None:
+    from sqlalchemy.engine import make_url
+    from structlog.testing import capture_logs
+
+    missing = make_url(pg_admin_url).set(database="taskstore_no_such_database")
+    store = TaskStore.from_url(missing.render_as_string(hide_password=False))
+    try:
+        with capture_logs() as logs, anyio.move_on_after(0.5):
+            await store.backend.listen(store.engine, lambda payload: None)
+    finally:
+        await store.close()
+    assert logs, "no log line"
+    assert logs[0]["event"] == "LISTEN connection failed; trying again"
+    assert logs[0]["error"] == 'database "taskstore_no_such_database" does not exist'
