@@ -82,7 +82,9 @@ def parse_queues(specs: tuple[str, ...], known: Registry) -> dict[str, int | Non
         name, _, limit = spec.partition(":")
         check_queue(name)
         if limit and (not limit.isdigit() or int(limit) < 1):
-            raise InvalidInput(f"invalid --queue {spec!r}: the limit after ':' must be >= 1")
+            raise InvalidInput(
+                f"invalid --queue {spec!r}: the limit after ':' must be a whole number >= 1"
+            )
         queues[name] = int(limit) if limit else None
     return queues
 

@@ -112,6 +112,11 @@ def test_bad_queue_specs_are_refused(spec: str) -> None:
         parse_queues((spec,), Registry())
 
 
+def test_a_queue_limit_that_is_not_a_number_is_named_as_such() -> None:
+    with pytest.raises(InvalidInput, match="the limit after ':' must be a whole number >= 1"):
+        parse_queues(("fast:x",), Registry())
+
+
 class FakeCtx:
     used_session = None
     task_id = 1
