@@ -49,9 +49,11 @@ class WorkerState:
     def note_duration(self, queue: str, name: str, seconds: float) -> None:
         """Moving averages of handler durations (the last eight or so weigh most), of the
         queue's tasks and of the task's name."""
-        for averages, key in ((self.queue_seconds, queue), (self.name_seconds, name)):
-            recent = averages.get(key)
-            averages[key] = seconds if recent is None else recent + (seconds - recent) / 8
+        # (Once per task: spelled out rather than looped over the two.)
+        recent = self.queue_seconds.get(queue, seconds)
+        self.queue_seconds[queue] = recent + (seconds - recent) / 8
+        recent = self.name_seconds.get(name, seconds)
+        self.name_seconds[name] = recent + (seconds - recent) / 8
 
     def fast(self, averages: dict[str, float], key: str) -> bool:
         """Do these handlers end within milliseconds (unknown ones do not)?"""
