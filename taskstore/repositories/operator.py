@@ -125,8 +125,8 @@ class OperatorStatements(WorkflowStatements, HistoryStatements):
             status_in(FINISHED),  # lets the planner use the finished-rows index
             T.c.status.in_([s.value for s in statuses]),
             T.c.finished_at < cutoff,
-            # A task that a waiting task depends on keeps its result for it.
-            or_(T.c.watched.is_(False), ~exists().where(*self._waits_for(T.c.id))),
+            # A task that a task not yet completed depends on keeps its result for it.
+            or_(T.c.watched.is_(False), ~exists().where(*self._still_needed_by(T.c.id))),
         )
 
     async def count_purgeable(

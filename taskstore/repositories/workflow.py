@@ -74,13 +74,16 @@ class WorkflowStatements(TaskStatements):
         )
 
     @staticmethod
-    def _waits_for(task_id: Any) -> list[Any]:
-        """Conditions of an EXISTS: a waiting task depends on `task_id`."""
-        waiting = T.alias("waiter")
+    def _still_needed_by(task_id: Any) -> list[Any]:
+        """Conditions of an EXISTS: a task that has not completed depends on `task_id`.
+        Not only a waiting one: a dependent reads its dependencies' results when it runs,
+        which may be long after they completed (scheduled later, a paused queue, a
+        backlog), and a failed or cancelled one may be retried."""
+        dependent = T.alias("dependent")
         return [
             D.c.depends_on_id == task_id,
-            waiting.c.id == D.c.task_id,
-            waiting.c.status == TaskStatus.WAITING.value,
+            dependent.c.id == D.c.task_id,
+            dependent.c.status != TaskStatus.COMPLETED.value,
         ]
 
     @staticmethod

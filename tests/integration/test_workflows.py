@@ -205,6 +205,28 @@ async def test_purge_keeps_a_completed_dependency_that_a_task_still_waits_for(
     assert (await store.require(waiting)).status is TaskStatus.WAITING
 
 
+async def test_purge_keeps_a_dependency_until_every_dependent_has_completed(
+    store: TaskStore,
+) -> None:
+    """Its dependents no longer wait, yet have not run: one scheduled for later (its
+    dependency completed), and one that failed and may be retried."""
+    a = await store.enqueue("wf.num", {"n": 1})
+    later = await store.enqueue("wf.join", {"n": 2}, depends_on=[a], delay=3600)
+    b = await store.enqueue("wf.num", {"n": 3})
+    rejected = await store.enqueue("wf.reject", depends_on=[b])
+    await burst(store).run()
+    assert (await store.require(later)).status is TaskStatus.CREATED  # due in an hour
+    assert (await store.require(rejected)).status is TaskStatus.FAILED
+    assert await store.purge(older_than=0, statuses=["completed"]) == 0
+    assert await store.retry(rejected) is TaskStatus.CREATED  # b's result is still there
+    await store.cancel(rejected)
+    await store.cancel(later)
+    # The dependents go first; their dependencies in the next purge, as nothing needs them.
+    assert await store.purge(older_than=0) == 2
+    assert await store.purge(older_than=0) == 2
+    assert [await store.get(i) for i in (a, b)] == [None, None]
+
+
 async def test_wait_returns_the_finished_task_and_times_out_otherwise(store: TaskStore) -> None:
     a = await store.enqueue("wf.num", {"n": 1})
     with pytest.raises(TimeoutError):
