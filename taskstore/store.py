@@ -15,12 +15,13 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from taskstore import flow_admin, schema, validation
+from taskstore import bulk, flow_admin, schema, validation
 from taskstore.backends import Backend
 from taskstore.backends.sqlite_inline import NOT_READ, read_inline
 from taskstore.engine import create_engine, create_session_factory
 from taskstore.errors import InvalidInput, SchemaOutOfDate, TaskNotFound
 from taskstore.flow_admin import UNSET
+from taskstore.graph import Graph
 from taskstore.graph import resolve as resolve_graph
 from taskstore.links import LinkPool
 from taskstore.records import (
@@ -246,10 +247,21 @@ class TaskStore:
             if graph is None and session is None and all(t.dedup_key is None for t in batch):
                 async with self.statement() as conn:
                     return await self.tasks.insert(conn, batch)
+            marked = await self._mark_apart(graph) if session is not None else None
             async with self._write(session) as conn:
                 if graph is not None:
-                    return await self.tasks.insert_graph(conn, batch, graph)
+                    return await self.tasks.insert_graph(conn, batch, graph, marked)
                 return await self.tasks.insert(conn, batch)
+
+    async def _mark_apart(self, graph: Graph | None) -> dict[int, TaskStatus] | None:
+        """PostgreSQL: dependencies marked in a short transaction of our own, as locking
+        them in the caller's (open as long as it likes) would stall their workers'
+        heartbeats and completions; the rescue sweep settles an ending that races this.
+        SQLite: the caller's transaction holds the one write lock anyway."""
+        if graph is None or not graph.external_ids or self.backend.writes_read_latest:
+            return None
+        async with self.transaction() as conn:
+            return await self.tasks.mark_dependencies(conn, graph.external_ids)
 
     async def wait(self, task_id: int, *, timeout: float | None = None) -> TaskInfo:  # noqa: ASYNC109 (the contract)
         """Wait until the task has finished (completed, failed or cancelled) and return it;
@@ -394,23 +406,7 @@ class TaskStore:
         progress: Callable[[int], None] | None = None,
     ) -> int:
         """Run every failed task (of a queue / name) again, in batches; returns the count."""
-        if queue is not None:
-            validation.check_queue(queue)
-        if name is not None:
-            validation.check_name(name)
-        total = 0
-        while True:
-            async with self.transaction() as conn:
-                done = await self.tasks.requeue_failed(
-                    conn, queue=queue, name=name, limit=batch_size
-                )
-                if done:
-                    await self.backend.notify(conn, [queue or "*"])
-            total += done
-            if progress is not None and done:
-                progress(total)
-            if done < batch_size:
-                return total
+        return await bulk.retry_failed(self, queue, name, batch_size, progress)
 
     async def count_failed(self, *, queue: str | None = None, name: str | None = None) -> int:
         async with self.reading() as conn:
@@ -437,14 +433,4 @@ class TaskStore:
         """Delete finished tasks that ended longer ago than `older_than`, in bounded batches
         (each its own short transaction, so workers are never blocked for long)."""
         seconds, wanted = validation.purge_args(older_than, statuses)
-        total = 0
-        while True:
-            async with self.transaction() as conn:
-                deleted = await self.tasks.purge(
-                    conn, older_than_seconds=seconds, statuses=wanted, limit=batch_size
-                )
-            total += deleted
-            if progress is not None and deleted:
-                progress(total)
-            if deleted < batch_size:
-                return total
+        return await bulk.purge(self, seconds, wanted, batch_size, progress)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import and_, bindparam, insert, select, update
 
@@ -23,7 +23,7 @@ from taskstore.repositories.task_table import (
     new_task_values,
 )
 from taskstore.repositories.workflow import WorkflowStatements
-from taskstore.states import ACTIVE
+from taskstore.states import ACTIVE, TaskStatus
 
 P = PeriodicTick.__table__
 
@@ -89,12 +89,16 @@ class EnqueueStatements(WorkflowStatements):
         return ids  # type: ignore[return-value]
 
     async def insert_graph(
-        self, conn: Executor, tasks: Sequence[NewTask], graph: Graph
+        self,
+        conn: Executor,
+        tasks: Sequence[NewTask],
+        graph: Graph,
+        marked: Mapping[int, TaskStatus] | None = None,
     ) -> list[int]:
         """Insert a batch with dependencies, in the caller's transaction: the dependencies
-        it names by id are locked first (see `lock_dependencies`), then the tasks, edges
-        and waiting statuses are written."""
-        open_deps = await self.lock_dependencies(conn, graph.external_ids)
+        it names by id are locked first (see `lock_dependencies`; those in `marked` were,
+        apart), then the tasks, edges and waiting statuses are written."""
+        open_deps = await self.lock_dependencies(conn, graph.external_ids, marked)
         ids = await self.insert(conn, tasks)
         edges = [(ids[t], ids[d]) for t, d in graph.inner]
         edges += [(ids[t], dep) for t, dep in graph.outer]

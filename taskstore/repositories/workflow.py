@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, insert, or_, select, update
@@ -61,6 +61,16 @@ class WorkflowStatements(TaskStatements):
             )
             .order_by(D.c.task_id, D.c.depends_on_id)
         )
+        self._dead_with_waiters = (
+            select(D.c.depends_on_id)
+            .distinct()
+            .join(waiting, waiting.c.id == D.c.task_id)
+            .join(parent, parent.c.id == D.c.depends_on_id)
+            .where(
+                waiting.c.status == TaskStatus.WAITING.value,
+                parent.c.status.in_([s.value for s in _DEAD]),
+            )
+        )
         self._cancel_waiting = (
             update(T)
             .where(T.c.id == bindparam("p_id"), status_in(_WAITING))
@@ -99,16 +109,26 @@ class WorkflowStatements(TaskStatements):
         )
 
     # ------------------------------------------------------------------ enqueue
-    async def lock_dependencies(self, conn: Executor, ids: Sequence[int]) -> set[int]:
-        """Lock the existing tasks named as dependencies and mark them as having
-        dependents; returns those not completed yet. One that does not exist, failed or
-        was cancelled is refused (nothing written: the caller's transaction rolls back)."""
-        if not ids:
-            return set()
+    async def mark_dependencies(self, conn: Executor, ids: Iterable[int]) -> dict[int, TaskStatus]:
+        """Mark the existing tasks of `ids` as having dependents (locking them until
+        `conn` commits); their statuses, by id (one that does not exist is left out)."""
         found: dict[int, TaskStatus] = {}
         for part in _chunks(sorted(ids)):  # PostgreSQL takes at most 32,767 parameters
             rows = await conn.execute(self._mark_parents, {"p_ids": part})
             found.update((task_id, TaskStatus(status)) for task_id, status in rows.all())
+        return found
+
+    async def lock_dependencies(
+        self, conn: Executor, ids: Sequence[int], marked: Mapping[int, TaskStatus] | None = None
+    ) -> set[int]:
+        """Lock the existing tasks named as dependencies and mark them as having
+        dependents (those in `marked` were, apart); returns those not completed yet. One
+        that does not exist, failed or was cancelled is refused (nothing written: the
+        caller's transaction rolls back)."""
+        if not ids:
+            return set()
+        found = dict(marked or {})
+        found.update(await self.mark_dependencies(conn, set(ids) - set(found)))
         missing = sorted(set(ids) - set(found))
         if missing:
             raise InvalidInput(f"depends_on names no task: {', '.join(map(str, missing))}")
@@ -164,10 +184,16 @@ class WorkflowStatements(TaskStatements):
         return [row[0] for row in rows]
 
     async def settle_all(self, conn: Executor) -> list[int]:
-        """Promote every waiting task whose dependencies have all completed (a sweep that
-        repairs what an interrupted completion left undone)."""
+        """Promote every waiting task whose dependencies have all completed, and cancel
+        every one with a dependency that failed or was cancelled: a sweep that repairs
+        what an interrupted ending left undone, or an ending that raced an enqueue whose
+        edges it could not see yet. Returns the ids promoted."""
         rows = (await conn.execute(self._promote_all)).all()
         await self._wake(conn, rows)
+        dead = list((await conn.execute(self._dead_with_waiters)).scalars())
+        if dead:
+            cancelled = await self.cancel_dependents(conn, dead)
+            await self.backend.announce_endings(conn, cancelled)
         return [row[0] for row in rows]
 
     async def _wake(self, conn: Executor, rows: Sequence[Any]) -> None:

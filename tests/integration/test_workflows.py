@@ -227,6 +227,53 @@ async def test_purge_keeps_a_dependency_until_every_dependent_has_completed(
     assert [await store.get(i) for i in (a, b)] == [None, None]
 
 
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_an_enqueue_in_an_open_transaction_leaves_its_running_dependencies_alone(
+    store: TaskStore,
+) -> None:
+    """A caller's transaction may stay open for long: the dependencies it names keep their
+    heartbeats and endings meanwhile (SQLite: that transaction holds the one write lock,
+    so nothing else writes anyway). An ending it could not see is settled by the sweep."""
+    from taskstore.consumer import Consumer
+
+    done_dep = await store.enqueue("wf.num", {"n": 1})
+    failing = await store.enqueue("wf.num", {"n": 2})
+    worker = Consumer(store, "w-1", 30.0)
+    try:
+        claimed = {t.id: t for t in await worker.claim("default", 2)}
+        async with store.sessions() as session, session.begin():
+            ok = await store.enqueue("wf.join", {"n": 3}, depends_on=[done_dep], session=session)
+            bad = await store.enqueue("wf.join", {"n": 4}, depends_on=[failing], session=session)
+            with anyio.fail_after(5):  # before: held until the caller's commit
+                async with store.transaction() as conn:
+                    kept = await store.tasks.heartbeat(
+                        conn, worker_id="w-1", lease_seconds=30.0, task_ids=list(claimed)
+                    )
+                assert kept == set(claimed)
+                ending = (done_dep, claimed[done_dep].fence, None)
+                assert await worker.complete([ending]) == {done_dep}
+                error = {"type": "ValueError", "message": "no"}
+                await worker.fail(failing, claimed[failing].fence, error, None)
+        await worker.rescue(["default"])
+        assert (await store.require(ok)).status is TaskStatus.CREATED
+        cancelled = await store.require(bad)
+        assert cancelled.status is TaskStatus.CANCELLED
+        assert cancelled.error["type"] == "DependencyFailed"
+    finally:
+        await worker.close()
+
+
+async def test_a_dependency_enqueued_in_the_same_open_transaction_is_found(
+    store: TaskStore,
+) -> None:
+    async with store.sessions() as session, session.begin():
+        first = await store.enqueue("wf.num", {"n": 1}, session=session)
+        then = await store.enqueue("wf.join", {"n": 2}, depends_on=[first], session=session)
+    assert (await store.require(then)).status is TaskStatus.WAITING
+    await burst(store).run()
+    assert (await store.require(then)).status is TaskStatus.COMPLETED
+
+
 async def test_wait_returns_the_finished_task_and_times_out_otherwise(store: TaskStore) -> None:
     a = await store.enqueue("wf.num", {"n": 1})
     with pytest.raises(TimeoutError):
