@@ -18,6 +18,7 @@ from taskstore.records import TaskInfo, Unserved
 from taskstore.states import Event, TaskStatus, sources
 
 STATUS_ORDER = [
+    "waiting",
     "created",
     "assigned",
     "running",

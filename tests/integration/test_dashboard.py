@@ -81,6 +81,19 @@ async def test_index_renders_counts_throughput_and_workers(
     )
 
 
+async def test_tasks_waiting_for_their_dependencies_are_counted_and_filtered(
+    store: TaskStore, client: httpx.AsyncClient
+) -> None:
+    first = await store.enqueue("pkg.a", {}, queue="wf", delay=3600)
+    then = await store.enqueue("pkg.b", {}, queue="wf", depends_on=[first])
+    text = (await client.get("/")).text
+    assert '<span class="count">1</span><span class="label">waiting</span>' in text
+    assert 'href="tasks?status=waiting&amp;queue=wf">1</a>' in text
+    listed = (await client.get("/tasks")).text
+    assert '<option value="waiting">' in listed
+    assert ids_on((await client.get("/tasks?status=waiting")).text) == [then]
+
+
 async def test_task_list_filters_and_pages(store: TaskStore, client: httpx.AsyncClient) -> None:
     first = [await store.enqueue("pkg.a", {"n": n}, queue="q1") for n in range(7)]
     others = [await store.enqueue("pkg.b", {}, queue="q2") for _ in range(3)]

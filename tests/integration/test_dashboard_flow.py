@@ -73,11 +73,12 @@ async def test_overview_shows_each_queues_settings_next_to_its_counts(
     await limited_queues(store)
     for path in ("/", "/partials/overview"):
         page = (await client.get(path)).text
-        # queue, concurrency, rate, key concurrency, then the counts from "created" on
-        assert cells(queue_row(page, "partner-api"))[:5] == ["partner-api", "3", "10/1m", "1", "1"]
-        assert cells(queue_row(page, "media"))[:5] == ["media", "-", "-", "-", "1"]
+        # queue, concurrency, rate, key concurrency, then the counts: waiting, created, ...
+        partner = cells(queue_row(page, "partner-api"))
+        assert partner[:6] == ["partner-api", "3", "10/1m", "1", "0", "1"]
+        assert cells(queue_row(page, "media"))[:6] == ["media", "-", "-", "-", "0", "1"]
         deploy = cells(queue_row(page, "deploy-later"))  # settings, no task yet
-        assert deploy[:4] == ["deploy-later", "2", "-", "-"] and set(deploy[4:11]) == {"0"}
+        assert deploy[:4] == ["deploy-later", "2", "-", "-"] and set(deploy[4:12]) == {"0"}
         assert 'title="at most 10 starts in any 1m, across all workers"' in page
 
 
@@ -88,7 +89,7 @@ async def test_overview_marks_a_paused_queue_and_offers_resume_only_with_a_token
     page = (await client.get("/")).text
     email, media = queue_row(page, "email"), queue_row(page, "media")
     assert 'class="paused"' in email and '<span class="badge s-paused"' in email
-    assert cells(email)[0] == "email paused" and cells(email)[4] == "2"
+    assert cells(email)[0] == "email paused" and cells(email)[5] == "2"
     assert "s-paused" not in media and "s-paused" not in queue_row(page, "partner-api")
     assert 'data-action="resume" data-url="api/queues/email/resume"' in email
     assert 'data-action="pause" data-url="api/queues/media/pause"' in media
