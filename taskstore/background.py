@@ -9,6 +9,7 @@ longer runs, which is how a plain blocking portal left open hangs a process at e
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
 import threading
@@ -25,17 +26,17 @@ class BackgroundLoop:
     """One asyncio loop on one daemon thread; `call` runs a coroutine function on it."""
 
     def __init__(self, name: str) -> None:
-        ready: concurrent.futures.Future[BlockingPortal] = concurrent.futures.Future()
+        ready: concurrent.futures.Future[tuple[BlockingPortal, Any]] = concurrent.futures.Future()
         self._thread = threading.Thread(target=self._run, args=(ready,), name=name, daemon=True)
         self._thread.start()
-        self._portal = ready.result()
+        self._portal, self._asyncio_loop = ready.result()
         self._stopped = threading.Event()
 
     @staticmethod
-    def _run(ready: concurrent.futures.Future[BlockingPortal]) -> None:
+    def _run(ready: concurrent.futures.Future[tuple[BlockingPortal, Any]]) -> None:
         async def serve() -> None:
             async with BlockingPortal() as portal:
-                ready.set_result(portal)
+                ready.set_result((portal, asyncio.get_running_loop()))
                 await portal.sleep_until_stopped()
 
         try:
@@ -55,6 +56,13 @@ class BackgroundLoop:
     def call_within(self, seconds: float, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Like `call`, but give up waiting after `seconds` (`TimeoutError`)."""
         return self._portal.start_task_soon(fn, *args).result(timeout=seconds)
+
+    def abandon(self) -> None:
+        """In a forked child, where the loop's thread never came: its epoll set and the
+        sockets in it are the parent's too. The loop is marked closed here, so nothing
+        collected in this process unregisters those sockets from under the parent."""
+        self._stopped.set()
+        self._asyncio_loop._closed = True  # no public way: the loop "runs" in another process
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop the loop (cancelling what still runs on it) and wait for its thread."""

@@ -10,6 +10,7 @@ caller's, so the task commits (or rolls back) with the caller's own transaction.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 import weakref
 from collections.abc import Coroutine, Iterable, Mapping
@@ -44,9 +45,16 @@ class SyncTaskStore:
     """
 
     def __init__(self, url: str | None = None) -> None:
+        self._url = url
+        self._forked = False  # set in a forked child (see `_forget_the_parents`)
+        self._fork_lock = threading.Lock()
+        self._start()
+        _STORES.add(self)
+
+    def _start(self) -> None:
         self._loop = BackgroundLoop("taskstore-sync")
         try:
-            self._store: TaskStore = self._loop.call(_open, url)
+            self._store: TaskStore = self._loop.call(_open, self._url)
         except BaseException:
             self._loop.stop()
             raise
@@ -54,10 +62,33 @@ class SyncTaskStore:
         # or at interpreter exit, whichever comes first.
         self._finalizer = weakref.finalize(self, _close_at_exit, self._loop, self._store)
 
-    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        if self._forked:
+            self._reopen()
         if not self._finalizer.alive:
             raise RuntimeError("this SyncTaskStore is closed")
+        fn = getattr(self._store, method)
         return self._loop.call(functools.partial(fn, *args, **kwargs))
+
+    def _reopen(self) -> None:
+        """First use in a forked child (gunicorn --preload, multiprocessing): the loop's
+        thread stayed in the parent, and the parent's connections are the parent's to
+        use and close; this process opens its own."""
+        with self._fork_lock:
+            if self._forked:
+                self._start()
+                self._forked = False
+
+    def _forget_the_parents(self) -> None:
+        """In a child just forked, before any other thread runs: neither use nor close
+        (at exit) what the parent's loop holds."""
+        self._fork_lock = threading.Lock()  # it may have been held by a parent's thread
+        if self._finalizer.detach() is not None:
+            self._forked = True
+            self._loop.abandon()
+            # Kept: collected here, the parent's pooled connections would be "cleaned up"
+            # against a loop this process does not run (warnings, and nothing to gain).
+            self._parents = (self._loop, self._store)
 
     @property
     def settings(self) -> Settings:
@@ -75,7 +106,7 @@ class SyncTaskStore:
         or connection: the task joins its transaction (see `enqueue_with`)."""
         if session is not None:
             return _enqueue_on(session, name, payload, self.settings.max_payload_bytes, options)
-        return self._call(self._store.enqueue, name, payload, **options)
+        return self._call("enqueue", name, payload, **options)
 
     def enqueue_many(
         self, tasks: Iterable[Mapping[str, Any]], *, session: Connection | Session | None = None
@@ -85,26 +116,27 @@ class SyncTaskStore:
             limit = self.settings.max_payload_bytes
             batch = [validation.new_task_from_mapping(item, limit) for item in tasks]
             return _insert_on(session, batch) if batch else []
-        return self._call(self._store.enqueue_many, list(tasks))
+        return self._call("enqueue_many", list(tasks))
 
     def get(self, task_id: int) -> TaskInfo | None:
-        return self._call(self._store.get, task_id)
+        return self._call("get", task_id)
 
     def stats(self) -> list[QueueStats]:
-        return self._call(self._store.stats)
+        return self._call("stats")
 
     def cancel(self, task_id: int) -> TaskStatus:
-        return self._call(self._store.cancel, task_id)
+        return self._call("cancel", task_id)
 
     def retry(self, task_id: int) -> TaskStatus:
-        return self._call(self._store.retry, task_id)
+        return self._call("retry", task_id)
 
     def wait(self, task_id: int, *, timeout: float | None = None) -> TaskInfo:
         """`TaskStore.wait`, blocking."""
-        return self._call(self._store.wait, task_id, timeout=timeout)
+        return self._call("wait", task_id, timeout=timeout)
 
     def close(self) -> None:
         """Close the connections and stop the background loop (idempotent)."""
+        self._forked = False  # a forked child that never used it has nothing to close
         if self._finalizer.detach() is None:
             return
         if self._loop.in_loop_thread:  # cannot wait for the loop from inside it
@@ -128,6 +160,17 @@ async def _open(url: str | None) -> TaskStore:
     except BaseException:
         await store.close()
         raise
+
+
+_STORES: weakref.WeakSet[SyncTaskStore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_STORES):
+        store._forget_the_parents()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _close_at_exit(loop: BackgroundLoop, store: TaskStore) -> None:

@@ -188,3 +188,35 @@ def test_a_closed_sync_store_refuses_further_calls_and_closes_once(db_url: str) 
     tasks.close()
     with pytest.raises(RuntimeError, match="closed"):
         tasks.enqueue("pkg.fn")
+
+
+def test_a_sync_store_made_before_a_fork_works_in_the_children_and_they_exit(
+    db_url: str, tmp_path: Path
+) -> None:
+    """gunicorn --preload, multiprocessing: the store is made at import, in the parent;
+    the loop's thread does not come along into a forked child."""
+    result = run_script(
+        tmp_path,
+        """
+        import os, sys
+        from taskstore.sync import SyncTaskStore
+
+        tasks = SyncTaskStore(sys.argv[1])  # as a module-level store of a preloaded app
+        print(tasks.enqueue("pkg.fn", {"n": 0}), flush=True)
+        user = os.fork()
+        if user == 0:
+            print(tasks.enqueue("pkg.fn", {"n": 1}), flush=True)
+            sys.exit(0)
+        idle = os.fork()
+        if idle == 0:
+            sys.exit(0)  # never uses the store: exits at once all the same
+        for child in (user, idle):
+            assert os.waitpid(child, 0)[1] == 0
+        print(tasks.enqueue("pkg.fn", {"n": 2}), flush=True)
+        """,
+        db_url,
+    )
+    ids = printed_ids(result)
+    assert len(ids) == 3 == len(set(ids))
+    with SyncTaskStore(db_url) as tasks:
+        assert sorted(tasks.get(i).payload["n"] for i in ids) == [0, 1, 2]
