@@ -4,8 +4,9 @@
   transaction: both are written, or (a bad request, a crash) neither is, so no worker ever
   probes a video the app did not store, and no stored video lacks its probe. The probe
   fills in that same row.
-- ``GET /tasks/{id}?wait=S`` returns the task, after waiting up to S seconds for it to
-  finish (`TaskStore.wait`: LISTEN on PostgreSQL, no polling).
+- ``GET /tasks/{id}?wait=S`` returns the task, after waiting up to S seconds (at most
+  `MAX_WAIT`, so a request cannot hold a connection, or the server's shutdown, for good)
+  for it to finish (`TaskStore.wait`: LISTEN on PostgreSQL, no polling).
 
 Run it (the ``fastapi`` and ``uvicorn`` packages), with a worker beside it:
 
@@ -19,7 +20,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Query
 from pydantic import BaseModel
 
 from taskstore import TaskStore
@@ -28,6 +29,7 @@ from taskstore.models import VideoEntity
 from taskstore.models.media import new_media_id
 
 PROBE = "examples.media_pipeline.probe_video"
+MAX_WAIT = 60.0  # seconds a request may wait for its task
 
 
 class NewVideo(BaseModel):
@@ -60,7 +62,9 @@ def create_app(url: str | None = None) -> FastAPI:
         return {"video_id": row.id, "task_id": task_id}
 
     @app.get("/tasks/{task_id}")
-    async def task_status(task_id: int, wait: float = 0.0) -> dict[str, Any]:
+    async def task_status(
+        task_id: int, wait: float = Query(0.0, ge=0.0, le=MAX_WAIT)
+    ) -> dict[str, Any]:
         try:
             info = await store.wait(task_id, timeout=wait) if wait > 0 else None
         except TimeoutError:

@@ -43,6 +43,8 @@ async def test_a_video_and_its_probe_commit_together_and_the_probe_fills_in_that
         task_id = made.json()["task_id"]
         assert (await client.get(f"/tasks/{task_id}")).json()["status"] == "created"
         assert (await client.get(f"/tasks/{task_id}?wait=0.2")).json()["status"] == "created"
+        for unbounded in ("inf", "1e308", "61", "-1", "nan"):  # a request must not wait for good
+            assert (await client.get(f"/tasks/{task_id}?wait={unbounded}")).status_code == 422
 
         config = WorkerConfig(queues={"media": None}, burst=True)
         await Worker(store, registry, config).run()
