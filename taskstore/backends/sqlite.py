@@ -18,6 +18,7 @@ import contextlib
 import datetime as dt
 import functools
 import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,30 @@ _BEGIN_MODES = {"IMMEDIATE": "BEGIN IMMEDIATE", "DEFERRED": "BEGIN"}
 _CLOCK_FORMAT = "%Y-%m-%d %H:%M:%f000"
 _JOURNAL_MODES = {"WAL", "DELETE", "TRUNCATE", "PERSIST", "MEMORY", "OFF"}
 _SYNC_MODES = {"OFF", "NORMAL", "FULL", "EXTRA"}
+
+
+def _refuse_unopenable(path: Path) -> None:
+    """Say why the file cannot be opened before the driver tries: a failed open leaves
+    aiosqlite's thread answering a loop that may have closed, which prints a traceback."""
+    if path.is_dir():
+        raise DatabaseUnavailable(
+            f"cannot open the database file at {path}: it is a folder (name a file in it, "
+            f"such as {path / 'taskstore.db'})"
+        )
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        raise DatabaseUnavailable(
+            f"cannot open the database file at {path}: this user may not read and write it"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatabaseUnavailable(
+            f"cannot create the SQLite database folder {path.parent}: {exc.strerror}"
+        ) from None
+    if not path.exists() and not os.access(path.parent, os.W_OK | os.X_OK):
+        raise DatabaseUnavailable(
+            f"cannot create the database file at {path}: this user may not write in {path.parent}"
+        )
 
 
 def _checked(value: str, allowed: set[str], setting: str) -> str:
@@ -94,13 +119,7 @@ class SQLiteBackend:
     def engine_kwargs(self, settings: Settings) -> dict[str, Any]:
         database = settings.database_url.database
         if database and database != ":memory:":
-            folder = Path(database).expanduser().parent
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise DatabaseUnavailable(
-                    f"cannot create the SQLite database folder {folder}: {exc.strerror}"
-                ) from None
+            _refuse_unopenable(Path(database).expanduser())
         return {"connect_args": {"timeout": settings.sqlite_busy_timeout_ms / 1000}}
 
     def configure_engine(self, engine: AsyncEngine, settings: Settings) -> None:

@@ -128,7 +128,7 @@ def test_a_folder_given_as_the_sqlite_file_is_not_called_unreachable(
     tmp_path: Path, command: list[str]
 ) -> None:
     result = taskstore(*command, url=f"sqlite:///{tmp_path}")
-    assert_one_line_error(result, 1, "cannot open the database file at", "is it a folder")
+    assert_one_line_error(result, 1, f"cannot open the database file at {tmp_path}: it is a folder")
     assert "cannot reach" not in result.stderr
 
 

@@ -1,0 +1,43 @@
+"""An SQLite path that cannot be opened is named before the driver tries to open it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from taskstore.backends.sqlite import SQLiteBackend
+from taskstore.errors import DatabaseUnavailable
+from taskstore.settings import Settings
+
+
+def kwargs_for(path: Path) -> dict:
+    return SQLiteBackend().engine_kwargs(Settings.from_env(f"sqlite:///{path}", env={}))
+
+
+def test_a_folder_is_named_as_a_folder(tmp_path: Path) -> None:
+    with pytest.raises(DatabaseUnavailable, match="it is a folder"):
+        kwargs_for(tmp_path)
+
+
+def test_a_file_this_user_may_not_write_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "x.db").touch()
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(DatabaseUnavailable, match="may not read and write it"):
+        kwargs_for(tmp_path / "x.db")
+
+
+def test_a_folder_this_user_may_not_write_in_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(DatabaseUnavailable, match=f"may not write in {tmp_path}$"):
+        kwargs_for(tmp_path / "x.db")
+
+
+def test_a_new_file_in_a_new_folder_is_allowed(tmp_path: Path) -> None:
+    assert "connect_args" in kwargs_for(tmp_path / "new" / "x.db")
+    assert (tmp_path / "new").is_dir()
