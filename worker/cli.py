@@ -261,6 +261,8 @@ _WORKER_OPTIONS = (
     database_url_option,
     # The read end of a pipe from `--processes`' supervisor, which holds the LISTEN.
     click.option("--wake-fd", type=int, default=None, hidden=True),
+    # The supervisor that started this worker: the worker stops once it has ended.
+    click.option("--supervisor-pid", type=int, default=None, hidden=True),
 )
 
 

@@ -32,6 +32,7 @@ class WorkerConfig:
     unserved_grace_seconds: float | None = None  # default: the store's setting
     unserved_skip_seconds: float = 30.0  # claims leave a name another live worker serves
     wake_fd: int | None = None  # a pipe the supervisor relays NOTIFY into (see worker.wakeups)
+    supervisor_pid: int | None = None  # stop once it has ended (see worker.supervised)
 
     @property
     def heartbeat_interval(self) -> float:

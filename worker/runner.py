@@ -35,6 +35,7 @@ from worker.outcomes import Outcomes
 from worker.registry import Registry
 from worker.scheduler import run_schedules
 from worker.state import WorkerState
+from worker.supervised import watch_supervisor
 from worker.wakeups import read_relayed
 
 log = get_logger("taskstore.worker")
@@ -145,6 +146,8 @@ class Worker:
         services.start_soon(self.completer.run)
         if type(state.metrics) is not NoMetrics:
             services.start_soon(depth_loop, state, consumer)
+        if self.config.supervisor_pid is not None:
+            services.start_soon(watch_supervisor, self.config.supervisor_pid, self.stop, self.log)
         if not self.config.burst:
             services.start_soon(self._listen)
             served = [d for d in self.registry.periodic() if d.queue in self.config.queues]

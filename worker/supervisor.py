@@ -9,7 +9,8 @@ A worker that exits 2 refused its options or settings (a bad --app, say): every 
 would, so the supervisor stops the others and exits 2.
 SIGTERM or SIGINT is passed to every worker once (a graceful stop: running tasks finish
 within the grace period); a second one is passed on too (cut off now). It exits 0 when
-every worker exited 0.
+every worker exited 0. A worker whose supervisor has ended (killed with SIGKILL, say)
+stops gracefully on its own (`worker.supervised`).
 
 Workers run in a session of their own, so a Ctrl-C on a terminal reaches them once,
 through the supervisor, not twice. With ``--metrics-port P`` worker i serves on P + i.
@@ -123,9 +124,13 @@ def supervise(
             log.warning("no zygote; starting workers as new programs", error=str(exc))
     relay = WakeRelay(url)
     relayed = relay.start()
+    watched = ["--supervisor-pid", str(os.getpid())]  # workers stop once this process ends
     slots = [
         _Slot(
-            i, child_argv(args, i, metrics_port), relay=relay if relayed else None, program=program
+            i,
+            [*child_argv(args, i, metrics_port), *watched],
+            relay=relay if relayed else None,
+            program=program,
         )
         for i in range(count)
     ]

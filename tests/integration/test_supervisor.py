@@ -78,6 +78,38 @@ async def test_workers_are_forked_from_one_zygote_and_new_programs_once_it_is_go
     assert not _running(max(first))  # the zygote's other worker stopped with the rest
 
 
+async def test_workers_whose_supervisor_is_killed_finish_their_tasks_and_stop(
+    store: TaskStore, db_url: str, tmp_path: Path
+) -> None:
+    supervisor = _start_supervisor(db_url, tmp_path / "exec.log", "--processes", "2")
+    workers: set[int] = set()
+    try:
+        with anyio.fail_after(60):
+            while len(await _live_pids(store)) < 2:  # noqa: ASYNC110 - the registry is the point
+                await anyio.sleep(0.1)
+        workers = await _live_pids(store)
+        ids = await store.enqueue_many(
+            [{"name": "tests.sleep", "payload": {"seconds": 2}} for _ in range(4)]
+        )
+        with anyio.fail_after(30):
+            while {(await store.require(i)).status.value for i in ids} != {"running"}:  # noqa: ASYNC110
+                await anyio.sleep(0.1)
+        supervisor.kill()
+        with anyio.fail_after(30):  # gracefully: what they ran completes, then they exit
+            while any(_alive(pid) for pid in workers):  # noqa: ASYNC110
+                await anyio.sleep(0.2)
+    finally:
+        supervisor.kill()
+        supervisor.wait(60)
+        for pid in workers:  # without the fix they would run on
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    tasks = [await store.require(i) for i in ids]
+    assert {t.status.value for t in tasks} == {"completed"}
+    assert {t.attempts for t in tasks} == {1}
+    assert not await _live_pids(store)  # unregistered on the way out
+
+
 async def test_a_burst_supervisor_ends_once_its_workers_have_drained_the_queue(
     store: TaskStore, db_url: str, tmp_path: Path
 ) -> None:
@@ -112,6 +144,15 @@ def test_metrics_ports_past_65535_are_refused_before_any_worker_starts(tmp_path:
         "taskstore-worker: error: --metrics-port 65534 with 3 processes needs ports up to "
         "65536; the last port is 65535"
     ]
+
+
+def _alive(pid: int) -> bool:
+    """Is this pid a process that has not ended (nor become a zombie)?"""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _process_entry(pid: int) -> bool:
