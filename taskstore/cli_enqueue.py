@@ -139,6 +139,14 @@ async def enqueue_chunks(store: TaskStore, items: list[dict[str, Any]]) -> list[
     default=None,
     help="Tasks sharing it run at most the queue's key concurrency at once.",
 )
+@click.option(
+    "--depends-on",
+    "depends_on",
+    multiple=True,
+    type=click.IntRange(min=1),
+    metavar="ID",
+    help="Run only once task ID has completed (cancelled if it fails). Repeatable.",
+)
 @click.option("--json", "as_json", is_flag=True, help='Print {"id": ...} (--jsonl: a list).')
 @database_url_option
 def enqueue(
@@ -147,11 +155,14 @@ def enqueue(
     payload: str | None,
     jsonl: str | None,
     as_json: bool,
+    depends_on: tuple[int, ...],
     **options: Any,
 ) -> None:
     """Enqueue task NAME; prints the new task's id."""
     from taskstore.cli_store import command_settings, with_store
 
+    if depends_on:
+        options["depends_on"] = list(depends_on)
     limit = command_settings(url).max_payload_bytes
     if jsonl is not None:
         ids = _enqueue_lines(url, name, jsonl, payload, options, limit)

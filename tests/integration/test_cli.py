@@ -13,7 +13,7 @@ import pytest
 SECRET = "s3cr3t-pw"
 
 
-def taskstore(*args: str, url: str | None = None, env: dict | None = None):
+def taskstore(*args: str, url: str | None = None, env: dict | None = None, input=None):
     full_env = {**os.environ, **(env or {})}
     if url is not None:
         full_env["TASKSTORE_DATABASE_URL"] = url
@@ -23,6 +23,7 @@ def taskstore(*args: str, url: str | None = None, env: dict | None = None):
         text=True,
         env=full_env,
         timeout=60,
+        input=input,
     )
 
 
@@ -280,3 +281,34 @@ def test_retry_failed_in_bulk_and_usage_errors(db_url: str) -> None:
     )
     assert_one_line_error(taskstore("retry", url=db_url), 2, "give a TASK_ID")
     assert_one_line_error(taskstore("retry", "1", "--queue", "x", url=db_url), 2, "TASK_ID")
+
+
+def test_enqueue_depends_on_waits_for_the_named_tasks_and_refuses_unknown_ones(
+    db_url: str,
+) -> None:
+    first = taskstore("enqueue", "a.first", url=db_url).stdout.strip()
+    second = taskstore("enqueue", "a.second", url=db_url).stdout.strip()
+    out = taskstore("enqueue", "a.after", "--depends-on", first, "--depends-on", second, url=db_url)
+    assert out.returncode == 0, out.stderr
+    shown = json.loads(taskstore("show", out.stdout.strip(), "--json", url=db_url).stdout)
+    assert shown["status"] == "waiting"
+    assert shown["depends_on"] == [int(first), int(second)]
+    lines = taskstore(
+        "enqueue",
+        "a.each",
+        "--jsonl",
+        "-",
+        "--depends-on",
+        first,
+        url=db_url,
+        input='{"n": 1}\n{"n": 2}\n',
+    )
+    assert lines.returncode == 0, lines.stderr
+    for task_id in lines.stdout.split():
+        assert json.loads(taskstore("show", task_id, "--json", url=db_url).stdout)[
+            "depends_on"
+        ] == [int(first)]
+    before = taskstore("list", "--json", url=db_url).stdout
+    missing = taskstore("enqueue", "a.after", "--depends-on", "999999", url=db_url)
+    assert_one_line_error(missing, 2, "depends_on names no task: 999999")
+    assert taskstore("list", "--json", url=db_url).stdout == before
