@@ -32,22 +32,9 @@ def command_settings(url: str | None) -> Settings:
 
 def missing_database(settings: Settings) -> str | None:
     """Why an SQLite database file cannot be opened without creating it, or None."""
-    from pathlib import Path  # not at the top: `--help` of every command imports this module
+    from taskstore.settings import missing_sqlite_file
 
-    url = settings.database_url
-    database = url.database or ""
-    if settings.backend != "sqlite" or database in ("", ":memory:") or url.query.get("uri"):
-        return None
-    given = Path(database).expanduser()
-    if given.exists():
-        return None
-    message = f"no database file at {given.resolve()} (`taskstore migrate` creates it)"
-    if not given.is_absolute():
-        message += (
-            f"; sqlite:///{database} is relative to the current directory, four slashes"
-            f" make an absolute path: sqlite:////{database}"
-        )
-    return message
+    return missing_sqlite_file(settings)
 
 
 def require_database(settings: Settings) -> None:

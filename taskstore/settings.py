@@ -212,3 +212,22 @@ def resolve_database_url(explicit: str | None, env: Mapping[str, str]) -> URL:
             f"TASKSTORE_DATABASE_BACKEND must be 'sqlite' or 'postgres', got {backend!r}"
         )
     return URL.create("sqlite+aiosqlite", database=str(default_sqlite_path(env)))
+
+
+def missing_sqlite_file(settings: Settings) -> str | None:
+    """Why the settings' SQLite database file cannot be opened without creating it (it
+    is not there), or None (it is, or the database is not an SQLite file)."""
+    url = settings.database_url
+    database = url.database or ""
+    if settings.backend != "sqlite" or database in ("", ":memory:") or url.query.get("uri"):
+        return None
+    given = Path(database).expanduser()
+    if given.exists():
+        return None
+    message = f"no database file at {given.resolve()} (`taskstore migrate` creates it)"
+    if not given.is_absolute():
+        message += (
+            f"; sqlite:///{database} is relative to the current directory, four slashes"
+            f" make an absolute path: sqlite:////{database}"
+        )
+    return message

@@ -36,7 +36,7 @@ from taskstore.records import (
 from taskstore.repositories.flow import FlowStatements
 from taskstore.repositories.tasks import TaskRepository
 from taskstore.repositories.workers import WorkerRepository
-from taskstore.settings import Settings
+from taskstore.settings import Settings, missing_sqlite_file
 from taskstore.states import FINISHED, TaskStatus
 from taskstore.tracing import enqueue_span
 from taskstore.translate import UNREACHABLE, ErrorTranslator
@@ -72,6 +72,8 @@ class TaskStore:
     # -------------------------------------------------------------- lifecycle
     async def open(self, *, check_schema: bool = True) -> TaskStore:
         """Connect once (clear error if unreachable) and check the schema is current."""
+        if check_schema and (missing := missing_sqlite_file(self.settings)):
+            raise SchemaOutOfDate(missing)  # before connecting: that would make an empty file
         try:
             async with self.engine.connect():
                 pass

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from taskstore import InvalidInput, TaskStatus
+from taskstore import InvalidInput, SchemaOutOfDate, TaskStatus, TaskStore
 from taskstore.sync import SyncTaskStore, enqueue_with
 
 
@@ -69,3 +72,21 @@ def test_the_sync_store_joins_a_synchronous_session_it_is_given(db_url: str) -> 
                 tasks.enqueue("pkg.fn", {}, session="not a session")
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("store_kind", ["sync", "async"])
+def test_opening_a_missing_sqlite_file_says_so_and_writes_no_file(
+    tmp_path: Path, store_kind: str
+) -> None:
+    path = tmp_path / "typo" / "tasks.db"
+    with pytest.raises(SchemaOutOfDate, match=f"no database file at {path} .*migrate"):
+        if store_kind == "sync":
+            SyncTaskStore(f"sqlite:///{path}")
+        else:
+            asyncio.run(_open_async(f"sqlite:///{path}"))
+    assert not path.exists()
+
+
+async def _open_async(url: str) -> None:
+    async with TaskStore.from_url(url):
+        pass

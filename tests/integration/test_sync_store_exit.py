@@ -160,7 +160,7 @@ def test_a_sync_store_that_cannot_open_fails_with_one_line_and_the_script_exits(
         url,
     )
     assert result.returncode == 1
-    assert result.stderr.strip().startswith("error: the database has no taskstore schema")
+    assert result.stderr.strip().startswith("error: no database file at")
     with pytest.raises(SchemaOutOfDate):
         SyncTaskStore(url)
 
