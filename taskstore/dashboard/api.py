@@ -70,7 +70,12 @@ def refused(request: Request) -> JSONResponse | None:
 
 
 async def retry(request: Request) -> JSONResponse:
-    return await _operate(request, TaskStore.retry)
+    """Run a failed or cancelled task again; with ``?with_dependents=1`` what its failure
+    cancelled waits for it again (``taskstore retry --with-dependents``)."""
+    revive = request.query_params.get("with_dependents", "") not in ("", "0", "false")
+    return await _operate(
+        request, lambda store, task_id: store.retry(task_id, with_dependents=revive)
+    )
 
 
 async def cancel(request: Request) -> JSONResponse:

@@ -280,6 +280,26 @@ async def test_retry_all_failed_needs_the_token_and_takes_one_queue_or_all(
     assert await statuses() == [created, created, created, created]
 
 
+async def test_a_task_with_dependents_offers_retry_with_them_and_it_revives_them(
+    store: TaskStore, client: httpx.AsyncClient
+) -> None:
+    first = await store.enqueue("x.first", concurrency_key="tenant-7")
+    after = await store.enqueue("x.after", depends_on=[first])
+    assert await store.cancel(first) == TaskStatus.CANCELLED
+    assert (await store.require(after)).status == TaskStatus.CANCELLED
+    page = (await client.get(f"/tasks/{first}")).text
+    assert f'data-url="api/tasks/{first}/retry?with_dependents=1"' in page
+    assert "<dt>concurrency key</dt><dd>tenant-7</dd>" in page
+    assert "retry?with_dependents" not in (await client.get(f"/tasks/{after}")).text
+    plain = await client.post(f"/api/tasks/{first}/retry", headers=AUTH)
+    assert plain.json() == {"id": first, "status": "created"}
+    assert (await store.require(after)).status == TaskStatus.CANCELLED
+    await store.cancel(first)
+    revived = await client.post(f"/api/tasks/{first}/retry?with_dependents=1", headers=AUTH)
+    assert revived.json() == {"id": first, "status": "created"}
+    assert (await store.require(after)).status == TaskStatus.WAITING
+
+
 async def test_list_of_failed_tasks_offers_retry_all_failed_only_with_a_token(
     store: TaskStore, client: httpx.AsyncClient, read_only: httpx.AsyncClient
 ) -> None:
