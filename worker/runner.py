@@ -12,6 +12,7 @@ They share one `worker.state.WorkerState` and reach the database only through
 from __future__ import annotations
 
 import collections
+import functools
 import os
 import socket
 import uuid
@@ -25,7 +26,6 @@ from taskstore.logs import get_logger
 from taskstore.store import TaskStore
 from worker.completer import Completer
 from worker.config import DEFAULT_MAX_ATTEMPTS, WorkerConfig
-from worker.cron import utcnow
 from worker.errors import HookFailed
 from worker.execution import Running
 from worker.fetcher import Fetcher
@@ -151,7 +151,8 @@ class Worker:
         if not self.config.burst:
             services.start_soon(self._listen)
             served = [d for d in self.registry.periodic() if d.queue in self.config.queues]
-            services.start_soon(run_schedules, consumer, served, utcnow, lambda: state.stopping)
+            ticks = functools.partial(run_schedules, stopping=lambda: state.stopping)
+            services.start_soon(ticks, consumer, served)
 
     async def _listen(self) -> None:
         """Wake-ups: relayed by our supervisor, or on a LISTEN connection of our own."""
