@@ -101,8 +101,9 @@ class ErrorTranslator:
             )
         if isinstance(exc, DBAPIError) and self._backend.locked_out(exc):
             return DatabaseUnavailable(
-                f"the database at {at} is locked: {why} (another process held its write "
-                "lock past the busy timeout)"
+                f"the database at {at} is locked: {why} (another connection held its write "
+                "lock past the busy timeout: another process's, or a write session still "
+                "open in this one)"
             )
         if isinstance(exc, DBAPIError) and not _connection_failed(exc):
             return DatabaseUnavailable(f"the database at {at} failed: {why}")
