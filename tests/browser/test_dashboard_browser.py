@@ -282,6 +282,30 @@ async def test_retry_all_failed_of_one_queue_from_the_task_list(
     assert await page.locator("button[data-action='retry-failed']").count() == 0
 
 
+async def test_retry_with_dependents_from_a_cancelled_dependencys_page(
+    dashboard: tuple[str, str, int], browser: Any
+) -> None:
+    base, db_url, _ = dashboard
+    first, after = await cancelled_workflow(db_url)
+    page, dialogs = await new_page(browser)
+    await page.goto(f"{base}tasks/{first}")
+    await page.click("button[data-action='retry-with-dependents']")
+    await page.locator(".badge.s-created").first.wait_for()  # reloaded after the POST
+    assert [d.split(":")[0] for d in dialogs] == ["prompt"]
+    assert await status_of(db_url, first) is TaskStatus.CREATED
+    assert await status_of(db_url, after) is TaskStatus.WAITING
+    await page.screenshot(path=ARTIFACTS / "dashboard-workflow.png", full_page=True)
+
+
+async def cancelled_workflow(url: str) -> tuple[int, int]:
+    """A task and one waiting on it, both cancelled by cancelling the first."""
+    async with TaskStore.from_url(url) as store:
+        first = await store.enqueue("app.probe", queue="media")
+        after = await store.enqueue("app.index", queue="media", depends_on=[first])
+        await store.cancel(first)
+        return first, after
+
+
 async def test_markup_in_a_task_shows_as_text_and_never_runs(
     dashboard: tuple[str, str, int], browser: Any
 ) -> None:
