@@ -27,7 +27,8 @@ _PG_OPTIONS = frozenset(
     {"host", "port", "passfile", "timeout", "statement_cache_size", "command_timeout", "ssl"}
     | {"max_cached_statement_lifetime", "max_cacheable_statement_size", "direct_tls"}
     | {"target_session_attrs", "krbsrvname", "gsslib", "prepared_statement_cache_size"}
-    | {"application_name", "connect_timeout"}
+    | {"application_name", "connect_timeout", "tcp_user_timeout", "keepalives"}
+    | {"keepalives_idle", "keepalives_interval", "keepalives_count"}
 )
 _SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 _TRUE = {"1", "true", "yes", "on"}
@@ -122,7 +123,8 @@ def _pg_query(url: URL) -> URL:
     if unknown:
         raise ConfigError(
             f"unknown option {unknown[0]!r} in the database URL {safe_url(url)} "
-            "(sslmode, application_name, connect_timeout or an asyncpg connect option)"
+            "(sslmode, application_name, connect_timeout, keepalives*, tcp_user_timeout or "
+            "an asyncpg connect option)"
         )
     if "sslmode" not in url.query:
         return url

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from taskstore.backends.pg_socket import tcp_options, watch_dead_peers
 from taskstore.backends.postgres import PostgresBackend, connect_args
 from taskstore.settings import Settings
 
@@ -58,6 +59,7 @@ class PgBouncerBackend(PostgresBackend):
                 poolclass=NullPool,
                 connect_args=connect_args(url),
             )
+            watch_dead_peers(self._listen_engine, tcp_options(url))
             self.notifies = True
             self.idle_probe_seconds = None
 

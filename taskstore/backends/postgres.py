@@ -42,6 +42,7 @@ from sqlalchemy.util import await_only
 
 from taskstore.backends.health import Health, postgres_health
 from taskstore.backends.pg_direct import DirectRunner
+from taskstore.backends.pg_socket import OPTION_NAMES, tcp_options, watch_dead_peers
 from taskstore.errors import ConfigError
 from taskstore.logs import get_logger
 from taskstore.settings import Settings
@@ -133,7 +134,7 @@ class PostgresBackend:
         rows = await self._direct.rows(conn, statement, params)  # asyncpg decodes them
         return lambda: rows
 
-    url_options_taken = ("application_name", "connect_timeout")
+    url_options_taken = ("application_name", "connect_timeout", *OPTION_NAMES)
 
     def engine_kwargs(self, settings: Settings) -> dict[str, Any]:
         return {
@@ -144,6 +145,7 @@ class PostgresBackend:
         }
 
     def configure_engine(self, engine: AsyncEngine, settings: Settings) -> None:
+        watch_dead_peers(engine, tcp_options(settings.database_url))
         if not settings.pool_pre_ping:
             return
         # SQLAlchemy's pre-ping wraps its probe in BEGIN/ROLLBACK here: three round trips

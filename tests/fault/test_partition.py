@@ -121,3 +121,65 @@ async def test_a_host_cut_off_past_its_lease_loses_nothing_and_its_late_completi
     assert set(twice) <= set(held)  # only what the cut host held ran again
     assert all(f":{victim}:" not in (ended_by[i] or "") for i in held)  # fence: not its ending
     assert codes == [0] * HOSTS  # the victim came back and stopped cleanly too
+
+
+_PRODUCER = """
+import asyncio, os, sys, time
+from taskstore import TaskStore, TaskStoreError
+
+async def main(url):
+    store = TaskStore.from_url(url)
+    await store.open()
+    await store.enqueue("a.before")
+    print("ready", flush=True)
+    sys.stdin.readline()  # the link is cut now
+    started = time.monotonic()
+    try:
+        await store.enqueue("a.during")
+        print("enqueued", flush=True)
+    except TaskStoreError as exc:
+        print(f"{time.monotonic() - started:.1f} {exc}", flush=True)
+    os._exit(0)  # closing would talk to a server it cannot reach
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def _producer(hosts: Hosts, k: int, url: str) -> subprocess.Popen:
+    argv = hosts.command(k, [sys.executable, "-c", _PRODUCER, url])
+    return subprocess.Popen(
+        argv, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+
+
+async def test_an_enqueue_into_a_link_that_drops_everything_fails_within_the_user_timeout(
+    network: tuple[Hosts, ThrowawayCluster], figures
+) -> None:
+    hosts, cluster = network
+    admin = await asyncpg.connect(cluster.url())
+    await admin.execute("CREATE DATABASE frozen")
+    await admin.close()
+    store = TaskStore.from_url(cluster.url(database="frozen"))
+    await store.migrate()
+    await store.close()
+    url = cluster.url(hosts.gateway(1), "frozen") + "?tcp_user_timeout=3000"
+    producer = _producer(hosts, 1, url)
+    try:
+        with anyio.fail_after(60):
+            assert (
+                await anyio.to_thread.run_sync(producer.stdout.readline, abandon_on_cancel=True)
+                == "ready\n"
+            )
+        hosts.cut(1)
+        producer.stdin.write("go\n")
+        producer.stdin.flush()
+        with anyio.fail_after(60):  # the kernel alone would retransmit for ~15 minutes
+            said = await anyio.to_thread.run_sync(producer.stdout.readline, abandon_on_cancel=True)
+    finally:
+        producer.kill()
+        producer.wait(10)
+        hosts.heal(1)
+    seconds, message = said.split(" ", 1)
+    figures(tcp_user_timeout_s=3.0, failed_after_s=float(seconds))
+    assert float(seconds) < 20
+    assert "cannot reach the database" in message, message
