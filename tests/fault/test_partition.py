@@ -48,6 +48,16 @@ def network() -> Iterator[tuple[Hosts, ThrowawayCluster]]:
         hosts.close()
 
 
+async def _migrated_database(cluster: ThrowawayCluster, name: str) -> TaskStore:
+    """A new database `name` on the cluster, migrated; its store (not opened)."""
+    admin = await asyncpg.connect(cluster.url())
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    store = TaskStore.from_url(cluster.url(database=name))
+    await store.migrate()
+    return store
+
+
 def _worker(hosts: Hosts, k: int, url: str, log: Path) -> subprocess.Popen:
     env = {**os.environ, "TASKSTORE_DATABASE_URL": url, "TEST_EXEC_LOG": str(log)}
     argv = [sys.executable, "-m", "worker.cli", "--app", "tests.apps.pipeline"]
@@ -70,11 +80,7 @@ async def test_a_host_cut_off_past_its_lease_loses_nothing_and_its_late_completi
     network: tuple[Hosts, ThrowawayCluster], tmp_path: Path, figures
 ) -> None:
     hosts, cluster = network
-    admin = await asyncpg.connect(cluster.url())
-    await admin.execute("CREATE DATABASE partition")
-    await admin.close()
-    store = TaskStore.from_url(cluster.url(database="partition"))
-    await store.migrate()
+    store = await _migrated_database(cluster, "partition")
     async with store:
         await store.enqueue_many(
             [{"name": "tests.sleep", "payload": {"seconds": 0.1}} for _ in range(TASKS)]
@@ -156,12 +162,7 @@ async def test_an_enqueue_into_a_link_that_drops_everything_fails_within_the_use
     network: tuple[Hosts, ThrowawayCluster], figures
 ) -> None:
     hosts, cluster = network
-    admin = await asyncpg.connect(cluster.url())
-    await admin.execute("CREATE DATABASE frozen")
-    await admin.close()
-    store = TaskStore.from_url(cluster.url(database="frozen"))
-    await store.migrate()
-    await store.close()
+    await (await _migrated_database(cluster, "frozen")).close()
     url = cluster.url(hosts.gateway(1), "frozen") + "?tcp_user_timeout=3000"
     producer = _producer(hosts, 1, url)
     try:
