@@ -117,9 +117,11 @@ class SQLiteBackend:
         return self._turns()
 
     def engine_kwargs(self, settings: Settings) -> dict[str, Any]:
-        database = settings.database_url.database
-        if database and database != ":memory:":
-            _refuse_unopenable(Path(database).expanduser())
+        url = settings.database_url
+        # a `file:` URI (uri=true) is SQLite's to read, not a path: Django's in-memory test
+        # database is one
+        if url.database and url.database != ":memory:" and not url.query.get("uri"):
+            _refuse_unopenable(Path(url.database).expanduser())
         return {"connect_args": {"timeout": settings.sqlite_busy_timeout_ms / 1000}}
 
     def configure_engine(self, engine: AsyncEngine, settings: Settings) -> None:

@@ -41,3 +41,13 @@ def test_a_folder_this_user_may_not_write_in_is_named(
 def test_a_new_file_in_a_new_folder_is_allowed(tmp_path: Path) -> None:
     assert "connect_args" in kwargs_for(tmp_path / "new" / "x.db")
     assert (tmp_path / "new").is_dir()
+
+
+def test_a_file_uri_is_not_taken_for_a_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # a read-only working folder
+    url = "sqlite:///file:memorydb_default?mode=memory&cache=shared&uri=true"
+    SQLiteBackend().engine_kwargs(Settings.from_env(url, env={}))
+    assert list(tmp_path.iterdir()) == []  # no `file:` folder made
