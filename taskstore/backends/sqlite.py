@@ -42,7 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from taskstore.backends.health import Health, sqlite_health
 from taskstore.backends.plans import Plans
-from taskstore.backends.sqlite_direct import DirectWriter, connect
+from taskstore.backends.sqlite_direct import DirectWriter, connect, make_folder
 from taskstore.backends.sqlite_inline import InlineConnection, InlineUnits
 from taskstore.backends.sqlite_turns import WriterTurns
 from taskstore.errors import ConfigError, DatabaseUnavailable
@@ -57,25 +57,28 @@ _SYNC_MODES = {"OFF", "NORMAL", "FULL", "EXTRA"}
 
 def _refuse_unopenable(path: Path) -> None:
     """Say why the file cannot be opened before the driver tries: a failed open leaves
-    aiosqlite's thread answering a loop that may have closed, which prints a traceback."""
+    aiosqlite's thread answering a loop that may have closed, which prints a traceback.
+    Nothing is created here: a missing folder is made at the first connection (see
+    `sqlite_direct.make_folder`), so a store that refuses to open leaves none behind."""
     if path.is_dir():
         raise DatabaseUnavailable(
             f"cannot open the database file at {path}: it is a folder (name a file in it, "
             f"such as {path / 'taskstore.db'})"
         )
-    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+    if path.exists():
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise DatabaseUnavailable(
+                f"cannot open the database file at {path}: this user may not read and write it"
+            )
+        return
+    there = next(p for p in path.absolute().parents if p.exists())
+    if not there.is_dir():
         raise DatabaseUnavailable(
-            f"cannot open the database file at {path}: this user may not read and write it"
+            f"cannot create the SQLite database folder {path.parent}: {there} is a file"
         )
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
+    if not os.access(there, os.W_OK | os.X_OK):
         raise DatabaseUnavailable(
-            f"cannot create the SQLite database folder {path.parent}: {exc.strerror}"
-        ) from None
-    if not path.exists() and not os.access(path.parent, os.W_OK | os.X_OK):
-        raise DatabaseUnavailable(
-            f"cannot create the database file at {path}: this user may not write in {path.parent}"
+            f"cannot create the database file at {path}: this user may not write in {there}"
         )
 
 
@@ -155,6 +158,8 @@ class SQLiteBackend:
                 self._units = InlineUnits(functools.partial(connect, path, pragmas, 0))
             self._writer = DirectWriter(path, pragmas, busy, inline=self._units)
             self._turns = WriterTurns(path)
+            if not settings.database_url.query.get("uri"):
+                event.listen(engine.sync_engine, "do_connect", lambda *_: make_folder(path))
         self._engine = engine
 
         @event.listens_for(engine.sync_engine, "connect")

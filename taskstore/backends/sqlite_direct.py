@@ -27,17 +27,31 @@ import asyncio
 import concurrent.futures
 import sqlite3
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
 from taskstore.backends.plans import Plan
 from taskstore.backends.sqlite_inline import Busy, InlineUnits, busy
+from taskstore.errors import DatabaseUnavailable
+
+
+def make_folder(path: str) -> None:
+    """Make the database file's folder if it is missing (before SQLite creates the file)."""
+    folder = Path(path).expanduser().parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatabaseUnavailable(
+            f"cannot create the SQLite database folder {folder}: {exc.strerror}"
+        ) from None
 
 
 def connect(path: str, pragmas: Sequence[str], timeout: float) -> sqlite3.Connection:
     """A connection of ours: autocommit (we say BEGIN), the store's pragmas, and with
     `timeout` 0 one that never waits for another connection's lock."""
+    make_folder(path)
     conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
     for pragma in pragmas:
         conn.execute(pragma)

@@ -75,7 +75,7 @@ def test_the_sync_store_joins_a_synchronous_session_it_is_given(db_url: str) -> 
 
 
 @pytest.mark.parametrize("store_kind", ["sync", "async"])
-def test_opening_a_missing_sqlite_file_says_so_and_writes_no_file(
+def test_opening_a_missing_sqlite_file_says_so_and_makes_no_file_or_folder(
     tmp_path: Path, store_kind: str
 ) -> None:
     path = tmp_path / "typo" / "tasks.db"
@@ -84,7 +84,7 @@ def test_opening_a_missing_sqlite_file_says_so_and_writes_no_file(
             SyncTaskStore(f"sqlite:///{path}")
         else:
             asyncio.run(_open_async(f"sqlite:///{path}"))
-    assert not path.exists()
+    assert not path.parent.exists()  # neither the file nor its folder
 
 
 async def _open_async(url: str) -> None:

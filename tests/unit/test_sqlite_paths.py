@@ -38,9 +38,15 @@ def test_a_folder_this_user_may_not_write_in_is_named(
         kwargs_for(tmp_path / "x.db")
 
 
-def test_a_new_file_in_a_new_folder_is_allowed(tmp_path: Path) -> None:
-    assert "connect_args" in kwargs_for(tmp_path / "new" / "x.db")
-    assert (tmp_path / "new").is_dir()
+def test_a_new_file_in_a_new_folder_is_allowed_and_nothing_is_made_yet(tmp_path: Path) -> None:
+    assert "connect_args" in kwargs_for(tmp_path / "new" / "deeper" / "x.db")
+    assert not (tmp_path / "new").exists()  # made at the first connection
+
+
+def test_a_file_where_a_folder_belongs_is_named(tmp_path: Path) -> None:
+    (tmp_path / "notes").write_text("")
+    with pytest.raises(DatabaseUnavailable, match=f"{tmp_path / 'notes'} is a file$"):
+        kwargs_for(tmp_path / "notes" / "sub" / "x.db")
 
 
 def test_a_file_uri_is_not_taken_for_a_path(
