@@ -33,6 +33,14 @@ DEFAULTS = {
     "tcp_user_timeout": 30_000,
 }
 OPTION_NAMES = tuple(DEFAULTS)
+#: the largest value the kernel takes for each (Linux's limits)
+_MAXIMA = {
+    "keepalives": 1,
+    "keepalives_idle": 32_767,
+    "keepalives_interval": 32_767,
+    "keepalives_count": 127,
+    "tcp_user_timeout": 2**31 - 1,
+}
 _SOCKET_OPTIONS = (  # (option, TCP socket option name): what this platform has is set
     ("keepalives_idle", "TCP_KEEPIDLE"),
     ("keepalives_interval", "TCP_KEEPINTVL"),
@@ -49,13 +57,16 @@ def tcp_options(url: URL) -> dict[str, int]:
         if name not in url.query:
             continue
         given = url.query[name]
+        if isinstance(given, tuple):
+            raise ConfigError(f"{name} is given twice in the database URL")
         try:
-            value = int(given)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
+            value = int(given)
+        except ValueError:
             value = -1
-        if value < 0:
+        if not 0 <= value <= _MAXIMA[name]:
             raise ConfigError(
-                f"{name} in the database URL must be a whole number >= 0, got {given!r}"
+                f"{name} in the database URL must be a whole number from 0 to "
+                f"{_MAXIMA[name]}, got {given!r}"
             )
         options[name] = value
     return options
