@@ -16,7 +16,13 @@ from starlette.routing import Route
 
 from taskstore.dashboard import auth, data
 from taskstore.dashboard.flow import settings_json
-from taskstore.dashboard.params import TaskFilter, parse_int, parse_queue, parse_task_id
+from taskstore.dashboard.params import (
+    TaskFilter,
+    parse_flag,
+    parse_int,
+    parse_queue,
+    parse_task_id,
+)
 from taskstore.records import QueueSettings
 from taskstore.states import TaskStatus
 from taskstore.store import TaskStore
@@ -72,7 +78,7 @@ def refused(request: Request) -> JSONResponse | None:
 async def retry(request: Request) -> JSONResponse:
     """Run a failed or cancelled task again; with ``?with_dependents=1`` what its failure
     cancelled waits for it again (``taskstore retry --with-dependents``)."""
-    revive = request.query_params.get("with_dependents", "") not in ("", "0", "false")
+    revive = parse_flag(request.query_params.get("with_dependents", ""), "with_dependents")
     return await _operate(
         request, lambda store, task_id: store.retry(task_id, with_dependents=revive)
     )

@@ -21,6 +21,20 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 
 
+_FLAGS = {"1": True, "true": True, "yes": True, "on": True}
+_FLAGS |= {"": False, "0": False, "false": False, "no": False, "off": False}
+
+
+def parse_flag(text: str, what: str) -> bool:
+    """A yes/no query parameter; anything else is `InvalidInput` (not taken as yes)."""
+    try:
+        return _FLAGS[text.strip().lower()]
+    except KeyError:
+        raise InvalidInput(
+            f"{what} must be 1/true/yes/on or 0/false/no/off, got {text!r}"
+        ) from None
+
+
 def parse_int(text: str, what: str, low: int, high: int) -> int:
     """An integer from `low` to `high`, or `InvalidInput` naming `what`."""
     try:

@@ -295,6 +295,14 @@ async def test_a_task_with_dependents_offers_retry_with_them_and_it_revives_them
     assert plain.json() == {"id": first, "status": "created"}
     assert (await store.require(after)).status == TaskStatus.CANCELLED
     await store.cancel(first)
+    for word in ("no", "OFF", "False"):  # a no is a no, whatever its spelling
+        said = await client.post(f"/api/tasks/{first}/retry?with_dependents={word}", headers=AUTH)
+        assert said.status_code == 200
+        assert (await store.require(after)).status == TaskStatus.CANCELLED
+        await store.cancel(first)
+    bad = await client.post(f"/api/tasks/{first}/retry?with_dependents=abc", headers=AUTH)
+    assert bad.status_code == 400 and "with_dependents must be" in bad.json()["error"]
+    assert (await store.require(first)).status == TaskStatus.CANCELLED
     revived = await client.post(f"/api/tasks/{first}/retry?with_dependents=1", headers=AUTH)
     assert revived.json() == {"id": first, "status": "created"}
     assert (await store.require(after)).status == TaskStatus.WAITING
