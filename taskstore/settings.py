@@ -216,16 +216,24 @@ def resolve_database_url(explicit: str | None, env: Mapping[str, str]) -> URL:
     return URL.create("sqlite+aiosqlite", database=str(default_sqlite_path(env)))
 
 
-def missing_sqlite_file(settings: Settings) -> str | None:
-    """Why the settings' SQLite database file cannot be opened without creating it (it
-    is not there), or None (it is, or the database is not an SQLite file)."""
+def sqlite_file(settings: Settings) -> Path | None:
+    """The SQLite database file's path; None for PostgreSQL, an in-memory database or a
+    ``file:`` URI (``uri=true``: SQLite's to read, not a path; Django's in-memory test
+    database is one)."""
     url = settings.database_url
     database = url.database or ""
     if settings.backend != "sqlite" or database in ("", ":memory:") or url.query.get("uri"):
         return None
-    given = Path(database).expanduser()
-    if given.exists():
+    return Path(database).expanduser()
+
+
+def missing_sqlite_file(settings: Settings) -> str | None:
+    """Why the settings' SQLite database file cannot be opened without creating it (it
+    is not there), or None (it is, or the database is not an SQLite file)."""
+    given = sqlite_file(settings)
+    if given is None or given.exists():
         return None
+    database = settings.database_url.database
     message = f"no database file at {given.resolve()} (`taskstore migrate` creates it)"
     if not given.is_absolute():
         message += (

@@ -46,7 +46,7 @@ from taskstore.backends.sqlite_direct import DirectWriter, connect, make_folder
 from taskstore.backends.sqlite_inline import InlineConnection, InlineUnits
 from taskstore.backends.sqlite_turns import WriterTurns
 from taskstore.errors import ConfigError, DatabaseUnavailable
-from taskstore.settings import Settings
+from taskstore.settings import Settings, sqlite_file
 
 _BEGIN_OPTION = "taskstore_sqlite_begin"
 _BEGIN_MODES = {"IMMEDIATE": "BEGIN IMMEDIATE", "DEFERRED": "BEGIN"}
@@ -120,11 +120,9 @@ class SQLiteBackend:
         return self._turns()
 
     def engine_kwargs(self, settings: Settings) -> dict[str, Any]:
-        url = settings.database_url
-        # a `file:` URI (uri=true) is SQLite's to read, not a path: Django's in-memory test
-        # database is one
-        if url.database and url.database != ":memory:" and not url.query.get("uri"):
-            _refuse_unopenable(Path(url.database).expanduser())
+        path = sqlite_file(settings)
+        if path is not None:
+            _refuse_unopenable(path)
         return {"connect_args": {"timeout": settings.sqlite_busy_timeout_ms / 1000}}
 
     def configure_engine(self, engine: AsyncEngine, settings: Settings) -> None:
