@@ -98,7 +98,7 @@ def _ids(ids: list[int], shown: int = 12) -> str | None:
 def _attempt_line(entry: dict[str, Any]) -> str:
     started = (entry["started_at"] or "-")[:19].replace("T", " ")
     finished = (entry["finished_at"] or "-")[:19].replace("T", " ")
-    line = f"#{entry['attempt']}  {entry['outcome']:<13} {started} -> {finished}"
+    line = f"#{entry['number']}  {entry['outcome']:<13} {started} -> {finished}"
     line += f"  {entry['worker_id'] or '-'}"
     if entry["error_type"]:
         line += f"  {entry['error_type']}: {entry['error_message']}"

@@ -101,7 +101,9 @@ class HistoryStatements(TaskStatements):
 
     async def attempts_log(self, conn: Executor, info: TaskInfo) -> list[dict[str, Any]]:
         """Every attempt of the task, oldest first: the history rows, then the attempt on
-        the task's row when it is running or completed."""
+        the task's row when it is running or completed. Each entry's `number` counts the
+        task's runs (1, 2, ...); its `attempt` is its place in the budget of attempts it
+        ran under, which repeats after an uncharged ending or an operator's retry."""
         stmt = select(*(A.c[name] for name in _SHOWN)).where(A.c.task_id == info.id)
         log = [dict(row._mapping) for row in await conn.execute(stmt.order_by(A.c.id))]
         if info.status in _ON_ROW and info.started_at is not None:
@@ -116,7 +118,7 @@ class HistoryStatements(TaskStatements):
                     "error_message": None,
                 }
             )
-        return log
+        return [{"number": number, **entry} for number, entry in enumerate(log, 1)]
 
 
 def _text(value: Any, limit: int) -> str | None:

@@ -356,6 +356,20 @@ async def test_a_task_that_failed_twice_then_completed_has_three_attempts_logged
     assert log[0]["finished_at"] <= log[1]["started_at"] and all(e["worker_id"] for e in log)
 
 
+async def test_a_task_retried_by_hand_numbers_its_runs_on_across_the_fresh_budget(
+    store: TaskStore,
+) -> None:
+    task_id = await store.enqueue("wf.reject")
+    await burst(store).run()
+    await store.retry(task_id)
+    await burst(store).run()
+    log = (await task_links(store, await store.require(task_id))).attempts_log
+    assert [(e["number"], e["attempt"], e["outcome"]) for e in log] == [
+        (1, 1, "failed"),
+        (2, 1, "failed"),
+    ]
+
+
 async def test_retry_with_dependents_puts_what_the_failure_cancelled_back_to_waiting(
     store: TaskStore,
 ) -> None:
