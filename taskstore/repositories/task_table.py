@@ -151,6 +151,10 @@ class TaskStatements:
             raise LeaseLost(f"task {task_id}: this worker no longer owns the attempt")
         if fenced:
             raise LeaseLost(f"task {task_id} is {row.status} now; this attempt's result is void")
-        # An operator retry of a dependent is this event: say what the operator asked.
-        action = "requeue" if event is Event.WAIT_AGAIN else event.value
-        raise IllegalTransition(f"cannot {action} task {task_id}: it is {row.status}")
+        if event in (Event.REQUEUE, Event.WAIT_AGAIN):
+            # Say what the operator asked for (retry), and what it needs.
+            raise IllegalTransition(
+                f"cannot retry task {task_id}: it is {row.status}"
+                " (only a failed or cancelled task can be retried)"
+            )
+        raise IllegalTransition(f"cannot {event.value} task {task_id}: it is {row.status}")

@@ -245,7 +245,10 @@ async def test_fenced_failure_from_a_non_owner_raises_lease_lost(store: TaskStor
 
 async def test_illegal_transitions_raise(store: TaskStore) -> None:
     task_id = await store.enqueue("t.x")
-    with pytest.raises(IllegalTransition, match=r"cannot requeue task \d+: it is created"):
+    with pytest.raises(
+        IllegalTransition,
+        match=r"cannot retry task \d+: it is created \(only a failed or cancelled",
+    ):
         await store.retry(task_id)
     await store.cancel(task_id)
     with pytest.raises(IllegalTransition, match="it is cancelled"):
