@@ -169,7 +169,7 @@ def _retry_one(url: str | None, task_id: int, as_json: bool, with_dependents: bo
 
     doc, revived = with_store(url, go)
     if as_json:
-        emit_json(doc)
+        emit_json({**doc, "waiting_again": revived} if with_dependents else doc)
         return
     click.echo(f"task {task_id} is {doc['status']}")
     if revived:
@@ -225,12 +225,18 @@ def cancel(url: str | None, task_id: int) -> None:
     async def go(store: TaskStore) -> str:
         from taskstore.errors import IllegalTransition
 
+        waiting = await _waiting_below(store, task_id)
         try:
-            return f"task {task_id} is {await store.cancel(task_id)}"
+            said = f"task {task_id} is {await store.cancel(task_id)}"
         except IllegalTransition:
             if (await store.require(task_id)).status is not TaskStatus.CANCELLED:
                 raise
             return f"task {task_id} was already cancelled"
+        # What waited for it is cancelled with it: say which, so nothing vanishes unseen.
+        async with store.reading() as conn:
+            infos = [await store.tasks.get(conn, t) for t in waiting]
+        gone = [i.id for i in infos if i and i.status is TaskStatus.CANCELLED]
+        return said + (f"\ncancelled with it (they waited for it): {_ids(gone)}" if gone else "")
 
     click.echo(with_store(url, go))
 

@@ -272,6 +272,22 @@ def test_cancelling_an_already_cancelled_task_is_not_an_error(db_url: str) -> No
     assert again.stdout.strip() == f"task {task_id} was already cancelled"
 
 
+def test_cancel_names_what_it_cancelled_below_and_retry_json_what_waits_again(
+    db_url: str,
+) -> None:
+    first = taskstore("enqueue", "a.b", url=db_url).stdout.strip()
+    second = taskstore("enqueue", "a.b", "--depends-on", first, url=db_url).stdout.strip()
+    third = taskstore("enqueue", "a.b", "--depends-on", second, url=db_url).stdout.strip()
+    said = taskstore("cancel", first, url=db_url).stdout.splitlines()
+    assert said == [
+        f"task {first} is cancelled",
+        f"cancelled with it (they waited for it): {second}, {third}",
+    ]
+    retried = taskstore("retry", first, "--with-dependents", "--json", url=db_url)
+    doc = json.loads(retried.stdout)
+    assert (doc["status"], doc["waiting_again"]) == ("created", [int(second), int(third)])
+
+
 def test_status_watch_ends_quietly_on_ctrl_c(db_url: str) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "taskstore.cli", "status", "--watch", "--interval", "0.2"],
