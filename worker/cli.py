@@ -17,6 +17,7 @@ from taskstore.cli_common import Command, Duration, database_url_option, fail, r
 from taskstore.errors import InvalidInput, TaskStoreError
 
 if TYPE_CHECKING:
+    from taskstore.store import TaskStore
     from worker.metrics import NoMetrics
     from worker.registry import Registry
     from worker.runner import Worker, WorkerConfig
@@ -106,7 +107,7 @@ async def serve(url: str | None, config: WorkerConfig, metrics: NoMetrics | None
     store = TaskStore(settings)
     try:
         if settings.auto_migrate:
-            await store.migrate(if_needed=True)
+            await _migrate(store)
         await store.open()
         worker = Worker(store, registry, config, metrics=metrics)
         if _early_stop:
@@ -121,6 +122,19 @@ async def serve(url: str | None, config: WorkerConfig, metrics: NoMetrics | None
         return worker
     finally:
         await store.close()
+
+
+async def _migrate(store: TaskStore) -> None:
+    """Bring the schema up to date; a new SQLite file is said with its path, because a
+    mistyped one would otherwise leave a worker idling on an empty queue unseen."""
+    from taskstore.logs import get_logger
+    from taskstore.settings import sqlite_file
+
+    path = sqlite_file(store.settings)
+    new = path is not None and not path.exists()
+    await store.migrate(if_needed=True)
+    if new:
+        get_logger("taskstore.worker").info("created a new database", path=str(path.resolve()))
 
 
 def _alone(group: BaseExceptionGroup) -> BaseException:

@@ -114,6 +114,7 @@ class Worker:
         config = self.config
         self.log.info(
             "worker started",
+            database=self.store.settings.safe_url,
             queues=config.queues,
             concurrency=config.concurrency,
             burst=config.burst,

@@ -361,6 +361,24 @@ def test_an_app_file_registers_the_same_task_names_from_any_directory(
         }
 
 
+def test_a_worker_says_which_database_it_serves_and_when_it_made_a_new_one(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "jobs.py").write_text(APP)
+    url = "sqlite:///typo.db"
+
+    def events() -> dict[str, dict[str, object]]:
+        result = worker("--app", "jobs.py", "--burst", url=url, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+        return {e["event"]: e for e in lines}
+
+    first = events()
+    assert first["created a new database"]["path"] == str(tmp_path / "typo.db")
+    assert first["worker started"]["database"] == "sqlite+aiosqlite:///typo.db"
+    assert "created a new database" not in events()
+
+
 def test_wait_exits_by_outcome_and_its_json_is_what_show_prints(db_url: str) -> None:
     first = taskstore("enqueue", "a.b", url=db_url).stdout.strip()
     second = taskstore("enqueue", "a.b", url=db_url).stdout.strip()
