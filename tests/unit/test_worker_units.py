@@ -218,7 +218,9 @@ def test_error_document_has_type_message_and_traceback() -> None:
 
 def fake_worker(consumer: FakeConsumer, reg: Registry | None = None, **config: Any) -> Worker:
     """A worker whose store is a `FakeConsumer`: no database anywhere."""
-    store = SimpleNamespace(settings=SimpleNamespace(retention_seconds=0))
+    store = SimpleNamespace(
+        settings=SimpleNamespace(retention_seconds=0, safe_url="sqlite:///fake.db")
+    )
     options = {"queues": {"default": None}, "concurrency": 8, **config}
     return Worker(store, reg or Registry(), WorkerConfig(**options), consumer=consumer)
 
