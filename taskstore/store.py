@@ -36,7 +36,7 @@ from taskstore.records import (
 from taskstore.repositories.flow import FlowStatements
 from taskstore.repositories.tasks import TaskRepository
 from taskstore.repositories.workers import WorkerRepository
-from taskstore.settings import Settings, missing_sqlite_file
+from taskstore.settings import Settings, missing_sqlite_file, sqlite_file
 from taskstore.states import FINISHED, TaskStatus
 from taskstore.tracing import enqueue_span
 from taskstore.translate import UNREACHABLE, ErrorTranslator
@@ -55,7 +55,7 @@ class TaskStore:
         self.tasks = TaskRepository(self.backend)
         self.worker_registry = WorkerRepository(self.backend)
         self.flow = FlowStatements(self.backend)
-        self.translate = ErrorTranslator(settings.safe_url, self.backend)
+        self.translate = ErrorTranslator(settings.safe_url, self.backend, sqlite_file(settings))
         # Single statements reuse held autocommit connections where the backend has them.
         self._links = (
             LinkPool(self.engine, self.backend, self.translate)

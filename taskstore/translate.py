@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
@@ -38,9 +39,12 @@ def reason(exc: BaseException) -> str:
 class ErrorTranslator:
     """``async with translate():`` around database work of one store."""
 
-    def __init__(self, safe_url: str, backend: Backend) -> None:
+    def __init__(self, safe_url: str, backend: Backend, file: Path | None = None) -> None:
         self._safe_url = safe_url
         self._backend = backend
+        # An SQLite file's troubles are said with its full path: a relative URL hides
+        # which folder it was read from.
+        self._file = str(file.resolve()) if file is not None else safe_url
 
     @contextlib.asynccontextmanager
     async def __call__(self) -> AsyncIterator[None]:
@@ -92,12 +96,12 @@ class ErrorTranslator:
             )
         if _NO_FILE in why:  # SQLite: a path, not a network, is the problem
             return DatabaseUnavailable(
-                f"cannot open the database file at {at}: {why} (is it a folder, or a file "
+                f"cannot open the database file at {self._file}: {why} (is it a folder, or a file "
                 "this user may not read and write?)"
             )
         if _NOT_A_DATABASE in why:
             return DatabaseUnavailable(
-                f"the file at {at} is not an SQLite database ({why}): is the path right?"
+                f"the file at {self._file} is not an SQLite database ({why}): is the path right?"
             )
         if isinstance(exc, DBAPIError) and self._backend.locked_out(exc):
             return DatabaseUnavailable(

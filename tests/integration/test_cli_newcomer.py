@@ -140,7 +140,9 @@ def test_a_file_that_is_not_a_database_is_named_as_such_and_left_alone(
     notes.write_text("not a database, and long enough to have a header of its own\n" * 4)
     before = notes.read_bytes()
     result = taskstore(*command, url=f"sqlite:///{notes}")
-    assert_one_line_error(result, 1, "is not an SQLite database", "is the path right?")
+    assert_one_line_error(
+        result, 1, f"the file at {notes} is not an SQLite database", "path right?"
+    )
     assert "unexpected" not in result.stderr and "cannot reach" not in result.stderr
     assert notes.read_bytes() == before
 
