@@ -26,6 +26,8 @@ class TaskLinks:
     #: the whole workflow, in levels (a level's tasks wait only for earlier levels):
     #: [[{"id", "name", "status", "depends_on"}, ...], ...]; empty for a lone task
     workflow: list[list[dict[str, Any]]] = dataclasses.field(default_factory=list)
+    #: dependencies that failed or were cancelled (the task cannot be retried alone)
+    dead_dependencies: list[int] = dataclasses.field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         log = [
@@ -52,9 +54,9 @@ async def task_links(store: TaskStore, info: TaskInfo, *, graph: bool = False) -
         linked = graph and bool(depends_on or dependents)
         # One past the cap tells a workflow of exactly WORKFLOW_SHOWN from a larger one.
         rows = await store.tasks.workflow(conn, info.id, WORKFLOW_SHOWN + 1) if linked else []
-        return TaskLinks(
-            depends_on, dependents, await store.tasks.attempts_log(conn, info), _levels(rows)
-        )
+        dead = await store.tasks.dead_dependencies(conn, info.id) if depends_on else []
+        log = await store.tasks.attempts_log(conn, info)
+        return TaskLinks(depends_on, dependents, log, _levels(rows), dead)
 
 
 def _levels(rows: list[Any]) -> list[list[dict[str, Any]]]:

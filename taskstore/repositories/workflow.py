@@ -276,6 +276,17 @@ class WorkflowStatements(TaskStatements):
         stmt = select(D.c.depends_on_id).where(D.c.task_id == task_id).order_by(D.c.depends_on_id)
         return list((await conn.execute(stmt)).scalars())
 
+    async def dead_dependencies(self, conn: Executor, task_id: int) -> list[int]:
+        """The task's dependencies that failed or were cancelled: while there is one,
+        the task cannot be retried on its own."""
+        stmt = (
+            select(T.c.id)
+            .join(D, D.c.depends_on_id == T.c.id)
+            .where(D.c.task_id == task_id, T.c.status.in_([s.value for s in _DEAD]))
+            .order_by(T.c.id)
+        )
+        return list((await conn.execute(stmt)).scalars())
+
     async def dependents(self, conn: Executor, task_id: int) -> list[int]:
         stmt = select(D.c.task_id).where(D.c.depends_on_id == task_id).order_by(D.c.task_id)
         return list((await conn.execute(stmt)).scalars())

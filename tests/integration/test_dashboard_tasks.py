@@ -308,6 +308,21 @@ async def test_a_task_with_dependents_offers_retry_with_them_and_it_revives_them
     assert (await store.require(after)).status == TaskStatus.WAITING
 
 
+async def test_a_task_cancelled_by_its_dependency_points_there_instead_of_offering_retry(
+    store: TaskStore, client: httpx.AsyncClient
+) -> None:
+    first = await store.enqueue("x.first")
+    after = await store.enqueue("x.after", depends_on=[first])
+    await store.cancel(first)
+    page = (await client.get(f"/tasks/{after}")).text
+    assert 'data-action="retry"' not in page and 'data-action="cancel"' not in page
+    pointer = f'did not complete: <a href="tasks/{first}">#{first}</a>'
+    assert "retry with its dependents what it waits for" in page and pointer in page
+    await store.retry(first, with_dependents=True)
+    await store.cancel(after)  # cancelled on its own now: retrying it alone works
+    assert 'data-action="retry"' in (await client.get(f"/tasks/{after}")).text
+
+
 async def test_list_of_failed_tasks_offers_retry_all_failed_only_with_a_token(
     store: TaskStore, client: httpx.AsyncClient, read_only: httpx.AsyncClient
 ) -> None:
