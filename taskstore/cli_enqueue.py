@@ -8,7 +8,9 @@ all in one transaction, so a failure leaves nothing from the file behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -21,6 +23,16 @@ if TYPE_CHECKING:
     from taskstore.store import TaskStore
 
 CHUNK = 1000  # tasks per round trip: enqueue_many of 1,000 is one INSERT
+
+
+#: the store's argument names in its messages, as this command's options spell them
+_FLAGS = re.compile(r"\b(depends_on|dedup_key|concurrency_key|max_attempts|priority)\b")
+
+
+def as_flags(message: str) -> str:
+    """A store error reworded for the command line: ``max_attempts must be`` reads
+    ``--max-attempts must be``."""
+    return _FLAGS.sub(lambda m: "--" + m.group(1).replace("_", "-"), message)
 
 
 class PayloadError(ValueError):
@@ -87,7 +99,7 @@ def checked_items(
     try:  # the name and options once, so their errors do not blame line 1
         new_task(name, {}, max_payload_bytes=limit, **options)
     except TaskStoreError as exc:
-        fail(str(exc), exc.exit_code)
+        fail(as_flags(str(exc)), exc.exit_code)
     items = []
     for number, payload in jsonl_payloads(text):
         item = {"name": name, "payload": payload, **options}
@@ -102,9 +114,10 @@ def checked_items(
 async def enqueue_chunks(store: TaskStore, items: list[dict[str, Any]]) -> list[int]:
     """All items in one transaction, `CHUNK` per round trip; ids in line order."""
     ids: list[int] = []
-    async with store.sessions() as session, session.begin():
-        for start in range(0, len(items), CHUNK):
-            ids += await store.enqueue_many(items[start : start + CHUNK], session=session)
+    with _flags_in_errors():
+        async with store.sessions() as session, session.begin():
+            for start in range(0, len(items), CHUNK):
+                ids += await store.enqueue_many(items[start : start + CHUNK], session=session)
     return ids
 
 
@@ -169,7 +182,9 @@ def enqueue(
         emit_json(ids) if as_json else click.echo("\n".join(map(str, ids)), nl=bool(ids))
         return
     body = _checked_payload(name, payload_text(payload), options, limit)
-    task_id = with_store(url, lambda store: store.enqueue(name, body, **options), may_create=True)
+    task_id = with_store(
+        url, lambda store: _enqueue_one(store, name, body, options), may_create=True
+    )
     emit_json({"id": task_id}) if as_json else click.echo(task_id)
 
 
@@ -187,8 +202,24 @@ def _checked_payload(
     except PayloadError as exc:
         fail(str(exc), 2)
     except TaskStoreError as exc:
-        fail(str(exc), exc.exit_code)
+        fail(as_flags(str(exc)), exc.exit_code)
     return body
+
+
+async def _enqueue_one(store: TaskStore, name: str, body: Any, options: dict[str, Any]) -> int:
+    with _flags_in_errors():
+        return await store.enqueue(name, body, **options)
+
+
+@contextlib.contextmanager
+def _flags_in_errors() -> Iterator[None]:
+    """Reword what only the database can refuse (a dependency that is not there)."""
+    from taskstore.errors import InvalidInput
+
+    try:
+        yield
+    except InvalidInput as exc:
+        raise InvalidInput(as_flags(str(exc))) from None
 
 
 def _enqueue_lines(

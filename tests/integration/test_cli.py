@@ -310,5 +310,26 @@ def test_enqueue_depends_on_waits_for_the_named_tasks_and_refuses_unknown_ones(
         ] == [int(first)]
     before = taskstore("list", "--json", url=db_url).stdout
     missing = taskstore("enqueue", "a.after", "--depends-on", "999999", url=db_url)
-    assert_one_line_error(missing, 2, "depends_on names no task: 999999")
+    assert_one_line_error(missing, 2, "--depends-on names no task: 999999")
     assert taskstore("list", "--json", url=db_url).stdout == before
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (
+            ["--depends-on", "1", "--dedup-key", "k"],
+            "--depends-on cannot be combined with --dedup-key",
+        ),
+        (["--depends-on", "1", "--depends-on", "1"], "--depends-on names the same task twice"),
+        (["--max-attempts", "0"], "--max-attempts must be an integer from 1 to 10000"),
+        (["--concurrency-key", ""], "--concurrency-key must be a non-empty string"),
+        (["--priority", "40000"], "--priority must be an integer from -32768 to 32767"),
+    ],
+)
+def test_enqueue_errors_name_the_options_as_typed(
+    db_url: str, options: list[str], said: str
+) -> None:
+    assert_one_line_error(taskstore("enqueue", "a.b", *options, url=db_url), 2, said)
+    jsonl = taskstore("enqueue", "a.b", "--jsonl", "-", *options, url=db_url, input="{}\n")
+    assert jsonl.returncode == 2 and "_" not in jsonl.stderr  # (no Python argument names)
