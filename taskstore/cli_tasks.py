@@ -62,6 +62,8 @@ def list_(url: str | None, limit: int, as_json: bool, **filters: Any) -> None:
 @database_url_option
 def show(url: str | None, task_id: int, as_json: bool) -> None:
     """Show one task in full: payload, result, error, attempts, dependencies."""
+    from taskstore.formatting import attempt_limit
+
     doc = with_store(url, lambda store: _task_doc(store, task_id))
     if as_json:
         emit_json(doc)
@@ -72,6 +74,7 @@ def show(url: str | None, task_id: int, as_json: bool) -> None:
     error = doc.pop("error")
     for key in ("payload", "result"):
         doc[key] = None if doc[key] is None else json.dumps(doc[key])
+    doc["max_attempts"] = attempt_limit(doc["max_attempts"])
     width = max(map(len, doc))
     for key, value in doc.items():
         click.echo(f"{key.ljust(width)}  {'-' if value is None else value}")

@@ -9,6 +9,18 @@ from taskstore.durations import parse_duration
 
 __all__ = ["format_age", "parse_duration", "table"]  # parse_duration: its old home
 
+# A task enqueued without max_attempts runs under its handler's @task(max_attempts=...),
+# whose default is 3, as is the worker's limit for a name it does not know. The store never
+# imports the worker, so the value is repeated here; a test checks both stay equal.
+DEFAULT_MAX_ATTEMPTS = 3
+
+
+def attempt_limit(max_attempts: int | None) -> str:
+    """A task's attempt limit as `show` prints it: its own, or the default and why."""
+    if max_attempts is not None:
+        return str(max_attempts)
+    return f"{DEFAULT_MAX_ATTEMPTS} (default, unless its handler's @task sets max_attempts)"
+
 
 def format_age(seconds: float | None) -> str:
     if seconds is None:

@@ -13,7 +13,7 @@ from typing import Any
 from taskstore.durations import format_duration
 from taskstore.errors import InvalidInput
 from taskstore.flow_admin import parse_rate
-from taskstore.formatting import format_age
+from taskstore.formatting import DEFAULT_MAX_ATTEMPTS, format_age
 from taskstore.records import TaskInfo, Unserved
 from taskstore.states import Event, TaskStatus, sources
 
@@ -29,10 +29,6 @@ STATUS_ORDER = [
 ]
 RETRYABLE = sources(Event.REQUEUE)
 CANCELLABLE = sources(Event.CANCEL)
-# A task enqueued without max_attempts runs under its handler's @task(max_attempts=...),
-# whose default is 3, as is the worker's limit for a name it does not know. The store never
-# imports the worker, so the value is repeated here; a test checks both stay equal.
-DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_LIMIT_HINT = (
     f"enqueued without max_attempts: the worker applies the handler's "
     f"@task(max_attempts=...), which is {DEFAULT_MAX_ATTEMPTS} unless the handler sets it"

@@ -255,6 +255,19 @@ async def test_show_sums_up_a_fan_in_of_many_on_one_short_line(store, db_url: st
     assert shown["depends_on"] == ids[:300]
 
 
+def test_show_gives_the_attempt_limit_a_task_runs_under_not_a_dash(db_url: str) -> None:
+    unset = taskstore("enqueue", "a.b", url=db_url).stdout.strip()
+    own = taskstore("enqueue", "a.b", "--max-attempts", "5", url=db_url).stdout.strip()
+
+    def limit(task_id: str) -> str:
+        out = taskstore("show", task_id, url=db_url).stdout.splitlines()
+        return next(line for line in out if line.startswith("max_attempts")).split(None, 1)[1]
+
+    assert limit(unset) == "3 (default, unless its handler's @task sets max_attempts)"
+    assert limit(own) == "5"
+    assert json.loads(taskstore("show", unset, "--json", url=db_url).stdout)["max_attempts"] is None
+
+
 def test_status_shows_scheduled_tasks_apart_from_ready_ones(db_url: str) -> None:
     taskstore("enqueue", "a.b", url=db_url)
     taskstore("enqueue", "a.b", "--delay", "1h", url=db_url)
