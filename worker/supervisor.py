@@ -154,7 +154,7 @@ def supervise(
         forked_from_zygote=zygote is not None,
     )
     while True:
-        exits, zygote = _exits(zygote, slots, log)
+        exits, zygote = _exits(zygote, slots, log, stopping=bool(received))
         for slot in slots:
             if _watch(slot, exits, stopping=bool(received), burst=burst, log=log):
                 zygote = _start(slot, zygote, log)
@@ -190,7 +190,7 @@ def _start(slot: _Slot, zygote: Zygote | None, log: Any) -> Zygote | None:
 
 
 def _exits(
-    zygote: Zygote | None, slots: list[_Slot], log: Any
+    zygote: Zygote | None, slots: list[_Slot], log: Any, *, stopping: bool = False
 ) -> tuple[dict[int, int], Zygote | None]:
     """Exits the zygote reported; once it is gone, those of its workers, adopted by this
     process (see `worker.zygote`). With them, the zygote, or None once it is gone (then
@@ -199,7 +199,10 @@ def _exits(
         try:
             return zygote.exits(), zygote
         except ZygoteGone as exc:
-            log.warning("the zygote is gone; starting workers as new programs", error=str(exc))
+            # A stop signalled to the whole group (systemd, a terminal) ends the zygote
+            # too: expected then, and no worker will start again to need it.
+            if not stopping:
+                log.warning("the zygote is gone; starting workers as new programs", error=str(exc))
             zygote.close()
     orphans = [s.pid for s in slots if s.proc is None and s.pid and s.exit_code is None]
     return {pid: code for pid in orphans if (code := _orphan_exit(pid)) is not None}, None
