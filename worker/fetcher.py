@@ -141,10 +141,13 @@ class Fetcher:
                 continue
             if state.stopping:
                 return
+            unheld = self._until_unheld()
             if not had_room or config.burst:
-                await state.wait(self._until_unheld())  # a handler ends, or a hold lifts
+                await state.wait(unheld)  # a handler ends, or a hold lifts
             else:
-                await self._idle_wait(delay)
+                # Other queues were empty: back off, but no later than a held queue (the
+                # next rate slot) may be claimed again.
+                await self._idle_wait(delay if unheld is None else min(delay, unheld))
                 delay = min(delay * 2, self._poll_max)
 
     async def _await_room(self) -> None:

@@ -411,6 +411,31 @@ async def test_a_task_claimed_ahead_whose_handler_may_be_slow_is_handed_back_at_
     assert sorted(task_id for task_id, _, _ in worker.completer.acks) == [1, 2]
 
 
+class _RateHeld(FakeConsumer):
+    """Queue "api" waits `hold` seconds for its next rate slot; "other" is empty."""
+
+    hold = 0.25
+
+    def held_back(self, queue: str) -> float:
+        return self.hold if queue == "api" else 0.0
+
+
+async def test_an_idle_worker_waits_no_longer_than_a_held_queues_next_slot() -> None:
+    consumer = _RateHeld()
+    worker = fake_worker(consumer, queues={"api": None, "other": None}, poll_min_seconds=1.0)
+    waits: list[float] = []
+
+    async def idle_wait(seconds: float) -> None:
+        waits.append(seconds)
+        worker.state.stopping = True
+
+    worker.fetcher._idle_wait = idle_wait  # type: ignore[method-assign]
+    with anyio.fail_after(10):
+        await worker.fetcher.run()
+    # The other queue's back-off (1 s here) would sleep past the slot: at most the hold.
+    assert waits == [consumer.hold]
+
+
 def test_claims_ahead_follow_each_queues_own_handlers() -> None:
     worker = fake_worker(FakeConsumer(), queues={"fast": None, "slow": None}, concurrency=3)
     worker.state.note_duration("fast", "t.add", 0.001)
