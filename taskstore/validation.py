@@ -19,7 +19,10 @@ from taskstore.records import NewTask
 from taskstore.states import FINISHED, TaskStatus
 
 QUEUE_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
-NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,199}")
+#: dotted parts (``.`` or ``:`` between them, none empty), each starting with a letter,
+#: a digit or ``_`` (the first: a letter or ``_``); the length is checked apart
+NAME_RE = re.compile(r"[A-Za-z_][\w-]*(?:[.:]\w[\w-]*)*", re.ASCII)
+NAME_MAX = 200
 _PRIORITY_RANGE = (-32768, 32767)
 #: the largest id a task can have (a signed 64-bit integer on both databases)
 MAX_TASK_ID = 2**63 - 1
@@ -77,10 +80,10 @@ def check_queue(queue: Any) -> str:
 def check_name(name: Any) -> str:
     if type(name) is str and "n:" + name in _accepted:
         return name
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+    if not isinstance(name, str) or len(name) > NAME_MAX or not NAME_RE.fullmatch(name):
         raise InvalidInput(
             f"invalid task name {_shown(name)}: use a dotted identifier "
-            "(letters, digits, _ . : -, at most 200 characters)"
+            "(letters, digits, _ and -, in parts joined by . or :, at most 200 characters)"
         )
     _accept("n:" + name)
     return name

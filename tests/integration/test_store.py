@@ -505,6 +505,9 @@ async def test_non_json_payloads_are_refused_before_writing(
     [
         ({"name": "x'; DROP TABLE taskstore_tasks; --"}, "invalid task name"),
         ({"name": ""}, "invalid task name"),
+        ({"name": "a..b"}, "invalid task name 'a..b'"),
+        ({"name": "pkg.mod."}, "invalid task name"),
+        ({"name": "a" * 201}, "invalid task name"),
         ({"queue": "Media"}, "invalid queue name"),
         ({"queue": "a" * 65}, "invalid queue name"),
         ({"queue": "q'; DELETE FROM taskstore_tasks; --"}, "invalid queue name"),
