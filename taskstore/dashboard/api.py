@@ -23,6 +23,7 @@ from taskstore.dashboard.params import (
     parse_queue,
     parse_task_id,
 )
+from taskstore.errors import IllegalTransition
 from taskstore.records import QueueSettings
 from taskstore.states import TaskStatus
 from taskstore.store import TaskStore
@@ -85,7 +86,17 @@ async def retry(request: Request) -> JSONResponse:
 
 
 async def cancel(request: Request) -> JSONResponse:
-    return await _operate(request, TaskStore.cancel)
+    """Cancel a task; one already cancelled is not an error (as `taskstore cancel`)."""
+    return await _operate(request, _cancel_once)
+
+
+async def _cancel_once(store: TaskStore, task_id: int) -> TaskStatus:
+    try:
+        return await store.cancel(task_id)
+    except IllegalTransition:
+        if (await store.require(task_id)).status is not TaskStatus.CANCELLED:
+            raise
+        return TaskStatus.CANCELLED
 
 
 async def _operate(
