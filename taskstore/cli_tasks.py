@@ -74,7 +74,7 @@ def show(url: str | None, task_id: int, as_json: bool) -> None:
     error = doc.pop("error")
     for key in ("payload", "result"):
         doc[key] = None if doc[key] is None else json.dumps(doc[key])
-    doc["max_attempts"] = attempt_limit(doc["max_attempts"])
+    doc["max_attempts"] = attempt_limit(doc["max_attempts"], error)
     width = max(map(len, doc))
     for key, value in doc.items():
         click.echo(f"{key.ljust(width)}  {'-' if value is None else value}")

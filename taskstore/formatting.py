@@ -15,11 +15,26 @@ __all__ = ["format_age", "parse_duration", "table"]  # parse_duration: its old h
 DEFAULT_MAX_ATTEMPTS = 3
 
 
-def attempt_limit(max_attempts: int | None) -> str:
-    """A task's attempt limit as `show` prints it: its own, or the default and why."""
+def applied_limit(max_attempts: int | None, error: Any) -> tuple[int, str | None]:
+    """The attempt limit a task runs under, and where it comes from when it is not the
+    task's own: ``"handler"`` (its last failure recorded what the worker applied) or
+    ``"default"`` (nothing ran yet that knew the handler's)."""
     if max_attempts is not None:
-        return str(max_attempts)
-    return f"{DEFAULT_MAX_ATTEMPTS} (default, unless its handler's @task sets max_attempts)"
+        return max_attempts, None
+    recorded = error.get("max_attempts") if isinstance(error, dict) else None
+    if type(recorded) is int:
+        return recorded, "handler"
+    return DEFAULT_MAX_ATTEMPTS, "default"
+
+
+def attempt_limit(max_attempts: int | None, error: Any) -> str:
+    """A task's attempt limit as `show` prints it: its own, or the applied one and why."""
+    limit, source = applied_limit(max_attempts, error)
+    if source == "handler":
+        return f"{limit} (its handler's @task)"
+    if source == "default":
+        return f"{limit} (default, unless its handler's @task sets max_attempts)"
+    return str(limit)
 
 
 def format_age(seconds: float | None) -> str:

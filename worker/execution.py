@@ -79,8 +79,11 @@ class Outcome:
         return self.error is None and self.abandoned is None
 
 
-def error_document(error: BaseException, *, attempt: int, worker_id: str) -> dict[str, Any]:
-    """The JSON stored on the task for a failed attempt."""
+def error_document(
+    error: BaseException, *, attempt: int, worker_id: str, max_attempts: int | None = None
+) -> dict[str, Any]:
+    """The JSON stored on the task for a failed attempt (with the attempt limit the
+    worker applied, which for a task enqueued without one only its handler knows)."""
     kind = type(error)
     trace = "".join(traceback.format_exception(error))
     return {
@@ -91,6 +94,7 @@ def error_document(error: BaseException, *, attempt: int, worker_id: str) -> dic
         "traceback": trace[-_TRACEBACK_LIMIT:],
         "attempt": attempt,
         "worker": worker_id,
+        **({} if max_attempts is None else {"max_attempts": max_attempts}),
     }
 
 

@@ -286,7 +286,9 @@ class Outcomes:
             if retry.should_retry(error, task.attempt, max_attempts)
             else None
         )
-        doc = error_document(error, attempt=task.attempt, worker_id=state.worker_id)
+        doc = error_document(
+            error, attempt=task.attempt, worker_id=state.worker_id, max_attempts=max_attempts
+        )
         try:
             await self._consumer.fail(task.id, task.fence, doc, retry_in)
         except LeaseLost:

@@ -13,7 +13,7 @@ from typing import Any
 from taskstore.durations import format_duration
 from taskstore.errors import InvalidInput
 from taskstore.flow_admin import parse_rate
-from taskstore.formatting import DEFAULT_MAX_ATTEMPTS, format_age
+from taskstore.formatting import DEFAULT_MAX_ATTEMPTS, applied_limit, format_age
 from taskstore.records import TaskInfo, Unserved
 from taskstore.states import Event, TaskStatus, sources
 
@@ -40,8 +40,14 @@ MAX_CAPTIONS_SHOWN = 200
 
 
 def max_attempts(task: TaskInfo) -> int:
-    """The attempt limit the worker applies: the row's own, else the default."""
-    return DEFAULT_MAX_ATTEMPTS if task.max_attempts is None else task.max_attempts
+    """The attempt limit the worker applies: the row's own, else the one its last
+    failure recorded, else the default."""
+    return applied_limit(task.max_attempts, task.error)[0]
+
+
+def limit_source(task: TaskInfo) -> str | None:
+    """Where `max_attempts` comes from when not the row's: "handler" or "default"."""
+    return applied_limit(task.max_attempts, task.error)[1]
 
 
 def clip(text: str, width: int) -> str:

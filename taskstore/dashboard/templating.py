@@ -53,6 +53,7 @@ def environment() -> jinja2.Environment:
         MAX_CAPTIONS_SHOWN=display.MAX_CAPTIONS_SHOWN,
         DEFAULT_LIMIT_HINT=display.DEFAULT_LIMIT_HINT,
         max_attempts=display.max_attempts,
+        limit_source=display.limit_source,
         retryable=display.retryable,
         cancellable=display.cancellable,
         task_query=task_query,

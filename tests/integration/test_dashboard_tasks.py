@@ -216,6 +216,27 @@ async def test_attempts_show_the_limit_the_worker_applies(
     assert "<dt>attempts</dt><dd>4 of 3</dd>" in detail
 
 
+async def test_a_failed_task_shows_the_limit_its_handler_set_not_the_default(
+    store: TaskStore, client: httpx.AsyncClient
+) -> None:
+    from worker import Registry, Worker, WorkerConfig, task
+
+    registry = Registry()
+
+    @task(name="pkg.once", registry=registry, max_attempts=1)
+    async def once(ctx: object) -> None:
+        raise RuntimeError("no second try")
+
+    task_id = await store.enqueue("pkg.once", {})
+    config = WorkerConfig(queues={"default": None}, burst=True)
+    await Worker(store, registry, config).run()
+    info = await store.require(task_id)
+    assert (info.status, info.max_attempts) == (TaskStatus.FAILED, None)
+    detail = (await client.get(f"/tasks/{task_id}")).text
+    assert "<dt>attempts</dt><dd>1 of 1 <span" in detail and "(its handler's)" in detail
+    assert cell_text((await client.get("/tasks")).text, "attempts") == ["1 of 1"]
+
+
 async def test_a_fan_in_of_many_shows_its_first_dependencies_and_folds_the_rest(
     store: TaskStore, read_only: httpx.AsyncClient
 ) -> None:

@@ -216,6 +216,15 @@ def test_error_document_has_type_message_and_traceback() -> None:
     assert "Traceback" in doc["traceback"]
 
 
+def test_a_failure_records_the_limit_applied_and_show_reads_it_back() -> None:
+    from taskstore.formatting import attempt_limit
+
+    doc = error_document(ValueError("x"), attempt=1, worker_id="w1", max_attempts=1)
+    assert attempt_limit(None, doc) == "1 (its handler's @task)"
+    assert attempt_limit(5, doc) == "5"
+    assert attempt_limit(None, None).startswith("3 (default")
+
+
 def fake_worker(consumer: FakeConsumer, reg: Registry | None = None, **config: Any) -> Worker:
     """A worker whose store is a `FakeConsumer`: no database anywhere."""
     store = SimpleNamespace(
