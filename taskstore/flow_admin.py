@@ -99,9 +99,11 @@ async def update(store: StoreParts, queue: str, change: Any) -> QueueSettings:
 
 
 async def queues(store: StoreParts) -> list[QueueInfo]:
-    """Every queue with settings or tasks: its flow control and counts per status."""
+    """Every queue with settings or tasks: its flow control and counts per status. A
+    queue back at the defaults with no task is left out (a mistyped name, paused and
+    resumed, would otherwise stay listed for good)."""
     async with store.reading() as conn:
-        settings = {s.name: s for s in await store.flow.all(conn)}
+        settings = {s.name: s for s in await store.flow.all(conn) if s.limited}
         counts = {s.queue: s.counts for s in await store.tasks.stats(conn)}
     out = []
     for name in sorted(settings.keys() | counts.keys()):

@@ -87,6 +87,19 @@ async def test_a_setting_left_out_is_kept_and_none_clears_it(store: TaskStore) -
     assert (info.concurrency, info.rate, info.key_concurrency) == (3, None, 2)
 
 
+async def test_a_queue_back_at_its_defaults_with_no_task_is_no_longer_listed(
+    store: TaskStore,
+) -> None:
+    await store.pause_queue("typo")
+    await store.set_queue("kept", concurrency=2)
+    await store.enqueue("t.x", queue="busy")
+    await store.set_queue("busy", concurrency=1)
+    assert [q.name for q in await store.queues()] == ["busy", "kept", "typo"]
+    await store.resume_queue("typo")
+    await store.set_queue("busy", concurrency=None)
+    assert [q.name for q in await store.queues()] == ["busy", "kept"]  # busy has a task
+
+
 async def test_concurrency_caps_running_tasks_across_workers(store: TaskStore, consumers) -> None:
     await store.set_queue("api", concurrency=3)
     await store.enqueue_many([{"name": "t.x", "queue": "api"} for _ in range(10)])
