@@ -102,7 +102,10 @@ def _check_keys(value: Any, path: str = "payload", depth: int = 0) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
-                raise InvalidInput(f"{path} has a non-string key {_shown(key)}")
+                raise InvalidInput(
+                    f"{path} has a non-string key {_shown(key)} (JSON object keys are"
+                    " strings: convert it, as str(key))"
+                )
             _check_text(key, path)
             _check_keys(item, f"{path}[{_shown(key)}]", depth + 1)
     elif isinstance(value, list | tuple):

@@ -487,7 +487,7 @@ async def test_purge_deletes_only_finished_tasks_older_than_the_cutoff(store: Ta
         ({"s": {1, 2}}, "not JSON"),
         ({"x": float("nan")}, "NaN"),
         ({"o": object()}, "not JSON"),
-        ({1: "int key"}, "non-string key"),
+        ({1: "int key"}, r"non-string key 1 \(JSON object keys are strings"),
         ([1, 2], "must be a JSON object"),
         ("text", "must be a JSON object"),
     ],
