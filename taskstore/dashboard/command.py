@@ -67,7 +67,7 @@ async def serve(settings: Settings, *, host: str, port: int, token: str | None) 
     try:
         await store.open()
         listening = _listen(host, port)  # here: uvicorn says it in lines of its own, exit 3
-        mode = "retry/cancel need the token" if token else "read-only"
+        mode = "retry, cancel, pause need the token" if token else "read-only"
         click.echo(f"taskstore dashboard on {settings.safe_url} ({mode})", err=True)
         app = create_app(store, token=token)
         config = uvicorn.Config(app, host=host, port=port, server_header=False, log_level="info")

@@ -320,7 +320,7 @@ def test_command_serves_and_stops_cleanly(db_url: str) -> None:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    assert "retry/cancel need the token" in err and TOKEN not in err
+    assert "retry, cancel, pause need the token" in err and TOKEN not in err
 
 
 def test_a_port_in_use_or_an_address_not_here_is_one_line(tmp_path) -> None:
