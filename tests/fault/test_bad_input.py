@@ -71,7 +71,7 @@ CLI_REFUSALS = {
     "upper-queue": (["faulty.noop", "--queue", "Default"], "invalid queue name"),
     "long-queue": (["faulty.noop", "--queue", "q" * 65], "invalid queue name"),
     "priority": (["faulty.noop", "--priority", "99999"], "priority"),
-    "attempts": (["faulty.noop", "--max-attempts", "0"], "max_attempts"),
+    "attempts": (["faulty.noop", "--max-attempts", "0"], "--max-attempts must be"),
     "delay": (["faulty.noop", "--delay", "-1"], "delay"),
 }
 
