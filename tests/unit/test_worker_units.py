@@ -194,11 +194,12 @@ async def test_a_stopped_attempt_is_abandoned_not_failed() -> None:
         await anyio.sleep(10)
 
     definition = task(name="unit.slow", registry=Registry())(slow)
-    async with anyio.create_task_group() as group:
-        group.start_soon(lambda: anyio.sleep(0.05))
-        await anyio.sleep(0.01)
-        running.stop("lost")
-        outcome = await attempt(definition, FakeCtx(), {}, running)
+    # As the worker runs it: the attempt is its own task, which `stop` cancels.
+    running.handle = asyncio.ensure_future(attempt(definition, FakeCtx(), {}, running))
+    await anyio.sleep(0.05)  # the handler is asleep
+    running.stop("lost")
+    with anyio.fail_after(5):  # the stop ends it, not its 10 s
+        outcome = await running.handle
     assert outcome.abandoned == "lost" and outcome.error is None
 
 
