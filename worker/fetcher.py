@@ -220,9 +220,10 @@ class Fetcher:
         """With nothing else running, claim one task rescued after its worker died and
         start it; it runs alone, and claiming waits until it is done. False (and back to
         batches) once there is none."""
-        if self._completer.acks:
+        if not self._completer.idle():
             # If this task kills the process, the completions it would take with it are
-            # those of innocent tasks, charged an attempt each: write them first.
+            # those of innocent tasks, charged an attempt each: write them first, and
+            # wait for a write already under way (its batch is off the buffer).
             await self._completer.flush()
         for queue in list(self._queue_order):
             if self.free(queue) > 0 and not self._state.stopping:

@@ -268,6 +268,31 @@ async def test_orphans_found_while_tasks_run_wait_until_those_tasks_end() -> Non
     assert claims.claims == []
 
 
+async def test_an_orphan_is_claimed_only_once_a_completion_write_under_way_has_ended() -> None:
+    """The orphan may kill the process: completions on their way to the database would be
+    lost with it, and their innocent tasks run again."""
+    claims = FakeConsumer(orphans=[7])
+    worker = idle_worker(claims)
+    release, written = anyio.Event(), []
+
+    async def slow_complete(done: Sequence[Ending]) -> set[int]:
+        await release.wait()
+        written.extend(done)
+        return {task_id for task_id, _, _ in done}
+
+    claims.complete = slow_complete  # type: ignore[method-assign]
+    worker.completer.add(3, 1, None)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.completer.flush)  # takes the batch off the buffer, then waits
+        await anyio.sleep(0.01)
+        assert not worker.completer.acks and not written
+        tg.start_soon(worker.fetcher.claim_round)
+        await anyio.sleep(0.05)
+        assert claims.claims == []  # still waiting for the write
+        release.set()
+    assert written == [(3, 1, None)] and claims.claims == [(1, True)]
+
+
 def test_a_worker_whose_handlers_end_fast_claims_the_next_batch_while_one_runs() -> None:
     worker = idle_worker(FakeConsumer())
     worker.state.in_flight["default"] = 8  # a whole batch is running
