@@ -226,19 +226,14 @@ def cancel(url: str | None, task_id: int) -> None:
     """
 
     async def go(store: TaskStore) -> str:
-        from taskstore.errors import IllegalTransition
+        from taskstore.cancelling import cancel_once
 
-        waiting = await _waiting_below(store, task_id)
-        try:
-            said = f"task {task_id} is {await store.cancel(task_id)}"
-        except IllegalTransition:
-            if (await store.require(task_id)).status is not TaskStatus.CANCELLED:
-                raise
+        done = await cancel_once(store, task_id)
+        if done.already:
             return f"task {task_id} was already cancelled"
+        said = f"task {task_id} is {done.status}"
         # What waited for it is cancelled with it: say which, so nothing vanishes unseen.
-        async with store.reading() as conn:
-            infos = [await store.tasks.get(conn, t) for t in waiting]
-        gone = [i.id for i in infos if i and i.status is TaskStatus.CANCELLED]
+        gone = done.with_it
         return said + (f"\ncancelled with it (they waited for it): {_ids(gone)}" if gone else "")
 
     click.echo(with_store(url, go))

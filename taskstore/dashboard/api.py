@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from taskstore.cancelling import cancel_once
 from taskstore.dashboard import auth, data
 from taskstore.dashboard.flow import settings_json
 from taskstore.dashboard.params import (
@@ -23,7 +24,6 @@ from taskstore.dashboard.params import (
     parse_queue,
     parse_task_id,
 )
-from taskstore.errors import IllegalTransition
 from taskstore.records import QueueSettings
 from taskstore.states import TaskStatus
 from taskstore.store import TaskStore
@@ -91,12 +91,7 @@ async def cancel(request: Request) -> JSONResponse:
 
 
 async def _cancel_once(store: TaskStore, task_id: int) -> TaskStatus:
-    try:
-        return await store.cancel(task_id)
-    except IllegalTransition:
-        if (await store.require(task_id)).status is not TaskStatus.CANCELLED:
-            raise
-        return TaskStatus.CANCELLED
+    return (await cancel_once(store, task_id)).status
 
 
 async def _operate(

@@ -36,6 +36,10 @@ class OperatorStatements(WorkflowStatements, HistoryStatements):
     async def cancel(self, conn: Executor, task_id: int) -> TaskStatus:
         """Cancel a task that has not finished. A running one's worker notices at its next
         heartbeat and stops the handler; its late completion is refused by the fence."""
+        return (await self.cancel_reporting(conn, task_id))[0]
+
+    async def cancel_reporting(self, conn: Executor, task_id: int) -> tuple[TaskStatus, list[int]]:
+        """`cancel`, and the ids of the tasks that waited for it, cancelled with it."""
         check_task_id(task_id)
         before = select(T.c.status, T.c.worker_id).where(T.c.id == task_id)
         was = (await conn.execute(before)).first()
@@ -46,8 +50,7 @@ class OperatorStatements(WorkflowStatements, HistoryStatements):
             await self.record_attempts(
                 conn, [task_id], worker_id=was.worker_id, outcome="cancelled", error=_STOPPED
             )
-        await self.after_failure(conn, [task_id])
-        return status
+        return status, await self.after_failure(conn, [task_id])
 
     async def requeue(self, conn: Executor, task_id: int) -> TaskStatus:
         """Operator retry of a failed or cancelled task: a fresh set of attempts, due now,

@@ -168,11 +168,14 @@ class WorkflowStatements(TaskStatements):
             await self.settle(conn, watched)
             await self.backend.announce_endings(conn, list(watched))
 
-    async def after_failure(self, conn: Executor, ended: Sequence[int]) -> None:
-        """Tasks failed or were cancelled: cancel what waits on them, wake waiters."""
-        if ended:
-            cancelled = await self.cancel_dependents(conn, ended)
-            await self.backend.announce_endings(conn, [*ended, *cancelled])
+    async def after_failure(self, conn: Executor, ended: Sequence[int]) -> list[int]:
+        """Tasks failed or were cancelled: cancel what waits on them, wake waiters.
+        Returns the ids cancelled with them."""
+        if not ended:
+            return []
+        cancelled = await self.cancel_dependents(conn, ended)
+        await self.backend.announce_endings(conn, [*ended, *cancelled])
+        return cancelled
 
     async def settle(self, conn: Executor, finished: Sequence[int]) -> list[int]:
         """After `finished` completed: promote their dependents that wait for nothing

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from taskstore import TaskStatus, TaskStore
+from taskstore.cancelling import cancel_once
 from taskstore.errors import IllegalTransition, InvalidInput, TaskNotFound
 from taskstore.models import TaskDependency, TaskEntity
 from taskstore.task_detail import task_links
@@ -121,6 +122,24 @@ async def test_cancelling_a_waiting_task_cancels_its_dependents(store: TaskStore
     assert (await store.require(c)).status is TaskStatus.CANCELLED
     assert (await store.require(c)).error["dependency"] == b
     assert (await store.require(a)).status is TaskStatus.CREATED
+
+
+async def test_an_operator_cancel_names_what_it_cancelled_below_and_is_once_enough(
+    store: TaskStore,
+) -> None:
+    a = await store.enqueue("wf.num", {"n": 1}, delay=3600)
+    b = await store.enqueue("wf.join", {"n": 2}, depends_on=[a])
+    c = await store.enqueue("wf.join", {"n": 3}, depends_on=[b])
+    elsewhere = await store.enqueue("wf.join", {"n": 4}, depends_on=[a])
+    done = await cancel_once(store, b)
+    assert (done.status, done.already, done.with_it) == (TaskStatus.CANCELLED, False, [c])
+    assert (await store.require(elsewhere)).status is TaskStatus.WAITING
+    again = await cancel_once(store, b)
+    assert (again.status, again.already, again.with_it) == (TaskStatus.CANCELLED, True, [])
+    other = await store.enqueue("wf.num", {"n": 5})
+    await burst(store).run()
+    with pytest.raises(IllegalTransition):
+        await cancel_once(store, other)  # completed: not something a cancel can undo
 
 
 async def test_a_completed_dependency_counts_as_met(store: TaskStore) -> None:
