@@ -39,15 +39,11 @@ CELL_WIDTH = 120
 MAX_CAPTIONS_SHOWN = 200
 
 
-def max_attempts(task: TaskInfo) -> int:
-    """The attempt limit the worker applies: the row's own, else the one its last
-    failure recorded, else the default."""
-    return applied_limit(task.max_attempts, task.error)[0]
-
-
-def limit_source(task: TaskInfo) -> str | None:
-    """Where `max_attempts` comes from when not the row's: "handler" or "default"."""
-    return applied_limit(task.max_attempts, task.error)[1]
+def attempt_limit(task: TaskInfo) -> tuple[int, str | None]:
+    """The attempt limit the worker applies (the row's own, else the one its last failure
+    recorded, else the default) and, when not the row's, where it comes from: "handler"
+    or "default"."""
+    return applied_limit(task.max_attempts, task.error)
 
 
 def clip(text: str, width: int) -> str:
