@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import functools
@@ -39,10 +40,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.util import await_only
 
 from taskstore.backends.health import Health, sqlite_health
 from taskstore.backends.plans import Plans
-from taskstore.backends.sqlite_direct import DirectWriter, connect, make_folder
+from taskstore.backends.sqlite_direct import DirectWriter, connect, make_folder, set_pragmas
 from taskstore.backends.sqlite_inline import InlineConnection, InlineUnits
 from taskstore.backends.sqlite_turns import WriterTurns
 from taskstore.errors import ConfigError, DatabaseUnavailable
@@ -143,9 +145,9 @@ class SQLiteBackend:
             # fails at once: the busy timeout does not apply. Reads then take no lock.
             pragmas.append("PRAGMA read_uncommitted=1")
 
+        busy_s = settings.sqlite_busy_timeout_ms / 1000
         database = settings.database_url.database
         if database and database != ":memory:" and "mode=memory" not in str(settings.database_url):
-            busy = settings.sqlite_busy_timeout_ms / 1000
             path = str(Path(database).expanduser())
             # Commits that wait for no disk flush may run on the event loop's own thread.
             inline = (
@@ -154,7 +156,7 @@ class SQLiteBackend:
             )
             if inline:
                 self._units = InlineUnits(functools.partial(connect, path, pragmas, 0))
-            self._writer = DirectWriter(path, pragmas, busy, inline=self._units)
+            self._writer = DirectWriter(path, pragmas, busy_s, inline=self._units)
             self._turns = WriterTurns(path)
             if not settings.database_url.query.get("uri"):
                 event.listen(engine.sync_engine, "do_connect", lambda *_: make_folder(path))
@@ -165,8 +167,8 @@ class SQLiteBackend:
             # Take transaction control away from the driver; _on_begin emits BEGIN.
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
-            for pragma in pragmas:
-                cursor.execute(pragma)
+            # Called in the engine's greenlet on the event loop: pause without blocking it.
+            set_pragmas(cursor, pragmas, busy_s, lambda s: await_only(asyncio.sleep(s)))
             cursor.close()
 
         @event.listens_for(engine.sync_engine, "begin")

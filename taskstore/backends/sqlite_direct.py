@@ -26,7 +26,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import sqlite3
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,8 @@ from sqlalchemy.exc import DBAPIError
 from taskstore.backends.plans import Plan
 from taskstore.backends.sqlite_inline import Busy, InlineUnits, busy
 from taskstore.errors import DatabaseUnavailable
+
+_PRAGMA_RETRY_S = 0.01
 
 
 def make_folder(path: str) -> None:
@@ -48,13 +51,35 @@ def make_folder(path: str) -> None:
         ) from None
 
 
+def set_pragmas(
+    cursor: Any, pragmas: Sequence[str], wait_s: float, pause: Callable[[float], None]
+) -> None:
+    """Run the store's pragmas on a new connection.
+
+    Turning a new database file to WAL needs the file to itself, and SQLite refuses at
+    once, without its busy wait, while another connection is opening it too: several
+    workers starting together on a new file. So that refusal is met with `pause` and a new
+    try, for up to `wait_s` (the busy timeout); once the file is in WAL the pragma is a
+    no-op that takes no lock.
+    """
+    deadline = time.monotonic() + wait_s
+    for pragma in pragmas:
+        while True:
+            try:
+                cursor.execute(pragma)
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                pause(_PRAGMA_RETRY_S)
+
+
 def connect(path: str, pragmas: Sequence[str], timeout: float) -> sqlite3.Connection:
     """A connection of ours: autocommit (we say BEGIN), the store's pragmas, and with
     `timeout` 0 one that never waits for another connection's lock."""
     make_folder(path)
     conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
-    for pragma in pragmas:
-        conn.execute(pragma)
+    set_pragmas(conn, pragmas, timeout, time.sleep)  # this connection's own thread
     if timeout == 0:
         conn.execute("PRAGMA busy_timeout=0")
     return conn

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from pathlib import Path
 
 import anyio
 import pytest
@@ -127,3 +128,40 @@ async def test_a_cancel_waits_for_another_programs_lock_and_a_get_reads_meanwhil
         other.close()
     info = await store.get(task_id)
     assert info is not None and (info.status, info.priority) == (TaskStatus.CANCELLED, 7)
+
+
+async def test_a_new_file_another_connection_is_writing_is_opened_once_it_is_free(
+    tmp_path: Path,
+) -> None:
+    # A new file still in SQLite's first journal mode, mid-write: switching it to WAL is
+    # refused at once (no busy wait), as when several workers start on a new file together.
+    path = tmp_path / "new.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("CREATE TABLE elsewhere (x)")
+    store = TaskStore.from_url(f"sqlite:///{path}")
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await anyio.sleep(0.01)
+            ticks += 1
+
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(tick)
+            pending = asyncio.ensure_future(store.migrate())
+            await anyio.sleep(0.3)
+            assert not pending.done()  # waiting for the file, not failed
+            assert ticks >= 5  # and the event loop was not held up by the wait
+            other.execute("COMMIT")
+            with anyio.fail_after(30):
+                await pending
+            group.cancel_scope.cancel()
+        assert await store.enqueue("t.x", {}) > 0
+    finally:
+        other.close()
+        await store.close()
+    with sqlite3.connect(path) as check:
+        assert check.execute("PRAGMA journal_mode").fetchone() == ("wal",)
