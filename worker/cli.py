@@ -131,10 +131,20 @@ async def _migrate(store: TaskStore) -> None:
     from taskstore.settings import sqlite_file
 
     path = sqlite_file(store.settings)
-    new = path is not None and not path.exists()
+    new = path is not None and _made_first(path)
     await store.migrate(if_needed=True)
     if new:
         get_logger("taskstore.worker").info("created a new database", path=str(path.resolve()))
+
+
+def _made_first(path: Path) -> bool:
+    """Create the file empty (SQLite's new database) unless it is there: True for the one
+    of several workers starting at once (`--processes`) that made it."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except OSError:  # there already, or no such folder: SQLite will say which
+        return False
+    return True
 
 
 def _alone(group: BaseExceptionGroup) -> BaseException:

@@ -394,6 +394,27 @@ def test_a_worker_says_which_database_it_serves_and_when_it_made_a_new_one(
     assert "created a new database" not in events()
 
 
+async def test_of_workers_starting_together_on_a_new_sqlite_file_one_says_it_made_it(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    from structlog.testing import capture_logs
+
+    from taskstore.store import TaskStore
+    from worker.cli import _migrate
+
+    stores = [TaskStore.from_url(f"sqlite:///{tmp_path / 'new.db'}") for _ in range(3)]
+    try:
+        with capture_logs() as logs:
+            await asyncio.gather(*(_migrate(store) for store in stores))
+    finally:
+        for store in stores:
+            await store.close()
+    made = [line for line in logs if line["event"] == "created a new database"]
+    assert [line["path"] for line in made] == [str(tmp_path / "new.db")]
+
+
 def test_wait_exits_by_outcome_and_its_json_is_what_show_prints(db_url: str) -> None:
     first = taskstore("enqueue", "a.b", url=db_url).stdout.strip()
     second = taskstore("enqueue", "a.b", url=db_url).stdout.strip()
