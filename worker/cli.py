@@ -164,18 +164,22 @@ def _stop_early(signum: int, _frame: object) -> None:
 
 
 async def _on_signals(worker: Worker) -> None:
-    """First SIGTERM/SIGINT: stop gracefully. Second: cut off running handlers now."""
+    """SIGTERM/SIGINT: stop gracefully. A second one, or `CUT_OFF`: cut off running
+    handlers now; but under a supervisor a repeated SIGTERM/SIGINT is the same stop
+    (see `worker.supervised`)."""
     import anyio
 
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+    from worker.supervised import CUT_OFF
+
+    repeat_cuts_off = worker.config.supervisor_pid is None
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, CUT_OFF) as signals:
         async for signum in signals:
-            if worker.stopping:
-                worker.log.warning("second signal: cutting off running tasks")
+            name = signal.Signals(signum).name
+            if signum == CUT_OFF or (worker.stopping and repeat_cuts_off):
+                worker.log.warning("cutting off running tasks", signal=name)
                 worker.cut_off()
-            else:
-                worker.log.info(
-                    "stopping: finishing running tasks", signal=signal.Signals(signum).name
-                )
+            elif not worker.stopping:
+                worker.log.info("stopping: finishing running tasks", signal=name)
                 worker.stop()
 
 
@@ -310,9 +314,12 @@ def run_worker(
     **options: float | bool,
 ) -> None:
     """Load the apps, then claim and run tasks until stopped (errors: one line, exit code)."""
+    from worker.supervised import CUT_OFF
+
     # A SIGTERM while the apps import and the store opens (a deploy stopping a worker that
     # is still starting) is a graceful stop once the worker exists, not a kill.
     signal.signal(signal.SIGTERM, _stop_early)
+    signal.signal(CUT_OFF, _stop_early)  # nothing runs yet: a stop, not a core dump
     from taskstore.logs import configure_logging
 
     configure_logging(log_level)

@@ -6,6 +6,12 @@ one (``--supervisor-pid``) watches it and stops gracefully once it has ended, ki
 with SIGKILL say, as a worker stops on SIGTERM. It watches that pid, not its parent: a worker
 forked from the zygote has the zygote for parent, and outlives a zygote that dies while
 the supervisor lives (the supervisor adopts it).
+
+A stop sent to every process (systemd's default ``KillMode``, ``pkill``) reaches a
+supervised worker twice: from its sender and again through the supervisor. To such a
+worker a repeated SIGTERM or SIGINT is therefore the stop already under way; the
+supervisor passes an operator's second stop on as `CUT_OFF`, which every worker takes
+as "cut off running tasks now".
 """
 
 from __future__ import annotations
@@ -13,12 +19,14 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import signal
 from collections.abc import Callable
 from typing import Any
 
 import anyio
 
 POLL_SECONDS = 1.0
+CUT_OFF = signal.SIGQUIT
 
 
 class Watched:

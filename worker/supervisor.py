@@ -7,8 +7,9 @@ half a minute, and is forgotten once a process has run for a minute), and says w
 died. With ``--burst`` a worker that exits 0 has drained its queues and is not restarted.
 A worker that exits 2 refused its options or settings (a bad --app, say): every start
 would, so the supervisor stops the others and exits 2.
-SIGTERM or SIGINT is passed to every worker once (a graceful stop: running tasks finish
-within the grace period); a second one is passed on too (cut off now). It exits 0 when
+SIGTERM or SIGINT is passed to every worker (a graceful stop: running tasks finish
+within the grace period); a second one is passed on as SIGQUIT (cut off now, see
+`worker.supervised`). It exits 0 when
 every worker exited 0. A worker whose supervisor has ended (killed with SIGKILL, say)
 stops gracefully on its own (`worker.supervised`).
 
@@ -33,6 +34,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from taskstore.logs import get_logger
+from worker.supervised import CUT_OFF
 from worker.wakeups import WakeRelay
 from worker.zygote import Zygote, ZygoteGone
 
@@ -138,9 +140,11 @@ def supervise(
     burst = "--burst" in args
 
     def forward(signum: int, _frame: object) -> None:
+        # A worker may have heard the first stop from its sender too: a second is CUT_OFF.
+        passed = CUT_OFF if received else signum
         received.append(signum)
         for slot in slots:
-            slot.signal(signum)
+            slot.signal(passed)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)

@@ -110,6 +110,61 @@ async def test_workers_whose_supervisor_is_killed_finish_their_tasks_and_stop(
     assert not await _live_pids(store)  # unregistered on the way out
 
 
+async def _two_running(store: TaskStore, seconds: float) -> tuple[set[int], list[int]]:
+    """Once a supervisor's two workers are up, a task of `seconds` running on each: the
+    workers' pids and the tasks' ids."""
+    with anyio.fail_after(60):
+        while len(await _live_pids(store)) < 2:  # noqa: ASYNC110 - the registry is the point
+            await anyio.sleep(0.1)
+    ids = await store.enqueue_many(
+        [{"name": "tests.sleep", "payload": {"seconds": seconds}} for _ in range(2)]
+    )
+    with anyio.fail_after(30):
+        while {(await store.require(i)).status.value for i in ids} != {"running"}:  # noqa: ASYNC110
+            await anyio.sleep(0.1)
+    return await _live_pids(store), ids
+
+
+async def test_a_stop_sent_to_every_process_is_one_graceful_stop_not_two(
+    store: TaskStore, db_url: str, tmp_path: Path
+) -> None:
+    """systemd's default KillMode, `pkill`: each worker hears the stop from its sender and
+    again through the supervisor. As a second stop, that would cut its task off."""
+    supervisor = _start_supervisor(db_url, tmp_path / "exec.log", "--processes", "2")
+    try:
+        workers, ids = await _two_running(store, seconds=3)
+        for pid in workers:
+            os.kill(pid, signal.SIGTERM)
+        await anyio.sleep(0.5)  # stopping, when the supervisor passes the stop on
+        supervisor.send_signal(signal.SIGTERM)
+        code = supervisor.wait(60)
+    finally:
+        supervisor.kill()
+        supervisor.wait(60)
+    assert code == 0
+    tasks = [await store.require(i) for i in ids]
+    assert [(t.status.value, t.attempts) for t in tasks] == [("completed", 1)] * 2
+
+
+async def test_a_second_stop_to_the_supervisor_cuts_its_workers_tasks_off(
+    store: TaskStore, db_url: str, tmp_path: Path
+) -> None:
+    supervisor = _start_supervisor(db_url, tmp_path / "exec.log", "--processes", "2")
+    try:
+        _, ids = await _two_running(store, seconds=60)
+        supervisor.send_signal(signal.SIGTERM)
+        await anyio.sleep(0.5)
+        supervisor.send_signal(signal.SIGTERM)
+        code = supervisor.wait(30)  # not the minute the tasks would take
+    finally:
+        supervisor.kill()
+        supervisor.wait(60)
+    assert code == 0
+    tasks = [await store.require(i) for i in ids]
+    # handed back to run again, the attempt not charged
+    assert [(t.status.value, t.attempts) for t in tasks] == [("not_finished", 0)] * 2
+
+
 async def test_a_burst_supervisor_ends_once_its_workers_have_drained_the_queue(
     store: TaskStore, db_url: str, tmp_path: Path
 ) -> None:

@@ -94,6 +94,23 @@ async def test_sigterm_lets_running_tasks_finish_within_the_grace_period(
     assert set(executions(log).values()) == {1}
 
 
+async def test_a_second_sigterm_or_one_sigquit_cuts_a_lone_workers_tasks_off_at_once(
+    store: TaskStore, db_url: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "exec.log"
+    for signals in ((signal.SIGTERM, signal.SIGTERM), (signal.SIGQUIT,)):
+        task_id = await store.enqueue("tests.sleep", {"seconds": 60})
+        worker = start_worker(db_url, "--shutdown-timeout", "60", exec_log=log)
+        await running(store, 1)
+        for signum in signals:
+            worker.send_signal(signum)
+            await anyio.sleep(0.3)
+        assert await exit_code(worker, 20) == 0, stderr_of(log)  # not the minute of grace
+        info = await store.require(task_id)
+        assert (info.status, info.attempts) == (TaskStatus.NOT_FINISHED, 0), signals
+        await store.cancel(task_id)  # the next worker runs only the next task
+
+
 async def test_a_killed_workers_tasks_are_rescued_and_run_again(
     store: TaskStore, db_url: str, tmp_path: Path
 ) -> None:
