@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import TypeVar
 
 import anyio
 import pytest
@@ -16,18 +18,16 @@ from sqlalchemy.engine import make_url
 from taskstore import TaskStatus, TaskStore, validation
 from taskstore.links import Link
 
+T = TypeVar("T")
+
 
 def _new(name: str) -> validation.NewTask:
     return validation.new_task(name, {}, max_payload_bytes=1000)
 
 
-@pytest.mark.parametrize("backend", ["sqlite"])
-async def test_an_enqueue_waits_for_another_programs_write_lock_and_the_loop_runs_meanwhile(
-    store: TaskStore, db_url: str
-) -> None:
-    await store.enqueue("t.x", {})  # the fast path's connection is open and warm
-    other = sqlite3.connect(make_url(db_url).database, isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")  # not one of ours: it takes no turn, only SQLite's lock
+async def _waits_for_it_with_the_loop_running(work: Awaitable[T], other: sqlite3.Connection) -> T:
+    """Run `work` while `other` holds SQLite's lock: it waits (does not fail) and the
+    event loop runs meanwhile; once `other` commits, it ends. Its result."""
     ticks = 0
 
     async def tick() -> None:
@@ -38,14 +38,25 @@ async def test_an_enqueue_waits_for_another_programs_write_lock_and_the_loop_run
 
     async with anyio.create_task_group() as group:
         group.start_soon(tick)
-        pending = asyncio.ensure_future(store.enqueue("t.x", {"n": 2}))
+        pending = asyncio.ensure_future(work)
         await anyio.sleep(0.3)
         assert not pending.done()  # waiting for the lock, not failed
         assert ticks >= 5  # and the event loop was not held up by the wait
         other.execute("COMMIT")
-        with anyio.fail_after(10):
-            task_id = await pending
+        with anyio.fail_after(30):
+            result = await pending
         group.cancel_scope.cancel()
+    return result
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_an_enqueue_waits_for_another_programs_write_lock_and_the_loop_runs_meanwhile(
+    store: TaskStore, db_url: str
+) -> None:
+    await store.enqueue("t.x", {})  # the fast path's connection is open and warm
+    other = sqlite3.connect(make_url(db_url).database, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # not one of ours: it takes no turn, only SQLite's lock
+    task_id = await _waits_for_it_with_the_loop_running(store.enqueue("t.x", {"n": 2}), other)
     other.close()
     info = await store.get(task_id)
     assert info is not None and (info.status, info.payload) == (TaskStatus.CREATED, {"n": 2})
@@ -140,25 +151,8 @@ async def test_a_new_file_another_connection_is_writing_is_opened_once_it_is_fre
     other.execute("BEGIN IMMEDIATE")
     other.execute("CREATE TABLE elsewhere (x)")
     store = TaskStore.from_url(f"sqlite:///{path}")
-    ticks = 0
-
-    async def tick() -> None:
-        nonlocal ticks
-        while True:
-            await anyio.sleep(0.01)
-            ticks += 1
-
     try:
-        async with anyio.create_task_group() as group:
-            group.start_soon(tick)
-            pending = asyncio.ensure_future(store.migrate())
-            await anyio.sleep(0.3)
-            assert not pending.done()  # waiting for the file, not failed
-            assert ticks >= 5  # and the event loop was not held up by the wait
-            other.execute("COMMIT")
-            with anyio.fail_after(30):
-                await pending
-            group.cancel_scope.cancel()
+        await _waits_for_it_with_the_loop_running(store.migrate(), other)
         assert await store.enqueue("t.x", {}) > 0
     finally:
         other.close()
