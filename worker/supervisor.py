@@ -9,9 +9,8 @@ A worker that exits 2 refused its options or settings (a bad --app, say): every 
 would, so the supervisor stops the others and exits 2.
 SIGTERM or SIGINT is passed to every worker (a graceful stop: running tasks finish
 within the grace period); a second one is passed on as SIGQUIT (cut off now, see
-`worker.supervised`). It exits 0 when
-every worker exited 0. A worker whose supervisor has ended (killed with SIGKILL, say)
-stops gracefully on its own (`worker.supervised`).
+`worker.supervised`). It exits 0 when every worker exited 0. A worker whose supervisor
+has ended (killed with SIGKILL, say) stops gracefully on its own (`worker.supervised`).
 
 Workers run in a session of their own, so a Ctrl-C on a terminal reaches them once,
 through the supervisor, not twice. With ``--metrics-port P`` worker i serves on P + i.
