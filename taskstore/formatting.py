@@ -17,13 +17,16 @@ DEFAULT_MAX_ATTEMPTS = 3
 
 def applied_limit(max_attempts: int | None, error: Any) -> tuple[int, str | None]:
     """The attempt limit a task runs under, and where it comes from when it is not the
-    task's own: ``"handler"`` (its last failure recorded what the worker applied) or
-    ``"default"`` (nothing ran yet that knew the handler's)."""
+    task's own. Its last failure recorded what the worker applied: ``"handler"`` (its
+    handler's @task sets it) or ``"@task default"`` (the handler sets none); before any
+    failure, ``"default"`` (nothing ran yet that knew the handler's)."""
     if max_attempts is not None:
         return max_attempts, None
     recorded = error.get("max_attempts") if isinstance(error, dict) else None
     if type(recorded) is int:
-        return recorded, "handler"
+        return recorded, "@task default" if error.get(
+            "max_attempts_from"
+        ) == "default" else "handler"
     return DEFAULT_MAX_ATTEMPTS, "default"
 
 
@@ -32,6 +35,8 @@ def attempt_limit(max_attempts: int | None, error: Any) -> str:
     limit, source = applied_limit(max_attempts, error)
     if source == "handler":
         return f"{limit} (its handler's @task)"
+    if source == "@task default":
+        return f"{limit} (the @task default: its handler sets none)"
     if source == "default":
         return f"{limit} (default, unless its handler's @task sets max_attempts)"
     return str(limit)

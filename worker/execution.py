@@ -80,10 +80,16 @@ class Outcome:
 
 
 def error_document(
-    error: BaseException, *, attempt: int, worker_id: str, max_attempts: int | None = None
+    error: BaseException,
+    *,
+    attempt: int,
+    worker_id: str,
+    max_attempts: int | None = None,
+    limit_from: str | None = None,
 ) -> dict[str, Any]:
     """The JSON stored on the task for a failed attempt (with the attempt limit the
-    worker applied, which for a task enqueued without one only its handler knows)."""
+    worker applied, which for a task enqueued without one only its handler knows, and
+    then `limit_from`: "handler" or "default", see `taskstore.formatting.applied_limit`)."""
     kind = type(error)
     trace = "".join(traceback.format_exception(error))
     return {
@@ -95,6 +101,7 @@ def error_document(
         "attempt": attempt,
         "worker": worker_id,
         **({} if max_attempts is None else {"max_attempts": max_attempts}),
+        **({} if limit_from is None else {"max_attempts_from": limit_from}),
     }
 
 

@@ -287,7 +287,11 @@ class Outcomes:
             else None
         )
         doc = error_document(
-            error, attempt=task.attempt, worker_id=state.worker_id, max_attempts=max_attempts
+            error,
+            attempt=task.attempt,
+            worker_id=state.worker_id,
+            max_attempts=max_attempts,
+            limit_from=_limit_from(task, definition),
         )
         try:
             await self._consumer.fail(task.id, task.fence, doc, retry_in)
@@ -327,3 +331,11 @@ async def _quietly(cleanup: Any, log: Any) -> None:
         await cleanup
     except Exception as exc:
         log.debug("cleanup failed", error=str(exc))
+
+
+def _limit_from(task: ClaimedTask, definition: TaskDef | None) -> str | None:
+    """Where the attempt limit applied to `task` comes from, when not from its row:
+    "handler" (its @task sets one) or "default" (@task's default: the handler sets none)."""
+    if task.max_attempts:
+        return None
+    return "handler" if definition and not definition.default_max_attempts else "default"

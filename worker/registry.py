@@ -16,6 +16,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from taskstore.errors import InvalidInput
 from taskstore.validation import check_name, check_queue
+from worker.config import DEFAULT_MAX_ATTEMPTS
 from worker.cron import can_fire, is_valid
 from worker.errors import RegistrationError
 from worker.producer import EnqueueOptions, Enqueuer, Producible
@@ -50,10 +51,12 @@ class TaskDef(Enqueuer[P], Generic[P, R]):
     fn: Callable[Concatenate[Any, P], R]
     queue: str = "default"
     priority: int = 0
-    max_attempts: int = 3
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     timeout: float | None = None
     backoff: float = 1.0
     cron: str | None = None
+    #: `max_attempts` is @task's default: the handler sets none (said on a failure's page).
+    default_max_attempts: bool = False
 
     @functools.cached_property
     def is_async(self) -> bool:  # asked once per attempt: inspect only once
@@ -140,7 +143,7 @@ def task(
     name: str | None = None,
     queue: str = "default",
     priority: int = 0,
-    max_attempts: int = 3,
+    max_attempts: int | None = None,
     timeout: float | None = None,
     backoff: float = 1.0,
     cron: str | None = None,
@@ -154,7 +157,7 @@ def task(
     name: str | None = None,
     queue: str = "default",
     priority: int = 0,
-    max_attempts: int = 3,
+    max_attempts: int | None = None,
     timeout: float | None = None,
     backoff: float = 1.0,
     cron: str | None = None,
@@ -162,7 +165,8 @@ def task(
 ) -> Any:
     """Register a handler: ``async def fn(ctx, **payload)`` (or a plain ``def``, run in a thread).
 
-    ``name`` defaults to ``module.function``. ``timeout`` is in seconds; ``backoff`` is the
+    ``name`` defaults to ``module.function``; ``max_attempts`` to 3 (`DEFAULT_MAX_ATTEMPTS`),
+    for tasks enqueued without their own. ``timeout`` is in seconds; ``backoff`` is the
     base, in seconds, of the exponential, jittered delay before a retry. A handler that
     cannot take the context first and its payload as keyword arguments is refused here.
     """
@@ -180,10 +184,13 @@ def task(
                 queue=queue,
                 priority=_integer(priority, "priority", minimum=-32768, maximum=32767),
                 # the range `enqueue` takes, so the handler's default is always enqueueable
-                max_attempts=_integer(max_attempts, "max_attempts", minimum=1, maximum=10_000),
+                max_attempts=DEFAULT_MAX_ATTEMPTS
+                if max_attempts is None
+                else _integer(max_attempts, "max_attempts", minimum=1, maximum=10_000),
                 timeout=_positive(timeout, "timeout", allow_none=True),
                 backoff=_positive(backoff, "backoff"),
                 cron=cron,
+                default_max_attempts=max_attempts is None,
             )
         except InvalidInput as exc:
             raise RegistrationError(f"cannot register {task_name!r}: {exc}") from None

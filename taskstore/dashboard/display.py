@@ -41,8 +41,8 @@ MAX_CAPTIONS_SHOWN = 200
 
 def attempt_limit(task: TaskInfo) -> tuple[int, str | None]:
     """The attempt limit the worker applies (the row's own, else the one its last failure
-    recorded, else the default) and, when not the row's, where it comes from: "handler"
-    or "default"."""
+    recorded, else the default) and, when not the row's, where it comes from: "handler",
+    "@task default" or "default" (see `taskstore.formatting.applied_limit`)."""
     return applied_limit(task.max_attempts, task.error)
 
 

@@ -237,6 +237,30 @@ async def test_a_failed_task_shows_the_limit_its_handler_set_not_the_default(
     assert cell_text((await client.get("/tasks")).text, "attempts") == ["1 of 1"]
 
 
+async def test_a_failed_task_whose_handler_sets_no_limit_shows_the_default_as_known(
+    store: TaskStore, client: httpx.AsyncClient
+) -> None:
+    from taskstore.formatting import attempt_limit
+    from worker import NonRetryable, Registry, Worker, WorkerConfig, task
+
+    registry = Registry()
+
+    @task(name="pkg.plain", registry=registry)
+    async def plain(ctx: object) -> None:
+        raise NonRetryable("no")
+
+    task_id = await store.enqueue("pkg.plain", {})
+    await Worker(store, registry, WorkerConfig(queues={"default": None}, burst=True)).run()
+    info = await store.require(task_id)
+    assert (info.status, info.max_attempts) == (TaskStatus.FAILED, None)
+    detail = (await client.get(f"/tasks/{task_id}")).text
+    assert "<dt>attempts</dt><dd>1 of 3 <span" in detail and "sets none" in detail
+    assert "(its handler's)" not in detail
+    assert attempt_limit(info.max_attempts, info.error) == (
+        "3 (the @task default: its handler sets none)"  # as `taskstore show` prints it
+    )
+
+
 async def test_a_fan_in_of_many_shows_its_first_dependencies_and_folds_the_rest(
     store: TaskStore, read_only: httpx.AsyncClient
 ) -> None:
@@ -266,9 +290,11 @@ def test_the_default_attempt_limit_is_the_task_decorators() -> None:
     @task(name="pkg.undeclared", registry=registry)
     async def undeclared(ctx: object) -> None: ...
 
-    assert registry.tasks["pkg.undeclared"].max_attempts == display.DEFAULT_MAX_ATTEMPTS
-    declared = inspect.signature(task).parameters["max_attempts"].default
-    assert declared == TaskDef.max_attempts == display.DEFAULT_MAX_ATTEMPTS
+    undeclared_def = registry.tasks["pkg.undeclared"]
+    assert undeclared_def.max_attempts == display.DEFAULT_MAX_ATTEMPTS
+    assert undeclared_def.default_max_attempts
+    assert inspect.signature(task).parameters["max_attempts"].default is None
+    assert TaskDef.max_attempts == display.DEFAULT_MAX_ATTEMPTS
 
 
 # ---------------------------------------------------------- retry all failed

@@ -221,9 +221,17 @@ def test_a_failure_records_the_limit_applied_and_show_reads_it_back() -> None:
     from taskstore.formatting import attempt_limit
 
     doc = error_document(ValueError("x"), attempt=1, worker_id="w1", max_attempts=1)
-    assert attempt_limit(None, doc) == "1 (its handler's @task)"
+    assert attempt_limit(None, doc) == "1 (its handler's @task)"  # as recorded before "from"
     assert attempt_limit(5, doc) == "5"
     assert attempt_limit(None, None).startswith("3 (default")
+    for limit_from, said in (
+        ("handler", "3 (its handler's @task)"),
+        ("default", "3 (the @task default: its handler sets none)"),
+    ):
+        doc = error_document(
+            ValueError("x"), attempt=1, worker_id="w1", max_attempts=3, limit_from=limit_from
+        )
+        assert attempt_limit(None, doc) == said
 
 
 def fake_worker(consumer: FakeConsumer, reg: Registry | None = None, **config: Any) -> Worker:
