@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 DEFAULT_MAX_ATTEMPTS = 3
+#: The event loop held up this long (an async handler that blocks) is worth a warning.
+BLOCKED_WARN_SECONDS = 1.0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -45,6 +45,7 @@ class Running:
     claimed_at: float
     handle: asyncio.Task[Any] | None = None
     reason: str | None = None  # "lost" (cancelled or rescued elsewhere) or "shutdown"
+    name: str = ""
 
     def stop(self, reason: str) -> None:
         if self.reason is None:

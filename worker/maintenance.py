@@ -6,7 +6,8 @@
   tells the fetcher when orphans wait;
 - `Pruner`: deletes finished tasks past retention, in bounded batches, one worker at a
   time;
-- `DepthGauge`: the queue-depth metric.
+- `DepthGauge`: the queue-depth metric;
+- `watch_loop`: says when the event loop was held up (an async handler that blocks).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import anyio
 from taskstore.consumer import STORE_ERRORS, Consumer, Registration
 from taskstore.flow_gate import LIMITS
 from worker.completer import Completer
+from worker.config import BLOCKED_WARN_SECONDS
 from worker.registry import Registry
 from worker.state import WorkerState
 
@@ -140,3 +142,38 @@ def _held_back(
         for limit in LIMITS:
             counts[queue, limit] = depth.get(queue, 0) if limit == holding else 0
     return counts
+
+
+LOOP_CHECK_SECONDS = 0.5
+BLOCKING_HINT = (
+    "an async handler that blocks (time.sleep, blocking I/O, long CPU work) holds up the "
+    "whole worker, heartbeats too, so leases expire and tasks run again: make it a plain "
+    "def handler (it runs in a thread) or await anyio.to_thread.run_sync for that part"
+)
+
+
+async def watch_loop(state: WorkerState, registry: Registry) -> None:
+    """Warn when the event loop could not run for `BLOCKED_WARN_SECONDS` or more (at
+    least the seconds said: the block may have begun up to a look earlier), naming the
+    async handlers that ran meanwhile: one of them blocked it."""
+    while True:
+        before = time.monotonic()
+        await anyio.sleep(LOOP_CHECK_SECONDS)
+        blocked = time.monotonic() - before - LOOP_CHECK_SECONDS
+        if blocked >= BLOCKED_WARN_SECONDS:
+            state.log.warning(
+                "the event loop was blocked",
+                seconds=round(blocked, 1),
+                async_handlers=_ran_since(state, registry, before),
+                hint=BLOCKING_HINT,
+            )
+
+
+def _ran_since(state: WorkerState, registry: Registry, since: float) -> list[str]:
+    """Names of the async handlers running now or that ended a long run after `since`."""
+    names = {ended_name for ended, ended_name in state.long_async_runs if ended >= since}
+    for run in state.running.values():
+        definition = registry.tasks.get(run.name)
+        if definition is not None and definition.is_async:
+            names.add(run.name)
+    return sorted(names)

@@ -21,7 +21,7 @@ from taskstore.states import TaskStatus
 from taskstore.store import TaskStore
 from worker import retry
 from worker.completer import Completer
-from worker.config import DEFAULT_MAX_ATTEMPTS
+from worker.config import BLOCKED_WARN_SECONDS, DEFAULT_MAX_ATTEMPTS
 from worker.context import TaskContext
 from worker.errors import NonRetryable, Snooze
 from worker.execution import THREADS_RUNNING, Outcome, Running, attempt, error_document
@@ -56,7 +56,7 @@ class Outcomes:
     def start(self, task: ClaimedTask) -> None:
         state = self._state
         state.in_flight[task.queue] += 1
-        run = Running(task.id, task.queue, claimed_at=time.monotonic())
+        run = Running(task.id, task.queue, claimed_at=time.monotonic(), name=task.name)
         superseded = state.running.get(task.id)
         if superseded is not None:
             # Claimed again while an older attempt still runs here: that one was cancelled
@@ -91,6 +91,8 @@ class Outcomes:
             finally:
                 self._slots.give()
             state.note_duration(task.queue, task.name, outcome.seconds)
+            if outcome.seconds >= BLOCKED_WARN_SECONDS and definition.is_async:
+                state.long_async_runs.append((time.monotonic(), task.name))
             if outcome.ok and (outcome.ctx is None or outcome.ctx.used_session is None):
                 # Most attempts: one more completion for the batch (no coroutine for it).
                 self._completer.add(task.id, task.fence, outcome.result_json)
@@ -190,7 +192,10 @@ class Outcomes:
     async def _attempt(self, task: ClaimedTask, run: Running, definition: TaskDef) -> Outcome:
         max_attempts = task.max_attempts or definition.max_attempts
         if task.attempt > max_attempts:  # earlier attempts crashed their workers
-            message = f"attempt {task.attempt} of {max_attempts}: earlier attempts never finished"
+            message = (
+                f"attempt {task.attempt} of {max_attempts}: earlier attempts never finished "
+                "(their worker died, or was held up past its lease)"
+            )
             self._state.metrics.started(task.queue, task.name)
             self._state.metrics.finished(task.queue, task.name, "error", 0.0)
             return Outcome(None, error=NonRetryable(message))

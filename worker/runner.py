@@ -29,7 +29,7 @@ from worker.config import DEFAULT_MAX_ATTEMPTS, WorkerConfig
 from worker.errors import HookFailed
 from worker.execution import Running
 from worker.fetcher import Fetcher
-from worker.maintenance import Heartbeat, depth_loop, prune_loop, rescue_loop
+from worker.maintenance import Heartbeat, depth_loop, prune_loop, rescue_loop, watch_loop
 from worker.metrics import NoMetrics
 from worker.outcomes import Outcomes
 from worker.registry import Registry
@@ -145,6 +145,7 @@ class Worker:
         services.start_soon(rescue_loop, state, consumer)
         services.start_soon(prune_loop, state, consumer, self.store.settings.retention_seconds)
         services.start_soon(self.completer.run)
+        services.start_soon(watch_loop, state, self.registry)
         if type(state.metrics) is not NoMetrics:
             services.start_soon(depth_loop, state, consumer)
         if self.config.supervisor_pid is not None:

@@ -33,6 +33,11 @@ class WorkerState:
     # moving averages of handler durations, per queue and per task name (claims ahead)
     queue_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
     name_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+    # (when it ended, task name) of async attempts that took a while: suspects when the
+    # event loop is found to have been blocked (see `worker.maintenance.watch_loop`)
+    long_async_runs: collections.deque[tuple[float, str]] = dataclasses.field(
+        default_factory=lambda: collections.deque(maxlen=32)
+    )
     # asyncio primitives on the hot path: anyio's re-detect the event loop per object.
     wake: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+import time
 from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -602,3 +603,50 @@ def test_a_task_runs_in_a_thread_until_the_last_of_its_threads_ends() -> None:
     gates[1].set()
     threads[1].join(timeout=10)
     assert 7 not in execution.threads_running()
+
+
+class SaidLog:
+    """A worker log that keeps what was said."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, dict[str, Any]]] = []
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self.lines.append((event, fields))
+
+    info = error = debug = warning
+
+    def about(self, event: str) -> list[dict[str, Any]]:
+        return [fields for said, fields in self.lines if said == event]
+
+
+@pytest.mark.parametrize("is_async", [True, False])
+async def test_a_handler_that_blocks_the_event_loop_is_named_and_a_thread_that_blocks_is_not(
+    is_async: bool,
+) -> None:
+    reg = Registry()
+
+    def block(ctx: Any) -> None:
+        time.sleep(2.0)  # the mistake the warning is for, in an async handler
+
+    async def block_async(ctx: Any) -> None:
+        block(ctx)
+
+    task(name="t.x", registry=reg)(block_async if is_async else block)
+    consumer = FakeConsumer(fresh=[1])
+    worker = fake_worker(consumer, reg)
+    worker.state.log = said = SaidLog()
+    async with anyio.create_task_group() as group:
+        group.start_soon(worker.run)
+        with anyio.fail_after(10):
+            while not consumer.completed:  # noqa: ASYNC110 - the fake's record is the point
+                await anyio.sleep(0.05)
+        await anyio.sleep(0.8)  # past the watcher's next look
+        worker.stop()
+    warned = said.about("the event loop was blocked")
+    if not is_async:
+        assert warned == []  # a plain def handler runs in a thread: the loop ran on
+        return
+    [fields] = warned
+    assert fields["async_handlers"] == ["t.x"] and fields["seconds"] >= 1.0
+    assert "plain def handler" in fields["hint"]
