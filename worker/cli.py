@@ -119,6 +119,8 @@ async def serve(url: str | None, config: WorkerConfig, metrics: NoMetrics | None
                 group.cancel_scope.cancel()
         except BaseExceptionGroup as group_error:
             raise _alone(group_error) from None
+        if worker.state.failure is not None:
+            raise TaskStoreError(worker.state.failure)
         return worker
     finally:
         await store.close()

@@ -7,7 +7,8 @@
 - `Pruner`: deletes finished tasks past retention, in bounded batches, one worker at a
   time;
 - `DepthGauge`: the queue-depth metric;
-- `watch_loop`: says when the event loop was held up (an async handler that blocks).
+- `watch_loop`: says when the event loop was held up (an async handler that blocks);
+- `watch_file`: stops the worker once its SQLite file was deleted or replaced.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import dataclasses
 import os
 import socket
 import time
+from pathlib import Path
 
 import anyio
 
@@ -177,3 +179,33 @@ def _ran_since(state: WorkerState, registry: Registry, since: float) -> list[str
         if definition is not None and definition.is_async:
             names.add(run.name)
     return sorted(names)
+
+
+FILE_CHECK_SECONDS = 1.0
+
+
+async def watch_file(state: WorkerState, path: Path) -> None:
+    """Stop the worker once its SQLite file is deleted or replaced (a reset with `rm`):
+    its open connections would go on with the old file, which no other program sees, and
+    tasks enqueued into the new one would wait for good. The process then ends with an
+    error, so whatever supervises it starts it again on the new file."""
+    opened = _identity(path)
+    while opened is not None:
+        await anyio.sleep(FILE_CHECK_SECONDS)
+        if _identity(path) != opened:
+            state.failure = (
+                f"the database file {path} was deleted or replaced while the worker ran: "
+                "start the worker again to serve the new one"
+            )
+            state.log.error("the database file was deleted or replaced: stopping", path=str(path))
+            state.stopping = True
+            state.signal()
+            return
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino

@@ -23,13 +23,21 @@ import anyio
 from taskstore.consumer import Consumer
 from taskstore.flow_admin import SETTINGS_PREFIX
 from taskstore.logs import get_logger
+from taskstore.settings import sqlite_file
 from taskstore.store import TaskStore
 from worker.completer import Completer
 from worker.config import DEFAULT_MAX_ATTEMPTS, WorkerConfig
 from worker.errors import HookFailed
 from worker.execution import Running
 from worker.fetcher import Fetcher
-from worker.maintenance import Heartbeat, depth_loop, prune_loop, rescue_loop, watch_loop
+from worker.maintenance import (
+    Heartbeat,
+    depth_loop,
+    prune_loop,
+    rescue_loop,
+    watch_file,
+    watch_loop,
+)
 from worker.metrics import NoMetrics
 from worker.outcomes import Outcomes
 from worker.registry import Registry
@@ -146,6 +154,9 @@ class Worker:
         services.start_soon(prune_loop, state, consumer, self.store.settings.retention_seconds)
         services.start_soon(self.completer.run)
         services.start_soon(watch_loop, state, self.registry)
+        database_file = sqlite_file(self.store.settings)
+        if database_file is not None:
+            services.start_soon(watch_file, state, database_file.resolve())
         if type(state.metrics) is not NoMetrics:
             services.start_soon(depth_loop, state, consumer)
         if self.config.supervisor_pid is not None:

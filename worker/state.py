@@ -27,6 +27,8 @@ class WorkerState:
     in_flight: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     counts: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     stopping: bool = False
+    # Why the worker stopped on its own, to end the process with (None: it was asked to).
+    failure: str | None = None
     # Orphans (tasks rescued after their worker died) may be waiting: run those one at a
     # time, alone (see `taskstore.models.task.orphaned`). Look at once on start.
     orphans_waiting: bool = True

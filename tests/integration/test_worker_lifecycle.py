@@ -111,6 +111,35 @@ async def test_a_second_sigterm_or_one_sigquit_cuts_a_lone_workers_tasks_off_at_
         await store.cancel(task_id)  # the next worker runs only the next task
 
 
+def _remove_files(folder: Path, pattern: str) -> None:
+    for path in folder.glob(pattern):
+        path.unlink()
+
+
+async def test_a_worker_whose_sqlite_file_is_deleted_stops_with_an_error_saying_so(
+    tmp_path: Path,
+) -> None:
+    """A reset with `rm` while a worker runs: it would go on with the deleted file, and
+    what is enqueued into the new one would wait for good."""
+    path, log = tmp_path / "reset.db", tmp_path / "exec.log"
+    worker = start_worker(f"sqlite:///{path}", exec_log=log)
+
+    async def started() -> bool:
+        return '"worker started"' in stderr_of(log)
+
+    try:
+        await wait_for(started)
+        _remove_files(tmp_path, "reset.db*")
+        assert await exit_code(worker, 30) == 1
+    finally:
+        worker.kill()
+    said = stderr_of(log).strip().splitlines()
+    assert said[-1] == (
+        f"taskstore-worker: error: the database file {path} was deleted or replaced while "
+        "the worker ran: start the worker again to serve the new one"
+    )
+
+
 async def test_a_killed_workers_tasks_are_rescued_and_run_again(
     store: TaskStore, db_url: str, tmp_path: Path
 ) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio
 import pytest
+from sqlalchemy.engine import make_url
 
 from taskstore.consumer import Ending
 from taskstore.errors import InvalidInput
@@ -238,7 +239,12 @@ def test_a_failure_records_the_limit_applied_and_show_reads_it_back() -> None:
 def fake_worker(consumer: FakeConsumer, reg: Registry | None = None, **config: Any) -> Worker:
     """A worker whose store is a `FakeConsumer`: no database anywhere."""
     store = SimpleNamespace(
-        settings=SimpleNamespace(retention_seconds=0, safe_url="sqlite:///fake.db")
+        settings=SimpleNamespace(
+            retention_seconds=0,
+            safe_url="sqlite:///fake.db",
+            backend="sqlite",
+            database_url=make_url("sqlite://"),  # no file to watch
+        )
     )
     options = {"queues": {"default": None}, "concurrency": 8, **config}
     return Worker(store, reg or Registry(), WorkerConfig(**options), consumer=consumer)
