@@ -140,11 +140,12 @@ async def _migrate(store: TaskStore) -> None:
 
 
 def _made_first(path: Path) -> bool:
-    """Create the file empty (SQLite's new database) unless it is there: True for the one
-    of several workers starting at once (`--processes`) that made it."""
+    """Create the file empty (SQLite's new database), and its folder, unless it is there:
+    True for the one of several workers starting at once (`--processes`) that made it."""
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-    except OSError:  # there already, or no such folder: SQLite will say which
+    except OSError:  # there already, or no folder to be had: SQLite will say which
         return False
     return True
 

@@ -392,6 +392,8 @@ def test_a_worker_says_which_database_it_serves_and_when_it_made_a_new_one(
     assert first["created a new database"]["path"] == str(tmp_path / "typo.db")
     assert first["worker started"]["database"] == "sqlite+aiosqlite:///typo.db"
     assert "created a new database" not in events()
+    url = "sqlite:///new/folder/jobs.db"  # the default path on a new machine is like it
+    assert events()["created a new database"]["path"] == str(tmp_path / "new/folder/jobs.db")
 
 
 async def test_of_workers_starting_together_on_a_new_sqlite_file_one_says_it_made_it(
