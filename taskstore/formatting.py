@@ -24,9 +24,8 @@ def applied_limit(max_attempts: int | None, error: Any) -> tuple[int, str | None
         return max_attempts, None
     recorded = error.get("max_attempts") if isinstance(error, dict) else None
     if type(recorded) is int:
-        return recorded, "@task default" if error.get(
-            "max_attempts_from"
-        ) == "default" else "handler"
+        by_default = error.get("max_attempts_from") == "default"
+        return recorded, "@task default" if by_default else "handler"
     return DEFAULT_MAX_ATTEMPTS, "default"
 
 

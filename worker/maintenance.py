@@ -17,6 +17,7 @@ import dataclasses
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -184,7 +185,7 @@ def _ran_since(state: WorkerState, registry: Registry, since: float) -> list[str
 FILE_CHECK_SECONDS = 1.0
 
 
-async def watch_file(state: WorkerState, path: Path) -> None:
+async def watch_file(state: WorkerState, path: Path, stop: Callable[[], None]) -> None:
     """Stop the worker once its SQLite file is deleted or replaced (a reset with `rm`):
     its open connections would go on with the old file, which no other program sees, and
     tasks enqueued into the new one would wait for good. The process then ends with an
@@ -198,8 +199,7 @@ async def watch_file(state: WorkerState, path: Path) -> None:
                 "start the worker again to serve the new one"
             )
             state.log.error("the database file was deleted or replaced: stopping", path=str(path))
-            state.stopping = True
-            state.signal()
+            stop()
             return
 
 

@@ -156,7 +156,7 @@ class Worker:
         services.start_soon(watch_loop, state, self.registry)
         database_file = sqlite_file(self.store.settings)
         if database_file is not None:
-            services.start_soon(watch_file, state, database_file.resolve())
+            services.start_soon(watch_file, state, database_file.resolve(), self.stop)
         if type(state.metrics) is not NoMetrics:
             services.start_soon(depth_loop, state, consumer)
         if self.config.supervisor_pid is not None:
