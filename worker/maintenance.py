@@ -183,17 +183,21 @@ def _ran_since(state: WorkerState, registry: Registry, since: float) -> list[str
 
 
 FILE_CHECK_SECONDS = 1.0
+FileIdentity = tuple[int, int]
 
 
-async def watch_file(state: WorkerState, path: Path, stop: Callable[[], None]) -> None:
+async def watch_file(
+    state: WorkerState, path: Path, opened: FileIdentity, stop: Callable[[], None]
+) -> None:
     """Stop the worker once its SQLite file is deleted or replaced (a reset with `rm`):
     its open connections would go on with the old file, which no other program sees, and
     tasks enqueued into the new one would wait for good. The process then ends with an
-    error, so whatever supervises it starts it again on the new file."""
-    opened = _identity(path)
-    while opened is not None:
+    error, so whatever supervises it starts it again on the new file. `opened` is the
+    file's identity taken when the worker started, so a reset in the moments before this
+    loop's first look is seen too."""
+    while True:
         await anyio.sleep(FILE_CHECK_SECONDS)
-        if _identity(path) != opened:
+        if file_identity(path) != opened:
             state.failure = (
                 f"the database file {path} was deleted or replaced while the worker ran: "
                 "start the worker again to serve the new one"
@@ -203,7 +207,8 @@ async def watch_file(state: WorkerState, path: Path, stop: Callable[[], None]) -
             return
 
 
-def _identity(path: Path) -> tuple[int, int] | None:
+def file_identity(path: Path) -> FileIdentity | None:
+    """The file's device and inode, or None when it is not there."""
     try:
         found = path.stat()
     except OSError:

@@ -16,6 +16,7 @@ import functools
 import os
 import socket
 import uuid
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -31,8 +32,10 @@ from worker.errors import HookFailed
 from worker.execution import Running
 from worker.fetcher import Fetcher
 from worker.maintenance import (
+    FileIdentity,
     Heartbeat,
     depth_loop,
+    file_identity,
     prune_loop,
     rescue_loop,
     watch_file,
@@ -78,6 +81,7 @@ class Worker:
         self.outcomes = Outcomes(self.state, self.consumer, self.completer, registry, store)
         self.fetcher = Fetcher(self.state, self.consumer, self.outcomes, self.completer)
         self.heartbeats = Heartbeat(self.state, self.consumer, self.completer, registry)
+        self._watched: tuple[Path, FileIdentity] | None = None
 
     @property
     def running(self) -> dict[int, Running]:
@@ -120,6 +124,8 @@ class Worker:
     async def run(self) -> None:
         await self._hooks(self.registry.startup, "startup")
         config = self.config
+        # Before the start is logged: a reset with `rm` from then on is seen.
+        self._watched = self._database_file()
         self.log.info(
             "worker started",
             database=self.store.settings.safe_url,
@@ -154,9 +160,8 @@ class Worker:
         services.start_soon(prune_loop, state, consumer, self.store.settings.retention_seconds)
         services.start_soon(self.completer.run)
         services.start_soon(watch_loop, state, self.registry)
-        database_file = sqlite_file(self.store.settings)
-        if database_file is not None:
-            services.start_soon(watch_file, state, database_file.resolve(), self.stop)
+        if self._watched is not None:
+            services.start_soon(watch_file, state, *self._watched, self.stop)
         if type(state.metrics) is not NoMetrics:
             services.start_soon(depth_loop, state, consumer)
         if self.config.supervisor_pid is not None:
@@ -166,6 +171,13 @@ class Worker:
             served = [d for d in self.registry.periodic() if d.queue in self.config.queues]
             ticks = functools.partial(run_schedules, stopping=lambda: state.stopping)
             services.start_soon(ticks, consumer, served)
+
+    def _database_file(self) -> tuple[Path, FileIdentity] | None:
+        """The SQLite file this worker opened and its identity, to see it replaced."""
+        given = sqlite_file(self.store.settings)
+        path = None if given is None else given.resolve()
+        opened = None if path is None else file_identity(path)
+        return None if path is None or opened is None else (path, opened)
 
     async def _listen(self) -> None:
         """Wake-ups: relayed by our supervisor, or on a LISTEN connection of our own."""
