@@ -186,19 +186,6 @@ async def _on_signals(worker: Worker) -> None:
                 worker.stop()
 
 
-def log_serving(config: WorkerConfig, known: Registry) -> None:
-    """One line at start: every task name this worker serves, by queue, and any handler
-    whose queue it does not serve (those tasks wait for another worker)."""
-    from taskstore.logs import get_logger
-
-    served = {
-        q: sorted(d.name for d in known.tasks.values() if d.queue == q) for q in config.queues
-    }
-    idle = sorted(d.name for d in known.tasks.values() if d.queue not in config.queues)
-    log = get_logger("taskstore.worker")
-    log.info("serving tasks", queues=served, **({"not_served": idle} if idle else {}))
-
-
 def prepare(
     apps: tuple[str, ...],
     queues: tuple[str, ...],
@@ -223,9 +210,7 @@ def prepare(
         served = parse_queues(queues, registry)
     else:
         served = dict.fromkeys(sorted(registry.queues().union(default_queues)))
-    config = WorkerConfig(queues=served, **options)  # type: ignore[arg-type]
-    log_serving(config, registry)
-    return config
+    return WorkerConfig(queues=served, **options)  # type: ignore[arg-type]
 
 
 _WORKER_OPTIONS = (

@@ -133,6 +133,7 @@ class Worker:
             concurrency=config.concurrency,
             burst=config.burst,
         )
+        self._log_serving()
         try:
             await self.heartbeat()  # register at once, so operators see the worker start
             async with anyio.create_task_group() as services:
@@ -152,6 +153,14 @@ class Worker:
                 await self.consumer.close()
             await self._hooks(self.registry.shutdown, "shutdown")
             self.log.info("worker stopped", **dict(self.state.counts))
+
+    def _log_serving(self) -> None:
+        """Every task name this worker serves, by queue, and any handler whose queue it
+        does not serve (those tasks wait for another worker)."""
+        known, queues = self.registry.tasks.values(), self.config.queues
+        served = {q: sorted(d.name for d in known if d.queue == q) for q in queues}
+        idle = sorted(d.name for d in known if d.queue not in queues)
+        self.log.info("serving tasks", queues=served, **({"not_served": idle} if idle else {}))
 
     def _start_services(self, services: anyio.abc.TaskGroup) -> None:
         state, consumer = self.state, self.consumer

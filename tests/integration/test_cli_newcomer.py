@@ -347,10 +347,13 @@ def record(ctx, n: int) -> int:
 
 
 def served(result: subprocess.CompletedProcess[str]) -> dict[str, list[str]]:
-    """The queues -> task names of the worker's one start-up line."""
+    """The queues -> task names of the worker's one start-up line, which names its worker
+    (under --processes there is one per worker)."""
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     [line] = [e for e in events if e["event"] == "serving tasks"]
+    [started] = [e for e in events if e["event"] == "worker started"]
+    assert line["worker"] == started["worker"]
     return line["queues"]
 
 
