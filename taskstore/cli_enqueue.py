@@ -3,12 +3,15 @@
 The payload comes inline (``--payload '{"a": 1}'``), from a file (``--payload @FILE``) or
 from stdin (``--payload -``). ``--jsonl FILE|-`` reads one payload per line: every line is
 checked before anything is written, then the tasks go in chunks of `CHUNK` per round trip,
-all in one transaction, so a failure leaves nothing from the file behind.
+all in one transaction, so a failure leaves nothing from the file behind. When workers
+are up but none would run what went in (its queue is not theirs, or its name is a near
+miss of a handler's), a note on stderr says so.
 """
 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
 import re
 import sys
@@ -178,14 +181,24 @@ def enqueue(
         options["depends_on"] = list(depends_on)
     limit = command_settings(url).max_payload_bytes
     if jsonl is not None:
-        ids = _enqueue_lines(url, name, jsonl, payload, options, limit)
+        ids, note = _enqueue_lines(url, name, jsonl, payload, options, limit)
         emit_json(ids) if as_json else click.echo("\n".join(map(str, ids)), nl=bool(ids))
+        _say(note)
         return
     body = _checked_payload(name, payload_text(payload), options, limit)
-    task_id = with_store(
-        url, lambda store: _enqueue_one(store, name, body, options), may_create=True
-    )
+
+    async def go(store: TaskStore) -> tuple[int, str]:
+        task_id = await _enqueue_one(store, name, body, options)
+        return task_id, await unserved_note(store, options["queue"], name, f"task {task_id}")
+
+    task_id, note = with_store(url, go, may_create=True)
     emit_json({"id": task_id}) if as_json else click.echo(task_id)
+    _say(note)
+
+
+def _say(note: str) -> None:
+    if note:
+        click.echo(note, err=True)
 
 
 def _checked_payload(
@@ -211,6 +224,29 @@ async def _enqueue_one(store: TaskStore, name: str, body: Any, options: dict[str
         return await store.enqueue(name, body, **options)
 
 
+async def unserved_note(store: TaskStore, queue: str, name: str, what: str) -> str:
+    """A note when workers are up but none would run what was just enqueued: its queue
+    is not theirs, or its name is a near miss of a handler's (a typo). Quiet with no
+    worker up (enqueueing before the workers start is normal) and for other unknown
+    names (a worker may find its handler only when it claims one, as Django's do).
+    The tasks are committed by now: a failure to read is no note, never an error."""
+    try:
+        async with store.reading() as conn:
+            queues, names = await store.worker_registry.served(conn)
+    except Exception:  # an error here would hide the id of a task that exists
+        return ""
+    if queues and queue not in queues:
+        served = ", ".join(sorted(queues))
+        return (
+            f"note: no live worker serves queue {queue} (they serve: {served}); "
+            f"{what} waits until one does (--queue chooses the queue)"
+        )
+    near = difflib.get_close_matches(name, names, n=1) if queues and name not in names else []
+    if near:
+        return f"note: no live worker has a handler named {name}: did you mean {near[0]}?"
+    return ""
+
+
 @contextlib.contextmanager
 def _flags_in_errors() -> Iterator[None]:
     """Reword what only the database can refuse (a dependency that is not there)."""
@@ -229,7 +265,8 @@ def _enqueue_lines(
     payload: str | None,
     options: dict[str, Any],
     limit: int,
-) -> list[int]:
+) -> tuple[list[int], str]:
+    """The ids of the lines' tasks, and a note if no live worker would run them."""
     from taskstore.cli_store import with_store
 
     if payload is not None:
@@ -238,5 +275,11 @@ def _enqueue_lines(
         fail("--dedup-key cannot be used with --jsonl (every line would share it)", 2)
     items = checked_items(name, read_source(source, "JSON lines file"), options, limit)
     if not items:
-        return []
-    return with_store(url, lambda store: enqueue_chunks(store, items), may_create=True)
+        return [], ""
+
+    async def go(store: TaskStore) -> tuple[list[int], str]:
+        ids = await enqueue_chunks(store, items)
+        what = f"each of these {len(ids)} tasks" if len(ids) > 1 else f"task {ids[0]}"
+        return ids, await unserved_note(store, options["queue"], name, what)
+
+    return with_store(url, go, may_create=True)

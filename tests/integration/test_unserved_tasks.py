@@ -8,6 +8,7 @@ period.
 
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from taskstore import TaskStatus, TaskStore
 from taskstore.consumer import Consumer, Registration
 from tests.helpers.keyed import scan_at_most
 from tests.helpers.processes import executions, start_worker, stderr_of
+from tests.integration.test_cli import taskstore
 
 
 def _registration(tasks: list[str]) -> Registration:
@@ -148,6 +150,39 @@ async def test_status_flags_tasks_whose_queue_or_handler_no_live_worker_serves(
         ("default", "demo.record", 1, "no live worker serves the queue"),
         ("demo", "demo.other", 1, "no live worker has this handler"),
     }
+
+
+async def test_enqueue_notes_a_queue_no_live_worker_serves_and_a_name_near_a_handlers(
+    store: TaskStore, db_url: str
+) -> None:
+    """`taskstore enqueue app.probe` puts it in queue default while the workers serve the
+    handler's queue: it would wait for good with nothing said until `status` is run."""
+    before_any_worker = taskstore("enqueue", "demo.record", url=db_url)
+    live = Consumer(store, "demo-worker", 30.0)
+    try:
+        await live.heartbeat([], 0, Registration("h", 1, {"demo": None}, 4, 30.0, ["demo.record"]))
+        elsewhere = taskstore("enqueue", "demo.record", url=db_url)
+        lines = taskstore(
+            "enqueue", "demo.record", "--jsonl", "-", "--json", url=db_url, input="{}\n{}\n"
+        )
+        typo = taskstore("enqueue", "demo.recrod", "--queue", "demo", url=db_url)
+        served = taskstore("enqueue", "demo.record", "--queue", "demo", url=db_url)
+        unknown = taskstore("enqueue", "other.thing", "--queue", "demo", url=db_url)
+    finally:
+        await live.close()
+    task_id = int(elsewhere.stdout)
+    assert elsewhere.stderr == (
+        f"note: no live worker serves queue default (they serve: demo); task {task_id} "
+        "waits until one does (--queue chooses the queue)\n"
+    )
+    assert len(json.loads(lines.stdout)) == 2 and "each of these 2 tasks waits" in lines.stderr
+    assert typo.stderr == (
+        "note: no live worker has a handler named demo.recrod: did you mean demo.record?\n"
+    )
+    # Quiet before any worker is up, and for a name a worker may find only when it
+    # claims it (Django's resolver).
+    assert [r.stderr for r in (before_any_worker, served, unknown)] == ["", "", ""]
+    assert {r.returncode for r in (before_any_worker, elsewhere, lines, typo)} == {0}
 
 
 async def test_an_idle_worker_does_not_wake_for_a_name_it_leaves_to_another(
