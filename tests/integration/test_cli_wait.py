@@ -1,0 +1,42 @@
+"""`taskstore wait --timeout`: a timeout says where the task stands, and for a task
+waiting on others, what holds up the first of them."""
+
+from __future__ import annotations
+
+from taskstore import TaskStore
+from taskstore.consumer import Consumer, Registration
+from tests.integration.test_cli import taskstore
+
+
+def _standing(db_url: str, task_id: int) -> str:
+    waited = taskstore("wait", str(task_id), "--timeout", "0.1", url=db_url)
+    assert waited.returncode == 3 and waited.stderr.count("\n") == 1, waited.stderr
+    prefix = f"taskstore: error: task {task_id} did not finish within 0.1s: "
+    assert waited.stderr.startswith(prefix), waited.stderr
+    return waited.stderr.removeprefix(prefix).strip()
+
+
+async def test_a_timed_out_wait_says_what_holds_the_task_up(store: TaskStore, db_url: str) -> None:
+    first = await store.enqueue("demo.first", queue="demo")
+    second = await store.enqueue("demo.second", queue="demo", depends_on=[first])
+    last = await store.enqueue("demo.last", queue="demo", depends_on=[second])
+    later = await store.enqueue("demo.first", queue="demo", delay=3600)
+    held_up = f"it waits for task {second}; task {first}"  # what holds up the chain
+    assert _standing(db_url, last) == (
+        f"{held_up} is ready in queue demo, but no live worker serves the queue"
+    )
+    await store.pause_queue("demo")
+    assert _standing(db_url, first) == "it is ready, but its queue demo is paused"
+    await store.resume_queue("demo")
+    assert _standing(db_url, later).startswith("it is scheduled for ")
+
+    live = Consumer(store, "demo-worker", 30.0)
+    try:
+        await live.heartbeat([], 0, Registration("h", 1, {"demo": None}, 4, 30.0, ["demo.first"]))
+        assert _standing(db_url, first) == "it is ready, not yet claimed"
+        assert [t.id for t in await live.claim("demo", 1)] == [first]
+        assert _standing(db_url, last) == (
+            f"{held_up} is running (attempt 1, on worker demo-worker)"
+        )
+    finally:
+        await live.close()
