@@ -128,7 +128,7 @@ class Consumer:
             return await self._flow.claim(queue, limit, orphans=orphans, skip=skip)
         async with self._fetch_link.statement() as conn:
             made = await self._claim_later(conn, queue, limit, orphans=orphans, skip=skip)
-        return made()  # committed: the records are made outside the write lock
+        return self._plain_claimed(queue, made())  # committed: made outside the write lock
 
     async def _claim_later(
         self, conn: Any, queue: str, limit: int, *, orphans: bool, skip: tuple[str, ...]
@@ -162,7 +162,12 @@ class Consumer:
                 conn, queue, limit, orphans=False, skip=self.skipped(queue)
             )
         self._flow.freed()
-        return accepted, made()
+        return accepted, self._plain_claimed(queue, made())
+
+    def _plain_claimed(self, queue: str, tasks: list[ClaimedTask]) -> list[ClaimedTask]:
+        if not tasks:
+            self._flow.recheck(queue)  # empty, or it has gained flow control
+        return tasks
 
     def skipped(self, queue: str) -> tuple[str, ...]:
         """Task names of `queue` our claims leave for the live workers that have them."""

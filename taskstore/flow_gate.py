@@ -6,10 +6,11 @@ the claim agree across every worker and host. A queue whose only limit is its
 concurrency, or its key concurrency, is first claimed in one statement that counts what
 runs itself (and takes nothing where it cannot be sure; the transaction then decides).
 Queues without settings keep the plain claim; which is which is cached for a second (a
-notification about a queue's settings drops the cache at once). When a claim cannot take
-anything the gate says for how long claiming is pointless: until the next rate slot
-frees, a second while paused (so a resume is seen that soon without notifications), a
-moment at a limit.
+notification about a queue's settings drops the cache at once), and the plain claim takes
+nothing from a queue that has gained settings meanwhile, so they bind at once. When a
+claim cannot take anything the gate says for how long claiming is pointless: until the
+next rate slot frees, a second while paused (so a resume is seen that soon without
+notifications), a moment at a limit.
 """
 
 from __future__ import annotations
@@ -73,6 +74,11 @@ class FlowGate:
     def known_limited(self, queue: str) -> bool:
         cached = self._settings.get(queue)
         return cached is not None and cached[1] is not None and cached[1].limited
+
+    def recheck(self, queue: str) -> None:
+        """Read the queue's settings at its next claim: a plain claim took nothing, which
+        it also does once the queue has gained flow control (`without_flow_control`)."""
+        self._settings.pop(queue, None)
 
     def forget(self, queue: str) -> None:
         self._settings.pop(queue, None)

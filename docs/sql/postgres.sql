@@ -25,7 +25,9 @@ INSERT INTO taskstore_tasks (name, queue, payload, priority, max_attempts, run_a
 WITH picked AS 
 (SELECT taskstore_tasks.id AS id 
 FROM taskstore_tasks 
-WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = $12::VARCHAR OR taskstore_tasks.worker_id IS NOT NULL) AND taskstore_tasks.queue = $13::VARCHAR AND taskstore_tasks.run_at <= statement_timestamp() ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id 
+WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = $12::VARCHAR OR taskstore_tasks.worker_id IS NOT NULL) AND taskstore_tasks.queue = $13::VARCHAR AND taskstore_tasks.run_at <= statement_timestamp() AND NOT (EXISTS (SELECT * 
+FROM taskstore_queues 
+WHERE taskstore_queues.name = $13::VARCHAR AND (taskstore_queues.paused = true OR taskstore_queues.concurrency IS NOT NULL OR taskstore_queues.rate_limit IS NOT NULL OR taskstore_queues.key_concurrency IS NOT NULL))) ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id 
  LIMIT $14::INTEGER FOR UPDATE SKIP LOCKED)
  UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts + $2::INTEGER), claims=(taskstore_tasks.claims + $3::INTEGER), updated_at=statement_timestamp(), started_at=statement_timestamp(), worker_id=$4::VARCHAR, lease_expires_at=(statement_timestamp() + make_interval($5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::INTEGER, $10::INTEGER, $11::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at, taskstore_tasks.trace_context, taskstore_tasks.claims;
 
@@ -34,7 +36,9 @@ WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = $12::V
 WITH picked AS 
 (SELECT taskstore_tasks.id AS id 
 FROM taskstore_tasks 
-WHERE status IN ('not_finished') AND worker_id IS NULL AND taskstore_tasks.queue = $12::VARCHAR AND taskstore_tasks.run_at <= statement_timestamp() ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id 
+WHERE status IN ('not_finished') AND worker_id IS NULL AND taskstore_tasks.queue = $12::VARCHAR AND taskstore_tasks.run_at <= statement_timestamp() AND NOT (EXISTS (SELECT * 
+FROM taskstore_queues 
+WHERE taskstore_queues.name = $12::VARCHAR AND (taskstore_queues.paused = true OR taskstore_queues.concurrency IS NOT NULL OR taskstore_queues.rate_limit IS NOT NULL OR taskstore_queues.key_concurrency IS NOT NULL))) ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id 
  LIMIT $13::INTEGER FOR UPDATE SKIP LOCKED)
  UPDATE taskstore_tasks SET status=$1::VARCHAR, attempts=(taskstore_tasks.attempts + $2::INTEGER), claims=(taskstore_tasks.claims + $3::INTEGER), updated_at=statement_timestamp(), started_at=statement_timestamp(), worker_id=$4::VARCHAR, lease_expires_at=(statement_timestamp() + make_interval($5::INTEGER, $6::INTEGER, $7::INTEGER, $8::INTEGER, $9::INTEGER, $10::INTEGER, $11::FLOAT)) FROM picked WHERE taskstore_tasks.id = picked.id RETURNING taskstore_tasks.id, taskstore_tasks.name, taskstore_tasks.queue, taskstore_tasks.payload, taskstore_tasks.attempts, taskstore_tasks.max_attempts, taskstore_tasks.priority, taskstore_tasks.run_at, taskstore_tasks.trace_context, taskstore_tasks.claims;
 

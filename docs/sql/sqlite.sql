@@ -16,17 +16,21 @@ INSERT INTO taskstore_tasks (name, queue, payload, priority, max_attempts, run_a
 INSERT INTO taskstore_tasks (name, queue, payload, priority, max_attempts, run_at, created_at, updated_at, dedup_key, concurrency_key, trace_context) VALUES (?, ?, ?, ?, ?, coalesce(?, strftime(?, ?, printf(?, ?)), strftime(?, ?)), strftime(?, ?), strftime(?, ?), ?, ?, ?) ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL AND (status = 'assigned' OR status = 'created' OR status = 'not_finished' OR status = 'running') DO NOTHING RETURNING id, dedup_key;
 
 -- claim: a batch, claimed and started at once
--- parameters: status, attempts_1, claims_1, strftime_1, strftime_2, strftime_1, strftime_2, p_worker_id, strftime_3, strftime_4, printf_1, p_lease, param_1, p_queue, strftime_1, strftime_2, p_limit, param_2
+-- parameters: status, attempts_1, claims_1, strftime_1, strftime_2, strftime_1, strftime_2, p_worker_id, strftime_3, strftime_4, printf_1, p_lease, param_1, p_queue, strftime_1, strftime_2, p_queue, p_limit, param_2
 UPDATE taskstore_tasks SET status=?, attempts=(taskstore_tasks.attempts + ?), claims=(taskstore_tasks.claims + ?), updated_at=strftime(?, ?), started_at=strftime(?, ?), worker_id=?, lease_expires_at=strftime(?, ?, printf(?, ?)) WHERE taskstore_tasks.id IN (SELECT taskstore_tasks.id 
 FROM taskstore_tasks 
-WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = ? OR taskstore_tasks.worker_id IS NOT NULL) AND taskstore_tasks.queue = ? AND taskstore_tasks.run_at <= strftime(?, ?) ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id
+WHERE status IN ('created', 'not_finished') AND (taskstore_tasks.status = ? OR taskstore_tasks.worker_id IS NOT NULL) AND taskstore_tasks.queue = ? AND taskstore_tasks.run_at <= strftime(?, ?) AND NOT (EXISTS (SELECT * 
+FROM taskstore_queues 
+WHERE taskstore_queues.name = ? AND (taskstore_queues.paused = 1 OR taskstore_queues.concurrency IS NOT NULL OR taskstore_queues.rate_limit IS NOT NULL OR taskstore_queues.key_concurrency IS NOT NULL))) ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id
  LIMIT ? OFFSET ?) RETURNING id, name, queue, payload, attempts, max_attempts, priority, run_at, trace_context, claims;
 
 -- orphan claim: one task rescued from a dead worker
--- parameters: status, attempts_1, claims_1, strftime_1, strftime_2, strftime_1, strftime_2, p_worker_id, strftime_3, strftime_4, printf_1, p_lease, p_queue, strftime_1, strftime_2, p_limit, param_1
+-- parameters: status, attempts_1, claims_1, strftime_1, strftime_2, strftime_1, strftime_2, p_worker_id, strftime_3, strftime_4, printf_1, p_lease, p_queue, strftime_1, strftime_2, p_queue, p_limit, param_1
 UPDATE taskstore_tasks SET status=?, attempts=(taskstore_tasks.attempts + ?), claims=(taskstore_tasks.claims + ?), updated_at=strftime(?, ?), started_at=strftime(?, ?), worker_id=?, lease_expires_at=strftime(?, ?, printf(?, ?)) WHERE taskstore_tasks.id IN (SELECT taskstore_tasks.id 
 FROM taskstore_tasks 
-WHERE status IN ('not_finished') AND worker_id IS NULL AND taskstore_tasks.queue = ? AND taskstore_tasks.run_at <= strftime(?, ?) ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id
+WHERE status IN ('not_finished') AND worker_id IS NULL AND taskstore_tasks.queue = ? AND taskstore_tasks.run_at <= strftime(?, ?) AND NOT (EXISTS (SELECT * 
+FROM taskstore_queues 
+WHERE taskstore_queues.name = ? AND (taskstore_queues.paused = 1 OR taskstore_queues.concurrency IS NOT NULL OR taskstore_queues.rate_limit IS NOT NULL OR taskstore_queues.key_concurrency IS NOT NULL))) ORDER BY taskstore_tasks.priority DESC, taskstore_tasks.run_at, taskstore_tasks.id
  LIMIT ? OFFSET ?) RETURNING id, name, queue, payload, attempts, max_attempts, priority, run_at, trace_context, claims;
 
 -- limited claim: a queue with flow control, its row locked; per-key limit applied

@@ -10,8 +10,22 @@ starts, across any number of workers.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ColumnElement,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    exists,
+    or_,
+    text,
+    true,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from taskstore.models.base import Base
@@ -45,3 +59,17 @@ class RateSlotEntity(Base):
 
     # A claim reads the few rested slots it needs from here, never all N (N may be 1,000,000).
     __table_args__ = (Index("ix_taskstore_rate_slots_free", "queue", "used_at", "slot"),)
+
+
+def without_flow_control(queue: Any) -> ColumnElement[bool]:
+    """True while `queue` (an SQL expression) has no setting that pauses or limits it.
+    The plain claim states it, so a limit set a moment ago binds every claim from then
+    on, before a worker's cached view of the queue has caught up."""
+    q = QueueEntity.__table__.c
+    limits = or_(
+        q.paused == true(),
+        q.concurrency.is_not(None),
+        q.rate_limit.is_not(None),
+        q.key_concurrency.is_not(None),
+    )
+    return ~exists().where(q.name == queue, limits)

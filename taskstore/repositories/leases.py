@@ -25,6 +25,7 @@ from sqlalchemy import (
 
 from taskstore.backends import Backend
 from taskstore.jsoncodec import dumps_json
+from taskstore.models.queue import without_flow_control
 from taskstore.models.task import orphaned, status_in
 from taskstore.records import ClaimedTask
 from taskstore.repositories.due_probe import DueProbes
@@ -95,7 +96,7 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
         self._snooze = self._build_ending(Event.SNOOZE, released)
 
     # ------------------------------------------------------------------- claim
-    def _claimable(self, orphans: bool, skip: bool = False) -> list[Any]:
+    def _claimable(self, orphans: bool, skip: bool = False, plain: bool = False) -> list[Any]:
         # Each form states one partial index's predicate literally, so the planner (SQLite's
         # above all) takes that index: batches filter orphans off the claim index; orphans
         # have a small index of their own.
@@ -104,8 +105,11 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
         )
         which = [orphaned()] if orphans else [status_in(CLAIMABLE), not_orphaned]
         # `skip`: leave out the names bound as ``p_skip`` (another worker has their handler).
-        skipped = [self.backend.none_of(T.c.name, "p_skip")] if skip else []
-        return [*which, T.c.queue == bindparam("p_queue"), T.c.run_at <= self._now, *skipped]
+        extra = [self.backend.none_of(T.c.name, "p_skip")] if skip else []
+        # `plain`: the claim of a queue its worker believes has no flow control, which may
+        # have gained some since it looked (see `without_flow_control`).
+        extra += [without_flow_control(bindparam("p_queue"))] if plain else []
+        return [*which, T.c.queue == bindparam("p_queue"), T.c.run_at <= self._now, *extra]
 
     def _claim_values(self) -> dict[str, Any]:
         return {
@@ -123,7 +127,7 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
         b = self.backend
         picked: Select[Any] = (
             select(T.c.id)
-            .where(*self._claimable(orphans, skip))
+            .where(*self._claimable(orphans, skip, plain=limit is None))
             .order_by(T.c.priority.desc(), T.c.run_at, T.c.id)
             .limit(bindparam("p_limit", type_=Integer) if limit is None else limit)
         )

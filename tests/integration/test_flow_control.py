@@ -112,6 +112,26 @@ async def test_concurrency_caps_running_tasks_across_workers(store: TaskStore, c
     assert len(await first.claim("api", 10)) == 1
 
 
+async def test_a_limit_or_pause_binds_a_workers_next_claim_before_it_rereads_the_settings(
+    store: TaskStore, consumers
+) -> None:
+    """A worker trusts what it read of a queue's settings for a second (a notification
+    drops it, but may come after the next claim): "set the limit, then enqueue" must not
+    start the whole burst at once meanwhile."""
+    worker = consumers()
+    await store.enqueue_many([{"name": "t.x", "queue": q} for q in ("api", "media")])
+    assert len(await worker.claim("api", 10) + await worker.claim("media", 10)) == 2
+    # The worker now holds both queues as unlimited, and nothing tells it otherwise.
+    await store.set_queue("api", concurrency=2)
+    await store.pause_queue("media")
+    await store.enqueue_many([{"name": "t.x", "queue": q} for q in ("api", "media") * 6])
+    for _ in range(3):
+        await worker.claim("api", 10)
+        assert await worker.claim("media", 10) == []
+    running = {q.name: q.counts.get("running", 0) for q in await store.queues()}
+    assert running == {"api": 2, "media": 1}
+
+
 async def test_a_queue_stays_reported_held_by_its_limit_after_the_hold_lapses(
     store: TaskStore, consumers
 ) -> None:
