@@ -72,6 +72,8 @@ def show(url: str | None, task_id: int, as_json: bool) -> None:
         doc[key] = _ids(doc[key])
     log = doc.pop("attempts_log")
     error = doc.pop("error")
+    if doc["held_up"] is None:
+        del doc["held_up"]  # running or finished: nothing holds it up
     for key in ("payload", "result"):
         doc[key] = None if doc[key] is None else json.dumps(doc[key])
     doc["max_attempts"] = attempt_limit(doc["max_attempts"], error)

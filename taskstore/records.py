@@ -137,6 +137,16 @@ class Unserved:
         return dataclasses.asdict(self)
 
 
+def unserved_reason(queue: str, name: str, queues: set[str], names: set[str]) -> str | None:
+    """Why no live worker runs tasks `name` of `queue` (an `Unserved.reason`), given the
+    queues and task names the live workers serve; None when one does."""
+    if queue not in queues:
+        return "no live worker serves the queue"
+    if name not in names:
+        return "no live worker has this handler"
+    return None
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class QueueSettings:
     """A queue's flow control, as stored (None: no limit of that kind)."""

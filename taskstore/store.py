@@ -32,6 +32,7 @@ from taskstore.records import (
     TaskInfo,
     Unserved,
     WorkerInfo,
+    unserved_reason,
 )
 from taskstore.repositories.flow import FlowStatements
 from taskstore.repositories.tasks import TaskRepository
@@ -346,10 +347,9 @@ class TaskStore:
             queues, names = await self.worker_registry.served(conn)
         found = []
         for (queue, name), count in sorted(waiting.items()):
-            if queue not in queues:
-                found.append(Unserved(queue, name, count, "no live worker serves the queue"))
-            elif name not in names:
-                found.append(Unserved(queue, name, count, "no live worker has this handler"))
+            reason = unserved_reason(queue, name, queues, names)
+            if reason is not None:
+                found.append(Unserved(queue, name, count, reason))
         return found
 
     # ----------------------------------------------------------- flow control

@@ -1,11 +1,13 @@
 """What `taskstore show` and the dashboard's task page add to a task's row: its place in
-its workflow (dependencies and dependents) and its attempts log."""
+its workflow (dependencies and dependents), its attempts log, and what holds it up."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 from typing import TYPE_CHECKING, Any
+
+from taskstore.standing import held_up
 
 if TYPE_CHECKING:
     from taskstore.records import TaskInfo
@@ -28,13 +30,20 @@ class TaskLinks:
     workflow: list[list[dict[str, Any]]] = dataclasses.field(default_factory=list)
     #: dependencies that failed or were cancelled (the task cannot be retried alone)
     dead_dependencies: list[int] = dataclasses.field(default_factory=list)
+    #: what holds up a task that waits to start (`taskstore.standing.held_up`)
+    held_up: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         log = [
             {k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in entry.items()}
             for entry in self.attempts_log
         ]
-        return {"depends_on": self.depends_on, "dependents": self.dependents, "attempts_log": log}
+        return {
+            "depends_on": self.depends_on,
+            "dependents": self.dependents,
+            "attempts_log": log,
+            "held_up": self.held_up,
+        }
 
     @property
     def workflow_size(self) -> int:
@@ -56,7 +65,8 @@ async def task_links(store: TaskStore, info: TaskInfo, *, graph: bool = False) -
         rows = await store.tasks.workflow(conn, info.id, WORKFLOW_SHOWN + 1) if linked else []
         dead = await store.tasks.dead_dependencies(conn, info.id) if depends_on else []
         log = await store.tasks.attempts_log(conn, info)
-        return TaskLinks(depends_on, dependents, log, _levels(rows), dead)
+    held = await held_up(store, info)
+    return TaskLinks(depends_on, dependents, log, _levels(rows), dead, held)
 
 
 def _levels(rows: list[Any]) -> list[list[dict[str, Any]]]:

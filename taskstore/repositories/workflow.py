@@ -20,6 +20,7 @@ from sqlalchemy import and_, bindparam, exists, insert, or_, select, update
 from taskstore.errors import InvalidInput
 from taskstore.models.dependency import TaskDependency
 from taskstore.models.task import status_in
+from taskstore.records import TaskInfo
 from taskstore.repositories.task_table import Executor, T, TaskStatements, status_literal
 from taskstore.states import Event, TaskStatus, sources, target
 
@@ -289,6 +290,19 @@ class WorkflowStatements(TaskStatements):
             .order_by(T.c.id)
         )
         return list((await conn.execute(stmt)).scalars())
+
+    async def pending_dependencies(
+        self, conn: Executor, task_id: int, limit: int
+    ) -> list[TaskInfo]:
+        """The first `limit` of the task's dependencies that have not completed, by id."""
+        stmt = (
+            select(T)
+            .join(D, D.c.depends_on_id == T.c.id)
+            .where(D.c.task_id == task_id, T.c.status != status_literal(TaskStatus.COMPLETED))
+            .order_by(T.c.id)
+            .limit(limit)
+        )
+        return [TaskInfo.from_row(row) for row in await conn.execute(stmt)]
 
     async def dependents(self, conn: Executor, task_id: int) -> list[int]:
         stmt = select(D.c.task_id).where(D.c.depends_on_id == task_id).order_by(D.c.task_id)

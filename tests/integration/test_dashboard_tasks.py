@@ -411,3 +411,16 @@ async def test_markup_in_payload_result_and_error_renders_as_text(
     assert display.pretty_json(hostile.PAYLOAD) == html.unescape(blocks[0][1])
     assert display.pretty_json(hostile.RESULT) == texts["json"]
     assert texts["traceback"] == hostile.ERROR["traceback"]
+
+
+async def test_the_task_page_says_what_holds_up_a_task_that_waits_to_start(
+    store: TaskStore, client: httpx.AsyncClient
+) -> None:
+    first = await store.enqueue("demo.first", queue="demo", delay=3600)
+    last = await store.enqueue("demo.last", queue="demo", depends_on=[first])
+    page = html.unescape((await client.get(f"/tasks/{last}")).text)
+    assert f"it waits for task {first}; task {first} is scheduled for " in page
+    doc = (await client.get(f"/api/tasks/{last}")).json()
+    assert doc["held_up"].startswith(f"it waits for task {first}; task {first} is scheduled")
+    completed = await finish(store, "demo.done", result={})
+    assert "held up" not in (await client.get(f"/tasks/{completed}")).text

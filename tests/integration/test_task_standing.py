@@ -1,7 +1,10 @@
-"""`taskstore wait --timeout`: a timeout says where the task stands, and for a task
-waiting on others, what holds up the first of them."""
+"""What holds a task up, as `taskstore wait --timeout`, `taskstore show` and the
+dashboard's task page say it: for a task waiting on others, what holds up the first of
+them down the chain."""
 
 from __future__ import annotations
+
+import json
 
 from taskstore import TaskStore
 from taskstore.consumer import Consumer, Registration
@@ -40,3 +43,28 @@ async def test_a_timed_out_wait_says_what_holds_the_task_up(store: TaskStore, db
         )
     finally:
         await live.close()
+
+
+async def test_show_says_what_holds_up_a_task_that_waits_to_start(
+    store: TaskStore, db_url: str
+) -> None:
+    first = await store.enqueue("demo.first", queue="demo")
+    last = await store.enqueue("demo.last", queue="demo", depends_on=[first])
+    shown = taskstore("show", str(last), url=db_url).stdout
+    assert (
+        f"held_up           it waits for task {first}; task {first} is ready in queue demo, "
+        "but no live worker serves the queue\n"
+    ) in shown
+    await store.cancel(first)  # and so `last` too
+    assert "held_up" not in taskstore("show", str(last), url=db_url).stdout
+    assert json.loads(taskstore("show", str(last), "--json", url=db_url).stdout)["held_up"] is None
+
+
+async def test_a_fan_in_names_its_first_pending_dependencies_only(store: TaskStore) -> None:
+    from taskstore.standing import NAMED, standing
+
+    ids = await store.enqueue_many([{"name": "demo.part", "queue": "demo"} for _ in range(30)])
+    last = await store.require(await store.enqueue("demo.join", queue="demo", depends_on=ids))
+    said = await standing(store, last)
+    named = ", ".join(map(str, ids[:NAMED]))
+    assert said.startswith(f"it waits for task {named} and more; task {ids[0]} is ready"), said
