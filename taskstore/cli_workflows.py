@@ -38,19 +38,18 @@ def wait(url: str | None, task_id: int, timeout: float | None, as_json: bool) ->
     cancelled, 3 on timeout."""
 
     async def go(store: TaskStore) -> tuple[TaskInfo | None, dict[str, Any]]:
-        from taskstore.standing import standing
         from taskstore.task_detail import task_links
 
         try:
             info = await store.wait(task_id, timeout=timeout)
         except TimeoutError:
-            return None, {"standing": await standing(store, await store.require(task_id))}
+            return None, {"standing": await _standing(store, task_id)}
         links = (await task_links(store, info)).to_json() if as_json else {}
         return info, {**info.to_json(), **links}  # as `show --json` prints it
 
     info, doc = with_store(url, go)
     if info is None:
-        fail(f"task {task_id} did not finish within {timeout:g}s: {doc['standing']}", TIMED_OUT)
+        fail(f"task {task_id} did not finish within {timeout:g}s{doc['standing']}", TIMED_OUT)
     if as_json:
         emit_json(doc)
     else:
@@ -58,6 +57,17 @@ def wait(url: str | None, task_id: int, timeout: float | None, as_json: bool) ->
         if info.error:
             click.echo(f"{info.error.get('type')}: {info.error.get('message')}")
     raise SystemExit(0 if info.status is TaskStatus.COMPLETED else 1)
+
+
+async def _standing(store: TaskStore, task_id: int) -> str:
+    """ ": it waits for task 4; ..." for a timeout's message, or "" where that cannot be
+    read: the timeout is the answer, and a failure to say more must not change it."""
+    from taskstore.standing import standing
+
+    try:
+        return ": " + await standing(store, await store.require(task_id))
+    except Exception:
+        return ""
 
 
 COMMANDS = [wait]
