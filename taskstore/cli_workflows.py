@@ -60,8 +60,9 @@ def wait(url: str | None, task_id: int, timeout: float | None, as_json: bool) ->
 
 
 async def _standing(store: TaskStore, task_id: int) -> str:
-    """ ": it waits for task 4; ..." for a timeout's message, or "" where that cannot be
-    read: the timeout is the answer, and a failure to say more must not change it."""
+    """The tail of a timeout's message, ': it waits for task 4; ...', or nothing where
+    that cannot be read: the timeout is the answer, and a failure to say more must not
+    change it."""
     from taskstore.standing import standing
 
     try:

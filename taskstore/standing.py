@@ -27,8 +27,8 @@ NOT_STARTED = (TaskStatus.CREATED, TaskStatus.NOT_FINISHED, TaskStatus.WAITING)
 
 
 async def standing(store: TaskStore, info: TaskInfo) -> str:
-    """ "it is running (...)", "it is ready, but ...", or for a waiting task "it waits for
-    task 4, 5; task 4 is ready, but ..." (the first one down the chain)."""
+    """A sentence on the task: it is running (...), it is ready, but ..., or for a waiting
+    task, it waits for task 4, 5; task 4 is ready, but ... (the first one down the chain)."""
     pending = await _pending(store, info)
     if not pending:
         return f"it {await _state(store, info)}"
