@@ -64,12 +64,13 @@ class Waiters:
                 if await store.tasks.watch(conn, task_id) is None:
                     raise TaskNotFound(f"no task with id {task_id}")
             pause = _RECHECK_SECONDS if notified else _POLL_FIRST
+            late = f"task {task_id} did not finish within {timeout or 0:g}s"
             while True:
                 info = await store.require(task_id)
                 if info.status in FINISHED:
                     return info
                 event.clear()
-                await _sleep_or_event(event, _until(deadline, pause))
+                await _sleep_or_event(event, _until(deadline, pause, late))
                 if not notified:
                     pause = min(pause * 1.5, _POLL_MAX)
         finally:
@@ -104,12 +105,16 @@ class Waiters:
             self._listener = None
 
 
-def _until(deadline: float | None, pause: float) -> float:
+def _until(
+    deadline: float | None, pause: float, late: str = "the task did not finish in time"
+) -> float:
+    """How long to sleep: `pause`, or less to wake at the deadline (`TimeoutError(late)`
+    once it has passed)."""
     if deadline is None:
         return pause
     left = deadline - time.monotonic()
     if left <= 0:
-        raise TimeoutError("the task did not finish in time")
+        raise TimeoutError(late)
     return min(pause, left)
 
 

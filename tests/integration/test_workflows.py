@@ -295,7 +295,7 @@ async def test_a_dependency_enqueued_in_the_same_open_transaction_is_found(
 
 async def test_wait_returns_the_finished_task_and_times_out_otherwise(store: TaskStore) -> None:
     a = await store.enqueue("wf.num", {"n": 1})
-    with pytest.raises(TimeoutError):
+    with pytest.raises(TimeoutError, match=rf"^task {a} did not finish within 0\.2s$"):
         await store.wait(a, timeout=0.2)
     with pytest.raises(TaskNotFound):
         await store.wait(999999, timeout=1)
