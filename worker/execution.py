@@ -117,20 +117,17 @@ def _keywords(fn: Any) -> tuple[frozenset[str], frozenset[str]] | None:
     return required, frozenset(p.name for p in named)
 
 
-def _check_arguments(definition: TaskDef, ctx: TaskContext, payload: dict[str, Any]) -> None:
-    # Two set comparisons per task instead of Signature.bind; bind explains a mismatch.
+def _check_arguments(definition: TaskDef, payload: dict[str, Any]) -> None:
+    # Two set comparisons per task; the handler's signature explains a mismatch.
     shape = _keywords(definition.fn)
     if shape is None or shape[0] <= payload.keys() <= shape[1]:
         return
-    try:
-        inspect.signature(definition.fn).bind(ctx, **payload)
-    except TypeError as exc:
-        raise WrongArguments(f"payload does not fit {definition.name}: {exc}") from None
-    raise WrongArguments(f"payload does not fit {definition.name}")
+    wrong = definition.signature.misfit(payload) or "its handler refuses it"
+    raise WrongArguments(f"payload does not fit {definition.name}: {wrong}")
 
 
 async def _call(definition: TaskDef, ctx: TaskContext, payload: dict[str, Any]) -> Any:
-    _check_arguments(definition, ctx, payload)
+    _check_arguments(definition, payload)
     if definition.is_async:
         return await definition.fn(ctx, **payload)
     # A thread cannot be interrupted: on timeout or cancellation we stop waiting for it.

@@ -39,17 +39,9 @@ class HandlerSignature:
     def check(self, task: str, payload: Mapping[str, Any]) -> None:
         """Raise `WrongArguments` (one line naming `task` and the argument) unless the
         handler would accept `payload` as its keyword arguments."""
-        missing = sorted(self.required - payload.keys())
-        if missing:
-            raise WrongArguments(f"cannot enqueue {task}: missing {_listed('argument', missing)}")
-        if self.accepted is not None:
-            unknown = sorted(payload.keys() - self.accepted)
-            if unknown:
-                takes = ", ".join(sorted(self.accepted)) or "no arguments"
-                raise WrongArguments(
-                    f"cannot enqueue {task}: unexpected {_listed('argument', unknown)} "
-                    f"(it takes: {takes})"
-                )
+        wrong = self.misfit(payload)
+        if wrong is not None:
+            raise WrongArguments(f"cannot enqueue {task}: {wrong}")
         for name, value in payload.items():
             allowed = self.types.get(name)
             if allowed is not None and not _matches(value, allowed):
@@ -57,6 +49,17 @@ class HandlerSignature:
                     f"cannot enqueue {task}: argument {name!r} must be {_described(allowed)}, "
                     f"got {type(value).__name__} {_shown(value)}"
                 )
+
+    def misfit(self, payload: Mapping[str, Any]) -> str | None:
+        """What is wrong with the names in `payload`: its missing and its unexpected
+        arguments, both named (a misspelt key is both); None when they fit."""
+        missing = sorted(self.required - payload.keys())
+        unknown = [] if self.accepted is None else sorted(payload.keys() - self.accepted)
+        said = [f"missing {_listed('argument', missing)}"] if missing else []
+        if unknown:
+            takes = ", ".join(sorted(self.accepted or ())) or "no arguments"
+            said.append(f"unexpected {_listed('argument', unknown)} (it takes: {takes})")
+        return "; ".join(said) or None
 
 
 def read_signature(task: str, fn: Callable[..., Any]) -> HandlerSignature:

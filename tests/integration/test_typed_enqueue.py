@@ -101,7 +101,11 @@ async def test_enqueue_many_by_reference_writes_the_batch_in_order(store: TaskSt
 
 WRONG = [
     ({}, "missing argument 'video_id'"),
-    ({"video": "v1"}, "missing argument 'video_id'"),
+    (  # a misspelt key: both halves of the mistake are named
+        {"video": "v1"},
+        "missing argument 'video_id'; unexpected argument 'video' "
+        "(it takes: lang, speed, video_id)",
+    ),
     (
         {"video_id": "v1", "language": "en"},
         "unexpected argument 'language' (it takes: lang, speed, video_id)",
