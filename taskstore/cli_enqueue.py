@@ -5,7 +5,7 @@ from stdin (``--payload -``). ``--jsonl FILE|-`` reads one payload per line: eve
 checked before anything is written, then the tasks go in chunks of `CHUNK` per round trip,
 all in one transaction, so a failure leaves nothing from the file behind. When workers
 are up but none would run what went in (its queue is not theirs, or its name is a near
-miss of a handler's), a note on stderr says so.
+miss of a handler's), or its queue is paused, a note on stderr says so.
 """
 
 from __future__ import annotations
@@ -189,7 +189,7 @@ def enqueue(
 
     async def go(store: TaskStore) -> tuple[int, str]:
         task_id = await _enqueue_one(store, name, body, options)
-        return task_id, await unserved_note(store, options["queue"], name, f"task {task_id}")
+        return task_id, await enqueue_note(store, options["queue"], name, f"task {task_id}")
 
     task_id, note = with_store(url, go, may_create=True)
     emit_json({"id": task_id}) if as_json else click.echo(task_id)
@@ -224,17 +224,21 @@ async def _enqueue_one(store: TaskStore, name: str, body: Any, options: dict[str
         return await store.enqueue(name, body, **options)
 
 
-async def unserved_note(store: TaskStore, queue: str, name: str, what: str) -> str:
-    """A note when workers are up but none would run what was just enqueued: its queue
-    is not theirs, or its name is a near miss of a handler's (a typo). Quiet with no
-    worker up (enqueueing before the workers start is normal) and for other unknown
-    names (a worker may find its handler only when it claims one, as Django's do).
-    The tasks are committed by now: a failure to read is no note, never an error."""
+async def enqueue_note(store: TaskStore, queue: str, name: str, what: str) -> str:
+    """A note when what was just enqueued will not start soon: its queue is paused, or
+    workers are up but none would run it (its queue is not theirs, or its name is a near
+    miss of a handler's: a typo). Quiet with no worker up (enqueueing before the workers
+    start is normal) and for other unknown names (a worker may find its handler only
+    when it claims one, as Django's do). The tasks are committed by now: a failure to
+    read is no note, never an error."""
     try:
         async with store.reading() as conn:
+            settings = await store.flow.get(conn, queue)
             queues, names = await store.worker_registry.served(conn)
     except Exception:  # an error here would hide the id of a task that exists
         return ""
+    if settings is not None and settings.paused:
+        return f"note: queue {queue} is paused: {what} waits until it is resumed"
     if queues and queue not in queues:
         served = ", ".join(sorted(queues))
         return (
@@ -280,6 +284,6 @@ def _enqueue_lines(
     async def go(store: TaskStore) -> tuple[list[int], str]:
         ids = await enqueue_chunks(store, items)
         what = f"each of these {len(ids)} tasks" if len(ids) > 1 else f"task {ids[0]}"
-        return ids, await unserved_note(store, options["queue"], name, what)
+        return ids, await enqueue_note(store, options["queue"], name, what)
 
     return with_store(url, go, may_create=True)

@@ -71,3 +71,14 @@ def test_a_queue_no_task_has_used_gets_a_note_but_is_still_set(db_url: str) -> N
     for args in (("resume", "mial"), ("set", "mial", "--concurrency", "2")):
         assert "no task is in queue mial" in taskstore("queue", *args, url=db_url).stderr
     assert _queues(db_url)["mial"]["concurrency"] == 2
+
+
+def test_enqueue_into_a_paused_queue_notes_that_it_waits_for_a_resume(db_url: str) -> None:
+    taskstore("queue", "pause", "api", url=db_url)
+    paused = taskstore("enqueue", "t.x", "--queue", "api", url=db_url)
+    assert paused.returncode == 0 and paused.stdout.strip().isdigit()
+    assert paused.stderr == (
+        f"note: queue api is paused: task {paused.stdout.strip()} waits until it is resumed\n"
+    )
+    taskstore("queue", "resume", "api", url=db_url)
+    assert taskstore("enqueue", "t.x", "--queue", "api", url=db_url).stderr == ""
