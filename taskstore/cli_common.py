@@ -139,7 +139,7 @@ class OneLineErrors:
             sys.exit(exc.exit_code)
         except click.UsageError as exc:
             where = f" (see '{_command_path(exc.ctx)} --help')" if exc.ctx else ""
-            _fail_as(self, f"{exc.format_message()}{where}", exc.exit_code)
+            _fail_as(self, f"{_reworded(exc)}{where}", exc.exit_code)
         except click.ClickException as exc:
             _fail_as(self, exc.format_message(), exc.exit_code)
         except click.Abort as exc:  # click turns Ctrl-C (and end of input at a prompt) into it
@@ -152,6 +152,21 @@ class OneLineErrors:
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - nothing may flush into the pipe
             sys.exit(1)
         sys.exit(result if isinstance(result, int) else 0)
+
+
+#: options other tools take a database URL with; click would guess at a name like them
+URL_OPTIONS = ("--url", "--dsn", "--db", "--database", "--db-url")
+
+
+def _reworded(exc: click.UsageError) -> str:
+    """Click's message, but `--url` and its like are pointed to `--database-url`, where
+    click would suggest an option that only looks like them (``--burst``)."""
+    if isinstance(exc, click.NoSuchOption) and exc.option_name in URL_OPTIONS:
+        return (
+            f"No such option '{exc.option_name}': the database URL goes in --database-url "
+            "(or TASKSTORE_DATABASE_URL)."
+        )
+    return exc.format_message()
 
 
 def _command_path(ctx: click.Context) -> str:

@@ -337,6 +337,15 @@ def test_worker_errors_are_prefixed_taskstore_worker(db_url: str, tmp_path: Path
     assert bad.stderr.startswith("taskstore-worker: error: Invalid value for '--shutdown-timeout'")
 
 
+def test_a_url_option_from_another_tool_points_to_database_url(db_url: str, tmp_path: Path) -> None:
+    """`--url` (rq) or `--dsn` (asyncpg, pgqueuer): click would suggest `--burst`."""
+    hint = "the database URL goes in --database-url (or TASKSTORE_DATABASE_URL)."
+    assert_one_line_error(taskstore("status", "--dsn", db_url, url=db_url), 2, hint)
+    ran = worker("--app", "x", "--url", db_url, url=db_url, cwd=tmp_path)
+    assert ran.returncode == 2 and ran.stderr.count("\n") == 1, ran.stderr
+    assert ran.stderr.startswith("taskstore-worker: error: No such option '--url': " + hint)
+
+
 APP = """
 from worker import task
 
