@@ -20,7 +20,7 @@ import anyio
 from taskstore.errors import InvalidInput
 from taskstore.validation import encode_json
 from worker.context import TaskContext
-from worker.errors import NonRetryable, TaskTimeout, WrongArguments
+from worker.errors import NonRetryable, RegistrationError, TaskTimeout, WrongArguments
 from worker.registry import TaskDef
 from worker.wrappers import Middleware, wrap
 
@@ -122,8 +122,12 @@ def _check_arguments(definition: TaskDef, payload: dict[str, Any]) -> None:
     shape = _keywords(definition.fn)
     if shape is None or shape[0] <= payload.keys() <= shape[1]:
         return
-    wrong = definition.signature.misfit(payload) or "its handler refuses it"
-    raise WrongArguments(f"payload does not fit {definition.name}: {wrong}")
+    said = f"payload does not fit {definition.name}"
+    try:
+        wrong = definition.signature.misfit(payload)
+    except RegistrationError:  # a resolved handler no @task has checked
+        wrong = None
+    raise WrongArguments(f"{said}: {wrong}" if wrong else said)
 
 
 async def _call(definition: TaskDef, ctx: TaskContext, payload: dict[str, Any]) -> Any:
