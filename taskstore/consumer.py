@@ -83,6 +83,7 @@ class Consumer:
         #: (queue, name) -> monotonic deadline: names handed back to a live worker that
         #: has their handler, left out of our claims until then
         self._skips: dict[tuple[str, str], float] = {}
+        self._probed_due: set[str] = set()  # queues our last probe found a task due in
         # Where one writer at a time commits (SQLite), a claim that also writes our
         # pending completions saves a whole write turn: a commit and a hand-off of the
         # lock. PostgreSQL writes the two at once on the two links instead.
@@ -165,8 +166,13 @@ class Consumer:
         return accepted, self._plain_claimed(queue, made())
 
     def _plain_claimed(self, queue: str, tasks: list[ClaimedTask]) -> list[ClaimedTask]:
-        if not tasks:
-            self._flow.recheck(queue)  # empty, or it has gained flow control
+        # Nothing taken although our probe saw a task due: taken by another worker, or the
+        # queue has gained flow control (see `without_flow_control`) and the probe would
+        # keep waking us for it. Read its settings at the next claim. (Not after every
+        # empty claim: that read would cost each pickup after an idle spell.)
+        if not tasks and queue in self._probed_due:
+            self._flow.recheck(queue)
+        self._probed_due.discard(queue)
         return tasks
 
     def skipped(self, queue: str) -> tuple[str, ...]:
@@ -187,9 +193,12 @@ class Consumer:
         """Is a task of `queues` claimable now, by us (not one whose name we leave to
         others)? A read: no write lock."""
         skip = {queue: self.skipped(queue) for queue in queues} if self._skips else None
-        return await self._fetch_link.read(
+        due = await self._fetch_link.read(
             lambda conn: self._tasks.any_due(conn, list(queues), skip=skip)
         )
+        if due:
+            self._probed_due.update(queues)
+        return due
 
     async def listen(self, wake: Callable[[str], None]) -> None:
         """Call `wake(queues)` on every enqueue notification, forever (returns at once
