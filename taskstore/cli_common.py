@@ -160,13 +160,18 @@ URL_OPTIONS = ("--url", "--dsn", "--db", "--database", "--db-url")
 
 def _reworded(exc: click.UsageError) -> str:
     """Click's message, but `--url` and its like are pointed to `--database-url`, where
-    click would suggest an option that only looks like them (``--burst``)."""
+    click would suggest an option that only looks like them (``--burst``), and a stray
+    positional value is followed by the command's `extra_hint`."""
     if isinstance(exc, click.NoSuchOption) and exc.option_name in URL_OPTIONS:
         return (
             f"No such option '{exc.option_name}': the database URL goes in --database-url "
             "(or TASKSTORE_DATABASE_URL)."
         )
-    return exc.format_message()
+    message = exc.format_message()
+    hint = getattr(exc.ctx.command, "extra_hint", None) if exc.ctx else None
+    if hint and message.startswith("Got unexpected extra argument"):
+        return f"{message}: {hint}"
+    return message
 
 
 def _command_path(ctx: click.Context) -> str:
@@ -191,4 +196,28 @@ class Group(OneLineErrors, click.Group):
 
 
 class Command(OneLineErrors, click.Command):
-    """A click command with one-line usage errors."""
+    """A click command with one-line usage errors; `extra_hint` follows the error of a
+    stray positional argument (say, where that value belongs)."""
+
+    def __init__(self, *args: Any, extra_hint: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.extra_hint = extra_hint
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        given = list(args)  # click's parser consumes the list it is given
+        try:
+            return super().parse_args(ctx, args)
+        except click.MissingParameter:
+            # `taskstore-worker app.tasks`: the stray value is the mistake to name, and
+            # the hint says which option it belongs to.
+            if self.extra_hint and (stray := self._stray(ctx, given)):
+                ctx.fail(f"Got unexpected extra argument ({' '.join(stray)})")
+            raise
+
+    def _stray(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """The positional values left over once options and arguments took theirs."""
+        try:
+            _, left, _ = self.make_parser(ctx).parse_args(args=args)
+        except click.UsageError:
+            return []
+        return left

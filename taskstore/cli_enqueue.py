@@ -124,7 +124,7 @@ async def enqueue_chunks(store: TaskStore, items: list[dict[str, Any]]) -> list[
     return ids
 
 
-@click.command(cls=Command)
+@click.command(cls=Command, extra_hint="the payload goes in --payload JSON")
 @click.argument("name")
 @click.option(
     "--payload",

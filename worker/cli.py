@@ -351,7 +351,10 @@ processes_option = click.option(
 
 
 @click.command(
-    name="taskstore-worker", cls=Command, context_settings={"help_option_names": ["-h", "--help"]}
+    name="taskstore-worker",
+    cls=Command,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    extra_hint="an app goes in --app MODULE, a queue in --queue Q",
 )
 @click.option(
     "--app",

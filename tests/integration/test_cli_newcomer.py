@@ -346,6 +346,28 @@ def test_a_url_option_from_another_tool_points_to_database_url(db_url: str, tmp_
     assert ran.stderr.startswith("taskstore-worker: error: No such option '--url': " + hint)
 
 
+def test_a_stray_positional_value_is_named_with_the_option_it_belongs_to(
+    db_url: str, tmp_path: Path
+) -> None:
+    """`taskstore enqueue NAME '{...}'` and `taskstore-worker app.tasks` (as other queues'
+    CLIs take them): click alone says only "unexpected extra argument", or that --app is
+    missing, and nothing is enqueued."""
+    payload = taskstore("enqueue", "app.record", '{"n": 1}', url=db_url)
+    hint = 'unexpected extra argument ({"n": 1}): the payload goes in --payload JSON'
+    assert_one_line_error(payload, 2, hint)
+    assert taskstore("list", "--json", url=db_url).stdout.strip() == "[]"
+    for args in (["app.tasks"], ["app.tasks", "--burst"], ["--app", "app.tasks", "media"]):
+        ran = worker(*args, url=db_url, cwd=tmp_path)
+        stray = "media" if "--app" in args else "app.tasks"
+        assert ran.returncode == 2 and ran.stderr.count("\n") == 1, ran.stderr
+        assert ran.stderr.startswith(
+            f"taskstore-worker: error: Got unexpected extra argument ({stray}): "
+            "an app goes in --app MODULE, a queue in --queue Q"
+        )
+    missing = worker("--burst", url=db_url, cwd=tmp_path)
+    assert missing.stderr.startswith("taskstore-worker: error: Missing option '--app'.")
+
+
 APP = """
 from worker import task
 
