@@ -28,7 +28,7 @@ NOT_STARTED = (TaskStatus.CREATED, TaskStatus.NOT_FINISHED, TaskStatus.WAITING)
 
 async def standing(store: TaskStore, info: TaskInfo) -> str:
     """A sentence on the task: it is running (...), it is ready, but ..., or for a waiting
-    task, it waits for task 4, 5; task 4 is ready, but ... (the first one down the chain)."""
+    task, it waits for tasks 4 and 5; task 4 is ready, but ... (the first one down the chain)."""
     pending = await _pending(store, info)
     if not pending:
         return f"it {await _state(store, info)}"
@@ -38,9 +38,17 @@ async def standing(store: TaskStore, info: TaskInfo) -> str:
         if not further:
             break
         head = further[0]
-    ids = ", ".join(str(t.id) for t in pending)
-    more = " and more" if len(pending) == NAMED else ""
-    return f"it waits for task {ids}{more}; task {head.id} {await _state(store, head)}"
+    return f"it waits for {_listed(pending)}; task {head.id} {await _state(store, head)}"
+
+
+def _listed(tasks: list[TaskInfo]) -> str:
+    """task 4 / tasks 4 and 5 / tasks 4, 5 and 6 / tasks 4, ..., 15 and more (of NAMED)."""
+    ids = [str(t.id) for t in tasks]
+    if len(ids) == 1:
+        return f"task {ids[0]}"
+    if len(ids) == NAMED:
+        return f"tasks {', '.join(ids)} and more"
+    return f"tasks {', '.join(ids[:-1])} and {ids[-1]}"
 
 
 async def held_up(store: TaskStore, info: TaskInfo) -> str | None:

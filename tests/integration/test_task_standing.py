@@ -67,4 +67,15 @@ async def test_a_fan_in_names_its_first_pending_dependencies_only(store: TaskSto
     last = await store.require(await store.enqueue("demo.join", queue="demo", depends_on=ids))
     said = await standing(store, last)
     named = ", ".join(map(str, ids[:NAMED]))
-    assert said.startswith(f"it waits for task {named} and more; task {ids[0]} is ready"), said
+    assert said.startswith(f"it waits for tasks {named} and more; task {ids[0]} is ready"), said
+
+
+async def test_two_or_three_pending_dependencies_read_as_a_list(store: TaskStore) -> None:
+    from taskstore.standing import standing
+
+    ids = await store.enqueue_many([{"name": "demo.part", "queue": "demo"} for _ in range(3)])
+    both = await store.require(await store.enqueue("demo.join", depends_on=ids[:2]))
+    three = await store.require(await store.enqueue("demo.join", depends_on=ids))
+    assert (await standing(store, both)).startswith(f"it waits for tasks {ids[0]} and {ids[1]};")
+    listed = f"tasks {ids[0]}, {ids[1]} and {ids[2]}; task {ids[0]} is ready"
+    assert (await standing(store, three)).startswith(f"it waits for {listed}")
