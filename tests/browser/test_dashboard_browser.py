@@ -248,6 +248,8 @@ async def test_filter_open_failed_task_and_retry_it(
     await page.wait_for_url(f"{base}tasks/{failed}")
     traceback = await page.locator("pre.traceback").text_content()
     assert "ValueError: cannot probe https://example.org/<broken>.mp4" in traceback
+    forget = page.locator("button[data-action='forget']")
+    assert not await forget.is_visible()  # no token kept yet: nothing to forget
 
     await page.click("button[data-action='retry']")
     await page.locator(".badge.s-created").wait_for()  # reloaded after the POST
@@ -257,6 +259,9 @@ async def test_filter_open_failed_task_and_retry_it(
     stored = await page.evaluate("localStorage.getItem('taskstore.dashboard.token')")
     assert stored == TOKEN
     await page.screenshot(path=ARTIFACTS / "dashboard-task.png", full_page=True)
+    await forget.click()  # the created task's box: Cancel, and now the token to forget
+    assert not await forget.is_visible()
+    assert await page.evaluate("localStorage.getItem('taskstore.dashboard.token')") is None
 
     await page.goto(base)
     await page.locator(".cards").wait_for()

@@ -75,6 +75,7 @@ function onClick(event) {
   const status = statusFor(button);
   if (button.dataset.action === "forget") {
     localStorage.removeItem(TOKEN_KEY);
+    showForget();
     status.textContent = "token forgotten";
     return;
   }
@@ -83,7 +84,16 @@ function onClick(event) {
   });
 }
 
+function showForget() {
+  // Only a browser that keeps a token has one to forget.
+  const kept = localStorage.getItem(TOKEN_KEY) !== null;
+  document.querySelectorAll("button[data-action='forget']").forEach((button) => {
+    button.hidden = !kept;
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  showForget();
   document.querySelectorAll("[data-refresh]").forEach(refreshOverview);
   document.addEventListener("click", onClick);
 });
