@@ -110,6 +110,12 @@ def normalize_url(raw: str) -> URL:
             f"unsupported database URL scheme {url.drivername!r} in {safe_url(url)} "
             "(use postgresql:// or sqlite:///)"
         )
+    if backend == "sqlite" and url.host:  # sqlite://x.db: the file taken for a host name
+        path = "/".join(part for part in (url.host, url.database) if part)
+        raise ConfigError(
+            f"invalid SQLite URL {safe_url(url)}: the file path follows three slashes, "
+            f"sqlite:///{path} (four for an absolute path)"
+        )
     url = url.set(drivername=_ASYNC_DRIVERS[backend])
     if backend == "postgresql" and not url.database:
         raise ConfigError(f"database URL {safe_url(url)} names no database")

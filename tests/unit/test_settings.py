@@ -66,6 +66,16 @@ def test_bad_urls_raise_config_error_without_the_password(raw: str) -> None:
     assert "pw" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("raw", "meant"),
+    [("sqlite://x.db", "sqlite:///x.db"), ("sqlite+aiosqlite://data/x.db", "sqlite:///data/x.db")],
+)
+def test_an_sqlite_url_with_two_slashes_names_the_url_it_meant(raw: str, meant: str) -> None:
+    """SQLAlchemy reads the file name as a host and fails later with "Invalid SQLite URL"."""
+    with pytest.raises(ConfigError, match=f"follows three slashes, {meant} "):
+        normalize_url(raw)
+
+
 def test_safe_url_masks_the_password() -> None:
     assert safe_url("postgresql://u:hunter2@h/d") == "postgresql://u:***@h/d"
 
