@@ -94,10 +94,7 @@ class Registry:
     def add(self, definition: TaskDef) -> TaskDef:
         existing = self.tasks.get(definition.name)
         if existing is not None and existing.fn is not definition.fn:
-            raise RegistrationError(
-                f"task name {definition.name!r} is already registered by "
-                f"{existing.fn.__module__}.{existing.fn.__qualname__}"
-            )
+            raise RegistrationError(_twice(definition.name, existing.fn, definition.fn))
         self.tasks[definition.name] = definition
         return definition
 
@@ -247,3 +244,29 @@ def middleware(fn: Middleware | None = None, *, registry: Registry = registry) -
         return fn
 
     return add if fn is None else add(fn)
+
+
+def _twice(name: str, first: Handler, second: Handler) -> str:
+    """Why `name` cannot be registered again: where both handlers are defined, since one
+    module defining it twice and one module imported twice read alike otherwise."""
+    owner = f"{first.__module__}.{first.__qualname__}"
+    here, there = _source(first), _source(second)
+    if here and here == there:
+        return (
+            f"task name {name!r} is registered twice from {here}: is its module imported "
+            "twice (under two names, or reloaded)?"
+        )
+    again = f"; {there} defines it again" if there else ""
+    return (
+        f"task name {name!r} is already registered by {owner}"
+        f"{f' ({here})' if here else ''}{again}: give one of them another name, "
+        "@task(name=...)"
+    )
+
+
+def _source(fn: Handler) -> str | None:
+    """``file.py:LINE`` of a handler's definition, where Python knows it."""
+    code = getattr(inspect.unwrap(fn), "__code__", None)
+    if code is None:
+        return None
+    return f"{code.co_filename.rsplit('/', 1)[-1]}:{code.co_firstlineno}"

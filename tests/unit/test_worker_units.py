@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -49,10 +50,26 @@ def test_duplicate_task_names_are_refused_naming_the_first_owner() -> None:
     @task(name="dup.name", registry=reg)
     async def first(ctx) -> None: ...
 
-    with pytest.raises(RegistrationError, match=r"already registered by .*first"):
+    with pytest.raises(RegistrationError, match=r"already registered by .*first") as info:
 
         @task(name="dup.name", registry=reg)
         async def second(ctx) -> None: ...
+
+    where = r"first \(test_worker_units.py:\d+\); test_worker_units.py:\d+ defines it again: "
+    assert re.search(where + r"give one of them another name, @task\(name=...\)$", str(info.value))
+
+
+def test_a_module_registering_a_task_twice_from_one_line_is_asked_about_imports() -> None:
+    """A module imported under two names, or reloaded, defines the same handler again."""
+    reg = Registry()
+    source = "async def handler(ctx):\n    pass\n"
+    for _ in range(2):
+        scope: dict[str, Any] = {"__name__": "twice"}
+        exec(compile(source, "twice.py", "exec"), scope)
+        if not reg.tasks:
+            task(name="twice.handler", registry=reg)(scope["handler"])
+    with pytest.raises(RegistrationError, match=r"registered twice from twice.py:1: is its"):
+        task(name="twice.handler", registry=reg)(scope["handler"])
 
 
 @pytest.mark.parametrize(
