@@ -77,6 +77,7 @@ def read_signature(task: str, fn: Callable[..., Any]) -> HandlerSignature:
             f"cannot register {task}: {label}() must take the context as its first "
             "positional parameter"
         )
+    _check_context_slot(task, label, fn, params[0])
     payload = params[1:]
     positional = [p.name for p in payload if p.kind is inspect.Parameter.POSITIONAL_ONLY]
     if positional:
@@ -91,6 +92,21 @@ def read_signature(task: str, fn: Callable[..., Any]) -> HandlerSignature:
         required=frozenset(p.name for p in named if p.default is p.empty),
         accepted=None if takes_any else frozenset(p.name for p in named),
         types=types.MappingProxyType(checked),
+    )
+
+
+def _check_context_slot(
+    task: str, label: str, fn: Callable[..., Any], first: inspect.Parameter
+) -> None:
+    """Refuse a handler whose first parameter is plainly a payload value (``x: int``):
+    written without the context, its first argument would silently receive it."""
+    kinds = _plain_types(_resolved(fn, first))
+    if kinds is None or kinds == (_NONE,):
+        return
+    raise RegistrationError(
+        f"cannot register {task}: {label}() must take the context first, but its first "
+        f"parameter is {first.name}: {_described(kinds)}; add one before it: "
+        f"(ctx, {first.name}, ...)"
     )
 
 

@@ -31,6 +31,9 @@ def only_kwargs(**payload: Any) -> None: ...
 def positional_only_payload(ctx: Any, video_id: str, /) -> None: ...
 
 
+async def payload_first(video_id: str | None, seconds: int = 0) -> None: ...  # no ctx
+
+
 @pytest.mark.parametrize(
     ("handler", "problem"),
     [
@@ -44,6 +47,11 @@ def positional_only_payload(ctx: Any, video_id: str, /) -> None: ...
             positional_only_payload,
             "positional_only_payload() has positional-only parameter 'video_id', but the "
             "payload arrives as keyword arguments",
+        ),
+        (
+            payload_first,
+            "payload_first() must take the context first, but its first parameter is "
+            "video_id: str or None; add one before it: (ctx, video_id, ...)",
         ),
     ],
 )
@@ -109,3 +117,14 @@ def test_a_periodic_handler_must_still_take_only_the_context() -> None:
     with pytest.raises(RegistrationError, match="must take only the context"):
         register(context_and_payload, cron="* * * * *")
     assert register(lambda ctx, n=1: None, cron="* * * * *").cron == "* * * * *"
+
+
+def test_a_context_annotated_or_left_bare_is_taken_as_the_context() -> None:
+    async def annotated(ctx: TaskContext, n: int) -> None: ...
+
+    async def bare(context, n: int) -> None: ...  # type: ignore[no-untyped-def]
+
+    async def loose(ctx: Any) -> None: ...
+
+    for handler in (annotated, bare, loose):
+        assert register(handler).name == "sig.handler"
