@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import inspect
 import math
+import os
 from collections.abc import Callable
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
@@ -269,4 +270,4 @@ def _source(fn: Handler) -> str | None:
     code = getattr(inspect.unwrap(fn), "__code__", None)
     if code is None:
         return None
-    return f"{code.co_filename.rsplit('/', 1)[-1]}:{code.co_firstlineno}"
+    return f"{os.path.basename(code.co_filename)}:{code.co_firstlineno}"
