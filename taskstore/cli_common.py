@@ -154,6 +154,10 @@ class OneLineErrors:
         sys.exit(result if isinstance(result, int) else 0)
 
 
+#: `extra_hint`s of the commands that take one task id
+ONE_TASK = "one TASK_ID at a time"
+ONE_TASK_OR_FAILED = "one TASK_ID at a time, or --failed for every failed task"
+
 #: options other tools take a database URL with; click would guess at a name like them
 URL_OPTIONS = ("--url", "--dsn", "--db", "--database", "--db-url")
 

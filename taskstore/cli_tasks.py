@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from taskstore.cli_common import Command, Duration, database_url_option, emit_json, fail
+from taskstore.cli_common import (
+    ONE_TASK,
+    ONE_TASK_OR_FAILED,
+    Command,
+    Duration,
+    database_url_option,
+    emit_json,
+    fail,
+)
 from taskstore.cli_store import with_store
 from taskstore.states import FINISHED, TaskStatus
 
@@ -56,7 +64,7 @@ def list_(url: str | None, limit: int, as_json: bool, **filters: Any) -> None:
     click.echo(table(headers, [_task_row(t) for t in tasks]) if tasks else "no tasks")
 
 
-@click.command(cls=Command)
+@click.command(cls=Command, extra_hint=ONE_TASK)
 @click.argument("task_id", type=int)
 @click.option("--json", "as_json", is_flag=True)
 @database_url_option
@@ -110,7 +118,7 @@ def _attempt_line(entry: dict[str, Any]) -> str:
     return line
 
 
-@click.command(cls=Command)
+@click.command(cls=Command, extra_hint=ONE_TASK_OR_FAILED)
 @click.argument("task_id", type=int, required=False)
 @click.option(
     "--failed",
@@ -218,7 +226,7 @@ async def _retry_failed(
     return retried, len(held)
 
 
-@click.command(cls=Command)
+@click.command(cls=Command, extra_hint=ONE_TASK)
 @click.argument("task_id", type=int)
 @database_url_option
 def cancel(url: str | None, task_id: int) -> None:

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from taskstore.cli_common import Command, Duration, database_url_option, emit_json, fail
+from taskstore.cli_common import (
+    ONE_TASK,
+    Command,
+    Duration,
+    database_url_option,
+    emit_json,
+    fail,
+)
 from taskstore.cli_store import with_store
 from taskstore.states import TaskStatus
 
@@ -23,7 +30,7 @@ if TYPE_CHECKING:
 TIMED_OUT = 3
 
 
-@click.command(cls=Command)
+@click.command(cls=Command, extra_hint=ONE_TASK)
 @click.argument("task_id", type=int)
 @click.option(
     "--timeout",

@@ -356,6 +356,8 @@ def test_a_stray_positional_value_is_named_with_the_option_it_belongs_to(
     hint = 'unexpected extra argument ({"n": 1}): the payload goes in --payload JSON'
     assert_one_line_error(payload, 2, hint)
     assert taskstore("list", "--json", url=db_url).stdout.strip() == "[]"
+    several = taskstore("retry", "4", "5", url=db_url)  # as xargs passes them
+    assert_one_line_error(several, 2, "argument (5): one TASK_ID at a time, or --failed for")
     for args in (["app.tasks"], ["app.tasks", "--burst"], ["--app", "app.tasks", "media"]):
         ran = worker(*args, url=db_url, cwd=tmp_path)
         stray = "media" if "--app" in args else "app.tasks"
