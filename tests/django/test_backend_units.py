@@ -315,3 +315,26 @@ def test_a_postgresql_socket_directory_stays_the_host_of_the_task_url(monkeypatc
     assert (url.database, url.host, url.port) == ("shop", None, 5433)
     assert url.query["host"] == "/var/run/postgresql"
     assert databases.same_database("postgresql://app@localhost:5433/shop", "sock")
+
+
+def test_a_project_without_the_app_is_told_to_install_it() -> None:
+    """Without the app, `manage.py migrate` makes no task tables: the first enqueue's
+    "run manage.py migrate" would send the user round in a circle."""
+    from django.test import override_settings
+
+    from taskstore.contrib.django.backend import TaskstoreBackend, _schema_words
+    from taskstore.errors import SchemaOutOfDate
+
+    missing = "the database has no taskstore schema yet: run `taskstore migrate`"
+    with override_settings(INSTALLED_APPS=["demo_app"]):
+        [problem] = TaskstoreBackend("w", {}).check()
+        with pytest.raises(SchemaOutOfDate) as told, _schema_words("w"):
+            raise SchemaOutOfDate(missing)
+    assert problem.id == "taskstore.E007" and problem.obj == "TASKS['w']"
+    assert problem.msg.startswith("'taskstore.contrib.django' is not in INSTALLED_APPS")
+    add = "add 'taskstore.contrib.django' to INSTALLED_APPS, then run `manage.py migrate`"
+    assert str(told.value) == f"TASKS['w']: the database has no taskstore schema yet: {add}"
+    assert TaskstoreBackend("w", {}).check() == []  # installed again
+    with pytest.raises(SchemaOutOfDate) as again, _schema_words("w"):
+        raise SchemaOutOfDate(missing)
+    assert str(again.value).endswith("yet: run `manage.py migrate`")

@@ -21,6 +21,7 @@ import functools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.core import checks
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
@@ -39,6 +40,8 @@ from taskstore.validation import is_task_id
 # every backend for its system checks, which each ``manage.py`` command runs.
 
 _OPTIONS = frozenset({"database_url", "database", "max_attempts"})
+#: the app that migrates the task tables and adds `manage.py taskstore_worker`
+APP = "taskstore.contrib.django"
 
 
 class TaskstoreBackend(BaseTaskBackend):
@@ -81,10 +84,16 @@ class TaskstoreBackend(BaseTaskBackend):
     def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
         """Django system checks: unknown OPTIONS and bad values, one message each."""
         where = f"TASKS[{self.alias!r}]"
-        return [
-            checks.Error(message, obj=where, id=f"taskstore.{code}")
-            for code, message in self._option_problems()
-        ]
+        found = self._option_problems()
+        if not apps.is_installed(APP):
+            found.append(
+                (
+                    "E007",
+                    f"{APP!r} is not in INSTALLED_APPS: without it `manage.py migrate` "
+                    "creates no task tables and there is no `manage.py taskstore_worker`",
+                )
+            )
+        return [checks.Error(message, obj=where, id=f"taskstore.{code}") for code, message in found]
 
     def _option_problems(self) -> list[tuple[str, str]]:
         if not isinstance(self.options, dict):
@@ -185,16 +194,23 @@ def _schema_words(alias: str) -> Iterator[None]:
     try:
         yield
     except SchemaOutOfDate as exc:
-        words = str(exc).replace("`taskstore migrate`", "`manage.py migrate`")
+        words = str(exc).replace("run `taskstore migrate`", _migrate())
         raise SchemaOutOfDate(f"TASKS[{alias!r}]: {words}") from None
     except DatabaseError as exc:
         first = (str(exc).splitlines() or [""])[0]
         if "taskstore_" not in first or not any(w in first for w in _MISSING):
             raise
         raise SchemaOutOfDate(
-            f"TASKS[{alias!r}]: the taskstore schema is missing or behind ({first}): "
-            "run `manage.py migrate`"
+            f"TASKS[{alias!r}]: the taskstore schema is missing or behind ({first}): " + _migrate()
         ) from None
+
+
+def _migrate() -> str:
+    """What brings the task tables up to date: `manage.py migrate`, once the app that
+    migrates them is installed."""
+    if apps.is_installed(APP):
+        return "run `manage.py migrate`"
+    return f"add {APP!r} to INSTALLED_APPS, then run `manage.py migrate`"
 
 
 #: how SQLite and PostgreSQL say a table or column is not there
