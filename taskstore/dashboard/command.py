@@ -68,13 +68,19 @@ async def serve(settings: Settings, *, host: str, port: int, token: str | None) 
         await store.open()
         listening = _listen(host, port)  # here: uvicorn says it in lines of its own, exit 3
         mode = "retry, cancel, pause need the token" if token else "read-only"
-        click.echo(f"taskstore dashboard on {settings.safe_url} ({mode})", err=True)
+        where = _address(host, listening.getsockname()[1])
+        click.echo(f"taskstore dashboard at {where} on {settings.safe_url} ({mode})", err=True)
         app = create_app(store, token=token)
         config = uvicorn.Config(app, host=host, port=port, server_header=False, log_level="info")
         with _quiet_signal_reraise():
             await uvicorn.Server(config).serve(sockets=[listening])
     finally:
         await store.close()
+
+
+def _address(host: str, port: int) -> str:
+    """The URL to open (the port the socket got, for --port 0)."""
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -368,6 +370,22 @@ def test_a_stray_positional_value_is_named_with_the_option_it_belongs_to(
         )
     missing = worker("--burst", url=db_url, cwd=tmp_path)
     assert missing.stderr.startswith("taskstore-worker: error: Missing option '--app'.")
+
+
+def test_the_dashboard_says_at_which_address_to_open_it(db_url: str) -> None:
+    """uvicorn, given a socket of ours, prints no address: the first line does, with the
+    port the system chose for --port 0."""
+    command = [sys.executable, "-m", "taskstore.dashboard", "--port", "0"]
+    proc = subprocess.Popen([*command, "--database-url", db_url], stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stderr.readline() if proc.stderr else ""
+        said = re.match(r"taskstore dashboard at (http://127\.0\.0\.1:\d+/) on ", first)
+        assert said, first
+        with urllib.request.urlopen(said[1], timeout=10) as page:
+            assert page.status == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
 
 
 APP = """
