@@ -53,9 +53,13 @@ def _same_file(module: str, spec: str) -> None:
 
 def load_app(spec: str) -> None:
     """Import an app module (dotted path or .py file) so its @task handlers register."""
+    from worker import app_hints
+
     is_file = spec.endswith(".py") or "/" in spec
     if is_file:
         module = module_for_file(spec)
+    elif meant := app_hints.object_spec(spec):
+        raise InvalidInput(f"--app takes a module, not an object in it: --app {meant}")
     else:
         module = spec
         if "" not in sys.path and str(Path.cwd()) not in sys.path:
@@ -65,7 +69,8 @@ def load_app(spec: str) -> None:
     except TaskStoreError:
         raise
     except ModuleNotFoundError as exc:
-        raise InvalidInput(f"cannot import app {spec!r}: {exc}") from None
+        hint = app_hints.not_found(module, exc.name)
+        raise InvalidInput(f"cannot import app {spec!r}: {exc}{hint}") from None
     except Exception as exc:
         raise InvalidInput(f"app {spec!r} failed to import: {type(exc).__name__}: {exc}") from None
     if is_file:
