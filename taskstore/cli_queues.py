@@ -6,6 +6,7 @@ limited or paused before it has any task.
 
 from __future__ import annotations
 
+import difflib
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -108,7 +109,7 @@ def set_queue(
     async def go(store: TaskStore) -> tuple[str, str]:
         await store.set_queue(name, **options)
         infos = await store.queues()
-        return _render([q for q in infos if q.name == name]), _unused_note(name, infos)
+        return _render([q for q in infos if q.name == name]), await _unused_note(store, name, infos)
 
     _echo(*with_store(url, go))
 
@@ -121,7 +122,7 @@ def pause(url: str | None, name: str) -> None:
 
     async def go(store: TaskStore) -> tuple[str, str]:
         await store.pause_queue(name)
-        return f"queue {name} is paused", _unused_note(name, await store.queues())
+        return f"queue {name} is paused", await _unused_note(store, name, await store.queues())
 
     _echo(*with_store(url, go))
 
@@ -134,19 +135,26 @@ def resume(url: str | None, name: str) -> None:
 
     async def go(store: TaskStore) -> tuple[str, str]:
         await store.resume_queue(name)
-        return f"queue {name} is running", _unused_note(name, await store.queues())
+        return f"queue {name} is running", await _unused_note(store, name, await store.queues())
 
     _echo(*with_store(url, go))
 
 
-def _unused_note(name: str, infos: list[QueueInfo]) -> str:
+async def _unused_note(store: TaskStore, name: str, infos: list[QueueInfo]) -> str:
     """A queue may be set up before its first task, so a new name is no error; but a
-    typo would otherwise pass unnoticed, so say that no task has used it."""
-    used = sorted(q.name for q in infos if any(q.counts.values()))
-    if name in used:
+    typo would otherwise pass unnoticed, so say that neither a task nor a live worker
+    uses it. Quiet in a database where none is used yet (a first set-up)."""
+    async with store.reading() as conn:
+        served, _ = await store.worker_registry.served(conn)
+    used = {q.name for q in infos if any(q.counts.values())} | set(served)
+    if name in used or not used:
         return ""
-    others = f"queues with tasks: {', '.join(used)}" if used else "no queue has tasks"
-    return f"note: no task is in queue {name} yet ({others}); is the name right?"
+    near = difflib.get_close_matches(name, sorted(used), n=1)
+    guess = f"did you mean {near[0]}?" if near else "is the name right?"
+    return (
+        f"note: no task or live worker uses queue {name} yet (in use: "
+        f"{', '.join(sorted(used))}); {guess}"
+    )
 
 
 def _echo(done: str, note: str) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from taskstore import TaskStore
+from tests.integration.dashboard_helpers import register_worker
 from tests.integration.test_cli import assert_one_line_error, taskstore
 
 
@@ -60,16 +62,22 @@ def test_enqueue_takes_a_concurrency_key(db_url: str) -> None:
 
 def test_a_queue_no_task_has_used_gets_a_note_but_is_still_set(db_url: str) -> None:
     """Queues may be limited before their first task, so a new name is no error; a
-    mistyped one must not pass unnoticed either."""
+    mistyped one must not pass unnoticed either. A first set-up, before any queue is in
+    use, has nothing to be mistaken for: no note."""
+    first = taskstore("queue", "set", "api", "--concurrency", "3", url=db_url)
+    assert (first.returncode, first.stderr) == (0, "")
     assert taskstore("enqueue", "t.x", "--queue", "mail", url=db_url).returncode == 0
     known = taskstore("queue", "pause", "mail", url=db_url)
     assert (known.returncode, known.stderr) == (0, "")
     typo = taskstore("queue", "pause", "mial", url=db_url)
     assert (typo.returncode, typo.stdout.strip()) == (0, "queue mial is paused")
-    assert typo.stderr.startswith("note: no task is in queue mial yet (queues with tasks: ")
-    assert "mail" in typo.stderr and typo.stderr.strip().endswith("is the name right?")
+    assert typo.stderr.strip() == (
+        "note: no task or live worker uses queue mial yet (in use: mail); did you mean mail?"
+    )
     for args in (("resume", "mial"), ("set", "mial", "--concurrency", "2")):
-        assert "no task is in queue mial" in taskstore("queue", *args, url=db_url).stderr
+        again = taskstore("queue", *args, url=db_url)
+        assert "no task or live worker uses queue mial" in again.stderr
+    assert "is the name right?" in taskstore("queue", "pause", "zzz", url=db_url).stderr
     assert _queues(db_url)["mial"]["concurrency"] == 2
 
 
@@ -82,3 +90,13 @@ def test_enqueue_into_a_paused_queue_notes_that_it_waits_for_a_resume(db_url: st
     )
     taskstore("queue", "resume", "api", url=db_url)
     assert taskstore("enqueue", "t.x", "--queue", "api", url=db_url).stderr == ""
+
+
+async def test_a_queue_a_live_worker_serves_gets_no_note(store: TaskStore, db_url: str) -> None:
+    """Set up while its workers run, before its first task: the name is in use."""
+    await store.enqueue("t.x", queue="mail")
+    await register_worker(store, "w-1", host="h", queues={"reports": None})
+    served = taskstore("queue", "set", "reports", "--concurrency", "1", url=db_url)
+    assert (served.returncode, served.stderr) == (0, "")
+    other = taskstore("queue", "pause", "report", url=db_url).stderr
+    assert other.strip().endswith("(in use: mail, reports); did you mean reports?")
