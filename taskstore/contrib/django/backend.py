@@ -82,7 +82,8 @@ class TaskstoreBackend(BaseTaskBackend):
         return self._url is None or databases.same_database(self._url, self.database)
 
     def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
-        """Django system checks: unknown OPTIONS and bad values, one message each."""
+        """Django system checks: unknown OPTIONS, bad values and a missing app, one
+        message each."""
         where = f"TASKS[{self.alias!r}]"
         found = self._option_problems()
         if not apps.is_installed(APP):
