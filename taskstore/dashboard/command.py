@@ -7,6 +7,7 @@ runs, so `taskstore` works (and this module imports) without them.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import signal
 import socket
 import threading
@@ -70,6 +71,13 @@ async def serve(settings: Settings, *, host: str, port: int, token: str | None) 
         mode = "retry, cancel, pause need the token" if token else "read-only"
         where = _address(host, listening.getsockname()[1])
         click.echo(f"taskstore dashboard at {where} on {settings.safe_url} ({mode})", err=True)
+        if not _loopback(host):
+            click.echo(
+                f"note: listening on {host}: whoever reaches the port reads every task's "
+                "payload, result and error (reading needs no token); put it behind a login "
+                "of your proxy, or keep --host 127.0.0.1",
+                err=True,
+            )
         app = create_app(store, token=token)
         config = uvicorn.Config(app, host=host, port=port, server_header=False, log_level="info")
         with _quiet_signal_reraise():
@@ -81,6 +89,16 @@ async def serve(settings: Settings, *, host: str, port: int, token: str | None) 
 def _address(host: str, port: int) -> str:
     """The URL to open (the port the socket got, for --port 0)."""
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def _loopback(host: str) -> bool:
+    """Is `host` reachable from this machine only?"""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -372,20 +372,33 @@ def test_a_stray_positional_value_is_named_with_the_option_it_belongs_to(
     assert missing.stderr.startswith("taskstore-worker: error: Missing option '--app'.")
 
 
-def test_the_dashboard_says_at_which_address_to_open_it(db_url: str) -> None:
-    """uvicorn, given a socket of ours, prints no address: the first line does, with the
-    port the system chose for --port 0."""
-    command = [sys.executable, "-m", "taskstore.dashboard", "--port", "0"]
+def _dashboard_lines(db_url: str, host: str) -> tuple[str, str]:
+    """The dashboard's second line on `host` (port 0), and the address its first said."""
+    command = [sys.executable, "-m", "taskstore.dashboard", "--port", "0", "--host", host]
     proc = subprocess.Popen([*command, "--database-url", db_url], stderr=subprocess.PIPE, text=True)
     try:
         first = proc.stderr.readline() if proc.stderr else ""
-        said = re.match(r"taskstore dashboard at (http://127\.0\.0\.1:\d+/) on ", first)
+        second = proc.stderr.readline() if proc.stderr else ""
+        said = re.match(r"taskstore dashboard at (http://[^ ]+:(\d+)/) on ", first)
         assert said, first
-        with urllib.request.urlopen(said[1], timeout=10) as page:
+        with urllib.request.urlopen(f"http://127.0.0.1:{said[2]}/", timeout=10) as page:
             assert page.status == 200
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
+    return second, said[1]
+
+
+def test_the_dashboard_says_at_which_address_to_open_it(db_url: str) -> None:
+    """uvicorn, given a socket of ours, prints no address: the first line does, with the
+    port the system chose for --port 0. On an address others can reach, the next line
+    says that reading needs no token."""
+    second, address = _dashboard_lines(db_url, "127.0.0.1")
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", address)
+    assert not second.startswith("note:")
+    second, address = _dashboard_lines(db_url, "0.0.0.0")
+    assert address.startswith("http://0.0.0.0:")
+    assert second.startswith("note: listening on 0.0.0.0: whoever reaches the port reads")
 
 
 APP = """
