@@ -276,6 +276,14 @@ class Outcomes:
             return
         if kept:
             self._state.counts["snoozed"] += 1
+            # Nothing on the row says so (no error, the attempt not counted): say it here.
+            self._state.log.info(
+                "task snoozed",
+                task_id=task.id,
+                name=task.name,
+                queue=task.queue,
+                seconds=seconds,
+            )
         else:
             self._state.log.warning("snooze not recorded: lease lost", task_id=task.id)
 

@@ -605,3 +605,29 @@ async def test_a_burst_worker_drains_a_keyed_rate_limited_queue_and_exits(store:
     with anyio.fail_after(30):  # it exits once nothing is left, not when the timeout hits
         await worker.run()
     assert {s.queue: s.counts for s in await store.stats()} == {"api": {"completed": 9}}
+
+
+async def test_a_worker_logs_each_snooze_with_its_task_and_delay(store: TaskStore) -> None:
+    """Nothing on the row tells a snooze apart (no error, the attempt not counted)."""
+    import anyio
+    from structlog.testing import capture_logs
+
+    from worker import Registry, Snooze, Worker, WorkerConfig, task
+
+    reg = Registry()
+
+    @task(name="t.later", registry=reg)
+    async def later(ctx) -> None:
+        raise Snooze(60)
+
+    task_id = await store.enqueue("t.later")
+    worker = Worker(store, reg, WorkerConfig(queues={"default": None}, burst=True))
+    with anyio.fail_after(30), capture_logs() as logs:
+        await worker.run()
+    [said] = [line for line in logs if line["event"] == "task snoozed"]
+    assert (said["task_id"], said["name"], said["queue"], said["seconds"]) == (
+        task_id,
+        "t.later",
+        "default",
+        60,
+    )
