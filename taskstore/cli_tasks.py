@@ -175,16 +175,20 @@ async def _task_doc(store: TaskStore, task_id: int) -> dict[str, Any]:
 
 
 def _retry_one(url: str | None, task_id: int, as_json: bool, with_dependents: bool) -> None:
-    async def go(store: TaskStore) -> tuple[dict[str, Any], list[int]]:
-        await store.retry(task_id, with_dependents=with_dependents)
+    async def go(store: TaskStore) -> tuple[TaskStatus, dict[str, Any], list[int]]:
+        status = await store.retry(task_id, with_dependents=with_dependents)
         revived = await _waiting_below(store, task_id) if with_dependents else []
-        return await _task_doc(store, task_id), revived
+        return status, await _task_doc(store, task_id), revived
 
-    doc, revived = with_store(url, go)
+    status, doc, revived = with_store(url, go)
     if as_json:
         emit_json({**doc, "waiting_again": revived} if with_dependents else doc)
         return
-    click.echo(f"task {task_id} is {doc['status']}")
+    # What the retry did, not what a live worker made of it since: a task that ran again
+    # at once and failed would otherwise read as a retry that did nothing.
+    click.echo(f"task {task_id} is {status.value}")
+    if doc["status"] != status.value:
+        click.echo(f"a worker took it at once: now {doc['status']} (taskstore show {task_id})")
     if revived:
         click.echo(f"waiting for it again: {_ids(revived)}")
 

@@ -19,7 +19,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from taskstore import TaskStore, cli_tasks
+from taskstore.cli import main
 from tests.integration.test_cli import assert_one_line_error, taskstore
 
 
@@ -243,6 +246,31 @@ def test_retry_json_prints_the_task_like_show_json(db_url: str) -> None:
     retried = json.loads(taskstore("retry", task_id, "--json", url=db_url).stdout)
     shown = json.loads(taskstore("show", task_id, "--json", url=db_url).stdout)
     assert retried == shown and retried["status"] == "created"
+
+
+def test_retry_says_what_it_did_even_when_a_worker_takes_the_task_at_once(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A live worker may claim (and fail again) the retried task before the command reads
+    # it back: the first line still says the retry queued it, the second what became of it.
+    task_id = taskstore("enqueue", "a.b", url=db_url).stdout.strip()
+    taskstore("cancel", task_id, url=db_url)
+    read_back = cli_tasks._task_doc
+
+    async def worker_first(store: TaskStore, wanted: int) -> dict:
+        async with store.engine.begin() as conn:
+            await store.tasks.claim(
+                conn, worker_id="w-quick", queue="default", limit=1, lease_seconds=30
+            )
+        return await read_back(store, wanted)
+
+    monkeypatch.setattr(cli_tasks, "_task_doc", worker_first)
+    result = CliRunner().invoke(main, ["retry", task_id, "--database-url", db_url])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        f"task {task_id} is created",
+        f"a worker took it at once: now running (taskstore show {task_id})",
+    ]
 
 
 async def test_show_sums_up_a_fan_in_of_many_on_one_short_line(store, db_url: str) -> None:
