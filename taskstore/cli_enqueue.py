@@ -125,7 +125,7 @@ async def enqueue_chunks(store: TaskStore, items: list[dict[str, Any]]) -> list[
 
 
 @click.command(cls=Command, extra_hint="the payload goes in --payload JSON")
-@click.argument("name")
+@click.argument("name", required=False, metavar="NAME")
 @click.option(
     "--payload",
     default=None,
@@ -136,7 +136,7 @@ async def enqueue_chunks(store: TaskStore, items: list[dict[str, Any]]) -> list[
     "--jsonl",
     default=None,
     metavar="FILE|-",
-    help="Enqueue one task per line of FILE (- for stdin), each line a JSON payload. "
+    help="Enqueue one task NAME per line of FILE (- for stdin), each line its JSON payload. "
     "Prints the ids one per line. Nothing is written if any line is bad.",
 )
 @click.option("--queue", default="default", show_default=True)
@@ -167,7 +167,7 @@ async def enqueue_chunks(store: TaskStore, items: list[dict[str, Any]]) -> list[
 @database_url_option
 def enqueue(
     url: str | None,
-    name: str,
+    name: str | None,
     payload: str | None,
     jsonl: str | None,
     as_json: bool,
@@ -177,6 +177,9 @@ def enqueue(
     """Enqueue task NAME; prints the new task's id."""
     from taskstore.cli_store import command_settings, with_store
 
+    if name is None:  # with --jsonl, a line may look like a whole task: say what it is
+        what = "every --jsonl line is a payload for it" if jsonl is not None else "the task's name"
+        fail(f"Missing argument 'NAME': {what}. (see 'taskstore enqueue --help')", 2)
     if depends_on:
         options["depends_on"] = list(depends_on)
     limit = command_settings(url).max_payload_bytes

@@ -232,6 +232,17 @@ def test_enqueue_jsonl_with_a_bad_line_names_it_and_writes_nothing(
     assert ids_of(db_url) == []
 
 
+def test_enqueue_jsonl_without_a_name_says_each_line_is_a_payload_for_it(
+    db_url: str, tmp_path: Path
+) -> None:
+    # Lines that look like whole tasks are the likely mistake: they are payloads of NAME.
+    line = {"name": "a.b", "queue": "bulk", "payload": {"i": 1}}
+    (tmp_path / "tasks.jsonl").write_text(json.dumps(line) + "\n")
+    result = taskstore("enqueue", "--jsonl", str(tmp_path / "tasks.jsonl"), url=db_url)
+    assert_one_line_error(result, 2, "Missing argument 'NAME'", "every --jsonl line is a payload")
+    assert ids_of(db_url) == []
+
+
 # ------------------------------------------------------------ listing and acting
 def test_list_filters_by_task_name(db_url: str) -> None:
     wanted = [
