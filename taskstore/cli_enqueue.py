@@ -179,7 +179,7 @@ def enqueue(
 
     if name is None:  # with --jsonl, a line may look like a whole task: say what it is
         what = "every --jsonl line is a payload for it" if jsonl is not None else "the task's name"
-        fail(f"Missing argument 'NAME': {what}. (see 'taskstore enqueue --help')", 2)
+        raise click.UsageError(f"Missing argument 'NAME': {what}.", click.get_current_context())
     if depends_on:
         options["depends_on"] = list(depends_on)
     limit = command_settings(url).max_payload_bytes
