@@ -207,7 +207,9 @@ async def attempt(
     except asyncio.CancelledError:
         if not running.absorb_stop():
             raise
-    except Exception as exc:  # the handler's error, or TaskTimeout
+    except (Exception, SystemExit) as exc:  # the handler's error, or TaskTimeout
+        # sys.exit() in a handler (an argparse error, say) fails that task: let through,
+        # it would end the worker and strand every task beside it until its lease ran out.
         outcome.error = exc
     if running.reason is not None:
         outcome.abandoned = running.reason

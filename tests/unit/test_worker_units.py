@@ -184,6 +184,21 @@ async def test_a_handlers_own_timeout_error_is_its_error_not_a_task_timeout() ->
     assert str(outcome.error) == "smtp server did not answer"
 
 
+@pytest.mark.parametrize("kind", ["async", "sync"])
+async def test_a_handler_calling_sys_exit_fails_its_task_not_the_worker(kind: str) -> None:
+    # sys.exit() deep in a handler (an argparse error, say) is that task's error: were
+    # it to escape, the worker would die and every task beside it lose its lease.
+    async def async_exit(ctx) -> None:
+        raise SystemExit(3)
+
+    def sync_exit(ctx) -> None:
+        raise SystemExit(3)
+
+    outcome = await run_attempt(async_exit if kind == "async" else sync_exit, {})
+    assert type(outcome.error) is SystemExit and outcome.error.code == 3
+    assert error_document(outcome.error, attempt=1, worker_id="w")["type"] == "SystemExit"
+
+
 async def test_attempt_checks_arguments_before_calling() -> None:
     called = []
 
