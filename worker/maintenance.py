@@ -122,17 +122,32 @@ async def prune_loop(state: WorkerState, consumer: Consumer, retention_seconds: 
             state.log.info("pruned finished tasks past retention", count=total)
 
 
+_COUNT_SECONDS = 5.0
+
+
 async def depth_loop(state: WorkerState, consumer: Consumer) -> None:
     """Queue depth for the metrics gauges (an index-only count of claimable rows), and
     how much of it flow control holds back, by the limit that does."""
     while True:
         try:
-            depth = dict.fromkeys(state.config.queues, 0) | await consumer.claimable_counts()
-            state.metrics.depth(depth)
-            state.metrics.held_back(_held_back(consumer, state.config.queues, depth))
+            counts = await _claimable_counts(consumer)
         except STORE_ERRORS as exc:
             state.log.warning("queue depth unavailable", error=str(exc))
+        else:
+            if counts is not None:
+                depth = dict.fromkeys(state.config.queues, 0) | counts
+                state.metrics.depth(depth)
+                state.metrics.held_back(_held_back(consumer, state.config.queues, depth))
         await anyio.sleep(state.config.depth_seconds)
+
+
+async def _claimable_counts(consumer: Consumer) -> dict[str, int] | None:
+    """The counts, None past their deadline. Shielded from a stop: one that came as the
+    worker started (the first count under way) cancelled it mid-statement, and that
+    SQLite connection's close then never returned, so the worker never exited."""
+    with anyio.move_on_after(_COUNT_SECONDS, shield=True):
+        return await consumer.claimable_counts()
+    return None
 
 
 def _held_back(

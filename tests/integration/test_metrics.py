@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import signal
-import socket
 import urllib.request
 from pathlib import Path
 
 import anyio
 
 from taskstore import TaskStore
-from tests.helpers.processes import start_worker, stderr_of
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.helpers.processes import free_port, start_worker, stderr_of
 
 
 def scrape(port: int) -> dict[str, float]:

@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 
 import anyio
+import pytest
 
 from taskstore import TaskStatus, TaskStore
-from tests.helpers.processes import ROOT, executions, start_worker, stderr_of
+from tests.helpers.processes import ROOT, executions, free_port, start_worker, stderr_of
 
 
 async def counts(store: TaskStore) -> dict[str, int]:
@@ -227,13 +228,17 @@ async def test_a_running_task_cancelled_from_the_cli_stops_within_two_heartbeats
     assert took < 2 * 1.0 + 2.0  # two heartbeat intervals, plus slack for a busy machine
 
 
+@pytest.mark.parametrize("metrics", [False, True], ids=["plain", "metrics"])
 async def test_a_sigterm_while_the_worker_starts_is_a_graceful_stop(
-    store: TaskStore, db_url: str, tmp_path: Path
+    store: TaskStore, db_url: str, tmp_path: Path, metrics: bool
 ) -> None:
+    # With metrics, the gauges' first count is under way as the stop comes: cancelled
+    # mid-statement, its SQLite connection's close never returned and the worker hung.
     task_id = await store.enqueue("slow_import.noop")
     marker = tmp_path / "importing"
     proc = start_worker(
         db_url,
+        *(["--metrics-port", str(free_port())] if metrics else []),
         app="tests.apps.slow_import",
         exec_log=tmp_path / "exec.log",
         env={"TEST_IMPORT_MARKER": str(marker)},
