@@ -326,8 +326,8 @@ def run_worker(
             metrics.serve(metrics_port, metrics_host)
     except TaskStoreError as exc:
         fail(str(exc), exc.exit_code)
-    except OSError as exc:  # the metrics port is taken
-        fail(f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc.strerror}", 1)
+    except OSError as exc:  # the metrics port is taken: so would it be at every restart
+        fail(f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc.strerror}", 2)
     run_guarded(lambda: serve(url, config, metrics))
     _exit_past_threads()
 
@@ -351,7 +351,8 @@ processes_option = click.option(
     type=click.IntRange(0, 1024),
     metavar="N",
     help="Run N worker processes under one supervisor that restarts any that dies "
-    "(0: one per CPU core). With --metrics-port P, process i serves on P + i.",
+    "(0: one per CPU core; 1: this process alone, unsupervised). With --metrics-port P, "
+    "process i serves on P + i.",
 )
 
 

@@ -8,8 +8,9 @@ died. With ``--burst`` a worker that exits 0 has drained its queues and is not r
 A worker that exits 2 refused its options or settings (a bad --app, say): every start
 would, so the supervisor stops the others and exits 2.
 SIGTERM or SIGINT is passed to every worker (a graceful stop: running tasks finish
-within the grace period); a second one is passed on as SIGQUIT (cut off now, see
-`worker.supervised`). It exits 0 when every worker exited 0. A worker whose supervisor
+within the grace period); a second one, or a SIGQUIT, is passed on as SIGQUIT (cut off
+now, see `worker.supervised`). It exits 0 when every worker exited 0 (one that died
+before the stop and waited to be restarted counts as stopped). A worker whose supervisor
 has ended (killed with SIGKILL, say) stops gracefully on its own (`worker.supervised`).
 
 Workers run in a session of their own, so a Ctrl-C on a terminal reaches them once,
@@ -140,13 +141,13 @@ def supervise(
 
     def forward(signum: int, _frame: object) -> None:
         # A worker may have heard the first stop from its sender too: a second is CUT_OFF.
-        passed = CUT_OFF if received else signum
+        passed = CUT_OFF if received or signum == CUT_OFF else signum
         received.append(signum)
         for slot in slots:
             slot.signal(passed)
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
+    for stop in (signal.SIGTERM, signal.SIGINT, CUT_OFF):
+        signal.signal(stop, forward)
     for slot in slots:
         zygote = _start(slot, zygote, log)
     log.info(
@@ -178,7 +179,10 @@ def supervise(
     log.info("supervisor stopped", exit_codes=codes)
     if USAGE in codes:
         return USAGE
-    return 0 if all(code == 0 for code in codes) else 1
+    # A worker that died before the stop was said so and would have been restarted: its
+    # exit is not the stop's, which a crash loop would otherwise fail on every deploy.
+    stopped = [0 if s.restart_at is not None else s.exit_code for s in slots]
+    return 0 if all(code == 0 for code in stopped) else 1
 
 
 def _start(slot: _Slot, zygote: Zygote | None, log: Any) -> Zygote | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -165,6 +166,42 @@ async def test_a_second_stop_to_the_supervisor_cuts_its_workers_tasks_off(
     assert [(t.status.value, t.attempts) for t in tasks] == [("not_finished", 0)] * 2
 
 
+async def test_a_sigquit_to_the_supervisor_cuts_its_workers_tasks_off_at_once(
+    store: TaskStore, db_url: str, tmp_path: Path
+) -> None:
+    supervisor = _start_supervisor(db_url, tmp_path / "exec.log", "--processes", "2")
+    try:
+        _, ids = await _two_running(store, seconds=60)
+        supervisor.send_signal(signal.SIGQUIT)
+        code = supervisor.wait(30)  # not the minute a graceful stop would take
+    finally:
+        supervisor.kill()
+        supervisor.wait(60)
+    assert code == 0
+    tasks = [await store.require(i) for i in ids]
+    assert [(t.status.value, t.attempts) for t in tasks] == [("not_finished", 0)] * 2
+
+
+async def test_a_stop_while_a_dead_worker_waits_for_its_restart_is_still_a_clean_stop(
+    store: TaskStore, db_url: str, tmp_path: Path
+) -> None:
+    """A deploy's stop during a crash loop: the crash was logged and would have been
+    restarted, so the stop itself succeeded (exit 0, the unit not marked failed)."""
+    supervisor = _start_supervisor(db_url, tmp_path / "exec.log", "--processes", "2")
+    try:
+        with anyio.fail_after(60):
+            while len(pids := await _live_pids(store)) < 2:  # noqa: ASYNC110
+                await anyio.sleep(0.1)
+        os.kill(min(pids), signal.SIGKILL)
+        await anyio.sleep(0.5)  # noticed, and waiting out its backoff (1 s) to restart
+        supervisor.send_signal(signal.SIGTERM)
+        code = supervisor.wait(60)
+    finally:
+        supervisor.kill()
+        supervisor.wait(60)
+    assert code == 0
+
+
 async def test_a_burst_supervisor_ends_once_its_workers_have_drained_the_queue(
     store: TaskStore, db_url: str, tmp_path: Path
 ) -> None:
@@ -187,6 +224,22 @@ def test_a_supervisor_whose_workers_refuse_their_options_stops_instead_of_restar
     assert done.returncode == 2
     assert done.stderr.count("cannot import app 'no_such_app'") >= 1
     assert "stopping the others" in done.stderr and "restarting" not in done.stderr
+
+
+def test_a_metrics_port_already_taken_stops_the_supervisor_instead_of_restarting(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "TASKSTORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/t.db"}
+        argv = [sys.executable, "-m", "worker.cli", "--app", "tests.apps.pipeline", "--burst"]
+        argv += ["--processes", "2", "--metrics-port", str(port - 1)]
+        done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert f"cannot serve metrics on 127.0.0.1:{port}: Address already in use" in done.stderr
+    assert "restarting" not in done.stderr
 
 
 def test_metrics_ports_past_65535_are_refused_before_any_worker_starts(tmp_path: Path) -> None:
