@@ -239,6 +239,33 @@ def test_the_resolver_wraps_django_tasks_and_refuses_anything_else() -> None:
         refusing.fn(None)
 
 
+def test_a_task_whose_module_fails_on_its_own_imports_is_refused_not_left_to_others() -> None:
+    """A missing package inside the module is its error to show; only a path that leads
+    nowhere (no such module or attribute) is perhaps another worker's task."""
+    from taskstore.contrib.django.handlers import resolve
+    from worker.errors import NonRetryable
+
+    assert resolve("demo_app.tasks.nowhere") is None
+    refusing = resolve("demo_app.broken_imports.job")
+    assert refusing is not None
+    with pytest.raises(NonRetryable) as refused:
+        refusing.fn(None)
+    assert str(refused.value) == (
+        "cannot import demo_app.broken_imports.job: ModuleNotFoundError: "
+        "No module named 'taskstore_tests_package_not_installed'"
+    )
+
+
+def test_reading_a_result_whose_module_fails_to_import_says_so_in_does_not_exist() -> None:
+    from django.tasks.exceptions import TaskResultDoesNotExist
+
+    from taskstore.contrib.django.results import task_at
+
+    assert task_at("demo_app.nowhere.add") is None
+    with pytest.raises(TaskResultDoesNotExist, match="its module fails to import"):
+        task_at("demo_app.broken_imports.job")
+
+
 def test_the_registry_registers_what_a_resolver_finds() -> None:
     from worker.registry import Registry, TaskDef
 

@@ -24,8 +24,8 @@ from django.tasks import Task, TaskContext, TaskResult, TaskResultStatus
 from django.tasks.signals import task_finished, task_started
 from django.utils import timezone
 from django.utils.json import normalize_json
-from django.utils.module_loading import import_string
 
+from taskstore.contrib.django.results import import_at
 from worker.context import TaskContext as WorkerContext
 from worker.errors import NonRetryable
 from worker.registry import Registry, TaskDef
@@ -38,8 +38,8 @@ def resolve(name: str) -> TaskDef | None:
     if name in _not_found:
         return None
     try:
-        found = import_string(name)
-    except ImportError:  # no such module or attribute: perhaps another worker's task
+        found = import_at(name)
+    except LookupError:  # no such module or attribute: perhaps another worker's task
         _not_found.add(name)
         return None
     except Exception as exc:  # the module exists but fails to import

@@ -39,12 +39,36 @@ class TaskCancelled(Exception):
     """The error of a task an operator (or a failed dependency) cancelled."""
 
 
-def task_at(path: str) -> Task | None:
-    """The Django `Task` at module path `path`, or None if there is none there."""
+def import_at(path: str) -> Any:
+    """What module path `path` names; `LookupError` if it names nothing here (perhaps a
+    task of another release). Any other error: its module exists but fails to import,
+    a missing package of its own imports included."""
     try:
-        found = import_string(path)
-    except ImportError:  # also a missing attribute: import_string raises ImportError
+        return import_string(path)
+    except ImportError as exc:
+        if _leads_nowhere(path, exc):
+            raise LookupError(path) from None
+        raise
+
+
+def _leads_nowhere(path: str, exc: ImportError) -> bool:
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        return path == exc.name or path.startswith(exc.name + ".")  # the path's own module
+    # import_string's "does not define" comes from an AttributeError; a bare name, too
+    return isinstance(exc.__cause__, AttributeError) or "." not in path
+
+
+def task_at(path: str) -> Task | None:
+    """The Django `Task` at module path `path`, or None if there is none there;
+    `TaskResultDoesNotExist` naming the error if its module fails to import."""
+    try:
+        found = import_at(path)
+    except LookupError:
         return None
+    except Exception as exc:
+        raise TaskResultDoesNotExist(
+            f"{path}: its module fails to import: {type(exc).__name__}: {exc}"
+        ) from exc
     return found if isinstance(found, Task) else None
 
 
