@@ -46,6 +46,13 @@ def test_sync_async_and_context_tasks_succeed(site: Site) -> None:
     assert shown["payload"] == {"args": [2], "kwargs": {"b": 3}}
 
 
+def test_call_command_runs_the_worker_and_returns_like_any_django_command(site: Site) -> None:
+    [task_id] = site.enqueue({"task": ADD, "args": [2, 3]})
+    assert site.demo("work_in_process") == "returned"  # not SystemExit(0)
+    [result] = site.results(task_id)
+    assert (result["status"], result["return_value"]) == ("SUCCESSFUL", 5)
+
+
 def test_a_raising_task_is_failed_with_its_exception_class(site: Site) -> None:
     [task_id] = site.enqueue({"task": "demo_app.tasks.explode", "args": ["bad"]})
     site.work()

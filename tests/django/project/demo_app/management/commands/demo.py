@@ -6,6 +6,7 @@
 - ``results IDS``: prints each result (``get_result``; ``aget_result`` for odd positions,
   and ``refresh()`` on a result fetched first; ``{"missing": why}`` for none);
 - ``atomic TASK commit|rollback``: a Note and the task in one ``transaction.atomic()``;
+- ``work_in_process``: the worker through ``call_command``, ``--burst``;
 - ``notes``: how many Notes there are.
 """
 
@@ -13,6 +14,7 @@ import asyncio
 import datetime as dt
 import json
 
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.tasks import default_task_backend
@@ -116,6 +118,10 @@ class Command(BaseCommand):
         except Rollback:
             pass
         return found
+
+    def do_work_in_process(self):
+        call_command("taskstore_worker", "--burst", "--log-level", "warning")
+        return "returned"
 
     def do_notes(self):
         return Note.objects.count()
