@@ -1,4 +1,5 @@
-"""The Django app: ``manage.py migrate`` also brings the task tables up to date."""
+"""The Django app: ``manage.py migrate`` also brings the task tables up to date, and
+``manage.py flush`` (so each ``TransactionTestCase``) empties them with Django's own."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 from django.apps import AppConfig
 from django.core.management import CommandError
+from django.core.management.color import no_style
 from django.db.backends.base.base import NO_DB_ALIAS
 from django.db.backends.signals import connection_created
 from django.db.models.signals import post_migrate
@@ -25,6 +27,7 @@ class TaskstoreConfig(AppConfig):
         import django.tasks  # noqa: F401
 
         post_migrate.connect(_migrate_task_databases, sender=self)
+        post_migrate.connect(_flush_task_tables, sender=self)
         connection_created.connect(_close_stores_before_admin)
 
 
@@ -35,6 +38,31 @@ def _close_stores_before_admin(connection: Any, **_: Any) -> None:
         from taskstore.contrib.django.stores import close_all
 
         close_all()
+
+
+def _flush_task_tables(using: str, **kwargs: Any) -> None:
+    """After ``manage.py flush`` of ALIAS (which sends post_migrate without a plan):
+    empty the task tables that live in that database too. Django flushes only its
+    models' tables, so a TransactionTestCase's tasks ran inside the next test."""
+    if "plan" in kwargs:  # a migrate
+        return
+    from django.db import connections
+    from django.tasks import task_backends
+
+    from taskstore.contrib.django.backend import TaskstoreBackend
+    from taskstore.models.base import Base
+
+    if not any(
+        isinstance(b, TaskstoreBackend) and b.database == using and b.shares_database()
+        for b in task_backends.all()
+    ):
+        return
+    connection = connections[using]
+    present = set(connection.introspection.table_names())
+    tables = [t.name for t in Base.metadata.sorted_tables if t.name in present]
+    if tables:
+        statements = connection.ops.sql_flush(no_style(), tables, allow_cascade=True)
+        connection.ops.execute_sql_flush(statements)
 
 
 def _migrate_task_databases(using: str, **_: Any) -> None:

@@ -31,6 +31,20 @@ class EnqueueOutsideATransaction(TransactionTestCase):
         self.assertEqual((found.status, found.args), (TaskResultStatus.READY, [3, 4]))
 
 
+class NoTaskLeftFromTheTestBefore(TransactionTestCase):
+    """Django flushes its tables after each such test: the task tables with them."""
+
+    left: str | None = None
+
+    def test_1_leaves_a_task(self) -> None:
+        NoTaskLeftFromTheTestBefore.left = add.enqueue(5, 6).id
+
+    def test_2_finds_none(self) -> None:
+        self.assertIsNotNone(self.left)
+        with self.assertRaises(TaskResultDoesNotExist):
+            default_task_backend.get_result(self.left)
+
+
 class NoTasks(TestCase):
     def test_a_test_without_tasks_runs_too(self) -> None:
         self.assertEqual(Note.objects.count(), 0)
