@@ -182,6 +182,16 @@ def test_errors_carry_an_importable_class_path_and_the_traceback() -> None:
     assert to_result(cut_off, "default").errors == []  # a note, not an exception
 
 
+@pytest.mark.parametrize("stored", ["LeaseExpired", "DependencyFailed", "Cancelled", "UnknownTask"])
+def test_errors_taskstore_writes_itself_have_an_importable_class_too(stored: str) -> None:
+    from taskstore.contrib.django.results import to_result
+
+    doc = {"type": stored, "message": "m"}
+    [error] = to_result(_info("failed", error=doc), "default").errors
+    assert error.exception_class.__name__ in (stored, "TaskCancelled")
+    assert issubclass(error.exception_class, Exception)
+
+
 def test_rows_that_are_not_django_tasks_have_no_result() -> None:
     from django.tasks import default_task_backend
     from django.tasks.exceptions import TaskResultDoesNotExist

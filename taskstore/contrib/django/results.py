@@ -39,6 +39,28 @@ class TaskCancelled(Exception):
     """The error of a task an operator (or a failed dependency) cancelled."""
 
 
+class LeaseExpired(Exception):
+    """The error of a task whose worker stopped renewing its lease (it died) once the
+    task had no attempts left."""
+
+
+class DependencyFailed(Exception):
+    """The error of a task cancelled because a task it depends on failed or was cancelled."""
+
+
+def _path(kind: type) -> str:
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+# Errors taskstore itself writes, by the bare name it stores them under.
+_OWN_ERRORS = {
+    "LeaseExpired": _path(LeaseExpired),
+    "DependencyFailed": _path(DependencyFailed),
+    "Cancelled": _path(TaskCancelled),
+    "UnknownTask": "worker.errors.UnknownTask",
+}
+
+
 def import_at(path: str) -> Any:
     """What module path `path` names; `LookupError` if it names nothing here (perhaps a
     task of another release). Any other error: its module exists but fails to import,
@@ -126,18 +148,18 @@ def errors_of(info: TaskInfo) -> list[TaskError]:
     if doc is None or (not finished_badly and "traceback" not in doc):
         # A note (a stop cut an attempt off), not an exception; or no error at all.
         if info.status.value == "cancelled":
-            path = f"{TaskCancelled.__module__}.{TaskCancelled.__qualname__}"
-            return [TaskError(exception_class_path=path, traceback="cancelled")]
+            return [TaskError(exception_class_path=_path(TaskCancelled), traceback="cancelled")]
         return []
     trace = doc.get("traceback") or f"{doc.get('type')}: {doc.get('message', '')}"
     return [TaskError(exception_class_path=class_path(str(doc.get("type"))), traceback=trace)]
 
 
 def class_path(kind: str) -> str:
-    """An importable path for a stored error type (built-ins are stored by bare name)."""
+    """An importable path for a stored error type (built-ins and taskstore's own errors
+    are stored by bare name)."""
     if "." not in kind and isinstance(getattr(builtins, kind, None), type):
         return f"builtins.{kind}"
-    return kind
+    return _OWN_ERRORS.get(kind, kind)
 
 
 def worker_ids_of(info: TaskInfo) -> list[str]:
