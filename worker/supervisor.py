@@ -6,7 +6,8 @@ new programs if it is gone), restarts one that dies (after a backoff that double
 half a minute, and is forgotten once a process has run for a minute), and says why it
 died. With ``--burst`` a worker that exits 0 has drained its queues and is not restarted.
 A worker that exits 2 refused its options or settings (a bad --app, say): every start
-would, so the supervisor stops the others and exits 2.
+would, so the supervisor stops the others and exits 2. A burst run in which a worker
+died exits 1 (the tasks it held wait out their leases, unrun).
 SIGTERM or SIGINT is passed to every worker (a graceful stop: running tasks finish
 within the grace period); a second one, or a SIGQUIT, is passed on as SIGQUIT (cut off
 now, see `worker.supervised`). It exits 0 when every worker exited 0 (one that died
@@ -55,6 +56,7 @@ class _Slot:
     backoff: float = _BACKOFF_FIRST
     restart_at: float | None = None
     exit_code: int | None = None
+    died: int = 0  # exits that were not a stop, a drained burst or bad options
     relay: WakeRelay | None = None
     program: Sequence[str] = ()  # what starts a worker as a new program, before its options
 
@@ -179,6 +181,11 @@ def supervise(
     log.info("supervisor stopped", exit_codes=codes)
     if USAGE in codes:
         return USAGE
+    died = sum(s.died for s in slots)
+    if burst and died:
+        # Its tasks wait out their leases, unrun: a job that ends with them is no success.
+        log.warning("burst run ended after worker processes died", deaths=died)
+        return 1
     # A worker that died before the stop was said so and would have been restarted: its
     # exit is not the stop's, which a crash loop would otherwise fail on every deploy.
     stopped = [0 if s.restart_at is not None else s.exit_code for s in slots]
@@ -242,6 +249,7 @@ def _watch(slot: _Slot, exits: dict[int, int], *, stopping: bool, burst: bool, l
         if now - slot.started >= _HEALTHY_AFTER:
             slot.backoff = _BACKOFF_FIRST
         slot.restart_at = now + slot.backoff
+        slot.died += 1
         log.warning(  # type: ignore[attr-defined]
             "worker process exited; restarting it",
             pid=slot.pid,

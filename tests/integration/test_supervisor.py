@@ -215,6 +215,24 @@ async def test_a_burst_supervisor_ends_once_its_workers_have_drained_the_queue(
     assert len(executions(log)) == 200 and set(executions(log).values()) == {1}
 
 
+async def test_a_burst_run_in_which_a_worker_died_exits_non_zero(
+    store: TaskStore, db_url: str
+) -> None:
+    """The restarted worker drains what is claimable and exits 0, but the dead one's task
+    waits out its lease unrun: a cron job or CI step must not read that as success."""
+    await store.enqueue("faulty.poison")
+    await store.enqueue_many([{"name": "faulty.noop", "payload": {}} for _ in range(20)])
+    env = {**os.environ, "TASKSTORE_DATABASE_URL": db_url}
+    argv = [sys.executable, "-m", "worker.cli", "--app", "tests.apps.faulty", "--burst"]
+    argv += ["--processes", "2"]
+    with anyio.fail_after(120):
+        done = await anyio.run_process(argv, cwd=ROOT, env=env, check=False)
+    stderr = done.stderr.decode()
+    assert done.returncode == 1, stderr[-2000:]
+    assert "killed by SIGKILL" in stderr
+    assert "burst run ended after worker processes died" in stderr
+
+
 def test_a_supervisor_whose_workers_refuse_their_options_stops_instead_of_restarting(
     tmp_path: Path,
 ) -> None:
