@@ -86,6 +86,13 @@ class ErrorTranslator:
         state = (_sqlstate(exc) or "")[:2]
         if state in _UNAVAILABLE_WORDS:
             return DatabaseUnavailable(f"the database at {at} {_UNAVAILABLE_WORDS[state]}: {why}")
+        if _SSL_REFUSED in why and not _ASKS_FOR_SSL.search(at):
+            # Under the default sslmode a PostgreSQL server without SSL is used plainly:
+            # this answer came from something else (a web server on the port given).
+            return DatabaseUnavailable(
+                f"the server at {at} does not answer as PostgreSQL does: is that the "
+                f"PostgreSQL port? ({why})"
+            )
         for fragment, words in _ANSWERED:  # the server (or a pooler) answered: it is there
             if fragment in why:
                 return DatabaseUnavailable(f"the database at {at} {words}: {why}")
@@ -122,12 +129,14 @@ _UNAVAILABLE_WORDS = {
 }
 
 
+_SSL_REFUSED = "rejected SSL upgrade"
 #: what a server or a pooler says when it is there but will not take this connection
 _ANSWERED = (
     ("no more connections allowed", "has no room for another connection"),  # PgBouncer
-    ("rejected SSL upgrade", "does not accept SSL (drop sslmode, or enable SSL there)"),
+    (_SSL_REFUSED, "does not accept SSL (drop sslmode, or enable SSL there)"),
 )
 
+_ASKS_FOR_SSL = re.compile(r"[?&]ssl(mode)?=(require|verify-ca|verify-full|true|1)\b", re.I)
 _NO_FILE = "unable to open database file"
 _NOT_A_DATABASE = "file is not a database"  # SQLite's words for a file of something else
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -184,6 +187,26 @@ def test_a_server_that_answers_no_such_database_or_role_is_not_called_unreachabl
     result = taskstore(command, url=url)
     assert_one_line_error(result, 1, f'{fragment} "{name}" does not exist')
     assert "cannot reach" not in result.stderr
+
+
+def test_a_port_where_something_other_than_postgresql_answers_is_said_so_not_ssl() -> None:
+    """asyncpg's first words ask for SSL; a web server's answer reads to it as "rejected
+    SSL upgrade", which with no sslmode given only says the port is wrong."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+
+        def answer() -> None:
+            with contextlib.suppress(OSError):
+                while True:
+                    conn, _ = server.accept()
+                    with conn:
+                        conn.recv(64)
+                        conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+
+        threading.Thread(target=answer, daemon=True).start()
+        result = taskstore("status", url=f"postgresql://u@127.0.0.1:{port}/db")
+    assert_one_line_error(result, 1, "does not answer as PostgreSQL does: is that the")
+    assert "SSL (drop" not in result.stderr and "cannot reach" not in result.stderr
 
 
 def test_a_sqlite_file_locked_past_the_busy_timeout_says_locked(tmp_path) -> None:
