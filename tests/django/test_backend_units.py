@@ -276,6 +276,27 @@ def test_reading_a_result_whose_module_fails_to_import_says_so_in_does_not_exist
         task_at("demo_app.broken_imports.job")
 
 
+def test_a_return_value_that_is_not_json_fails_the_task_without_a_retry() -> None:
+    """Another attempt would run the function, side effects and all, to the same end."""
+    from types import SimpleNamespace
+
+    from taskstore.contrib.django.handlers import resolve
+    from worker.errors import NonRetryable
+
+    handler = resolve("demo_app.tasks.returns_a_set")
+    assert handler is not None
+    ctx = SimpleNamespace(task_id=7, worker_id="w", attempt=1)
+    with pytest.raises(NonRetryable, match=r"value of demo_app\.tasks\.returns_a_set is not"):
+        handler.fn(ctx, args=[], kwargs={})
+
+
+def test_max_attempts_past_what_an_enqueue_takes_is_named_by_the_check() -> None:
+    from taskstore.contrib.django.backend import TaskstoreBackend
+
+    [problem] = TaskstoreBackend("y", {"OPTIONS": {"max_attempts": 20_000}}).check()
+    assert problem.id == "taskstore.E003" and "from 1 to 10000, got 20000" in problem.msg
+
+
 def test_the_registry_registers_what_a_resolver_finds() -> None:
     from worker.registry import Registry, TaskDef
 

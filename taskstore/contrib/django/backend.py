@@ -107,9 +107,13 @@ class TaskstoreBackend(BaseTaskBackend):
         if not isinstance(self.database, str) or self.database not in settings.DATABASES:
             found.append(("E002", f"OPTIONS['database'] names no database: {self.database!r}"))
         attempts = self.max_attempts
-        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        whole = isinstance(attempts, int) and not isinstance(attempts, bool)
+        if not whole or not 1 <= attempts <= 10_000:
             found.append(
-                ("E003", f"OPTIONS['max_attempts'] must be an integer >= 1, got {attempts!r}")
+                (
+                    "E003",
+                    f"OPTIONS['max_attempts'] must be an integer from 1 to 10000, got {attempts!r}",
+                )
             )
         if self._url is not None:
             found.extend(("E004", problem) for problem in _url_problems(self._url))

@@ -102,7 +102,7 @@ def _handler(task: Task) -> Callable[..., Any]:
         ) -> Any:
             call = _Call(task, ctx, args, kwargs)
             try:
-                value = normalize_json(await task.func(*call.args, **call.kwargs))
+                value = _returned(task, await task.func(*call.args, **call.kwargs))
             except BaseException:
                 call.finished(TaskResultStatus.FAILED)
                 raise
@@ -118,7 +118,7 @@ def _handler(task: Task) -> Callable[..., Any]:
         try:
             call = _Call(task, ctx, args, kwargs)
             try:
-                value = normalize_json(task.func(*call.args, **call.kwargs))
+                value = _returned(task, task.func(*call.args, **call.kwargs))
             except BaseException:
                 call.finished(TaskResultStatus.FAILED)
                 raise
@@ -168,3 +168,12 @@ class _Call:
         object.__setattr__(self.result, "status", status)  # TaskResult is frozen
         object.__setattr__(self.result, "finished_at", timezone.now())
         task_finished.send(self.sender, task_result=self.result)
+
+
+def _returned(task: Task, value: Any) -> Any:
+    """The return value as JSON. One that is not fails the task without a retry: running
+    the function again would repeat its side effects only to return the same."""
+    try:
+        return normalize_json(value)
+    except (TypeError, ValueError) as exc:
+        raise NonRetryable(f"the return value of {task.module_path} is not JSON: {exc}") from None

@@ -52,6 +52,12 @@ def count_notes():
     return Note.objects.count()
 
 
+@task
+def returns_a_set():
+    """Runs to its end, then returns what JSON cannot hold."""
+    return {1, 2}
+
+
 def not_a_task():
     """A plain function: the worker refuses to run it as a task."""
     return "never"
