@@ -206,6 +206,16 @@ def test_migrate_beside_an_apps_table_of_a_taskstore_name_fails_in_one_line(
     ]
 
 
+def test_migrate_on_a_private_in_memory_database_says_why_in_one_line() -> None:
+    site = Site("sqlite:///:memory:", None)
+    done = site.manage("migrate", "-v0", check=False)
+    assert done.returncode == 1
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(
+        "CommandError: taskstore: taskstore cannot share Django's private in-memory SQLite"
+    )
+
+
 def test_a_missing_task_table_asks_for_manage_py_migrate_in_and_out_of_a_transaction(
     new_site: Site,
 ) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.apps import AppConfig
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError
 from django.core.management.color import no_style
 from django.db.backends.base.base import NO_DB_ALIAS
@@ -78,5 +79,5 @@ def _migrate_task_databases(using: str, **_: Any) -> None:
         if isinstance(backend, TaskstoreBackend) and backend.database == using:
             try:
                 migrate(backend.database_url)
-            except TaskStoreError as exc:  # one line from manage.py, not a traceback
+            except (TaskStoreError, ImproperlyConfigured) as exc:  # one line, no traceback
                 raise CommandError(f"taskstore: {exc}") from None
