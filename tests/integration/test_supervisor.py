@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import anyio
+import pytest
 
 from taskstore import TaskStore
 from tests.helpers.processes import ROOT, executions
@@ -147,15 +148,18 @@ async def test_a_stop_sent_to_every_process_is_one_graceful_stop_not_two(
     assert [(t.status.value, t.attempts) for t in tasks] == [("completed", 1)] * 2
 
 
-async def test_a_second_stop_to_the_supervisor_cuts_its_workers_tasks_off(
-    store: TaskStore, db_url: str, tmp_path: Path
+@pytest.mark.parametrize(
+    "stops", [(signal.SIGTERM, signal.SIGTERM), (signal.SIGQUIT,)], ids=["second_stop", "sigquit"]
+)
+async def test_a_second_stop_or_a_sigquit_to_the_supervisor_cuts_its_workers_tasks_off(
+    store: TaskStore, db_url: str, tmp_path: Path, stops: tuple[signal.Signals, ...]
 ) -> None:
     supervisor = _start_supervisor(db_url, tmp_path / "exec.log", "--processes", "2")
     try:
         _, ids = await _two_running(store, seconds=60)
-        supervisor.send_signal(signal.SIGTERM)
-        await anyio.sleep(0.5)
-        supervisor.send_signal(signal.SIGTERM)
+        for stop in stops:
+            supervisor.send_signal(stop)
+            await anyio.sleep(0.5)
         code = supervisor.wait(30)  # not the minute the tasks would take
     finally:
         supervisor.kill()
@@ -163,22 +167,6 @@ async def test_a_second_stop_to_the_supervisor_cuts_its_workers_tasks_off(
     assert code == 0
     tasks = [await store.require(i) for i in ids]
     # handed back to run again, the attempt not charged
-    assert [(t.status.value, t.attempts) for t in tasks] == [("not_finished", 0)] * 2
-
-
-async def test_a_sigquit_to_the_supervisor_cuts_its_workers_tasks_off_at_once(
-    store: TaskStore, db_url: str, tmp_path: Path
-) -> None:
-    supervisor = _start_supervisor(db_url, tmp_path / "exec.log", "--processes", "2")
-    try:
-        _, ids = await _two_running(store, seconds=60)
-        supervisor.send_signal(signal.SIGQUIT)
-        code = supervisor.wait(30)  # not the minute a graceful stop would take
-    finally:
-        supervisor.kill()
-        supervisor.wait(60)
-    assert code == 0
-    tasks = [await store.require(i) for i in ids]
     assert [(t.status.value, t.attempts) for t in tasks] == [("not_finished", 0)] * 2
 
 
