@@ -27,8 +27,7 @@ class TaskstoreConfig(AppConfig):
         # would pass every manage.py command unnoticed.
         import django.tasks  # noqa: F401
 
-        post_migrate.connect(_migrate_task_databases, sender=self)
-        post_migrate.connect(_flush_task_tables, sender=self)
+        post_migrate.connect(_after_migrate_or_flush, sender=self)
         connection_created.connect(_close_stores_before_admin)
 
 
@@ -41,22 +40,35 @@ def _close_stores_before_admin(connection: Any, **_: Any) -> None:
         close_all()
 
 
-def _flush_task_tables(using: str, **kwargs: Any) -> None:
-    """After ``manage.py flush`` of ALIAS (which sends post_migrate without a plan):
-    empty the task tables that live in that database too. Django flushes only its
-    models' tables, so a TransactionTestCase's tasks ran inside the next test."""
-    if "plan" in kwargs:  # a migrate
-        return
-    from django.db import connections
+def _after_migrate_or_flush(using: str, **kwargs: Any) -> None:
+    """Django sends post_migrate after ``migrate`` (with the plan it ran) and after
+    ``flush`` (without one): bring the task tables on `using` along with either."""
+    if "plan" in kwargs:
+        _migrate_task_databases(using)
+    else:
+        _flush_task_tables(using)
+
+
+def _backends_on(using: str) -> list[Any]:
+    """The taskstore backends whose Django database is the alias `using`."""
     from django.tasks import task_backends
 
     from taskstore.contrib.django.backend import TaskstoreBackend
+
+    return [
+        b for b in task_backends.all() if isinstance(b, TaskstoreBackend) and b.database == using
+    ]
+
+
+def _flush_task_tables(using: str) -> None:
+    """Empty the task tables that live in the flushed database too: Django flushes only
+    its models' tables, so a TransactionTestCase's tasks ran inside the next test. (The
+    tables stay, so nothing needs migrating.)"""
+    from django.db import connections
+
     from taskstore.models.base import Base
 
-    if not any(
-        isinstance(b, TaskstoreBackend) and b.database == using and b.shares_database()
-        for b in task_backends.all()
-    ):
+    if not any(b.shares_database() for b in _backends_on(using)):
         return
     connection = connections[using]
     present = set(connection.introspection.table_names())
@@ -66,18 +78,14 @@ def _flush_task_tables(using: str, **kwargs: Any) -> None:
         connection.ops.execute_sql_flush(statements)
 
 
-def _migrate_task_databases(using: str, **_: Any) -> None:
+def _migrate_task_databases(using: str) -> None:
     """After ``manage.py migrate --database ALIAS``: migrate the task database of every
     taskstore backend whose Django database is ALIAS (the tables may live in it)."""
-    from django.tasks import task_backends
-
-    from taskstore.contrib.django.backend import TaskstoreBackend
     from taskstore.contrib.django.stores import migrate
     from taskstore.errors import TaskStoreError
 
-    for backend in task_backends.all():
-        if isinstance(backend, TaskstoreBackend) and backend.database == using:
-            try:
-                migrate(backend.database_url)
-            except (TaskStoreError, ImproperlyConfigured) as exc:  # one line, no traceback
-                raise CommandError(f"taskstore: {exc}") from None
+    for backend in _backends_on(using):
+        try:
+            migrate(backend.database_url)
+        except (TaskStoreError, ImproperlyConfigured) as exc:  # one line, no traceback
+            raise CommandError(f"taskstore: {exc}") from None
