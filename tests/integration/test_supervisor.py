@@ -4,11 +4,13 @@ on SIGTERM (exit 0), and with --burst ends once they have drained their queues."
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -132,18 +134,13 @@ async def test_a_stop_sent_to_every_process_is_one_graceful_stop_not_two(
 ) -> None:
     """systemd's default KillMode, `pkill`: each worker hears the stop from its sender and
     again through the supervisor. As a second stop, that would cut its task off."""
-    supervisor = _start_supervisor(db_url, tmp_path / "exec.log", "--processes", "2")
-    try:
+    with _supervising(db_url, tmp_path / "exec.log", "--processes", "2") as supervisor:
         workers, ids = await _two_running(store, seconds=3)
         for pid in workers:
             os.kill(pid, signal.SIGTERM)
         await anyio.sleep(0.5)  # stopping, when the supervisor passes the stop on
         supervisor.send_signal(signal.SIGTERM)
-        code = supervisor.wait(60)
-    finally:
-        supervisor.kill()
-        supervisor.wait(60)
-    assert code == 0
+        assert supervisor.wait(60) == 0
     tasks = [await store.require(i) for i in ids]
     assert [(t.status.value, t.attempts) for t in tasks] == [("completed", 1)] * 2
 
@@ -154,17 +151,12 @@ async def test_a_stop_sent_to_every_process_is_one_graceful_stop_not_two(
 async def test_a_second_stop_or_a_sigquit_to_the_supervisor_cuts_its_workers_tasks_off(
     store: TaskStore, db_url: str, tmp_path: Path, stops: tuple[signal.Signals, ...]
 ) -> None:
-    supervisor = _start_supervisor(db_url, tmp_path / "exec.log", "--processes", "2")
-    try:
+    with _supervising(db_url, tmp_path / "exec.log", "--processes", "2") as supervisor:
         _, ids = await _two_running(store, seconds=60)
         for stop in stops:
             supervisor.send_signal(stop)
             await anyio.sleep(0.5)
-        code = supervisor.wait(30)  # not the minute the tasks would take
-    finally:
-        supervisor.kill()
-        supervisor.wait(60)
-    assert code == 0
+        assert supervisor.wait(30) == 0  # not the minute the tasks would take
     tasks = [await store.require(i) for i in ids]
     # handed back to run again, the attempt not charged
     assert [(t.status.value, t.attempts) for t in tasks] == [("not_finished", 0)] * 2
@@ -175,19 +167,14 @@ async def test_a_stop_while_a_dead_worker_waits_for_its_restart_is_still_a_clean
 ) -> None:
     """A deploy's stop during a crash loop: the crash was logged and would have been
     restarted, so the stop itself succeeded (exit 0, the unit not marked failed)."""
-    supervisor = _start_supervisor(db_url, tmp_path / "exec.log", "--processes", "2")
-    try:
+    with _supervising(db_url, tmp_path / "exec.log", "--processes", "2") as supervisor:
         with anyio.fail_after(60):
             while len(pids := await _live_pids(store)) < 2:  # noqa: ASYNC110
                 await anyio.sleep(0.1)
         os.kill(min(pids), signal.SIGKILL)
         await anyio.sleep(0.5)  # noticed, and waiting out its backoff (1 s) to restart
         supervisor.send_signal(signal.SIGTERM)
-        code = supervisor.wait(60)
-    finally:
-        supervisor.kill()
-        supervisor.wait(60)
-    assert code == 0
+        assert supervisor.wait(60) == 0
 
 
 async def test_a_burst_supervisor_ends_once_its_workers_have_drained_the_queue(
@@ -277,6 +264,17 @@ def _process_entry(pid: int) -> bool:
 def _parent(pid: int) -> int:
     stat = Path(f"/proc/{pid}/stat").read_text()
     return int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state
+
+
+@contextlib.contextmanager
+def _supervising(db_url: str, log: Path, *args: str) -> Iterator[subprocess.Popen]:
+    """A supervisor for the block, killed after it whatever the block did."""
+    supervisor = _start_supervisor(db_url, log, *args)
+    try:
+        yield supervisor
+    finally:
+        supervisor.kill()
+        supervisor.wait(60)
 
 
 def _start_supervisor(db_url: str, log: Path, *args: str) -> subprocess.Popen:
