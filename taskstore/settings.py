@@ -21,14 +21,26 @@ from taskstore.errors import ConfigError
 
 _ASYNC_DRIVERS = {"postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
 _ALIASES = {"postgres": "postgresql", "postgresql+asyncpg": "postgresql", "pgsql": "postgresql"}
+#: libpq's options for the server's settings and SSL's files, which asyncpg reads only
+#: from a connection string (the backend hands them over as one)
+PG_DSN_OPTIONS = (
+    "options",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "sslcrl",
+    "sslpassword",
+    "ssl_min_protocol_version",
+    "ssl_max_protocol_version",
+)
 #: what a PostgreSQL URL's query may hold: asyncpg's connect options, and the libpq ones
-#: people copy from other tools (sslmode becomes ssl; the backend takes the other two)
+#: people copy from other tools (sslmode becomes ssl; the backend takes the others)
 _PG_OPTIONS = frozenset(
     {"host", "port", "passfile", "timeout", "statement_cache_size", "command_timeout", "ssl"}
     | {"max_cached_statement_lifetime", "max_cacheable_statement_size", "direct_tls"}
     | {"target_session_attrs", "krbsrvname", "gsslib", "prepared_statement_cache_size"}
     | {"application_name", "connect_timeout", "tcp_user_timeout", "keepalives"}
-    | {"keepalives_idle", "keepalives_interval", "keepalives_count"}
+    | {"keepalives_idle", "keepalives_interval", "keepalives_count", *PG_DSN_OPTIONS}
 )
 _SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 _TRUE = {"1", "true", "yes", "on"}
@@ -81,12 +93,14 @@ def default_sqlite_path(env: Mapping[str, str]) -> Path:
 
 
 def safe_url(url: URL | str) -> str:
-    """Render a URL for humans with any password masked."""
+    """Render a URL for humans with any password masked (an SSL key's too)."""
     if isinstance(url, str):
         try:
             url = make_url(url)
         except (ArgumentError, ValueError):
             return "<unparseable URL>"
+    if "sslpassword" in url.query:
+        url = url.update_query_dict({"sslpassword": "***"})
     return url.render_as_string(hide_password=True)
 
 
@@ -129,8 +143,8 @@ def _pg_query(url: URL) -> URL:
     if unknown:
         raise ConfigError(
             f"unknown option {unknown[0]!r} in the database URL {safe_url(url)} "
-            "(sslmode, application_name, connect_timeout, keepalives*, tcp_user_timeout or "
-            "an asyncpg connect option)"
+            "(sslmode, sslrootcert, options, application_name, connect_timeout, keepalives*, "
+            "tcp_user_timeout or an asyncpg connect option)"
         )
     if "sslmode" not in url.query:
         return url

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import re
+import ssl
+import types
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -93,6 +95,15 @@ class ErrorTranslator:
                 f"the server at {at} does not answer as PostgreSQL does: is that the "
                 f"PostgreSQL port? ({why})"
             )
+        if _SSL_FILES.search(at) and _bad_file(exc):
+            return DatabaseUnavailable(
+                f"cannot read the SSL files the database URL names ({at}): {why}"
+            )
+        if _caused_by(exc, ssl.SSLCertVerificationError):
+            return DatabaseUnavailable(
+                f"the database at {at} did not pass SSL verification: {why} (is sslrootcert "
+                "the authority that signed the server's certificate, and the host its name?)"
+            )
         for fragment, words in _ANSWERED:  # the server (or a pooler) answered: it is there
             if fragment in why:
                 return DatabaseUnavailable(f"the database at {at} {words}: {why}")
@@ -137,8 +148,29 @@ _ANSWERED = (
 )
 
 _ASKS_FOR_SSL = re.compile(r"[?&]ssl(mode)?=(require|verify-ca|verify-full|true|1)\b", re.I)
+_SSL_FILES = re.compile(r"[?&](sslrootcert|sslcert|sslkey|sslcrl)=")
 _NO_FILE = "unable to open database file"
 _NOT_A_DATABASE = "file is not a database"  # SQLite's words for a file of something else
+
+
+def _chain(exc: BaseException) -> tuple[BaseException | None, ...]:
+    """`exc`, the driver's error under it, and what raised each."""
+    orig = getattr(exc, "orig", None)
+    return (exc, orig, exc.__cause__, orig.__cause__ if orig is not None else None)
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException] | types.UnionType) -> bool:
+    return any(isinstance(error, kind) for error in _chain(exc))
+
+
+def _bad_file(exc: BaseException) -> bool:
+    """Did reading a certificate or key file fail (missing, unreadable, not one)?"""
+    if _caused_by(exc, FileNotFoundError | PermissionError | IsADirectoryError):
+        return True
+    return any(
+        isinstance(error, ssl.SSLError) and error.library in ("PEM", "X509")
+        for error in _chain(exc)
+    )
 
 
 def _connection_failed(exc: DBAPIError) -> bool:

@@ -15,6 +15,7 @@ import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import anyio
 from sqlalchemy import (
@@ -45,7 +46,7 @@ from taskstore.backends.pg_direct import DirectRunner
 from taskstore.backends.pg_socket import OPTION_NAMES, tcp_options, watch_dead_peers
 from taskstore.errors import ConfigError
 from taskstore.logs import get_logger
-from taskstore.settings import Settings
+from taskstore.settings import PG_DSN_OPTIONS, Settings
 
 log = get_logger("taskstore.listen")
 _LISTEN_PING_SECONDS = 5.0
@@ -82,7 +83,19 @@ def connect_args(url: URL) -> dict[str, Any]:
             raise ConfigError(
                 f"connect_timeout must be a number of seconds, got {url.query['connect_timeout']!r}"
             ) from None
+    # asyncpg reads these only from a connection string: hand them over as one, beside
+    # the URL's other parts (passed as arguments, which take precedence).
+    dsn = {option: _single(url, option) for option in PG_DSN_OPTIONS if option in url.query}
+    if dsn:
+        args["dsn"] = "postgresql://?" + urlencode(dsn, quote_via=quote)
     return args
+
+
+def _single(url: URL, name: str) -> str:
+    value = url.query[name]
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} is given more than once in the database URL")
+    return value
 
 
 class PostgresBackend:
@@ -134,7 +147,7 @@ class PostgresBackend:
         rows = await self._direct.rows(conn, statement, params)  # asyncpg decodes them
         return lambda: rows
 
-    url_options_taken = ("application_name", "connect_timeout", *OPTION_NAMES)
+    url_options_taken = ("application_name", "connect_timeout", *OPTION_NAMES, *PG_DSN_OPTIONS)
 
     def engine_kwargs(self, settings: Settings) -> dict[str, Any]:
         return {

@@ -199,3 +199,49 @@ async def test_a_listen_connection_that_never_connected_says_so_in_the_drivers_w
     assert logs, "no log line"
     assert logs[0]["event"] == "LISTEN connection failed; trying again"
     assert logs[0]["error"] == 'database "taskstore_no_such_database" does not exist'
+
+
+@pytest.fixture
+def unmigrated_database(pg_admin_url: str) -> Iterator[str]:
+    url = create_pg_database(pg_admin_url, migrate=False)
+    yield url
+    drop_pg_database(pg_admin_url, url)
+
+
+async def test_a_search_path_in_the_urls_options_keeps_the_tables_in_that_schema(
+    unmigrated_database: str,
+) -> None:
+    """libpq's `options` (as a Django project or a shared database sets search_path)."""
+    conn = await asyncpg.connect(unmigrated_database)
+    try:
+        await conn.execute("CREATE SCHEMA tenant_a")
+        store = TaskStore.from_url(f"{unmigrated_database}?options=-c%20search_path%3Dtenant_a")
+        try:
+            await store.migrate()
+            await store.open()
+            task_id = await store.enqueue("t.x")
+            assert (await store.require(task_id)).name == "t.x"
+        finally:
+            await store.close()
+        where = await conn.fetch(
+            "SELECT DISTINCT table_schema FROM information_schema.tables"
+            " WHERE table_name LIKE 'taskstore%'"
+        )
+        assert [row[0] for row in where] == ["tenant_a"]
+    finally:
+        await conn.close()
+
+
+def test_a_missing_ssl_file_is_named_as_such_not_unreachable(
+    pg_admin_url: str, tmp_path: Path
+) -> None:
+    from tests.integration.test_cli import taskstore
+
+    for name, text in (("missing.pem", None), ("not-a-cert.pem", "hello")):
+        if text is not None:
+            (tmp_path / name).write_text(text)
+        ssl = f"sslmode=verify-full&sslrootcert={tmp_path / name}"
+        done = taskstore("status", url=f"{pg_admin_url}?{ssl}")
+        assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+        assert "cannot read the SSL files the database URL names (" in done.stderr
+        assert "cannot reach" not in done.stderr

@@ -118,6 +118,29 @@ def test_libpq_sslmode_becomes_asyncpgs_ssl_and_unknown_options_are_refused() ->
         Settings.from_env("postgresql://u@h/db?sslmode=on")
 
 
+def test_libpq_server_options_and_ssl_files_reach_asyncpg_as_a_connection_string() -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    from taskstore.backends.postgres import connect_args
+
+    query = "options=-c%20search_path%3Dtenant&sslmode=verify-full&sslrootcert=/etc/ca.pem"
+    url = Settings.from_env(f"postgresql://u@h/db?{query}").database_url
+    dsn = urlsplit(connect_args(url)["dsn"])
+    assert parse_qs(dsn.query) == {
+        "options": ["-c search_path=tenant"],
+        "sslrootcert": ["/etc/ca.pem"],
+    }
+    assert dsn.netloc == "" and url.query["ssl"] == "verify-full"  # host and mode: as given
+    twice = Settings.from_env("postgresql://u@h/db?options=-c%20a%3D1&options=-c%20b%3D2")
+    with pytest.raises(ConfigError, match=r"^options is given more than once in the database URL$"):
+        connect_args(twice.database_url)
+
+
+def test_an_ssl_key_password_in_the_url_is_masked_like_the_password() -> None:
+    shown = safe_url("postgresql://u:secret@h/db?sslkey=/k.pem&sslpassword=hunter2")
+    assert "secret" not in shown and "hunter2" not in shown and "sslkey=%2Fk.pem" in shown
+
+
 def test_every_tunable_reads_its_environment_variable() -> None:
     env = {
         "TASKSTORE_DATABASE_URL": "sqlite:///x.db",
