@@ -396,3 +396,37 @@ def test_a_project_without_the_app_is_told_to_install_it() -> None:
     with pytest.raises(SchemaOutOfDate) as again, _schema_words("w"):
         raise SchemaOutOfDate(missing)
     assert str(again.value).endswith("yet: run `manage.py migrate`")
+
+
+def test_postgresql_options_for_schema_and_ssl_reach_the_task_url(monkeypatch) -> None:
+    """psycopg's OPTIONS a task connection needs as well (a search_path, verify-full and
+    its CA); Django's own (isolation level, server-side binding) stay behind."""
+    from types import SimpleNamespace
+
+    from sqlalchemy.engine import make_url
+
+    from taskstore.contrib.django import databases
+    from taskstore.settings import normalize_url
+
+    options = {
+        "options": "-c search_path=shop",
+        "sslmode": "verify-full",
+        "sslrootcert": "/etc/ssl/db-ca.pem",
+        "connect_timeout": 10,
+        "isolation_level": 2,
+        "server_side_binding": True,
+    }
+    shop = {"NAME": "shop", "USER": "app", "HOST": "db", "PORT": "", "OPTIONS": options}
+    fake = {"shop": SimpleNamespace(settings_dict=shop, vendor="postgresql")}
+    monkeypatch.setattr(databases, "connections", fake)
+    url = make_url(databases.url_of("shop"))
+    assert dict(url.query) == {
+        "options": "-c search_path=shop",
+        "sslmode": "verify-full",
+        "sslrootcert": "/etc/ssl/db-ca.pem",
+        "connect_timeout": "10",
+    }
+    normalize_url(str(url))  # a URL taskstore takes
+    # Another search_path names other tables: enqueue would not share Django's transaction.
+    assert databases.same_database(str(url), "shop")
+    assert not databases.same_database("postgresql://app@db/shop", "shop")

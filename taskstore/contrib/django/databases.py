@@ -14,10 +14,18 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from sqlalchemy.engine import URL
 
-from taskstore.settings import normalize_url
+from taskstore.settings import PG_DSN_OPTIONS, normalize_url
 
 _LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}
 _DEFAULT_PORTS = {"postgresql": 5432}
+#: Django's PostgreSQL OPTIONS (psycopg's connection options) that a task URL carries too:
+#: the schema its tables live in, the SSL it asks for, and how it connects
+_CARRIED_OPTIONS = (
+    *PG_DSN_OPTIONS,
+    *("sslmode", "application_name", "connect_timeout", "target_session_attrs", "passfile"),
+    *("keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count"),
+    "tcp_user_timeout",
+)
 
 
 def url_of(alias: str) -> str:
@@ -32,6 +40,8 @@ def url_of(alias: str) -> str:
         # A socket directory goes in the query: as the URL's host it would be read back
         # as part of the database's name.
         socket = host is not None and host.startswith("/")
+        options = settings.get("OPTIONS") or {}
+        query = {name: str(options[name]) for name in _CARRIED_OPTIONS if name in options}
         return URL.create(
             "postgresql",
             username=settings.get("USER") or None,
@@ -39,7 +49,7 @@ def url_of(alias: str) -> str:
             host=None if socket else host,
             port=int(port) if port else None,
             database=settings.get("NAME") or None,
-            query={"host": host} if socket else {},
+            query={"host": host, **query} if socket else query,
         ).render_as_string(hide_password=False)
     raise ImproperlyConfigured(
         f"taskstore stores tasks in SQLite or PostgreSQL; Django's database {alias!r} is "
@@ -76,7 +86,8 @@ def same_database(task_url: str, alias: str) -> bool:
 
 
 def _identity(url: URL) -> tuple[Any, ...]:
-    """What tells two URLs of one database apart (not the user, driver or options)."""
+    """What tells two URLs of one database apart (not the user, the driver or how they
+    connect; but the server settings, which may name another schema)."""
     backend = url.get_backend_name()
     database = url.database or ""
     if backend == "sqlite":
@@ -84,4 +95,5 @@ def _identity(url: URL) -> tuple[Any, ...]:
     host = url.host or str(url.query.get("host") or "")
     local = host in _LOCAL_HOSTS or host.startswith("/")
     port = url.port or _DEFAULT_PORTS.get(backend)
-    return (backend, "local" if local else host.lower(), port, database)
+    where = "local" if local else host.lower()
+    return (backend, where, port, database, url.query.get("options") or "")
