@@ -165,6 +165,22 @@ def test_bad_backend_options_stop_every_manage_command_and_the_worker_in_one_lin
     assert done.stderr.startswith("taskstore-worker: error: TASKS['default']: unknown OPTIONS")
 
 
+def test_an_empty_queues_list_is_warned_of_since_the_worker_serves_only_default(
+    tmp_path: Path,
+) -> None:
+    """Django takes QUEUES [] for "any queue name"; a worker cannot serve names it is
+    never told, so `.using(queue_name=...)` tasks would wait for good, unannounced."""
+    site = Site(f"sqlite:///{tmp_path / 'app.db'}", None)
+    site.env["DEMO_TASKS_QUEUES"] = "[]"
+    checked = site.manage("check")
+    assert "taskstore.W001" in checked.stderr and "QUEUES is empty" in checked.stderr
+    site.manage("migrate", "--verbosity", "0")
+    warned = "taskstore-worker: warning: TASKS['default']: QUEUES is empty, so any queue"
+    assert warned in site.work().stderr
+    told = site.manage("taskstore_worker", "--burst", "--queue", "emails", "--log-level", "warning")
+    assert "warning" not in told.stderr, told.stderr
+
+
 def test_processes_n_runs_django_tasks_in_n_worker_processes(site: Site) -> None:
     """``--processes 2``: two workers forked with Django set up; each runs some tasks
     (the ORM too, on connections of its own) and the burst supervisor exits 0."""

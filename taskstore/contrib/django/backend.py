@@ -40,6 +40,11 @@ from taskstore.validation import is_task_id
 # every backend for its system checks, which each ``manage.py`` command runs.
 
 _OPTIONS = frozenset({"database_url", "database", "max_attempts"})
+#: Django takes an empty QUEUES for "any queue name"; a worker cannot serve names unknown
+ANY_QUEUE = (
+    "QUEUES is empty, so any queue name is accepted, but `manage.py taskstore_worker` "
+    "serves only 'default' unless given --queue: list the queue names in QUEUES"
+)
 #: the app that migrates the task tables and adds `manage.py taskstore_worker`
 APP = "taskstore.contrib.django"
 
@@ -94,7 +99,12 @@ class TaskstoreBackend(BaseTaskBackend):
                     "creates no task tables and there is no `manage.py taskstore_worker`",
                 )
             )
-        return [checks.Error(message, obj=where, id=f"taskstore.{code}") for code, message in found]
+        told: list[checks.CheckMessage] = [
+            checks.Error(message, obj=where, id=f"taskstore.{code}") for code, message in found
+        ]
+        if not self.queues:
+            told.append(checks.Warning(ANY_QUEUE, obj=where, id="taskstore.W001"))
+        return told
 
     def _option_problems(self) -> list[tuple[str, str]]:
         if not isinstance(self.options, dict):

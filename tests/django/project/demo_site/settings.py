@@ -39,7 +39,7 @@ if os.environ.get("DEMO_TASKS_URL"):
 TASKS = {
     "default": {
         "BACKEND": "taskstore.contrib.django.TaskstoreBackend",
-        "QUEUES": ["default", "emails"],
+        "QUEUES": json.loads(os.environ.get("DEMO_TASKS_QUEUES") or '["default", "emails"]'),
         "OPTIONS": _options,
     },
     "immediate": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"},
