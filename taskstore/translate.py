@@ -145,6 +145,11 @@ _SSL_REFUSED = "rejected SSL upgrade"
 _ANSWERED = (
     ("no more connections allowed", "has no room for another connection"),  # PgBouncer
     (_SSL_REFUSED, "does not accept SSL (drop sslmode, or enable SSL there)"),
+    (  # PgBouncer, which passes on only the settings it knows
+        "unsupported startup parameter",
+        "refused a setting of the URL (a pooler there? set it on the server instead: "
+        "ALTER ROLE ... SET search_path = ...)",
+    ),
 )
 
 _ASKS_FOR_SSL = re.compile(r"[?&]ssl(mode)?=(require|verify-ca|verify-full|true|1)\b", re.I)

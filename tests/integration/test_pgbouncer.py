@@ -158,3 +158,13 @@ async def test_a_pgbouncer_with_no_room_for_another_client_is_not_called_unreach
     assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
     assert "has no room for another connection: no more connections allowed" in refused.stderr
     assert "cannot reach" not in refused.stderr
+
+
+async def test_a_setting_pgbouncer_does_not_pass_on_is_named_not_called_unreachable(
+    bouncer_url: str,
+) -> None:
+    refused = _cli(f"{bouncer_url}?options=-c%20search_path%3Dtenant_a", "status")
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "refused a setting of the URL (a pooler there? set it on the server" in refused.stderr
+    assert "unsupported startup parameter: options" in refused.stderr
+    assert "cannot reach" not in refused.stderr
