@@ -138,6 +138,14 @@ def pg_database(pg_admin_url: str) -> Iterator[str]:
     drop_pg_database(pg_admin_url, url)
 
 
+@pytest.fixture
+def unmigrated_pg_database(pg_admin_url: str) -> Iterator[str]:
+    """A fresh, empty database of the test's own (no taskstore schema)."""
+    url = create_pg_database(pg_admin_url, migrate=False)
+    yield url
+    drop_pg_database(pg_admin_url, url)
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "template.db"

@@ -201,21 +201,14 @@ async def test_a_listen_connection_that_never_connected_says_so_in_the_drivers_w
     assert logs[0]["error"] == 'database "taskstore_no_such_database" does not exist'
 
 
-@pytest.fixture
-def unmigrated_database(pg_admin_url: str) -> Iterator[str]:
-    url = create_pg_database(pg_admin_url, migrate=False)
-    yield url
-    drop_pg_database(pg_admin_url, url)
-
-
 async def test_a_search_path_in_the_urls_options_keeps_the_tables_in_that_schema(
-    unmigrated_database: str,
+    unmigrated_pg_database: str,
 ) -> None:
     """libpq's `options` (as a Django project or a shared database sets search_path)."""
-    conn = await asyncpg.connect(unmigrated_database)
+    conn = await asyncpg.connect(unmigrated_pg_database)
     try:
         await conn.execute("CREATE SCHEMA tenant_a")
-        store = TaskStore.from_url(f"{unmigrated_database}?options=-c%20search_path%3Dtenant_a")
+        store = TaskStore.from_url(f"{unmigrated_pg_database}?options=-c%20search_path%3Dtenant_a")
         try:
             await store.migrate()
             await store.open()

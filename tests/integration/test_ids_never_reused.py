@@ -20,7 +20,6 @@ from taskstore.models import (
     TranscriptEntity,
 )
 from taskstore.schema import upgrade
-from tests.conftest import create_pg_database, drop_pg_database
 
 
 async def _old_task(store: TaskStore, name: str, payload: dict) -> int:
@@ -76,10 +75,7 @@ def empty_db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path):
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'empty.db'}"
         return
-    admin = request.getfixturevalue("pg_admin_url")
-    url = create_pg_database(admin, migrate=False)
-    yield url
-    drop_pg_database(admin, url)
+    yield request.getfixturevalue("unmigrated_pg_database")
 
 
 async def test_migrating_an_existing_database_keeps_task_references_and_never_reuses_their_ids(
