@@ -46,6 +46,40 @@ def test_sync_async_and_context_tasks_succeed(site: Site) -> None:
     assert shown["payload"] == {"args": [2], "kwargs": {"b": 3}}
 
 
+def test_a_search_path_in_djangos_options_holds_the_task_tables_too(pg_admin_url: str) -> None:
+    """A project whose tables live in a schema of their own (OPTIONS' psycopg `options`):
+    migrate, enqueue in Django's transaction, and the worker all use that schema."""
+    import asyncio
+
+    import asyncpg
+
+    from tests.conftest import create_pg_database, drop_pg_database
+
+    async def sql(url: str, query: str) -> list:
+        conn = await asyncpg.connect(url)
+        try:
+            return await conn.fetch(query)
+        finally:
+            await conn.close()
+
+    url = create_pg_database(pg_admin_url, migrate=False)
+    try:
+        asyncio.run(sql(url, "CREATE SCHEMA shop"))
+        site = Site(url, None)
+        site.env["DEMO_DJANGO_OPTIONS"] = json.dumps({"options": "-c search_path=shop"})
+        site.manage("migrate", "-v0")
+        [task_id] = site.enqueue({"task": ADD, "args": [2], "kwargs": {"b": 3}})
+        site.work()
+        [result] = site.results(task_id)
+        assert (result["status"], result["return_value"]) == ("SUCCESSFUL", 5)
+        tables = "SELECT DISTINCT table_schema FROM information_schema.tables WHERE table_name"
+        tasks = asyncio.run(sql(url, tables + " LIKE 'taskstore%'"))
+        django = asyncio.run(sql(url, tables + " = 'django_migrations'"))
+        assert [row[0] for row in tasks] == [row[0] for row in django] == ["shop"]
+    finally:
+        drop_pg_database(pg_admin_url, url)
+
+
 def test_call_command_runs_the_worker_and_returns_like_any_django_command(site: Site) -> None:
     [task_id] = site.enqueue({"task": ADD, "args": [2, 3]})
     assert site.demo("work_in_process") == "returned"  # not SystemExit(0)

@@ -32,6 +32,8 @@ def _database(url: str) -> dict:
 
 
 DATABASES = {"default": _database(os.environ["DEMO_DJANGO_DATABASE"])}
+if os.environ.get("DEMO_DJANGO_OPTIONS"):  # a test's psycopg OPTIONS (a search_path)
+    DATABASES["default"]["OPTIONS"] = json.loads(os.environ["DEMO_DJANGO_OPTIONS"])
 
 _options = json.loads(os.environ.get("DEMO_TASKS_OPTIONS") or "{}")  # a test's bad options
 if os.environ.get("DEMO_TASKS_URL"):
