@@ -80,6 +80,29 @@ def test_a_search_path_in_djangos_options_holds_the_task_tables_too(pg_admin_url
         drop_pg_database(pg_admin_url, url)
 
 
+def test_tasks_in_another_django_database_are_migrated_by_migrate_of_that_database(
+    tmp_path: Path,
+) -> None:
+    """OPTIONS' `database` names a second alias: a plain `migrate` runs only on the
+    default one, so the missing tables' error names the command that makes them."""
+    site = Site(f"sqlite:///{tmp_path / 'app.db'}", None)
+    site.env["DEMO_DJANGO_OTHER_DATABASE"] = f"sqlite:///{tmp_path / 'other.db'}"
+    site.env["DEMO_TASKS_OPTIONS"] = json.dumps({"database": "other"})
+    site.manage("migrate", "-v0")
+    call = json.dumps([{"task": ADD, "args": [1, 2]}])
+    refused = site.manage("demo", "enqueue", call, check=False)
+    assert refused.returncode != 0
+    assert "(`manage.py migrate --database other` creates it)" in refused.stderr, refused.stderr
+    site.env["DEMO_DJANGO_OTHER_DATABASE"] = f"sqlite:///{tmp_path / 'app.db'}"  # no tables
+    refused = site.manage("demo", "enqueue", call, check=False)
+    assert "run `manage.py migrate --database other`" in refused.stderr, refused.stderr
+    site.env["DEMO_DJANGO_OTHER_DATABASE"] = f"sqlite:///{tmp_path / 'other.db'}"
+    site.manage("migrate", "--database", "other", "-v0")
+    [task_id] = site.enqueue({"task": ADD, "args": [1, 2]})
+    site.work()
+    assert site.results(task_id)[0]["return_value"] == 3
+
+
 def test_call_command_runs_the_worker_and_returns_like_any_django_command(site: Site) -> None:
     [task_id] = site.enqueue({"task": ADD, "args": [2, 3]})
     assert site.demo("work_in_process") == "returned"  # not SystemExit(0)

@@ -173,7 +173,7 @@ class TaskstoreBackend(BaseTaskBackend):
             "max_attempts": self.max_attempts,
         }
         connection = connections[self.database]
-        with _schema_words(self.alias):
+        with _schema_words(self.alias, self.database):
             if connection.in_atomic_block and self.shares_database():
                 return transactional.enqueue_on(
                     connection,
@@ -193,7 +193,7 @@ class TaskstoreBackend(BaseTaskBackend):
         from taskstore.contrib.django.results import to_result
 
         task_id = _task_id(result_id)
-        with _schema_words(self.alias):
+        with _schema_words(self.alias, self.database):
             info = stores.shared_store(self.database_url).get(task_id)
         if info is None:
             raise TaskResultDoesNotExist(result_id)
@@ -201,31 +201,40 @@ class TaskstoreBackend(BaseTaskBackend):
 
 
 @contextlib.contextmanager
-def _schema_words(alias: str) -> Iterator[None]:
+def _schema_words(alias: str, database: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
     """A missing task table, said the Django way: the store's error names `taskstore
-    migrate`, and on Django's own connection it is the driver's."""
+    migrate`, and on Django's own connection it is the driver's. (`database`: the
+    backend's Django database, whose migrate brings the task tables along.)"""
     from taskstore.errors import SchemaOutOfDate
 
     try:
         yield
     except SchemaOutOfDate as exc:
-        words = str(exc).replace("run `taskstore migrate`", _migrate())
+        words = str(exc).replace("run `taskstore migrate`", _migrate(database))
+        words = words.replace("`taskstore migrate`", f"`{_command(database)}`")
         raise SchemaOutOfDate(f"TASKS[{alias!r}]: {words}") from None
     except DatabaseError as exc:
         first = (str(exc).splitlines() or [""])[0]
         if "taskstore_" not in first or not any(w in first for w in _MISSING):
             raise
         raise SchemaOutOfDate(
-            f"TASKS[{alias!r}]: the taskstore schema is missing or behind ({first}): " + _migrate()
+            f"TASKS[{alias!r}]: the taskstore schema is missing or behind ({first}): "
+            + _migrate(database)
         ) from None
 
 
-def _migrate() -> str:
-    """What brings the task tables up to date: `manage.py migrate`, once the app that
-    migrates them is installed."""
+def _migrate(database: str) -> str:
+    """What brings the task tables up to date: `manage.py migrate` of the backend's
+    Django database, once the app that migrates them is installed."""
     if apps.is_installed(APP):
-        return "run `manage.py migrate`"
-    return f"add {APP!r} to INSTALLED_APPS, then run `manage.py migrate`"
+        return f"run `{_command(database)}`"
+    return f"add {APP!r} to INSTALLED_APPS, then run `{_command(database)}`"
+
+
+def _command(database: str) -> str:
+    if database == DEFAULT_DB_ALIAS:
+        return "manage.py migrate"
+    return f"manage.py migrate --database {database}"  # a plain one runs on the default only
 
 
 #: how SQLite and PostgreSQL say a table or column is not there

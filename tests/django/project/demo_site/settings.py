@@ -32,6 +32,8 @@ def _database(url: str) -> dict:
 
 
 DATABASES = {"default": _database(os.environ["DEMO_DJANGO_DATABASE"])}
+if os.environ.get("DEMO_DJANGO_OTHER_DATABASE"):  # a second alias, for OPTIONS' database
+    DATABASES["other"] = _database(os.environ["DEMO_DJANGO_OTHER_DATABASE"])
 if os.environ.get("DEMO_DJANGO_OPTIONS"):  # a test's psycopg OPTIONS (a search_path)
     DATABASES["default"]["OPTIONS"] = json.loads(os.environ["DEMO_DJANGO_OPTIONS"])
 
