@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import os
 import signal
 import sys
@@ -15,66 +14,13 @@ import click
 
 from taskstore.cli_common import Command, Duration, database_url_option, fail, run_guarded
 from taskstore.errors import InvalidInput, TaskStoreError
+from worker.apps import find_app, load_app
 
 if TYPE_CHECKING:
     from taskstore.store import TaskStore
     from worker.metrics import NoMetrics
     from worker.registry import Registry
     from worker.runner import Worker, WorkerConfig
-
-
-def module_for_file(spec: str) -> str:
-    """Import name for an app given as a file path, the same from any directory.
-
-    The name comes from the file's own package root: walk up while the folder has an
-    ``__init__.py`` (``myapp/tasks.py`` in package ``myapp`` is ``myapp.tasks``; a file in
-    no package is its bare module name). That root goes on sys.path.
-    """
-    path = Path(spec)
-    if not path.is_file():
-        raise InvalidInput(f"app file {spec} does not exist")
-    resolved = path.resolve()
-    parts = [] if resolved.name == "__init__.py" else [resolved.stem]
-    folder = resolved.parent
-    while (folder / "__init__.py").is_file():
-        parts.insert(0, folder.name)
-        folder = folder.parent
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
-    return ".".join(parts)
-
-
-def _same_file(module: str, spec: str) -> None:
-    """Refuse an app file that imported as some other, earlier module of the same name."""
-    loaded = getattr(sys.modules.get(module), "__file__", None)
-    if loaded and Path(loaded).resolve() != Path(spec).resolve():
-        raise InvalidInput(f"app file {spec} imports as {module!r}, which is already {loaded}")
-
-
-def load_app(spec: str) -> None:
-    """Import an app module (dotted path or .py file) so its @task handlers register."""
-    from worker import app_hints
-
-    is_file = spec.endswith(".py") or "/" in spec
-    if is_file:
-        module = module_for_file(spec)
-    elif meant := app_hints.object_spec(spec):
-        raise InvalidInput(f"--app takes a module, not an object in it: --app {meant}")
-    else:
-        module = spec
-        if "" not in sys.path and str(Path.cwd()) not in sys.path:
-            sys.path.insert(0, str(Path.cwd()))  # like `python -m`: the cwd is importable
-    try:
-        importlib.import_module(module)
-    except TaskStoreError:
-        raise
-    except ModuleNotFoundError as exc:
-        hint = app_hints.not_found(module, exc.name)
-        raise InvalidInput(f"cannot import app {spec!r}: {exc}{hint}") from None
-    except Exception as exc:
-        raise InvalidInput(f"app {spec!r} failed to import: {type(exc).__name__}: {exc}") from None
-    if is_file:
-        _same_file(module, spec)
 
 
 def parse_queues(specs: tuple[str, ...], known: Registry) -> dict[str, int | None]:
@@ -376,7 +322,7 @@ processes_option = click.option(
 def main(url: str | None, apps: tuple[str, ...], processes: int, **options: Any) -> None:
     """Run registered task handlers: claim, execute, complete."""
     if processes != 1:
-        supervise_workers(sys.argv[1:], processes, url, options, run_worker=_run_options)
+        supervise_workers(sys.argv[1:], processes, url, options, run_worker=_run_options, apps=apps)
     run_worker(url, apps, **options)
 
 
@@ -388,12 +334,19 @@ def supervise_workers(
     *,
     run_worker: Callable[[list[str]], None],
     program: Sequence[str] | None = None,
+    apps: Sequence[str] = (),
 ) -> NoReturn:
     """`--processes`: run that many workers with `args` (less --processes) under one
-    supervisor, then exit with its code. A new program is `program` and the options."""
+    supervisor, then exit with its code. A new program is `program` and the options.
+    An app of `apps` that is not there is said once, here, not by every worker."""
     from taskstore.logs import configure_logging
     from worker.supervisor import WORKER_PROGRAM, cpu_count, supervise
 
+    try:
+        for spec in apps:
+            find_app(spec)
+    except InvalidInput as exc:
+        fail(str(exc), 2)
     configure_logging(str(options["log_level"]))
     count = processes or cpu_count()
     port = options.get("metrics_port")

@@ -212,11 +212,27 @@ def test_a_supervisor_whose_workers_refuse_their_options_stops_instead_of_restar
     tmp_path: Path,
 ) -> None:
     env = {**os.environ, "TASKSTORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/t.db"}
-    argv = [sys.executable, "-m", "worker.cli", "--app", "no_such_app", "--processes", "2"]
+    app = "tests.apps.no_such_app"  # its package is there: only importing it tells
+    argv = [sys.executable, "-m", "worker.cli", "--app", app, "--processes", "2"]
     done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert done.stderr.count("cannot import app 'no_such_app'") >= 1
+    assert done.stderr.count(f"cannot import app '{app}'") >= 1
     assert "stopping the others" in done.stderr and "restarting" not in done.stderr
+
+
+def test_an_app_that_is_not_there_is_said_once_before_any_worker_starts(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, "TASKSTORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/t.db"}
+    for app, error in (
+        ("no_such_app", "cannot import app 'no_such_app': No module named 'no_such_app' ("),
+        ("missing/tasks.py", "app file missing/tasks.py does not exist"),
+    ):
+        argv = [sys.executable, "-m", "worker.cli", "--app", app, "--processes", "3"]
+        done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2
+        [line] = done.stderr.splitlines()  # not one per worker, and no supervisor started
+        assert line.startswith(f"taskstore-worker: error: {error}"), line
 
 
 def test_a_metrics_port_already_taken_stops_the_supervisor_instead_of_restarting(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from taskstore.errors import InvalidInput
-from worker.cli import load_app
+from worker.apps import load_app
 
 
 @pytest.fixture

@@ -117,11 +117,17 @@ def django_worker(
     queues = tuple(sorted(backend.queues)) or ("default",)
     processes = options.pop("processes")
     if processes != 1:
-        _supervise(context, processes, url, options)
+        _supervise(context, processes, url, options, apps)
     run_worker(url, apps, default_queues=queues, **options)
 
 
-def _supervise(context: click.Context, processes: int, url: str, options: dict[str, Any]) -> None:
+def _supervise(
+    context: click.Context,
+    processes: int,
+    url: str,
+    options: dict[str, Any],
+    apps: tuple[str, ...],
+) -> None:
     """``--processes N``: workers forked from a zygote of this process (Django set up, its
     tasks loaded); as new programs, this command again."""
     from django.db import connections
@@ -139,4 +145,5 @@ def _supervise(context: click.Context, processes: int, url: str, options: dict[s
         options,
         run_worker=run_one,
         program=started.get("program"),
+        apps=apps,
     )
