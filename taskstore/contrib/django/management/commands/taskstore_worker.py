@@ -18,7 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandParser
 
 from taskstore.cli_common import Command as ClickCommand
-from taskstore.cli_common import fail, program_name
+from taskstore.cli_common import fail
 from worker.cli import processes_option, run_worker, supervise_workers, worker_options
 
 
@@ -100,10 +100,8 @@ def django_worker(
     if not isinstance(backend, TaskstoreBackend):
         fail(f"TASKS[{alias!r}] is {type(backend).__name__}, not the taskstore backend", 2)
     for problem in backend.check():  # also under --skip-checks: the worker needs them right
-        if problem.is_serious():
+        if problem.is_serious():  # (a warning Django's own check run has printed)
             fail(f"TASKS[{alias!r}]: {problem.msg}", 2)
-        if not options["queues"]:  # (the one warning, about QUEUES: --queue answers it)
-            click.echo(f"{program_name()}: warning: TASKS[{alias!r}]: {problem.msg}", err=True)
     try:
         url = url or backend.database_url
     except ImproperlyConfigured as exc:
