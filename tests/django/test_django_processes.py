@@ -67,11 +67,16 @@ def test_a_search_path_in_djangos_options_holds_the_task_tables_too(pg_admin_url
         asyncio.run(sql(url, "CREATE SCHEMA shop"))
         site = Site(url, None)
         site.env["DEMO_DJANGO_OPTIONS"] = json.dumps({"options": "-c search_path=shop"})
+        site.task_url = f"{url}?options=-c%20search_path%3Dshop"  # for the `taskstore` CLI
         site.manage("migrate", "-v0")
         [task_id] = site.enqueue({"task": ADD, "args": [2], "kwargs": {"b": 3}})
+        site.demo("atomic", "demo_app.tasks.count_notes", "rollback")  # on Django's connection
+        committed = site.demo("atomic", "demo_app.tasks.count_notes", "commit")["id"]
         site.work()
-        [result] = site.results(task_id)
-        assert (result["status"], result["return_value"]) == ("SUCCESSFUL", 5)
+        sums, notes = site.results(task_id, committed)
+        assert (sums["status"], sums["return_value"]) == ("SUCCESSFUL", 5)
+        assert (notes["status"], notes["return_value"]) == ("SUCCESSFUL", 1)
+        assert sorted(t["id"] for t in site.taskstore("list")) == [int(task_id), int(committed)]
         tables = "SELECT DISTINCT table_schema FROM information_schema.tables WHERE table_name"
         tasks = asyncio.run(sql(url, tables + " LIKE 'taskstore%'"))
         django = asyncio.run(sql(url, tables + " = 'django_migrations'"))
