@@ -99,6 +99,11 @@ class ErrorTranslator:
             return DatabaseUnavailable(
                 f"cannot read the SSL files the database URL names ({at}): {why}"
             )
+        if _NO_ROOT_CERT in why:  # verify-ca/-full and no sslrootcert: libpq's default file
+            return DatabaseUnavailable(
+                f"cannot verify the server at {at}: {why} (name the authority's certificate "
+                "in the URL: sslrootcert=/path/to/ca.pem)"
+            )
         if _caused_by(exc, ssl.SSLCertVerificationError):
             return DatabaseUnavailable(
                 f"the database at {at} did not pass SSL verification: {why} (is sslrootcert "
@@ -154,6 +159,7 @@ _ANSWERED = (
 
 _ASKS_FOR_SSL = re.compile(r"[?&]ssl(mode)?=(require|verify-ca|verify-full|true|1)\b", re.I)
 _SSL_FILES = re.compile(r"[?&](sslrootcert|sslcert|sslkey|sslcrl)=")
+_NO_ROOT_CERT = "root certificate file"
 _NO_FILE = "unable to open database file"
 _NOT_A_DATABASE = "file is not a database"  # SQLite's words for a file of something else
 

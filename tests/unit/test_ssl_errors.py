@@ -1,5 +1,6 @@
-"""A server whose certificate the URL's sslrootcert does not vouch for is said to fail
-SSL verification, not to be unreachable: it answered."""
+"""SSL that cannot be verified is said as such, never as an unreachable database: a
+server whose certificate the URL's sslrootcert does not vouch for (it answered), and
+verify-full with no certificate authority to check against."""
 
 from __future__ import annotations
 
@@ -77,4 +78,23 @@ async def test_a_server_certificate_not_signed_by_sslrootcert_fails_verification
         await store.close()
     message = str(caught.value)
     assert "did not pass SSL verification: [SSL: CERTIFICATE_VERIFY_FAILED]" in message
+    assert "cannot reach" not in message and "\n" not in message
+
+
+async def test_verify_full_without_a_root_certificate_says_to_name_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """libpq's default is ~/.postgresql/root.crt; without it nothing can be verified,
+    and no server is asked (so none is needed here)."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("PGSSLROOTCERT", raising=False)
+    store = TaskStore.from_url("postgresql://u@127.0.0.1:9/x?sslmode=verify-full")
+    try:
+        with pytest.raises(DatabaseUnavailable) as caught:
+            await store.open()
+    finally:
+        await store.close()
+    message = str(caught.value)
+    assert message.startswith("cannot verify the server at postgresql+asyncpg://u@127.0.0.1:9/x")
+    assert message.endswith("in the URL: sslrootcert=/path/to/ca.pem)")
     assert "cannot reach" not in message and "\n" not in message
