@@ -111,6 +111,11 @@ def normalize_url(raw: str) -> URL:
         url = make_url(text)
         port = url.port
     except (ArgumentError, ValueError):  # ValueError: a non-numeric port, an unclosed '['
+        if "," in text.partition("://")[2].partition("/")[0]:  # libpq's host1:5432,host2
+            raise ConfigError(
+                "several hosts go in the database URL's query, one host= each: "
+                "postgresql://user@/db?host=h1:5432&host=h2:5432&target_session_attrs=read-write"
+            ) from None
         raise ConfigError(
             "invalid database URL (expected postgresql://user@host/db or sqlite:///path)"
         ) from None

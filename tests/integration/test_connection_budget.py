@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -152,6 +153,21 @@ async def test_libpq_options_in_the_url_reach_the_server(pg_database: str) -> No
             name = await conn.exec_driver_sql("SELECT current_setting('application_name')")
             assert name.scalar_one() == "ops-console"
         assert (await store.require(task_id)).name == "t.x"
+
+
+async def test_several_hosts_in_the_url_are_tried_in_turn(pg_database: str) -> None:
+    """A standby list, as libpq takes it: the first host is down, the second serves."""
+    from sqlalchemy.engine import make_url
+
+    real = make_url(pg_database)
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        down = f"127.0.0.1:{closed.getsockname()[1]}"
+        hosts = f"host={down}&host={real.host}:{real.port or 5432}"
+        url = real.set(host=None, port=None).render_as_string(hide_password=False)
+        async with TaskStore.from_url(f"{url}?{hosts}&target_session_attrs=read-write") as store:
+            task_id = await store.enqueue("t.x")
+            assert (await store.require(task_id)).name == "t.x"
 
 
 def test_a_server_that_refuses_ssl_is_named_as_such_not_unreachable(pg_admin_url: str) -> None:

@@ -136,6 +136,14 @@ def test_libpq_server_options_and_ssl_files_reach_asyncpg_as_a_connection_string
         connect_args(twice.database_url)
 
 
+def test_several_hosts_are_taken_in_the_query_and_libpqs_comma_list_is_pointed_there() -> None:
+    query = "host=h1:5432&host=h2:5433&target_session_attrs=read-write"
+    url = Settings.from_env(f"postgresql://u@/db?{query}").database_url
+    assert url.query["host"] == ("h1:5432", "h2:5433")
+    with pytest.raises(ConfigError, match=r"^several hosts go in the database URL's query, one"):
+        Settings.from_env("postgresql://u@h1:5432,h2:5433/db")
+
+
 def test_an_ssl_key_password_in_the_url_is_masked_like_the_password() -> None:
     shown = safe_url("postgresql://u:secret@h/db?sslkey=/k.pem&sslpassword=hunter2")
     assert "secret" not in shown and "hunter2" not in shown and "sslkey=%2Fk.pem" in shown
