@@ -119,6 +119,11 @@ def normalize_url(raw: str) -> URL:
         raise ConfigError(
             "invalid database URL (expected postgresql://user@host/db or sqlite:///path)"
         ) from None
+    if url.host and "@" in url.host:  # the rest of a password that holds an '@'
+        raise ConfigError(
+            "the database URL has an '@' in its password or user name: percent-encode it "
+            "as %40 (and ':' as %3A, '/' as %2F)"
+        )
     if port is not None and not 0 < port < 65536:
         raise ConfigError(f"invalid port {port} in the database URL (1-65535)")
     backend = _ALIASES.get(url.drivername, url.drivername)

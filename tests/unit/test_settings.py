@@ -144,6 +144,15 @@ def test_several_hosts_are_taken_in_the_query_and_libpqs_comma_list_is_pointed_t
         Settings.from_env("postgresql://u@h1:5432,h2:5433/db")
 
 
+def test_an_unescaped_at_sign_in_a_password_is_named_without_showing_the_password() -> None:
+    with pytest.raises(ConfigError) as told:
+        Settings.from_env("postgresql://app:s3cr@t@db.example/shop")
+    assert str(told.value).startswith("the database URL has an '@' in its password")
+    assert "t@db" not in str(told.value) and "s3cr" not in str(told.value)
+    url = Settings.from_env("postgresql://app:s3cr%40t@db.example/shop").database_url
+    assert (url.password, url.host) == ("s3cr@t", "db.example")
+
+
 def test_an_ssl_key_password_in_the_url_is_masked_like_the_password() -> None:
     shown = safe_url("postgresql://u:secret@h/db?sslkey=/k.pem&sslpassword=hunter2")
     assert "secret" not in shown and "hunter2" not in shown and "sslkey=%2Fk.pem" in shown
