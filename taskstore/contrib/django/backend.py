@@ -41,7 +41,7 @@ from taskstore.validation import is_task_id
 
 _OPTIONS = frozenset({"database_url", "database", "max_attempts"})
 #: Django takes an empty QUEUES for "any queue name"; a worker cannot serve names unknown
-ANY_QUEUE = (
+_ANY_QUEUE = (
     "QUEUES is empty, so any queue name is accepted, but `manage.py taskstore_worker` "
     "serves only 'default' unless given --queue: list the queue names in QUEUES"
 )
@@ -103,7 +103,7 @@ class TaskstoreBackend(BaseTaskBackend):
             checks.Error(message, obj=where, id=f"taskstore.{code}") for code, message in found
         ]
         if not self.queues:
-            told.append(checks.Warning(ANY_QUEUE, obj=where, id="taskstore.W001"))
+            told.append(checks.Warning(_ANY_QUEUE, obj=where, id="taskstore.W001"))
         return told
 
     def _option_problems(self) -> list[tuple[str, str]]:
