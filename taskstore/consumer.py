@@ -420,6 +420,11 @@ class Consumer:
         async with self._fetch_link.reading() as conn:
             return await self._tasks.claimable_counts(conn)
 
+    async def due_later(self, queues: Sequence[str]) -> tuple[int, float | None]:
+        """Claimable tasks of `queues` not due yet: how many, and seconds to the first."""
+        async with self._fetch_link.reading() as conn:
+            return await self._tasks.due_later(conn, list(queues))
+
 
 def _unserved_since(info: TaskInfo | None, now: dt.datetime) -> dt.datetime:
     """Since when no live worker has served this task (noted when it was handed back)."""

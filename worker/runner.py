@@ -21,7 +21,7 @@ from typing import Any
 
 import anyio
 
-from taskstore.consumer import Consumer
+from taskstore.consumer import STORE_ERRORS, Consumer
 from taskstore.flow_admin import SETTINGS_PREFIX
 from taskstore.logs import get_logger
 from taskstore.settings import sqlite_file
@@ -140,6 +140,8 @@ class Worker:
                 self._start_services(services)
                 try:
                     await self.fetcher.run()
+                    if config.burst and not self.state.stopping:
+                        await self._say_what_is_left()
                     await self._drain()
                 finally:
                     await self.outcomes.cancel_leftovers()
@@ -217,6 +219,20 @@ class Worker:
             q.removeprefix(SETTINGS_PREFIX) for q in queues
         ):
             self.state.signal()
+
+    async def _say_what_is_left(self) -> None:
+        """A burst run starts only what is due: name what it leaves for a later run (a
+        snooze, a retry's backoff, a delay), which would otherwise look lost."""
+        try:
+            count, first = await self.consumer.due_later(list(self.config.queues))
+        except STORE_ERRORS:
+            return  # a note only: the run itself is done
+        if count:
+            self.log.info(
+                "burst done; tasks due later are left for a later run",
+                tasks=count,
+                first_due_in_seconds=round(first or 0.0, 1),
+            )
 
     async def _drain(self) -> None:
         """Give running handlers the grace period, then cut off what is left."""

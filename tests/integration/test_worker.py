@@ -456,3 +456,40 @@ async def test_a_workers_middleware_wraps_each_attempt_and_sees_its_outcome(
     await Worker(store, local, WorkerConfig(queues={"default": None}, burst=True)).run()
     assert sorted(seen) == [(ok, "ok"), (bad, "NonRetryable")]
     assert (await store.require(bad)).status is TaskStatus.FAILED
+
+
+async def test_a_burst_worker_says_how_many_tasks_it_leaves_due_later(store: TaskStore) -> None:
+    """A burst run starts only what is due; a snoozed or delayed task left behind is named,
+    not taken for lost."""
+    from structlog.testing import capture_logs
+
+    from worker import Snooze
+
+    local = Registry()
+
+    @task(name="t.snoozes", registry=local)
+    async def snoozes(ctx: TaskContext) -> None:
+        raise Snooze(30)
+
+    await store.enqueue("t.snoozes")
+    await store.enqueue("t.snoozes", delay=600)
+    worker = Worker(store, local, WorkerConfig(queues={"default": None}, burst=True))
+    with anyio.fail_after(30), capture_logs() as logs:
+        await worker.run()
+    [said] = [line for line in logs if line["event"].startswith("burst done")]
+    assert said["tasks"] == 2
+    assert 25 <= said["first_due_in_seconds"] <= 30
+
+
+async def test_a_burst_worker_that_leaves_nothing_due_later_says_nothing_of_it(
+    store: TaskStore,
+) -> None:
+    from structlog.testing import capture_logs
+
+    await store.enqueue("t.echo", {"value": 1})
+    await store.enqueue("t.echo", {"value": 2}, queue="elsewhere", delay=600)
+    worker = Worker(store, reg, WorkerConfig(queues={"default": None}, burst=True))
+    with anyio.fail_after(30), capture_logs() as logs:
+        await worker.run()
+    assert not [line for line in logs if line["event"].startswith("burst done")]
+    assert (await store.stats())[0].counts == {"completed": 1}
