@@ -144,5 +144,8 @@ class FakeConsumer:
     async def claimable_counts(self) -> dict[str, int]:
         return {"default": len(self.pools[False])}
 
+    async def due_later(self, queues: Sequence[str]) -> tuple[int, float | None]:
+        return 0, None  # the fake's tasks are all due now
+
     async def close(self) -> None:
         return None
