@@ -118,15 +118,16 @@ def _stop_early(signum: int, _frame: object) -> None:
 
 
 async def _on_signals(worker: Worker) -> None:
-    """SIGTERM/SIGINT: stop gracefully. A second one, or `CUT_OFF`: cut off running
-    handlers now; but under a supervisor a repeated SIGTERM/SIGINT is the same stop
-    (see `worker.supervised`)."""
+    """SIGTERM/SIGINT (or SIGHUP: the terminal closed): stop gracefully. A second one, or
+    `CUT_OFF`: cut off running handlers now; but under a supervisor a repeated stop is
+    the same stop (see `worker.supervised`)."""
     import anyio
 
     from worker.supervised import CUT_OFF
 
     repeat_cuts_off = worker.config.supervisor_pid is None
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, CUT_OFF) as signals:
+    stops = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, CUT_OFF)
+    with anyio.open_signal_receiver(*stops) as signals:
         async for signum in signals:
             name = signal.Signals(signum).name
             if signum == CUT_OFF or (worker.stopping and repeat_cuts_off):
@@ -258,6 +259,7 @@ def run_worker(
     # A SIGTERM while the apps import and the store opens (a deploy stopping a worker that
     # is still starting) is a graceful stop once the worker exists, not a kill.
     signal.signal(signal.SIGTERM, _stop_early)
+    signal.signal(signal.SIGHUP, _stop_early)  # a closed terminal: not a kill either
     signal.signal(CUT_OFF, _stop_early)  # nothing runs yet: a stop, not a core dump
     from taskstore.logs import configure_logging
 

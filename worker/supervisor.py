@@ -8,11 +8,12 @@ died. With ``--burst`` a worker that exits 0 has drained its queues and is not r
 A worker that exits 2 refused its options or settings (a bad --app, say): every start
 would, so the supervisor stops the others and exits 2. A burst run in which a worker
 died exits 1 (the tasks it held wait out their leases, unrun).
-SIGTERM or SIGINT is passed to every worker (a graceful stop: running tasks finish
-within the grace period); a second one, or a SIGQUIT, is passed on as SIGQUIT (cut off
-now, see `worker.supervised`). It exits 0 when every worker exited 0 (one that died
-before the stop and waited to be restarted counts as stopped). A worker whose supervisor
-has ended (killed with SIGKILL, say) stops gracefully on its own (`worker.supervised`).
+SIGTERM or SIGINT (or SIGHUP: the terminal closed) is passed to every worker (a graceful
+stop: running tasks finish within the grace period); a second one, or a SIGQUIT, is
+passed on as SIGQUIT (cut off now, see `worker.supervised`). It exits 0 when every worker
+exited 0 (one that died before the stop and waited to be restarted counts as stopped). A
+worker whose supervisor has ended (killed with SIGKILL, say) stops gracefully on its own
+(`worker.supervised`).
 
 Workers run in a session of their own, so a Ctrl-C on a terminal reaches them once,
 through the supervisor, not twice. With ``--metrics-port P`` worker i serves on P + i.
@@ -148,7 +149,7 @@ def supervise(
         for slot in slots:
             slot.signal(passed)
 
-    for stop in (signal.SIGTERM, signal.SIGINT, CUT_OFF):
+    for stop in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, CUT_OFF):
         signal.signal(stop, forward)
     for slot in slots:
         zygote = _start(slot, zygote, log)

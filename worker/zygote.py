@@ -137,7 +137,9 @@ def _adopt_orphans() -> None:
 
 def _serve(sock: socket.socket, run_worker: Callable[[list[str]], None]) -> None:
     """The zygote: fork a worker per request, report every exit, until end of file."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the supervisor's to pass on
+    # A Ctrl-C, or the terminal's hangup, is the supervisor's to pass on.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     ended_r, ended_w = os.pipe()  # a byte per SIGCHLD: an exit is reported at once
     os.set_blocking(ended_w, False)
     signal.set_wakeup_fd(ended_w)
@@ -199,6 +201,7 @@ def _become_worker(
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
     if wake_fd is not None:
         argv = [*argv, "--wake-fd", str(wake_fd)]
     code = 0
