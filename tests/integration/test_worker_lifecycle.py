@@ -15,6 +15,7 @@ import pytest
 
 from taskstore import TaskStatus, TaskStore
 from tests.helpers.processes import ROOT, executions, free_port, start_worker, stderr_of
+from tests.helpers.terminal import start_on_terminal
 
 
 async def counts(store: TaskStore) -> dict[str, int]:
@@ -82,16 +83,42 @@ async def test_three_rolling_deploys_do_not_spend_a_long_tasks_attempts(
     assert executions(log)[task_id] == 4  # three cut off, the fourth ran to the end
 
 
-async def test_sigterm_lets_running_tasks_finish_within_the_grace_period(
-    store: TaskStore, db_url: str, tmp_path: Path
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=["sigterm", "sighup"])
+async def test_a_stop_signal_lets_running_tasks_finish_within_the_grace_period(
+    store: TaskStore, db_url: str, tmp_path: Path, stop: signal.Signals
 ) -> None:
+    """SIGHUP too (`kill -HUP`, a closed terminal): unhandled, it killed the worker, whose
+    tasks then waited out their leases and were charged the attempt."""
     await store.enqueue_many([{"name": "tests.sleep", "payload": {"seconds": 1}} for _ in range(5)])
     log = tmp_path / "exec.log"
     worker = start_worker(db_url, "--concurrency", "5", "--shutdown-timeout", "20", exec_log=log)
     await running(store, 5)
-    worker.send_signal(signal.SIGTERM)
+    worker.send_signal(stop)
     assert await exit_code(worker) == 0, stderr_of(log)
     assert await counts(store) == {"completed": 5}
+    assert set(executions(log).values()) == {1}
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+async def test_a_worker_whose_terminal_closes_finishes_its_tasks_and_exits_0(
+    store: TaskStore, db_url: str, tmp_path: Path, processes: str
+) -> None:
+    """A closed terminal: SIGHUP, and every log line after it fails with EIO. That failed
+    write crashed the worker (exit 1), leaving its tasks running until their leases ran
+    out, each charged an attempt."""
+    await store.enqueue_many([{"name": "tests.sleep", "payload": {"seconds": 2}} for _ in range(2)])
+    log = tmp_path / "exec.log"
+    env = {**os.environ, "TASKSTORE_DATABASE_URL": db_url, "TEST_EXEC_LOG": str(log)}
+    argv = [sys.executable, "-m", "worker.cli", "--app", "tests.apps.pipeline"]
+    argv += ["--log-level", "INFO", "--concurrency", "2", "--processes", processes]
+    terminal = start_on_terminal(argv, ROOT, env)
+    try:
+        await running(store, 2)
+        terminal.communicate("hang up\n", timeout=60)
+    finally:
+        terminal.kill()
+    assert terminal.returncode == 0
+    assert await counts(store) == {"completed": 2}
     assert set(executions(log).values()) == {1}
 
 
