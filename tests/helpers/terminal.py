@@ -1,10 +1,10 @@
 """Run a command on a terminal of its own (a pty), then hang that terminal up.
 
 ``python -m tests.helpers.terminal CMD...`` starts CMD as the session leader of a new
-pty, copies nothing anywhere, and keeps reading the terminal so CMD never blocks on a
-full one. A line on this program's stdin closes the terminal, as a closed window or a
-dropped SSH session does: the kernel sends SIGHUP, and writes to it fail with EIO. Exits
-with CMD's exit code (128 + the signal if a signal ended it).
+pty and reads (and drops) what CMD writes, so CMD never blocks on a full terminal. A line
+on this program's stdin, or its end, closes the terminal as a closed window or a dropped
+SSH session does: the kernel sends SIGHUP, and writes to it fail with EIO. Exits with
+CMD's exit code (128 + the signal if a signal ended it).
 """
 
 from __future__ import annotations
