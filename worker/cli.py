@@ -123,11 +123,10 @@ async def _on_signals(worker: Worker) -> None:
     the same stop (see `worker.supervised`)."""
     import anyio
 
-    from worker.supervised import CUT_OFF
+    from worker.supervised import CUT_OFF, STOPS
 
     repeat_cuts_off = worker.config.supervisor_pid is None
-    stops = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, CUT_OFF)
-    with anyio.open_signal_receiver(*stops) as signals:
+    with anyio.open_signal_receiver(*STOPS, CUT_OFF) as signals:
         async for signum in signals:
             name = signal.Signals(signum).name
             if signum == CUT_OFF or (worker.stopping and repeat_cuts_off):

@@ -26,6 +26,8 @@ from typing import Any
 import anyio
 
 POLL_SECONDS = 1.0
+#: a graceful stop, for a worker and a supervisor alike: a deploy, a Ctrl-C, a closed terminal
+STOPS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 CUT_OFF = signal.SIGQUIT
 
 

@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from taskstore.logs import get_logger
-from worker.supervised import CUT_OFF
+from worker.supervised import CUT_OFF, STOPS
 from worker.wakeups import WakeRelay
 from worker.zygote import Zygote, ZygoteGone
 
@@ -149,7 +149,7 @@ def supervise(
         for slot in slots:
             slot.signal(passed)
 
-    for stop in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, CUT_OFF):
+    for stop in (*STOPS, CUT_OFF):
         signal.signal(stop, forward)
     for slot in slots:
         zygote = _start(slot, zygote, log)
