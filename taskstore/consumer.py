@@ -420,10 +420,10 @@ class Consumer:
         async with self._fetch_link.reading() as conn:
             return await self._tasks.claimable_counts(conn)
 
-    async def due_later(self, queues: Sequence[str]) -> tuple[int, float | None]:
-        """Claimable tasks of `queues` not due yet: how many, and seconds to the first."""
+    async def waiting(self, queues: Sequence[str]) -> tuple[int, float | None]:
+        """Claimable tasks of `queues`: how many, and seconds until the first is due."""
         async with self._fetch_link.reading() as conn:
-            return await self._tasks.due_later(conn, list(queues))
+            return await self._tasks.waiting(conn, list(queues))
 
 
 def _unserved_since(info: TaskInfo | None, now: dt.datetime) -> dt.datetime:

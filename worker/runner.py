@@ -221,17 +221,21 @@ class Worker:
             self.state.signal()
 
     async def _say_what_is_left(self) -> None:
-        """A burst run starts only what is due: name what it leaves for a later run (a
-        snooze, a retry's backoff, a delay), which would otherwise look lost."""
+        """A burst run starts only what it can now: name what it leaves for a later run
+        (a snooze, a retry's backoff, a delay, a paused queue), which would otherwise
+        look lost."""
+        queues = list(self.config.queues)
         try:
-            count, first = await self.consumer.due_later(list(self.config.queues))
+            count, first = await self.consumer.waiting(queues)
         except STORE_ERRORS:
             return  # a note only: the run itself is done
+        paused = [q for q in queues if self.consumer.held_by(q) == "paused"]
         if count:
             self.log.info(
-                "burst done; tasks due later are left for a later run",
+                "burst done; tasks are left for a later run",
                 tasks=count,
-                first_due_in_seconds=round(first or 0.0, 1),
+                first_due_in_seconds=max(0.0, round(first or 0.0, 1)),
+                **({"paused": paused} if paused else {}),
             )
 
     async def _drain(self) -> None:

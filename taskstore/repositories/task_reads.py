@@ -79,12 +79,13 @@ class TaskReads(TaskStatements):
         )
         return dict((await conn.execute(stmt)).all())
 
-    async def due_later(self, conn: Executor, queues: Sequence[str]) -> tuple[int, float | None]:
-        """Claimable tasks of `queues` not due yet (snoozed, waiting out a retry's backoff,
-        enqueued with a delay): how many, and the seconds until the first is due."""
+    async def waiting(self, conn: Executor, queues: Sequence[str]) -> tuple[int, float | None]:
+        """Claimable tasks of `queues`, due or not (snoozed, waiting out a retry's backoff,
+        enqueued with a delay): how many, and the seconds until the first is due (0 or
+        less: it is due)."""
         first = type_coerce(func.min(T.c.run_at), UTCDateTime())
         stmt = select(func.count(), first, type_coerce(self._now, UTCDateTime())).where(
-            status_in(CLAIMABLE), T.c.queue.in_(queues), T.c.run_at > self._now
+            status_in(CLAIMABLE), T.c.queue.in_(queues)
         )
         count, due, now = (await conn.execute(stmt)).one()
         return count, None if due is None else (due - now).total_seconds()

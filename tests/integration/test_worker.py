@@ -493,3 +493,17 @@ async def test_a_burst_worker_that_leaves_nothing_due_later_says_nothing_of_it(
         await worker.run()
     assert not [line for line in logs if line["event"].startswith("burst done")]
     assert (await store.stats())[0].counts == {"completed": 1}
+
+
+async def test_a_burst_worker_on_a_paused_queue_says_its_tasks_are_left_and_why(
+    store: TaskStore,
+) -> None:
+    from structlog.testing import capture_logs
+
+    await store.enqueue_many([{"name": "t.echo", "payload": {"value": i}} for i in range(2)])
+    await store.pause_queue("default")
+    worker = Worker(store, reg, WorkerConfig(queues={"default": None}, burst=True))
+    with anyio.fail_after(30), capture_logs() as logs:
+        await worker.run()
+    [said] = [line for line in logs if line["event"].startswith("burst done")]
+    assert (said["tasks"], said["first_due_in_seconds"], said["paused"]) == (2, 0.0, ["default"])

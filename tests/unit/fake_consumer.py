@@ -144,8 +144,8 @@ class FakeConsumer:
     async def claimable_counts(self) -> dict[str, int]:
         return {"default": len(self.pools[False])}
 
-    async def due_later(self, queues: Sequence[str]) -> tuple[int, float | None]:
-        return 0, None  # the fake's tasks are all due now
+    async def waiting(self, queues: Sequence[str]) -> tuple[int, float | None]:
+        return len(self.pools[False]), None if not self.pools[False] else 0.0
 
     async def close(self) -> None:
         return None
