@@ -201,7 +201,7 @@ class TaskstoreBackend(BaseTaskBackend):
 
 
 @contextlib.contextmanager
-def _schema_words(alias: str, database: str) -> Iterator[None]:
+def _schema_words(alias: str, database: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
     """A missing task table, said the Django way: the store's error names `taskstore
     migrate`, and on Django's own connection it is the driver's. (`database`: the
     backend's Django database, whose migrate brings the task tables along.)"""
