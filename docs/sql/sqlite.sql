@@ -179,13 +179,13 @@ UPDATE taskstore_tasks SET status=?, updated_at=strftime(?, ?), finished_at=strf
 UPDATE taskstore_tasks SET lease_expires_at=strftime(?, ?, printf(?, ?)) WHERE taskstore_tasks.worker_id = ? AND status IN ('assigned', 'running') AND taskstore_tasks.id IN (__[POSTCOMPILE_p_ids]) RETURNING id;
 
 -- interrupt: attempts cut off by a graceful stop, not charged
--- parameters: status, attempts_1, strftime_1, strftime_2, printf_1, p_delay, strftime_3, strftime_4, lease_expires_at, json_extract_1, json_extract_2, json_extract_3, batch, p_worker_id
-UPDATE taskstore_tasks SET status=?, attempts=(taskstore_tasks.attempts - ?), run_at=strftime(?, ?, printf(?, ?)), updated_at=strftime(?, ?), lease_expires_at=?, error=batch.doc FROM (SELECT json_extract(anon_1.value, ?) AS id, json_extract(anon_1.value, ?) AS fence, json_extract(anon_1.value, ?) AS doc 
+-- parameters: status, attempts_1, p_delay, param_1, strftime_1, strftime_2, printf_1, p_delay, strftime_3, strftime_4, lease_expires_at, json_extract_1, json_extract_2, json_extract_3, batch, p_worker_id
+UPDATE taskstore_tasks SET status=?, attempts=(taskstore_tasks.attempts - ?), run_at=CASE WHEN (? > ?) THEN strftime(?, ?, printf(?, ?)) ELSE taskstore_tasks.run_at END, updated_at=strftime(?, ?), lease_expires_at=?, error=batch.doc FROM (SELECT json_extract(anon_1.value, ?) AS id, json_extract(anon_1.value, ?) AS fence, json_extract(anon_1.value, ?) AS doc 
 FROM json_each(?) AS anon_1) AS batch WHERE taskstore_tasks.id = batch.id AND taskstore_tasks.claims = batch.fence AND taskstore_tasks.worker_id = ? AND status IN ('assigned', 'running') RETURNING id;
 
 -- release: claimed tasks never run, handed back uncharged
--- parameters: status, attempts_1, strftime_1, strftime_2, printf_1, p_delay, strftime_3, strftime_4, worker_id, lease_expires_at, json_extract_1, json_extract_2, json_extract_3, batch, p_worker_id
-UPDATE taskstore_tasks SET status=?, attempts=(taskstore_tasks.attempts - ?), run_at=strftime(?, ?, printf(?, ?)), updated_at=strftime(?, ?), worker_id=?, lease_expires_at=? FROM (SELECT json_extract(anon_1.value, ?) AS id, json_extract(anon_1.value, ?) AS fence, json_extract(anon_1.value, ?) AS doc 
+-- parameters: status, attempts_1, p_delay, param_1, strftime_1, strftime_2, printf_1, p_delay, strftime_3, strftime_4, worker_id, lease_expires_at, json_extract_1, json_extract_2, json_extract_3, batch, p_worker_id
+UPDATE taskstore_tasks SET status=?, attempts=(taskstore_tasks.attempts - ?), run_at=CASE WHEN (? > ?) THEN strftime(?, ?, printf(?, ?)) ELSE taskstore_tasks.run_at END, updated_at=strftime(?, ?), worker_id=?, lease_expires_at=? FROM (SELECT json_extract(anon_1.value, ?) AS id, json_extract(anon_1.value, ?) AS fence, json_extract(anon_1.value, ?) AS doc 
 FROM json_each(?) AS anon_1) AS batch WHERE taskstore_tasks.id = batch.id AND taskstore_tasks.claims = batch.fence AND taskstore_tasks.worker_id = ? AND status IN ('assigned', 'running') RETURNING id;
 
 -- rescue: tasks whose lease expired

@@ -87,13 +87,18 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
         self._complete = self._build_ending(
             Event.COMPLETE, {"progress": 1.0}, doc_into="result"
         ).returning(T.c.watched)
-        later = backend.now_plus(bindparam("p_delay", type_=Float))
-        interrupted = {"attempts": uncharged, "run_at": later}
+        delay = bindparam("p_delay", type_=Float)
+        later = backend.now_plus(delay)
+        # Handed back with no delay, a task keeps its place in line (FIFO within a
+        # priority), as if never claimed: not behind every task that fell due meanwhile.
+        in_place = case((delay > 0, later), else_=T.c.run_at)
+        interrupted = {"attempts": uncharged, "run_at": in_place}
         self._interrupt = self._build_ending(Event.INTERRUPT, interrupted, "error")
-        released = {"attempts": uncharged, "worker_id": None, "run_at": later}
+        released = {"attempts": uncharged, "worker_id": None, "run_at": in_place}
         self._release = self._build_ending(Event.RELEASE, released)
         self._release_noted = self._build_ending(Event.RELEASE, released, doc_into="error")
-        self._snooze = self._build_ending(Event.SNOOZE, released)
+        snoozed = {**released, "run_at": later}  # asked to run later: behind what is due
+        self._snooze = self._build_ending(Event.SNOOZE, snoozed)
 
     # ------------------------------------------------------------------- claim
     def _claimable(self, orphans: bool, skip: bool = False, plain: bool = False) -> list[Any]:
@@ -234,8 +239,9 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
         """Mark running tasks cut off by a graceful stop as ``not_finished``, the doc as
         their error, the attempt not charged: a deploy is not the task's failure. The
         worker's id stays on the row: it handed the task back alive, so the task is no
-        orphan (see `taskstore.models.task.orphaned`) and runs again in a batch, after
-        `delay_seconds` (the time a handler's thread needs to die with its process)."""
+        orphan (see `taskstore.models.task.orphaned`) and runs again in a batch, in its place
+        in line, or after `delay_seconds` (the time a handler's thread needs to die with
+        its process)."""
         done = await self._end(conn, self._interrupt, worker_id, cut, p_delay=delay_seconds)
         await self.record_attempts(
             conn, sorted(done), worker_id=worker_id, outcome="cut_off", charged=False
@@ -252,8 +258,9 @@ class LeaseStatements(WorkflowStatements, HistoryStatements):
         note: str | None = None,
     ) -> set[int]:
         """Hand (task id, fence) pairs this worker claimed but never ran back to
-        ``created``, due after `delay_seconds`, with their attempt not charged; `note`
-        (JSON text), if given, becomes their error document (why they were handed back)."""
+        ``created``, in their place in line or due after `delay_seconds`, with their
+        attempt not charged; `note` (JSON text), if given, becomes their error document
+        (why they were handed back)."""
         rows = [(task_id, fence, note) for task_id, fence in handed]
         stmt = self._release if note is None else self._release_noted
         return await self._end(conn, stmt, worker_id, rows, p_delay=delay_seconds)

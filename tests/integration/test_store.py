@@ -144,6 +144,15 @@ async def test_a_claimed_task_released_unstarted_goes_back_with_its_attempt_unch
     assert info.run_at > dt.datetime.now(dt.UTC) + dt.timedelta(minutes=59)
 
 
+async def test_a_task_handed_back_unstarted_keeps_its_place_in_line(store: TaskStore) -> None:
+    first, _later = await store.enqueue_many([{"name": "t.x"}, {"name": "t.x"}])
+    [task] = await claim(store, limit=1)
+    async with store.transaction() as conn:
+        await store.tasks.release_many(conn, worker_id=W, handed=[(task.id, task.fence)])
+    # As if never claimed: first in, first out, not behind every task due meanwhile.
+    assert [t.id for t in await claim(store, limit=1)] == [first]
+
+
 async def test_claim_serves_only_the_queue_asked_for(store: TaskStore) -> None:
     await store.enqueue("t.x", queue="email")
     media_id = await store.enqueue("t.x", queue="media")
@@ -426,6 +435,14 @@ async def test_a_task_cut_off_at_shutdown_is_no_orphan_and_is_claimed_in_a_batch
     assert await claim(store, worker="worker-b", orphans=True) == []
     [again] = await claim(store, worker="worker-b")
     assert (again.id, again.attempt, again.fence) == (task_id, 1, 2)
+
+
+async def test_a_task_cut_off_at_shutdown_keeps_its_place_in_line(store: TaskStore) -> None:
+    first, _later = await store.enqueue_many([{"name": "t.x"}, {"name": "t.x"}])
+    [task] = await claim(store, limit=1)
+    async with store.transaction() as conn:
+        await store.tasks.interrupt_many(conn, worker_id=W, cut=[(task.id, task.fence, None)])
+    assert [t.id for t in await claim(store, limit=1)] == [first]
 
 
 async def test_rescue_fails_a_task_that_used_its_last_attempt(store: TaskStore) -> None:
