@@ -74,6 +74,7 @@ class Fetcher:
             return None
         for queue in self._queue_order:
             if self._consumer.refillable(queue) and (room := self._room(queue)) > 0:
+                state.handed_back_queues.discard(queue)  # this claim has a free slot
                 state.in_flight[queue] += room
                 return queue, room
         return None
@@ -104,7 +105,8 @@ class Fetcher:
         batch claimed ahead is handed back at once: `worker.outcomes`)."""
         state = self._state
         queues = self._queue_order if queue is None else (queue,)
-        fast = any(state.fast(state.queue_seconds, q) for q in queues)
+        held = state.handed_back_queues
+        fast = any(state.fast(state.queue_seconds, q) for q in queues if q not in held)
         return self._config.concurrency if fast and not state.stopping else 0
 
     # ------------------------------------------------------------------ loop
@@ -211,6 +213,7 @@ class Fetcher:
             if free <= 0 or state.stopping:
                 continue
             had_room = True
+            state.handed_back_queues.discard(queue)  # this claim had a free slot
             for task in await self._claim(queue, free):
                 self._outcomes.start(task)
                 claimed += 1

@@ -152,6 +152,7 @@ class Outcomes:
         and no more claims ahead of its queue until its handlers prove fast again."""
         state = self._state
         state.queue_seconds.pop(task.queue, None)
+        state.handed_back_queues.add(task.queue)
         try:
             await self._consumer.release([(task.id, task.fence)], wake=[task.queue])
         except STORE_ERRORS as exc:

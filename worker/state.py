@@ -35,6 +35,9 @@ class WorkerState:
     # moving averages of handler durations, per queue and per task name (claims ahead)
     queue_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
     name_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+    # Queues that had a task claimed ahead handed back: their next claim waits for a free
+    # slot, so that task, first in line again, starts here instead of going back again.
+    handed_back_queues: set[str] = dataclasses.field(default_factory=set)
     # (when it ended, task name) of async attempts that took a while: suspects when the
     # event loop is found to have been blocked (see `worker.maintenance.watch_loop`)
     long_async_runs: collections.deque[tuple[float, str]] = dataclasses.field(

@@ -493,6 +493,39 @@ async def test_a_task_claimed_ahead_whose_handler_may_be_slow_is_handed_back_at_
     assert sorted(task_id for task_id, _, _ in worker.completer.acks) == [1, 2]
 
 
+async def test_after_a_hand_back_its_queue_is_claimed_again_only_into_a_free_slot() -> None:
+    """The task handed back is first in line again: the next claim of its queue waits for
+    a free slot, so that task starts here, however fast the queue's other handlers end
+    meanwhile, instead of coming in a batch claimed ahead and going back again."""
+    reg = Registry()
+    gate = anyio.Event()
+
+    @task(name="t.quick", registry=reg)
+    async def quick(ctx) -> None:
+        await gate.wait()
+
+    @task(name="t.long", registry=reg)
+    async def long(ctx) -> None:
+        await gate.wait()
+
+    consumer = FakeConsumer()
+    worker = fake_worker(consumer, reg, concurrency=1)
+    worker.state.note_duration("default", "t.quick", 0.001)
+    for task_id, name in ((1, "t.quick"), (2, "t.long")):
+        worker.outcomes.start(ClaimedTask(task_id, name, "default", {}, 1, None, 0, fence=4))
+    await anyio.sleep(0.05)
+    assert consumer.released == [(2, 4)]
+    worker.state.note_duration("default", "t.quick", 0.001)  # quick ones end fast again
+    assert worker.fetcher.free("default") == 0  # its slot is taken: nothing ahead
+    gate.set()
+    with anyio.fail_after(5):
+        await asyncio.gather(*(run.handle for run in list(worker.running.values())))
+    assert worker.fetcher.free("default") == 1  # the slot is free: claim into it
+    await worker.fetcher.claim_round()
+    worker.state.in_flight["default"] = 1
+    assert worker.fetcher.free("default") == 1  # that claim had a free slot: ahead again
+
+
 class _RateHeld(FakeConsumer):
     """Queue "api" waits `hold` seconds for its next rate slot; "other" is empty."""
 
