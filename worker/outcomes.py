@@ -148,10 +148,10 @@ class Outcomes:
         )
 
     async def _release_unstarted(self, task: ClaimedTask) -> None:
-        """A task claimed ahead whose handler may be slow: back to the queue, uncharged,
-        and no more claims ahead of its queue until its handlers prove fast again."""
+        """A task claimed ahead whose handler may be slow: back to the queue, uncharged, in
+        its place in line; this worker's next claim of its queue is into a free slot, so
+        the task is not claimed ahead (and handed back) again."""
         state = self._state
-        state.queue_seconds.pop(task.queue, None)
         state.handed_back_queues.add(task.queue)
         try:
             await self._consumer.release([(task.id, task.fence)], wake=[task.queue])
