@@ -460,12 +460,10 @@ async def test_claimed_ahead_tasks_wait_for_a_handler_slot_and_a_stopped_one_nev
     assert sorted(task_id for task_id, _, _ in worker.completer.acks) == [1, 2, 3, 4]
 
 
-async def test_a_task_claimed_ahead_whose_handler_may_be_slow_is_handed_back_at_once() -> None:
-    """Claims ahead follow the queue's handlers; a task among them whose own handler is
-    not known to end fast goes back for another worker to start now, and its queue is no
-    longer claimed ahead."""
+def _quick_and_long(consumer: FakeConsumer, gate: anyio.Event) -> Worker:
+    """A one-slot worker whose "t.quick" handlers are known to end fast, and whose
+    "t.long" ones have never run here; both wait for `gate`."""
     reg = Registry()
-    gate = anyio.Event()
 
     @task(name="t.quick", registry=reg)
     async def quick(ctx) -> None:
@@ -475,21 +473,39 @@ async def test_a_task_claimed_ahead_whose_handler_may_be_slow_is_handed_back_at_
     async def long(ctx) -> None:
         await gate.wait()
 
-    consumer = FakeConsumer()
     worker = fake_worker(consumer, reg, concurrency=1)
     worker.state.note_duration("default", "t.quick", 0.001)
-    worker.state.in_flight["default"] = 1
-    assert worker.fetcher.free("default") == 1  # its slot is taken: one batch ahead
-    worker.state.in_flight["default"] = 0
-    for task_id, name in ((1, "t.quick"), (2, "t.quick"), (3, "t.long")):
+    return worker
+
+
+async def _start(worker: Worker, *tasks: tuple[int, str]) -> None:
+    """Start these (task id, name) claimed tasks, and let them settle."""
+    for task_id, name in tasks:
         worker.outcomes.start(ClaimedTask(task_id, name, "default", {}, 1, None, 0, fence=4))
     await anyio.sleep(0.05)
-    assert consumer.released == [(3, 4)]  # unknown speed: not held behind the slot
-    assert sorted(worker.running) == [1, 2]  # the quick one ahead waits for the slot
-    assert worker.fetcher.free("default") == 0  # in flight 2, and no more claims ahead
+
+
+async def _let_go(worker: Worker, gate: anyio.Event) -> None:
+    """Open the gate, and wait for every running handler to end."""
     gate.set()
     with anyio.fail_after(5):
         await asyncio.gather(*(run.handle for run in list(worker.running.values())))
+
+
+async def test_a_task_claimed_ahead_whose_handler_may_be_slow_is_handed_back_at_once() -> None:
+    """Claims ahead follow the queue's handlers; a task among them whose own handler is
+    not known to end fast goes back for another worker to start now, and its queue is no
+    longer claimed ahead."""
+    consumer, gate = FakeConsumer(), anyio.Event()
+    worker = _quick_and_long(consumer, gate)
+    worker.state.in_flight["default"] = 1
+    assert worker.fetcher.free("default") == 1  # its slot is taken: one batch ahead
+    worker.state.in_flight["default"] = 0
+    await _start(worker, (1, "t.quick"), (2, "t.quick"), (3, "t.long"))
+    assert consumer.released == [(3, 4)]  # unknown speed: not held behind the slot
+    assert sorted(worker.running) == [1, 2]  # the quick one ahead waits for the slot
+    assert worker.fetcher.free("default") == 0  # in flight 2, and no more claims ahead
+    await _let_go(worker, gate)
     assert sorted(task_id for task_id, _, _ in worker.completer.acks) == [1, 2]
 
 
@@ -497,29 +513,13 @@ async def test_after_a_hand_back_its_queue_is_claimed_again_only_into_a_free_slo
     """The task handed back is first in line again: the next claim of its queue waits for
     a free slot, so that task starts here, however fast the queue's other handlers end
     meanwhile, instead of coming in a batch claimed ahead and going back again."""
-    reg = Registry()
-    gate = anyio.Event()
-
-    @task(name="t.quick", registry=reg)
-    async def quick(ctx) -> None:
-        await gate.wait()
-
-    @task(name="t.long", registry=reg)
-    async def long(ctx) -> None:
-        await gate.wait()
-
-    consumer = FakeConsumer()
-    worker = fake_worker(consumer, reg, concurrency=1)
-    worker.state.note_duration("default", "t.quick", 0.001)
-    for task_id, name in ((1, "t.quick"), (2, "t.long")):
-        worker.outcomes.start(ClaimedTask(task_id, name, "default", {}, 1, None, 0, fence=4))
-    await anyio.sleep(0.05)
+    consumer, gate = FakeConsumer(), anyio.Event()
+    worker = _quick_and_long(consumer, gate)
+    await _start(worker, (1, "t.quick"), (2, "t.long"))
     assert consumer.released == [(2, 4)]
     worker.state.note_duration("default", "t.quick", 0.001)  # quick ones end fast again
     assert worker.fetcher.free("default") == 0  # its slot is taken: nothing ahead
-    gate.set()
-    with anyio.fail_after(5):
-        await asyncio.gather(*(run.handle for run in list(worker.running.values())))
+    await _let_go(worker, gate)
     assert worker.fetcher.free("default") == 1  # the slot is free: claim into it
     await worker.fetcher.claim_round()
     worker.state.in_flight["default"] = 1
