@@ -122,8 +122,11 @@ async def upgrade(
 
 def _refuse_unknown_revisions(sync_conn: Any) -> None:
     """Alembic cannot upgrade from a revision it does not know: say what it may be."""
-    if not inspect(sync_conn).has_table(VERSION_TABLE):
-        _refuse_taken_names(sync_conn)
+    # One read of the names: another migrator's first migration, committed meanwhile, is
+    # seen whole (its tables with their version table) or not at all.
+    names = set(inspect(sync_conn).get_table_names())
+    if VERSION_TABLE not in names:
+        _refuse_taken_names(names)
         return
     current = {row[0] for row in sync_conn.execute(select(_VERSIONS.c.version_num))}
     unknown = sorted(current - set(REVISIONS))
@@ -135,9 +138,10 @@ def _refuse_unknown_revisions(sync_conn: Any) -> None:
         )
 
 
-def _refuse_taken_names(sync_conn: Any) -> None:
+def _refuse_taken_names(names: set[str]) -> None:
     """A first migration into a database that already has tables of taskstore's names
-    (an application's own ``video``, say) would stop half-way with a driver error."""
+    (an application's own ``video``, say; `names` are its tables) would stop half-way
+    with a driver error."""
     from taskstore.models import Base
 
     ours = {
@@ -145,7 +149,7 @@ def _refuse_taken_names(sync_conn: Any) -> None:
         for mapper in Base.registry.mappers
         if mapper.class_.__module__.startswith("taskstore.models.")
     }
-    taken = sorted(ours.intersection(inspect(sync_conn).get_table_names()))
+    taken = sorted(ours.intersection(names))
     if taken:
         raise TaskStoreError(
             f"cannot create taskstore's tables: the database already has {', '.join(taken)}, "
