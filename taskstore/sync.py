@@ -13,8 +13,8 @@ import functools
 import os
 import threading
 import weakref
-from collections.abc import Coroutine, Iterable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
@@ -26,12 +26,12 @@ from taskstore.errors import InvalidInput
 from taskstore.graph import resolve as resolve_graph
 from taskstore.logs import get_logger
 from taskstore.records import NewTask, QueueStats, TaskInfo
+from taskstore.repositories.task_table import run_blocking
 from taskstore.repositories.tasks import TaskRepository
 from taskstore.settings import Settings
 from taskstore.states import TaskStatus
 from taskstore.store import TaskStore
 
-R = TypeVar("R")
 log = get_logger("taskstore.sync")
 #: How long interpreter exit waits for a store nobody closed to close its connections.
 EXIT_CLOSE_SECONDS = 5.0
@@ -195,16 +195,6 @@ class _SyncExecutor:
         return self._conn.execute(*args, **kwargs)
 
 
-def _drive(coro: Coroutine[Any, Any, R]) -> R:
-    """Run a coroutine that never really suspends (every await is a blocking call)."""
-    try:
-        coro.send(None)
-    except StopIteration as done:
-        return done.value
-    coro.close()
-    raise RuntimeError("a blocking enqueue tried to wait on an event loop")
-
-
 @functools.cache
 def _repository(backend_name: str) -> TaskRepository:
     """Statements are built once per backend, as in the async store."""
@@ -247,5 +237,7 @@ def _insert_on(conn: Connection | Session, batch: list[NewTask]) -> list[int]:
     bind = conn.connection() if isinstance(conn, Session) else conn
     repository = _repository(backend_of(bind).name)
     if graph is not None:
-        return _drive(repository.insert_graph(_SyncExecutor(conn), batch, graph))
-    return _drive(repository.insert(_SyncExecutor(conn), batch))
+        return run_blocking(
+            repository.insert_graph(_SyncExecutor(conn), batch, graph), "a blocking connection"
+        )
+    return run_blocking(repository.insert(_SyncExecutor(conn), batch), "a blocking connection")

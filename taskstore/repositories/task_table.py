@@ -3,14 +3,15 @@
 The table, status literals, the one description of a new task's columns (used by the
 batched insert, the keyed insert and their parameters alike), the columns of a batch of
 fenced endings, and `TaskStatements`, the base that holds a backend and its clock and
-applies transitions from `taskstore.states.TRANSITIONS`.
+applies transitions from `taskstore.states.TRANSITIONS`; `run_blocking` runs its
+statements on a blocking connection.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -36,6 +37,18 @@ from taskstore.states import Event, TaskStatus, sources, target
 
 Executor = AsyncConnection | AsyncSession
 T = TaskEntity.__table__
+R = TypeVar("R")
+
+
+def run_blocking(coro: Coroutine[Any, Any, R], connection: str) -> R:
+    """Run a repository coroutine whose executor blocks (a producer's own connection):
+    every await returns at once, so it never suspends and needs no event loop."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    coro.close()
+    raise RuntimeError(f"an enqueue on {connection} tried to wait on an event loop")
 
 
 def status_literal(value: TaskStatus) -> Any:

@@ -9,8 +9,8 @@ task commits or rolls back with whatever else the transaction wrote.
 from __future__ import annotations
 
 import functools
-from collections.abc import Coroutine, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 from sqlalchemy.engine import Dialect, make_url
@@ -19,9 +19,9 @@ from sqlalchemy.sql import Executable
 from taskstore import validation
 from taskstore.backends import backend_for
 from taskstore.backends.plans import Plan, compile_plan
+from taskstore.repositories.task_table import run_blocking
 from taskstore.repositories.tasks import TaskRepository
 
-R = TypeVar("R")
 # Django's database vendor -> the SQLAlchemy dialect that compiles for its DB-API driver.
 # The psycopg dialect writes the casts arrays need (``%s::INTEGER[]``); its SQL suits
 # psycopg2 as well.
@@ -40,7 +40,8 @@ def enqueue_on(
     task = validation.new_task(name, payload, max_payload_bytes=max_payload_bytes, **options)
     executor = _CursorExecutor(connection, _dialect(connection.vendor))
     # The insert only calls `execute`, which the executor provides.
-    [task_id] = _drive(_repository(connection.vendor).insert(executor, [task]))  # type: ignore[arg-type]
+    insert = _repository(connection.vendor).insert(executor, [task])  # type: ignore[arg-type]
+    [task_id] = run_blocking(insert, "Django's connection")
     return int(task_id)
 
 
@@ -98,13 +99,3 @@ def _plan(statement: Executable, dialect: Dialect) -> Plan:
             raise RuntimeError("this statement cannot run on Django's connection")
         plan = _plans[key] = compiled
     return plan
-
-
-def _drive(coro: Coroutine[Any, Any, R]) -> R:
-    """Run a coroutine whose every await is a blocking call (it never suspends)."""
-    try:
-        coro.send(None)
-    except StopIteration as done:
-        return done.value
-    coro.close()
-    raise RuntimeError("an enqueue on Django's connection tried to wait on an event loop")
