@@ -24,6 +24,7 @@ from click.testing import CliRunner
 from taskstore import TaskStore, cli_tasks
 from taskstore.cli import main
 from tests.integration.test_cli import assert_one_line_error, taskstore
+from tests.integration.test_store import W, claim
 
 
 def worker(*args: str, url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -535,3 +536,22 @@ def test_wait_exits_by_outcome_and_its_json_is_what_show_prints(db_url: str) -> 
         taskstore("wait", second, "--timeout", "0.2", url=db_url), 3, "did not finish within"
     )
     assert_one_line_error(taskstore("wait", "999999", url=db_url), 2, "no task with id 999999")
+
+
+async def test_wait_for_a_task_that_completed_after_a_failed_attempt_prints_no_error(
+    db_url: str,
+) -> None:
+    async with TaskStore.from_url(db_url) as store:
+        task_id = await store.enqueue("a.b")
+        [task] = await claim(store)
+        async with store.transaction() as conn:
+            error = {"type": "RuntimeError", "message": "marker missing"}
+            await store.tasks.fail(
+                conn, task_id=task_id, worker_id=W, fence=task.fence, error=error, retry_in=0
+            )
+        [task] = await claim(store)
+        async with store.transaction() as conn:
+            await store.tasks.complete_many(conn, worker_id=W, done=[(task_id, task.fence, None)])
+    waited = taskstore("wait", str(task_id), url=db_url)
+    assert (waited.returncode, waited.stdout) == (0, f"task {task_id} completed\n")
+    assert "earlier error" in taskstore("show", str(task_id), url=db_url).stdout
