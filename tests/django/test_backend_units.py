@@ -290,6 +290,32 @@ def test_a_return_value_that_is_not_json_fails_the_task_without_a_retry() -> Non
         handler.fn(ctx, args=[], kwargs={})
 
 
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"args": "7"}, "args must be a list, got str"),
+        ({"args": {"x": 1}}, "args must be a list, got dict"),
+        ({"args": [], "kwargs": "order_id"}, "kwargs must be a JSON object, got str"),
+        ({"args": [1], "kwargs": [["b", 2]]}, "kwargs must be a JSON object, got list"),
+    ],
+)
+def test_args_and_kwargs_of_the_wrong_shape_fail_the_task_without_calling_it(
+    arguments: dict[str, Any], message: str
+) -> None:
+    """A string would be spread into characters and a dict into its keys: the function
+    would run with arguments nobody gave it."""
+    from types import SimpleNamespace
+
+    from taskstore.contrib.django.handlers import resolve
+    from worker.errors import WrongArguments
+
+    handler = resolve("demo_app.tasks.add")
+    assert handler is not None
+    ctx = SimpleNamespace(task_id=7, worker_id="w", attempt=1)
+    with pytest.raises(WrongArguments, match=rf"demo_app\.tasks\.add: {message}"):
+        handler.fn(ctx, **arguments)
+
+
 def test_max_attempts_past_what_an_enqueue_takes_is_named_by_the_check() -> None:
     from taskstore.contrib.django.backend import TaskstoreBackend
 

@@ -16,7 +16,7 @@ import importlib
 import importlib.util
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from django.apps import apps
 from django.db import close_old_connections
@@ -27,9 +27,10 @@ from django.utils.json import normalize_json
 
 from taskstore.contrib.django.results import import_at
 from worker.context import TaskContext as WorkerContext
-from worker.errors import NonRetryable
+from worker.errors import NonRetryable, WrongArguments
 from worker.registry import Registry, TaskDef
 
+T = TypeVar("T", list[Any], dict[str, Any])
 _not_found: set[str] = set()  # names no module here defines: asked once per process
 
 
@@ -153,8 +154,8 @@ class _Call:
             started_at=now,
             finished_at=None,
             last_attempted_at=now,
-            args=list(args or []),
-            kwargs=dict(kwargs or {}),
+            args=_checked(task, "args", args, list, "a list"),
+            kwargs=_checked(task, "kwargs", kwargs, dict, "a JSON object"),
             backend=task.backend,
             errors=[],
             worker_ids=[ctx.worker_id] * ctx.attempt,  # so context.attempt is the attempt
@@ -168,6 +169,18 @@ class _Call:
         object.__setattr__(self.result, "status", status)  # TaskResult is frozen
         object.__setattr__(self.result, "finished_at", timezone.now())
         task_finished.send(self.sender, task_result=self.result)
+
+
+def _checked(task: Task, what: str, value: Any, kind: type[T], shape: str) -> T:
+    """The stored args or kwargs, a copy; refused in one line if of another shape (a
+    string would be spread into characters, an object into its keys)."""
+    if value is None:
+        return kind()
+    if not isinstance(value, kind):
+        raise WrongArguments(
+            f"{task.module_path}: {what} must be {shape}, got {type(value).__name__}"
+        )
+    return kind(value)
 
 
 def _returned(task: Task, value: Any) -> Any:
