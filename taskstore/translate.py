@@ -28,6 +28,8 @@ _CONNECT_CLASSES = ("08", "28", "3D", "53", "57")
 #: a prepared statement the driver made is already on the server connection: a pooler
 #: in transaction mode handed it another client's connection
 _DUPLICATE_PREPARED = "42P05"
+#: invalid schema name: a CREATE with nowhere to go (a search_path of missing schemas)
+_NO_SCHEMA = "3F000"
 
 
 def reason(exc: BaseException) -> str:
@@ -67,6 +69,12 @@ class ErrorTranslator:
                 raise self.unreachable(exc) from None
             if _sqlstate(exc) == _DUPLICATE_PREPARED:
                 raise self.at_connect(exc) from None
+            if _sqlstate(exc) == _NO_SCHEMA:
+                raise DatabaseRefused(
+                    f"the database at {self._safe_url} has no schema to create taskstore's "
+                    f"tables in ({reason(exc)}): does the URL's search_path name a schema "
+                    "that does not exist? Create it first (CREATE SCHEMA ...)"
+                ) from None
             raise
         except UNREACHABLE as exc:
             raise self.unreachable(exc) from None
