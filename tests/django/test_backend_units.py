@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -232,6 +233,30 @@ def test_system_checks_name_options_of_the_wrong_shape(options: Any, message: st
 
     [problem] = TaskstoreBackend("z", {"OPTIONS": options}).check()
     assert message in problem.msg and problem.obj == "TASKS['z']"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ("database_url", "OPTIONS must be a dict, got str"),
+        ({"database_url": 5}, "OPTIONS['database_url'] must be a database URL string, got 5"),
+        ({"databse_url": "sqlite:///x.db"}, "unknown OPTIONS databse_url"),
+    ],
+)
+def test_options_the_checks_refuse_stop_enqueue_and_get_result_in_one_line(
+    options: Any, message: str
+) -> None:
+    """Checks run at `manage.py` commands, not in a web server: a typo in OPTIONS must not
+    send tasks to another database unnoticed."""
+    from demo_app.tasks import add
+    from django.core.exceptions import ImproperlyConfigured
+
+    from taskstore.contrib.django.backend import TaskstoreBackend
+
+    backend = TaskstoreBackend("z", {"OPTIONS": options})
+    for call in (lambda: backend.enqueue(add, [1, 2], {}), lambda: backend.get_result("1")):
+        with pytest.raises(ImproperlyConfigured, match=rf"^TASKS\['z'\]: {re.escape(message)}"):
+            call()
 
 
 def test_the_resolver_wraps_django_tasks_and_refuses_anything_else() -> None:

@@ -24,6 +24,7 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.tasks import Task, TaskResult, TaskResultStatus
 from django.tasks.backends.base import BaseTaskBackend
@@ -130,6 +131,18 @@ class TaskstoreBackend(BaseTaskBackend):
         found.extend(("E006", f"QUEUES: {problem}") for problem in _queue_problems(self.queues))
         return found
 
+    @functools.cached_property
+    def _refused(self) -> str | None:
+        problems = self._option_problems()
+        return f"TASKS[{self.alias!r}]: {problems[0][1]}" if problems else None
+
+    def _configured(self) -> None:
+        """Raise the checks' first complaint about OPTIONS: they run with `manage.py`
+        commands, not in a web server, and a mistyped option would otherwise send tasks
+        to another database unnoticed."""
+        if self._refused is not None:
+            raise ImproperlyConfigured(self._refused)
+
     # --------------------------------------------------------------- enqueue
     def validate_task(self, task: Task) -> None:
         """Django's checks, then taskstore's rules for the name and the queue."""
@@ -143,6 +156,7 @@ class TaskstoreBackend(BaseTaskBackend):
     def enqueue(self, task: Task, args: Sequence[Any], kwargs: dict[str, Any]) -> TaskResult:
         """Write the task row (in the caller's transaction where it can) and return its
         READY result, whose id is the taskstore task id."""
+        self._configured()
         self.validate_task(task)
         payload = payload_of(task.module_path, args, kwargs)
         task_id = self._insert(task, payload)
@@ -192,6 +206,7 @@ class TaskstoreBackend(BaseTaskBackend):
         from taskstore.contrib.django import stores
         from taskstore.contrib.django.results import to_result
 
+        self._configured()
         task_id = _task_id(result_id)
         with _schema_words(self.alias, self.database):
             info = stores.shared_store(self.database_url).get(task_id)
