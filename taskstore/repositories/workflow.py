@@ -215,13 +215,8 @@ class WorkflowStatements(TaskStatements):
             for task_id, dep_id, dep_name, dep_status in rows:
                 first.setdefault(task_id, (dep_id, dep_name, dep_status))
             frontier = []
-            for task_id, (dep_id, dep_name, dep_status) in first.items():
-                error = {
-                    "type": "DependencyFailed",
-                    "message": f"dependency {dep_id} ({dep_name}) ended {dep_status}",
-                    "dependency": dep_id,
-                }
-                params = {"p_id": task_id, "p_error": error}
+            for task_id, dead in first.items():
+                params = {"p_id": task_id, "p_error": _dependency_failed(*dead)}
                 if (await conn.execute(self._cancel_waiting, params)).first() is not None:
                     frontier.append(task_id)
             cancelled += frontier
@@ -237,7 +232,8 @@ class WorkflowStatements(TaskStatements):
     async def revive_dependents(self, conn: Executor, task_id: int) -> list[int]:
         """After an operator retry of `task_id`: the tasks it got cancelled (a
         ``DependencyFailed`` error), down the graph, wait again, except those that still
-        wait for another failed or cancelled task. Returns their ids."""
+        wait for another failed or cancelled task: their error, if it named a task
+        retried now, names that other one instead. Returns the ids that wait again."""
         alive, revived, frontier = {task_id}, [], [task_id]
         while frontier:
             candidates = await conn.execute(
@@ -249,8 +245,16 @@ class WorkflowStatements(TaskStatements):
             for candidate, error in candidates.all():
                 if not isinstance(error, dict) or error.get("type") != "DependencyFailed":
                     continue  # cancelled for its own reasons: not ours to undo
-                if await self._only_dead_among(conn, candidate, alive):
+                holding = await self._dead_left(conn, candidate, alive)
+                if holding is None:
                     frontier.append(candidate)
+                elif error.get("dependency") in alive:  # its error named one retried now
+                    named = (
+                        update(T)
+                        .where(T.c.id == candidate)
+                        .values(error=_dependency_failed(*holding), updated_at=self._now)
+                    )
+                    await conn.execute(named)
             if frontier:
                 await conn.execute(
                     update(T)
@@ -266,14 +270,18 @@ class WorkflowStatements(TaskStatements):
                 revived += frontier
         return revived
 
-    async def _only_dead_among(self, conn: Executor, task_id: int, alive: set[int]) -> bool:
-        """Are the task's failed or cancelled dependencies all among `alive` (retried)?"""
+    async def _dead_left(
+        self, conn: Executor, task_id: int, alive: set[int]
+    ) -> tuple[int, str, str] | None:
+        """The task's first failed or cancelled dependency not among `alive` (retried):
+        (id, name, status), or None if there is none."""
         rows = await conn.execute(
-            select(T.c.id, T.c.status)
+            select(T.c.id, T.c.name, T.c.status)
             .join(D, D.c.depends_on_id == T.c.id)
-            .where(D.c.task_id == task_id)
+            .where(D.c.task_id == task_id, T.c.status.in_([s.value for s in _DEAD]))
+            .order_by(T.c.id)
         )
-        return all(dep in alive or TaskStatus(status) not in _DEAD for dep, status in rows.all())
+        return next((tuple(row) for row in rows.all() if row[0] not in alive), None)
 
     # -------------------------------------------------------------------- reads
     async def dependencies(self, conn: Executor, task_id: int) -> list[int]:
@@ -345,3 +353,12 @@ class WorkflowStatements(TaskStatements):
 def _chunks(items: list[Any], size: int = 5000) -> list[list[Any]]:
     """Statements bind at most a few thousand values each (the drivers' limits)."""
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _dependency_failed(dep_id: int, dep_name: str, dep_status: str) -> dict[str, Any]:
+    """The error of a task cancelled because a dependency of it failed or was cancelled."""
+    return {
+        "type": "DependencyFailed",
+        "message": f"dependency {dep_id} ({dep_name}) ended {dep_status}",
+        "dependency": dep_id,
+    }

@@ -413,6 +413,25 @@ async def test_retry_with_dependents_puts_what_the_failure_cancelled_back_to_wai
     assert (await store.require(b)).error is None
 
 
+async def test_a_dependent_a_retry_leaves_cancelled_names_the_dependency_that_still_holds_it(
+    store: TaskStore,
+) -> None:
+    a = await store.enqueue("wf.reject")
+    other = await store.enqueue("wf.num", {"n": 9}, delay=3600)
+    blocked = await store.enqueue("wf.join", {"n": 5}, depends_on=[a, other])
+    await burst(store).run()
+    assert (await store.require(blocked)).error["dependency"] == a
+    await store.cancel(other)
+    await store.retry(a, with_dependents=True)
+    left = await store.require(blocked)
+    assert left.status is TaskStatus.CANCELLED
+    assert left.error == {
+        "type": "DependencyFailed",
+        "message": f"dependency {other} (wf.num) ended cancelled",
+        "dependency": other,
+    }
+
+
 async def test_cli_retry_with_dependents_names_the_tasks_that_wait_again(
     store: TaskStore,
 ) -> None:
