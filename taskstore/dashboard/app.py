@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from taskstore.dashboard import api, pages
-from taskstore.dashboard.auth import TOKEN_ENV
+from taskstore.dashboard.auth import TOKEN_ENV, configured
 from taskstore.errors import (
     DatabaseUnavailable,
     IllegalTransition,
@@ -118,7 +118,7 @@ def create_app(store: TaskStore, *, token: str | None = None, own_store: bool = 
         lifespan=_lifespan(store) if own_store else None,
     )
     app.state.store = store
-    app.state.token = token or None
+    app.state.token = configured(token)
     return app
 
 

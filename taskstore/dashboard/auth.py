@@ -22,6 +22,12 @@ WRONG_TOKEN = (
 )
 
 
+def configured(token: str | None) -> str | None:
+    """The token to require: without the whitespace around it (an env file's or a
+    secret's newline, which no request could send); a blank one is none."""
+    return (token or "").strip() or None
+
+
 def bearer(header: str | None) -> str | None:
     """The token of an ``Authorization: Bearer ...`` header, if that is what it holds."""
     if not header:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import click
 
 from taskstore.cli_common import Command, database_url_option, fail, run_guarded
-from taskstore.dashboard.auth import TOKEN_ENV
+from taskstore.dashboard.auth import TOKEN_ENV, configured
 
 if TYPE_CHECKING:
     from taskstore.settings import Settings
@@ -54,7 +54,7 @@ def cli_command(url: str | None, host: str, port: int, token: str | None) -> Non
 
     settings = command_settings(url)
     require_database(settings)  # a dashboard of a file that does not exist shows nothing
-    run_guarded(lambda: serve(settings, host=host, port=port, token=token or None))
+    run_guarded(lambda: serve(settings, host=host, port=port, token=configured(token)))
 
 
 async def serve(settings: Settings, *, host: str, port: int, token: str | None) -> None:

@@ -247,6 +247,20 @@ async def test_payload_script_is_escaped_everywhere(
 
 
 # ------------------------------------------------------------ retry / cancel
+async def test_a_token_set_with_a_trailing_newline_is_the_token_and_a_blank_one_is_none(
+    store: TaskStore,
+) -> None:
+    """Env files and secrets often end in a newline; the header's token is stripped."""
+    failed = await fail(store)
+    retry = f"/api/tasks/{failed}/retry"
+    async with client_for(store, f"{TOKEN}\n") as client:
+        answer = await client.post(retry, headers={"Authorization": f"Bearer {TOKEN}"})
+        assert answer.status_code == 200, answer.text
+    async with client_for(store, "  ") as client:
+        answer = await client.post(retry, headers={"Authorization": "Bearer x"})
+        assert answer.status_code == 403 and "read-only" in answer.json()["error"]
+
+
 async def test_retry_and_cancel_need_the_right_token(
     store: TaskStore, client: httpx.AsyncClient, read_only: httpx.AsyncClient
 ) -> None:
