@@ -14,7 +14,7 @@ from sqlalchemy import column, inspect, select, table
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from taskstore.errors import SchemaOutOfDate, TaskStoreError
+from taskstore.errors import DatabaseRefused, SchemaOutOfDate, TaskStoreError
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -42,6 +42,12 @@ REVISIONS: tuple[str, ...] = (
     "0016",
 )
 HEAD = REVISIONS[-1]
+#: a PostgreSQL search_path none of whose schemas exists: said when reading and creating
+NO_SCHEMA = "has no schema to create taskstore's tables in"
+NO_SCHEMA_HINT = (
+    "does the URL's search_path name a schema that does not exist? Create it first "
+    "(CREATE SCHEMA ...)"
+)
 _VERSIONS = table(VERSION_TABLE, column("version_num"))
 
 
@@ -81,6 +87,8 @@ async def check_schema(engine: AsyncEngine, read_options: dict[str, Any]) -> Non
     """Raise `SchemaOutOfDate` unless the database is at (or beyond) the code's head."""
     current = await current_revisions(engine, read_options)
     if not current:
+        if engine.dialect.default_schema_name is None:  # read at connect: current_schema()
+            raise DatabaseRefused(f"the database {NO_SCHEMA}: {NO_SCHEMA_HINT}")
         raise SchemaOutOfDate("the database has no taskstore schema yet: run `taskstore migrate`")
     # A revision we do not know is an application's own, stacked on our head.
     if HEAD in current or not current <= set(REVISIONS):

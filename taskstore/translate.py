@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from taskstore.backends import Backend
 from taskstore.errors import DatabaseRefused, DatabaseUnavailable, SchemaOutOfDate, TaskStoreError
+from taskstore.schema import NO_SCHEMA, NO_SCHEMA_HINT
 
 UNREACHABLE = (OperationalError, InterfaceError, OSError, ConnectionError, TimeoutError)
 #: SQLSTATE classes that mean the connection itself failed: connection exception,
@@ -71,9 +72,8 @@ class ErrorTranslator:
                 raise self.at_connect(exc) from None
             if _sqlstate(exc) == _NO_SCHEMA:
                 raise DatabaseRefused(
-                    f"the database at {self._safe_url} has no schema to create taskstore's "
-                    f"tables in ({reason(exc)}): does the URL's search_path name a schema "
-                    "that does not exist? Create it first (CREATE SCHEMA ...)"
+                    f"the database at {self._safe_url} {NO_SCHEMA} ({reason(exc)}): "
+                    f"{NO_SCHEMA_HINT}"
                 ) from None
             raise
         except UNREACHABLE as exc:

@@ -241,7 +241,7 @@ async def test_a_search_path_in_the_urls_options_keeps_the_tables_in_that_schema
         await conn.close()
 
 
-def test_migrate_into_a_search_path_schema_that_does_not_exist_says_so_in_one_line(
+def test_a_search_path_of_schemas_that_do_not_exist_is_named_in_one_line(
     unmigrated_pg_database: str,
 ) -> None:
     from tests.integration.test_cli import assert_one_line_error, taskstore
@@ -251,6 +251,10 @@ def test_migrate_into_a_search_path_schema_that_does_not_exist_says_so_in_one_li
     assert_one_line_error(done, 1, "has no schema to create taskstore's tables in")
     assert "tenant_missing" in done.stderr and "CREATE SCHEMA" in done.stderr
     assert "cannot reach" not in done.stderr and "unexpected" not in done.stderr
+    # and a reading command says so too, rather than send the user to `migrate`
+    done = taskstore("status", url=url)
+    assert_one_line_error(done, 1, "has no schema to create taskstore's tables in")
+    assert "CREATE SCHEMA" in done.stderr
 
 
 def test_a_missing_ssl_file_is_named_as_such_not_unreachable(
