@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import errno
 import functools
-import gc
 import json
 import os
 import sys
@@ -20,6 +19,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
 
 import click
+
+from taskstore import collector
 
 R = TypeVar("R")
 PROGRAMS = ("taskstore", "taskstore-worker")
@@ -52,10 +53,10 @@ def run_guarded(coro_fn: Callable[[], Awaitable[R]], *, interrupted_exit: int | 
 
     from taskstore.errors import TaskStoreError
 
-    # Everything imported so far lives as long as the process: keep the garbage collector
-    # off it. Its passes over SQLAlchemy's object graph otherwise cost the hot loop, and
-    # about a quarter of a second at interpreter exit.
-    gc.freeze()
+    # Start-up is over: the collector, paused for it, runs again, but off everything
+    # imported so far, which lives as long as the process. Its passes over SQLAlchemy's
+    # object graph otherwise cost the hot loop, and a quarter of a second at exit.
+    collector.resume()
     try:
         return asyncio.run(coro_fn())  # type: ignore[arg-type]
     except TaskStoreError as exc:
@@ -131,6 +132,13 @@ class OneLineErrors:
     """Mixin for click commands: usage errors are one ``PROGRAM: error: ...`` line too."""
 
     def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:
+        collector.pause()  # for the start-up; `run_guarded` resumes it
+        try:
+            return self._main(args, prog_name, **extra)
+        finally:  # run in-process (a test, Django's call_command): the caller's collector
+            collector.resume(freeze=False)
+
+    def _main(self, args: Any, prog_name: str | None, **extra: Any) -> Any:
         extra["standalone_mode"] = False
         try:
             result = super().main(args, prog_name, **extra)  # type: ignore[misc]

@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from taskstore import collector
 from taskstore.logs import get_logger
 from worker.supervised import CUT_OFF, STOPS
 from worker.wakeups import WakeRelay
@@ -127,6 +128,7 @@ def supervise(
             zygote = Zygote.start(run_worker)  # before any thread: it forks this process
         except OSError as exc:
             log.warning("no zygote; starting workers as new programs", error=str(exc))
+    collector.resume()  # the supervisor's start-up (its imports for the zygote) is over
     relay = WakeRelay(url)
     relayed = relay.start()
     watched = ["--supervisor-pid", str(os.getpid())]  # workers stop once this process ends

@@ -30,6 +30,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from taskstore import collector
+
 #: what every worker imports before it claims anything
 PRELOAD = (
     "worker.runner",
@@ -137,6 +139,7 @@ def _adopt_orphans() -> None:
 
 def _serve(sock: socket.socket, run_worker: Callable[[list[str]], None]) -> None:
     """The zygote: fork a worker per request, report every exit, until end of file."""
+    collector.resume()  # its start-up was the supervisor's (each worker pauses its own)
     # A Ctrl-C, or the terminal's hangup, is the supervisor's to pass on.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)

@@ -6,6 +6,7 @@ write with O_APPEND, so lines from several processes never interleave).
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 
@@ -14,6 +15,12 @@ import anyio
 from taskstore.models import TranscriptEntity, VideoEntity
 from tests.apps.execlog import log_execution
 from worker import NonRetryable, TaskContext, task
+
+
+@task(name="tests.collector")
+async def collector(ctx: TaskContext) -> dict:
+    """Does this worker collect garbage while it runs? (Its start-up paused that.)"""
+    return {"collecting": gc.isenabled()}
 
 
 @task(name="tests.record", max_attempts=3)

@@ -190,6 +190,18 @@ async def test_a_burst_supervisor_ends_once_its_workers_have_drained_the_queue(
     assert len(executions(log)) == 200 and set(executions(log).values()) == {1}
 
 
+@pytest.mark.parametrize("processes", ["1", "2"])
+async def test_workers_collect_garbage_while_they_run_though_not_while_they_start(
+    store: TaskStore, db_url: str, tmp_path: Path, processes: str
+) -> None:
+    ids = await store.enqueue_many([{"name": "tests.collector"} for _ in range(4)])
+    supervisor = _start_supervisor(
+        db_url, tmp_path / "exec.log", "--processes", processes, "--burst"
+    )
+    assert supervisor.wait(120) == 0
+    assert [(await store.require(i)).result for i in ids] == [{"collecting": True}] * 4
+
+
 async def test_a_burst_run_in_which_a_worker_died_exits_non_zero(
     store: TaskStore, db_url: str
 ) -> None:

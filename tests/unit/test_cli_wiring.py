@@ -108,3 +108,26 @@ def test_status_on_sqlite_imports_neither_alembic_nor_the_dashboard_nor_the_work
     assert "taskstore.store" in loaded  # it did run
     unused = {"alembic", "starlette", "uvicorn", "taskstore.dashboard.app", "worker"}
     assert not loaded & unused, loaded & unused
+
+
+def test_a_command_collects_garbage_again_once_its_start_up_is_over() -> None:
+    """Start-up runs without the collector (it would walk SQLAlchemy's objects for
+    nothing); the command's run, and its caller afterwards, collect as ever."""
+    import gc
+
+    from taskstore.cli_common import Command, run_guarded
+
+    seen: list[bool] = []
+
+    async def run() -> None:
+        seen.append(gc.isenabled())
+
+    @click.command(cls=Command)
+    def probe() -> None:
+        seen.append(gc.isenabled())
+        run_guarded(run)
+
+    with pytest.raises(SystemExit) as done:
+        probe.main([], prog_name="taskstore")
+    assert done.value.code == 0
+    assert seen == [False, True] and gc.isenabled()
