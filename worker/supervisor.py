@@ -45,6 +45,7 @@ _BACKOFF_FIRST, _BACKOFF_MAX = 1.0, 30.0
 _HEALTHY_AFTER = 60.0  # a process that ran this long starts its next restart's backoff anew
 LOST = -1000  # the exit code of a worker whose zygote died before it (unknown)
 USAGE = 2  # bad options or settings (see `taskstore.errors`): a restart would fail alike
+_STOP_DEATHS = {-int(stop) for stop in STOPS}  # exit codes of a worker a stop killed
 WORKER_PROGRAM = (sys.executable, "-m", "worker.cli")
 
 
@@ -145,16 +146,19 @@ def supervise(
     burst = "--burst" in args
 
     def forward(signum: int, _frame: object) -> None:
-        # A worker may have heard the first stop from its sender too: a second is CUT_OFF.
-        passed = CUT_OFF if received or signum == CUT_OFF else signum
         received.append(signum)
         for slot in slots:
-            slot.signal(passed)
+            slot.signal(_passed(received))
 
     for stop in (*STOPS, CUT_OFF):
         signal.signal(stop, forward)
     for slot in slots:
+        if received:  # a stop came while the others started: this one never starts
+            slot.exit_code = 0
+            continue
         zygote = _start(slot, zygote, log)
+        if received:  # it came while this one started, maybe before its pid was known
+            slot.signal(_passed(received))
     log.info(
         "supervisor started",
         processes=count,
@@ -170,8 +174,10 @@ def supervise(
         if not received and any(s.exit_code == USAGE for s in slots):
             log.error("a worker refused its options or settings; stopping the others")
             forward(signal.SIGTERM, None)
+        # A burst worker killed outright is restarted to finish the drain; one that
+        # exited (drained, or failed and said why) is done.
         if all(s.exit_code is not None for s in slots) and (
-            received or (burst and all(s.exit_code == 0 for s in slots))
+            received or (burst and all(s.restart_at is None for s in slots))
         ):
             break
         if zygote is not None:
@@ -189,10 +195,26 @@ def supervise(
         # Its tasks wait out their leases, unrun: a job that ends with them is no success.
         log.warning("burst run ended after worker processes died", deaths=died)
         return 1
-    # A worker that died before the stop was said so and would have been restarted: its
-    # exit is not the stop's, which a crash loop would otherwise fail on every deploy.
-    stopped = [0 if s.restart_at is not None else s.exit_code for s in slots]
-    return 0 if all(code == 0 for code in stopped) else 1
+    if burst and not received and any(code != 0 for code in codes):
+        log.warning("burst run ended after worker processes failed (said above)")
+        return 1
+    return 0 if all(_stopped(s, bool(received)) for s in slots) else 1
+
+
+def _passed(received: list[int]) -> int:
+    """The signal workers get for the stops received so far: the first as it came (a
+    worker may have heard it from its sender too), any later one as CUT_OFF."""
+    return CUT_OFF if len(received) > 1 or received[0] == CUT_OFF else received[0]
+
+
+def _stopped(slot: _Slot, stopping: bool) -> bool:
+    """Did the worker end as the stop asked? One that died before the stop was said so
+    and would have been restarted: its exit is not the stop's, which a crash loop would
+    otherwise fail on every deploy. One the stop killed was still starting (a running
+    worker stops gracefully): it held no tasks."""
+    if slot.exit_code == 0 or slot.restart_at is not None:
+        return True
+    return stopping and slot.exit_code in _STOP_DEATHS
 
 
 def _start(slot: _Slot, zygote: Zygote | None, log: Any) -> Zygote | None:
@@ -247,8 +269,8 @@ def _watch(slot: _Slot, exits: dict[int, int], *, stopping: bool, burst: bool, l
         if code is None:
             return False
         slot.exit_code = code
-        if stopping or (burst and code == 0) or code == USAGE:
-            return False
+        if stopping or (burst and code >= 0) or code == USAGE:
+            return False  # stopped, drained, failed in a burst (a restart would too), usage
         if now - slot.started >= _HEALTHY_AFTER:
             slot.backoff = _BACKOFF_FIRST
         slot.restart_at = now + slot.backoff

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -200,6 +201,64 @@ async def test_workers_collect_garbage_while_they_run_though_not_while_they_star
     )
     assert supervisor.wait(120) == 0
     assert [(await store.require(i)).result for i in ids] == [{"collecting": True}] * 4
+
+
+def test_a_burst_supervisor_whose_workers_cannot_start_exits_1_without_restarts() -> None:
+    """As a burst worker alone does: a cron job or CI step must not wait on restarts."""
+    url = "postgresql://postgres@127.0.0.1:1/nothing_listens_here"
+    env = {**os.environ, "TASKSTORE_DATABASE_URL": url}
+    argv = [sys.executable, "-m", "worker.cli", "--app", "tests.apps.pipeline", "--burst"]
+    done = subprocess.run(
+        [*argv, "--processes", "2"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "cannot reach the database" in done.stderr
+    assert "restarting it" not in done.stderr
+    assert "burst run ended after worker processes failed" in done.stderr
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.003, 0.02])
+def test_a_stop_while_the_supervisor_starts_its_workers_stops_every_one_cleanly(
+    tmp_path: Path, delay: float
+) -> None:
+    """Workers started after the stop came never start; one it reached before it could
+    stop gracefully held no tasks: the stop is still a clean one (exit 0)."""
+    url = f"sqlite:///{tmp_path / 'start.db'}"
+    subprocess.run(
+        [sys.executable, "-m", "taskstore.cli", "migrate", "--database-url", url],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    supervisor = _start_supervisor(url, tmp_path / "exec.log", "--processes", "12")
+    seen: set[int] = set()
+    try:
+        deadline = time.monotonic() + 30
+        while len(seen) < 2 and time.monotonic() < deadline:  # its zygote, and a worker
+            seen |= _descendants(supervisor.pid)
+            time.sleep(0.0005)
+        time.sleep(delay)
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(60) == 0
+        assert not [pid for pid in seen | _descendants(supervisor.pid) if _running(pid)]
+    finally:
+        for pid in seen | {supervisor.pid}:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _descendants(pid: int) -> set[int]:
+    """The processes below `pid` now (read from /proc)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier}
+        found |= frontier
+    return found
 
 
 async def test_a_burst_run_in_which_a_worker_died_exits_non_zero(
