@@ -60,10 +60,15 @@ class Link:
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:
         """A read. Where statements run in autocommit, a lone SELECT on the held
-        connection; elsewhere (SQLite, whose link writes under the write lock) a read
-        transaction of its own, which never waits for writers."""
+        connection; through PgBouncer, a transaction on it (no connection more); on
+        SQLite, whose link writes under the write lock, a read transaction of its own,
+        which never waits for writers."""
         if self._backend.statement_options:
             async with self.statement() as conn:
+                yield conn
+            return
+        if self._backend.reads_on_link:
+            async with self.transaction() as conn:
                 yield conn
             return
         async with self._translate(), self._engine.connect() as conn:

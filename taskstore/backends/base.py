@@ -33,6 +33,9 @@ class Backend(Protocol):
     statement_options: dict[str, Any]
     #: execution options that turn a held autocommit connection back to transactions
     transaction_options: dict[str, Any]
+    #: a link's reads may run on its own connection (else each takes a read transaction
+    #: from the pool: SQLite, whose link writes under the write lock)
+    reads_on_link: bool
     #: a write statement reads the latest committed rows (it holds the only write lock
     #: from its start), so what it counts cannot be overtaken by another writer
     writes_read_latest: bool

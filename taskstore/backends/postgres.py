@@ -107,6 +107,7 @@ class PostgresBackend:
     # a single UPDATE ... RETURNING is atomic: no BEGIN/COMMIT round trips around it
     statement_options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"}
     transaction_options: dict[str, Any] = {"isolation_level": "READ COMMITTED"}
+    reads_on_link: bool = True
     writes_read_latest: bool = False  # a statement reads the snapshot taken at its start
     lateral_joins: bool = True
     hash_aggregates: bool = True

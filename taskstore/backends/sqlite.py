@@ -109,6 +109,7 @@ class SQLiteBackend:
     # autocommit UPDATE can fail to upgrade its read lock ("database is locked")
     statement_options: dict[str, Any] = {}
     transaction_options: dict[str, Any] = {}
+    reads_on_link: bool = False  # a read must not wait for the link's write lock
     writes_read_latest: bool = True
     lateral_joins: bool = False
     hash_aggregates: bool = False  # it sorts groups; DISTINCT keeps a small index

@@ -168,3 +168,30 @@ async def test_a_setting_pgbouncer_does_not_pass_on_is_named_not_called_unreacha
     assert "refused a setting of the URL (a pooler there? set it on the server" in refused.stderr
     assert "unsupported startup parameter: options" in refused.stderr
     assert "cannot reach" not in refused.stderr
+
+
+async def test_a_worker_through_pgbouncer_holds_two_client_connections_and_no_more(
+    bouncer_url: str, tmp_path: Path
+) -> None:
+    """As on a direct connection: one for claims and reads, one for endings
+    (deploy/README.md, "Connection budget"); PgBouncer's log counts its logins."""
+    os.environ["TASKSTORE_PGBOUNCER"] = "1"
+    try:
+        async with TaskStore.from_url(bouncer_url) as store:
+            await store.migrate()
+            await store.enqueue_many([{"name": "tests.noop"} for _ in range(50)])
+    finally:
+        os.environ.pop("TASKSTORE_PGBOUNCER", None)
+    logins = tmp_path / "pgbouncer.log"
+    before = logins.read_text().count("login attempt")
+    log = tmp_path / "exec.log"
+    worker = start_worker(bouncer_url, exec_log=log, env={"TASKSTORE_PGBOUNCER": "1"})
+    try:
+        with anyio.fail_after(60):
+            while len(executions(log)) < 50:  # noqa: ASYNC110 - its log is the point
+                await anyio.sleep(0.1)
+        await anyio.sleep(2.5)  # idle: it reads the queues' settings again, and polls
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(60) == 0
+    assert logins.read_text().count("login attempt") - before == 2
