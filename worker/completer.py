@@ -23,7 +23,7 @@ import anyio
 from taskstore.consumer import STORE_ERRORS, Consumer, Ending
 from taskstore.records import ClaimedTask
 from worker.execution import threads_running
-from worker.state import WorkerState
+from worker.state import UNRECORDED, WorkerState
 
 #: how long after a stop a task whose handler's thread was still running may start again:
 #: the process exits at once after handing it back, and the thread ends with it
@@ -110,6 +110,7 @@ class Completer:
                 self.acks[:0] = batch  # keep them, oldest first, for the next try
                 failures += 1
                 if final and failures >= 5:
+                    self._state.counts[UNRECORDED] += len(self.acks)
                     return  # leases will expire and the tasks run again
                 await anyio.sleep(min(5.0, 0.05 * 2 ** (failures - 1)))  # 0.05 s first
 
@@ -176,6 +177,7 @@ class Completer:
                 done = await self._consumer.release(self._unstarted)
                 log.info("tasks claimed ahead were handed back unstarted", task_ids=sorted(done))
         except STORE_ERRORS as exc:
+            self._state.counts[UNRECORDED] += len(self._cut) + len(self._unstarted)
             log.warning(
                 "could not hand back cut-off tasks; their leases will expire", error=str(exc)
             )

@@ -27,7 +27,7 @@ from worker.errors import NonRetryable, Snooze
 from worker.execution import THREADS_RUNNING, Outcome, Running, attempt, error_document
 from worker.registry import Registry, TaskDef
 from worker.slots import Slots
-from worker.state import WorkerState
+from worker.state import UNRECORDED, WorkerState
 
 
 class Outcomes:
@@ -100,6 +100,7 @@ class Outcomes:
             else:
                 await self._record(task, outcome)
         except Exception as exc:  # never let one task's bookkeeping take the worker down
+            state.counts[UNRECORDED] += 1
             state.log.error(
                 "could not record a task's outcome; its lease will expire",
                 task_id=task.id,
@@ -127,6 +128,7 @@ class Outcomes:
                 skip_seconds=config.unserved_skip_seconds,
             )
         except STORE_ERRORS as exc:
+            self._state.counts[UNRECORDED] += 1
             self._state.log.warning(
                 "could not hand back a task with no handler here; its lease will expire",
                 task_id=task.id,
@@ -156,6 +158,7 @@ class Outcomes:
         try:
             await self._consumer.release([(task.id, task.fence)], wake=[task.queue])
         except STORE_ERRORS as exc:
+            state.counts[UNRECORDED] += 1
             state.log.warning(
                 "could not hand back a task claimed ahead; its lease will expire",
                 task_id=task.id,
@@ -260,6 +263,7 @@ class Outcomes:
                 return
             log.warning("completion refused: lease lost; results discarded", task_id=task.id)
         except STORE_ERRORS as exc:
+            self._state.counts[UNRECORDED] += 1
             await _quietly(session.rollback(), log)
             log.warning(
                 "completion failed; the task will be rescued and rerun",
@@ -271,6 +275,7 @@ class Outcomes:
         try:
             kept = await self._consumer.snooze(task.id, task.fence, seconds)
         except STORE_ERRORS as exc:
+            self._state.counts[UNRECORDED] += 1
             self._state.log.warning(
                 "snooze not recorded; the task will be rescued", task_id=task.id, error=str(exc)
             )
@@ -313,6 +318,7 @@ class Outcomes:
             state.log.warning("failure not recorded: lease lost", task_id=task.id)
             return
         except STORE_ERRORS as exc:
+            state.counts[UNRECORDED] += 1
             state.log.warning(
                 "failure not recorded; the task will be rescued", task_id=task.id, error=str(exc)
             )

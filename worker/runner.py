@@ -45,7 +45,7 @@ from worker.metrics import NoMetrics
 from worker.outcomes import Outcomes
 from worker.registry import Registry
 from worker.scheduler import run_schedules
-from worker.state import WorkerState
+from worker.state import UNRECORDED, WorkerState
 from worker.supervised import watch_supervisor
 from worker.wakeups import read_relayed
 
@@ -148,6 +148,12 @@ class Worker:
                 await self.completer.hand_back()
                 await self.completer.flush(final=True)
                 services.cancel_scope.cancel()
+            if config.burst and (lost := self.state.counts[UNRECORDED]):
+                self.state.failure = (
+                    f"the burst run ended with {lost} task outcome(s) the database did not "
+                    "take (see the warnings above): those tasks run again once their "
+                    "leases expire"
+                )
         finally:
             try:
                 await self.heartbeats.unregister()

@@ -14,6 +14,10 @@ from worker.config import WorkerConfig
 from worker.execution import Running
 from worker.metrics import NoMetrics
 
+#: the count of endings and hand-backs the database did not take (its error was logged):
+#: their tasks run again once their leases expire, so a burst run with any is no success
+UNRECORDED = "unrecorded"
+
 
 @dataclasses.dataclass
 class WorkerState:

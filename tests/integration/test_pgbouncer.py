@@ -195,3 +195,27 @@ async def test_a_worker_through_pgbouncer_holds_two_client_connections_and_no_mo
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(60) == 0
     assert logins.read_text().count("login attempt") - before == 2
+
+
+@pytest.mark.parametrize("bouncer_url", [2], indirect=True)
+async def test_a_burst_run_whose_outcomes_the_database_refused_exits_1(
+    bouncer_url: str, tmp_path: Path
+) -> None:
+    """Its two connections fill PgBouncer: each handler's own session (``ctx.session()``)
+    is refused a third, so no completion is recorded. A cron job or CI step must not read
+    that as success."""
+    os.environ["TASKSTORE_PGBOUNCER"] = "1"
+    try:
+        async with TaskStore.from_url(bouncer_url) as store:
+            await store.migrate()
+            await store.enqueue_many(
+                [{"name": "tests.record", "payload": {"n": n}} for n in range(3)]
+            )
+    finally:
+        os.environ.pop("TASKSTORE_PGBOUNCER", None)
+    log = tmp_path / "exec.log"
+    worker = start_worker(bouncer_url, "--burst", exec_log=log, env={"TASKSTORE_PGBOUNCER": "1"})
+    assert worker.wait(120) == 1
+    said = stderr_of(log)
+    assert "completion failed; the task will be rescued and rerun" in said
+    assert "the burst run ended with 3 task outcome(s) the database did not take" in said
