@@ -97,13 +97,21 @@ def error_document(
         "type": kind.__name__
         if kind.__module__ == "builtins"
         else f"{kind.__module__}.{kind.__qualname__}",
-        "message": str(error),
+        "message": _message(error),
         "traceback": trace[-_TRACEBACK_LIMIT:],
         "attempt": attempt,
         "worker": worker_id,
         **({} if max_attempts is None else {"max_attempts": max_attempts}),
         **({} if limit_from is None else {"max_attempts_from": limit_from}),
     }
+
+
+def _message(error: BaseException) -> str:
+    """`str(error)`, or a note where that raises: the failure must be recorded still."""
+    try:
+        return str(error)
+    except Exception as exc:
+        return f"<its message could not be read: {type(exc).__name__}: {exc}>"
 
 
 @functools.cache

@@ -251,6 +251,19 @@ def test_error_document_has_type_message_and_traceback() -> None:
     assert "Traceback" in doc["traceback"]
 
 
+def test_an_error_whose_message_cannot_be_read_is_still_recorded() -> None:
+    """A failure that could not be written would leave its task to a lease expiry."""
+
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise ValueError("boom in str")
+
+    doc = error_document(Unprintable(), attempt=1, worker_id="w1")
+    assert doc["type"].endswith("Unprintable")
+    assert doc["message"] == "<its message could not be read: ValueError: boom in str>"
+    assert "Unprintable" in doc["traceback"]
+
+
 def test_a_failure_records_the_limit_applied_and_show_reads_it_back() -> None:
     from taskstore.formatting import attempt_limit
 
