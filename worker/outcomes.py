@@ -13,6 +13,8 @@ import asyncio
 import time
 from typing import Any
 
+from sqlalchemy.exc import DataError, IntegrityError
+
 from taskstore.consumer import STORE_ERRORS, Consumer
 from taskstore.errors import LeaseLost
 from taskstore.jsoncodec import dumps_json
@@ -262,6 +264,11 @@ class Outcomes:
                 self._state.counts["completed"] += 1
                 return
             log.warning("completion refused: lease lost; results discarded", task_id=task.id)
+        except (IntegrityError, DataError) as exc:
+            # The handler's own rows, flushed with the completion, broke a constraint or
+            # did not fit: the attempt failed, as if the handler had flushed them itself.
+            await _quietly(session.rollback(), log)
+            await self._fail(task, exc)
         except STORE_ERRORS as exc:
             self._state.counts[UNRECORDED] += 1
             await _quietly(session.rollback(), log)

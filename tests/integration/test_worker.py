@@ -38,6 +38,14 @@ async def write(ctx: TaskContext, n: int) -> None:
         session.add(TranscriptEntity(media_id=f"ok{n}", task_id=ctx.task_id, text="t"))
 
 
+@task(name="t.clashing_rows", registry=reg, max_attempts=1)
+async def clashing_rows(ctx: TaskContext) -> None:
+    """Two videos of one id, left for the completion to flush."""
+    async with ctx.session() as session:
+        for url in ("a", "b"):
+            session.add(VideoEntity(id=f"clash{ctx.task_id}", url=url, task_id=ctx.task_id))
+
+
 @task(name="t.reject", registry=reg, max_attempts=5)
 async def reject(ctx: TaskContext) -> None:
     raise NonRetryable("never")
@@ -198,6 +206,20 @@ async def test_a_failing_handler_leaves_no_result_rows_and_its_error_is_stored(
     assert info.error["type"] == "RuntimeError"
     assert info.error["message"] == "exploded on attempt 2"
     assert "Traceback" in info.error["traceback"] and info.error["worker"] == worker.worker_id
+    async with store.sessions() as session:
+        assert (await session.scalar(select(func.count()).select_from(MediaEntity))) == 0
+
+
+async def test_rows_a_handler_left_that_the_database_refuses_fail_the_attempt_with_its_error(
+    store: TaskStore,
+) -> None:
+    """Not a completion lost to the database, waiting out its lease: the handler's data."""
+    task_id = await store.enqueue("t.clashing_rows")
+    worker = make_worker(store)
+    await worker.run()
+    info = await store.require(task_id)
+    assert (info.status, info.attempts, worker.counts["failed"]) == (TaskStatus.FAILED, 1, 1)
+    assert info.error["type"] == "sqlalchemy.exc.IntegrityError"
     async with store.sessions() as session:
         assert (await session.scalar(select(func.count()).select_from(MediaEntity))) == 0
 
