@@ -160,6 +160,7 @@ class TaskStore:
     async def _write(self, session: AsyncSession | None) -> AsyncIterator[Any]:
         """The caller's session (joined, not committed) or a transaction of our own."""
         if session is not None:
+            _check_joined(session)
             async with self.translate():
                 yield session
             return
@@ -245,6 +246,8 @@ class TaskStore:
     ) -> list[int]:
         """Plain rows are one statement (atomic alone: no BEGIN/COMMIT needed on
         PostgreSQL); rows with dedup keys or dependencies need a transaction of several."""
+        if session is not None:
+            _check_joined(session)
         graph = resolve_graph(batch, keys_allowed=keys_allowed)
         with enqueue_span(batch) as batch:
             if graph is None and session is None and all(t.dedup_key is None for t in batch):
@@ -436,3 +439,12 @@ class TaskStore:
         (each its own short transaction, so workers are never blocked for long)."""
         seconds, wanted = validation.purge_args(older_than, statuses)
         return await bulk.purge(self, seconds, wanted, batch_size, progress)
+
+
+def _check_joined(session: object) -> None:
+    """Refuse a blocking session: it would write the row, then fail awaiting the result."""
+    if not isinstance(session, AsyncSession | AsyncConnection):
+        raise InvalidInput(
+            f"session must be an AsyncSession or AsyncConnection, got {type(session).__name__}"
+            " (a blocking Session goes to taskstore.sync.enqueue_with)"
+        )

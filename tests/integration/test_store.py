@@ -384,6 +384,29 @@ async def test_enqueue_in_a_callers_session_commits_and_rolls_back_with_it(
     assert await count_rows(store) == 1
 
 
+async def test_a_blocking_session_given_to_the_async_store_is_refused_before_any_write(
+    store: TaskStore,
+) -> None:
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    blocking = {"postgresql": "postgresql+psycopg", "sqlite": "sqlite"}[store.backend.name]
+    url = store.settings.database_url.set(drivername=blocking)
+    engine = create_engine(url.render_as_string(hide_password=False))
+    try:
+        with Session(engine) as session:
+            for call in (
+                store.enqueue("t.x", session=session),
+                store.enqueue_many([{"name": "t.x"}], session=session),
+            ):
+                with pytest.raises(InvalidInput, match="session must be an AsyncSession or"):
+                    await call
+            session.commit()
+    finally:
+        engine.dispose()
+    assert await count_rows(store) == 0
+
+
 async def test_heartbeat_extends_leases_in_one_statement(store: TaskStore) -> None:
     await store.enqueue_many([{"name": "t.x"} for _ in range(3)])
     tasks = await claim(store, limit=3, lease=1)
