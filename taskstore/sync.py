@@ -9,6 +9,7 @@ caller's, so the task commits (or rolls back) with the caller's own transaction.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import threading
@@ -63,6 +64,7 @@ class SyncTaskStore:
         self._finalizer = weakref.finalize(self, _close_at_exit, self._loop, self._store)
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        _refuse_in_event_loop(method)
         if self._forked:
             self._reopen()
         if not self._finalizer.alive:
@@ -183,6 +185,20 @@ def _close_at_exit(loop: BackgroundLoop, store: TaskStore) -> None:
     except Exception as exc:  # the database went away: nothing left to flush
         log.warning("closing an unclosed SyncTaskStore failed", error=str(exc))
     loop.stop(timeout=EXIT_CLOSE_SECONDS)
+
+
+def _refuse_in_event_loop(method: str) -> None:
+    """Blocking an event loop's thread stalls all it runs; in a worker on SQLite it can
+    wait forever for the write lock the blocked loop holds."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise InvalidInput(
+        f"SyncTaskStore.{method}() blocks, and this thread runs an event loop (an async "
+        f"handler or view?): use the async API there (await TaskStore.{method}(); in a "
+        "handler ctx.enqueue(); in Django aenqueue())"
+    )
 
 
 class _SyncExecutor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import anyio
 import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
@@ -30,6 +31,18 @@ def test_sync_store_enqueues_and_reads_without_an_event_loop(db_url: str) -> Non
         assert {s.queue for s in tasks.stats()} == {"media", "default"}
         with pytest.raises(InvalidInput, match="invalid queue name"):
             tasks.enqueue("pkg.fn", {}, queue="Bad Queue")
+
+
+async def test_the_sync_store_refuses_to_block_a_running_event_loop(db_url: str) -> None:
+    """Django refuses its sync ORM in async code alike; in a worker on SQLite the blocked
+    loop may hold the write lock the call waits for, and nothing would end the wait."""
+    tasks = SyncTaskStore(db_url)
+    try:
+        with pytest.raises(InvalidInput, match=r"SyncTaskStore.enqueue\(\) blocks, and this"):
+            tasks.enqueue("pkg.fn", {"n": 1})
+        assert await anyio.to_thread.run_sync(tasks.enqueue, "pkg.fn", {"n": 2}) > 0
+    finally:
+        await anyio.to_thread.run_sync(tasks.close)
 
 
 def test_enqueue_with_a_sync_session_commits_and_rolls_back_with_it(db_url: str) -> None:
