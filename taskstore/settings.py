@@ -106,6 +106,8 @@ def safe_url(url: URL | str) -> str:
 
 def normalize_url(raw: str) -> URL:
     """Parse a database URL and map plain schemes onto the async drivers taskstore uses."""
+    if not isinstance(raw, str):
+        raise ConfigError(f"the database URL must be a string, got {raw!r}")
     text = raw.strip()
     try:
         url = make_url(text)

@@ -303,6 +303,8 @@ def purge_args(
 ) -> tuple[float, frozenset[TaskStatus]]:
     """`purge`'s age in seconds and its statuses, checked."""
     seconds = older_than.total_seconds() if isinstance(older_than, dt.timedelta) else older_than
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds != seconds:
+        raise InvalidInput(f"the age for purge must be seconds or a timedelta, got {older_than!r}")
     wanted = frozenset(parse_status(s) for s in statuses)
     if not wanted <= FINISHED:
         raise InvalidInput("purge takes only finished statuses: completed, failed, cancelled")

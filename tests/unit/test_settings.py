@@ -216,3 +216,19 @@ def test_durations_past_100_years_are_refused(text: str) -> None:
     """A database cannot add them to a date (or Python cannot read the date back)."""
     with pytest.raises(ValueError, match=f"duration '{text}' is longer than 100 years"):
         parse_duration(text)
+
+
+def test_a_database_url_that_is_not_a_string_is_refused_in_one_line() -> None:
+    from taskstore import TaskStore
+
+    with pytest.raises(ConfigError, match="the database URL must be a string, got 5"):
+        TaskStore.from_url(5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("age", ["abc", None, float("nan"), True])
+def test_an_age_for_purge_that_is_not_seconds_is_refused_in_one_line(age: object) -> None:
+    from taskstore.errors import InvalidInput
+    from taskstore.validation import purge_args
+
+    with pytest.raises(InvalidInput, match="the age for purge must be seconds or a timedelta"):
+        purge_args(age, ["completed"])  # type: ignore[arg-type]
