@@ -19,7 +19,13 @@ from pathlib import Path
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from taskstore.backends import Backend
-from taskstore.errors import DatabaseRefused, DatabaseUnavailable, SchemaOutOfDate, TaskStoreError
+from taskstore.errors import (
+    ConfigError,
+    DatabaseRefused,
+    DatabaseUnavailable,
+    SchemaOutOfDate,
+    TaskStoreError,
+)
 from taskstore.schema import NO_SCHEMA, NO_SCHEMA_HINT
 
 UNREACHABLE = (OperationalError, InterfaceError, OSError, ConnectionError, TimeoutError)
@@ -85,14 +91,20 @@ class ErrorTranslator:
         state = _sqlstate(exc)
         if state is None or state[:2] in _CONNECT_CLASSES or not isinstance(exc, DBAPIError):
             return self.unreachable(exc)
-        hint = ""
-        if state == _DUPLICATE_PREPARED:
-            hint = " (PgBouncer in transaction mode? set TASKSTORE_PGBOUNCER=1)"
-        return DatabaseRefused(f"the database at {self._safe_url} refused: {reason(exc)}{hint}")
+        said = f"the database at {self._safe_url} refused: {reason(exc)}"
+        if state == _DUPLICATE_PREPARED:  # a setting to change: every restart fails alike
+            return ConfigError(f"{said} (PgBouncer in transaction mode? set TASKSTORE_PGBOUNCER=1)")
+        return DatabaseRefused(said)
 
-    def unreachable(self, exc: BaseException) -> DatabaseUnavailable:
-        """The database cannot be used now, said as what the server or the driver said."""
+    def unreachable(self, exc: BaseException) -> DatabaseUnavailable | ConfigError:
+        """The database cannot be used now, said as what the server or the driver said
+        (a `ConfigError` where a setting of the URL is the cause)."""
         at, why = self._safe_url, reason(exc)
+        if _POOLER_REFUSED_SETTING in why:  # PgBouncer, which passes on only what it knows
+            return ConfigError(
+                f"the database at {at} refused a setting of the URL (a pooler there? set it "
+                f"on the server instead: ALTER ROLE ... SET search_path = ...): {why}"
+            )
         state = (_sqlstate(exc) or "")[:2]
         if state in _UNAVAILABLE_WORDS:
             return DatabaseUnavailable(f"the database at {at} {_UNAVAILABLE_WORDS[state]}: {why}")
@@ -158,12 +170,8 @@ _SSL_REFUSED = "rejected SSL upgrade"
 _ANSWERED = (
     ("no more connections allowed", "has no room for another connection"),  # PgBouncer
     (_SSL_REFUSED, "does not accept SSL (drop sslmode, or enable SSL there)"),
-    (  # PgBouncer, which passes on only the settings it knows
-        "unsupported startup parameter",
-        "refused a setting of the URL (a pooler there? set it on the server instead: "
-        "ALTER ROLE ... SET search_path = ...)",
-    ),
 )
+_POOLER_REFUSED_SETTING = "unsupported startup parameter"
 
 _ASKS_FOR_SSL = re.compile(r"[?&]ssl(mode)?=(require|verify-ca|verify-full|true|1)\b", re.I)
 _SSL_FILES = re.compile(r"[?&](sslrootcert|sslcert|sslkey|sslcrl)=")

@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 
 from taskstore import TaskStatus, TaskStore
 from tests.conftest import create_pg_database, drop_pg_database
-from tests.helpers.processes import executions, start_worker, stderr_of
+from tests.helpers.processes import ROOT, executions, start_worker, stderr_of
 
 PGBOUNCER = shutil.which("pgbouncer") or (
     "/usr/sbin/pgbouncer" if os.path.exists("/usr/sbin/pgbouncer") else None
@@ -107,7 +107,7 @@ async def test_four_workers_drain_through_pgbouncer_exactly_once_without_errors(
     # The second client to reuse a server connection meets the first one's statements.
     _cli(bouncer_url, "status", pgbouncer=False)
     without = _cli(bouncer_url, "status", pgbouncer=False)
-    assert without.returncode == 1 and "cannot reach" not in without.stderr
+    assert without.returncode == 2 and "cannot reach" not in without.stderr
     assert "TASKSTORE_PGBOUNCER=1" in without.stderr and without.stderr.count("\n") == 1
 
     assert _cli(bouncer_url, "status").returncode == 0
@@ -160,11 +160,23 @@ async def test_a_pgbouncer_with_no_room_for_another_client_is_not_called_unreach
     assert "cannot reach" not in refused.stderr
 
 
+def test_workers_whose_url_pgbouncer_refuses_stop_instead_of_restarting(
+    bouncer_url: str,
+) -> None:
+    """A setting to change, as bad options are: every restart would fail alike."""
+    env = {**os.environ, "TASKSTORE_PGBOUNCER": "1"}
+    env["TASKSTORE_DATABASE_URL"] = f"{bouncer_url}?options=-c%20search_path%3Dtenant_a"
+    argv = [sys.executable, "-m", "worker.cli", "--app", "tests.apps.pipeline", "--processes", "2"]
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "refused a setting of the URL" in done.stderr and "restarting it" not in done.stderr
+
+
 async def test_a_setting_pgbouncer_does_not_pass_on_is_named_not_called_unreachable(
     bouncer_url: str,
 ) -> None:
     refused = _cli(f"{bouncer_url}?options=-c%20search_path%3Dtenant_a", "status")
-    assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
     assert "refused a setting of the URL (a pooler there? set it on the server" in refused.stderr
     assert "unsupported startup parameter: options" in refused.stderr
     assert "cannot reach" not in refused.stderr
