@@ -115,6 +115,10 @@ def test_call_command_runs_the_worker_and_returns_like_any_django_command(site: 
     assert (result["status"], result["return_value"]) == ("SUCCESSFUL", 5)
 
 
+def test_call_command_with_bad_worker_options_raises_command_error(site: Site) -> None:
+    assert site.demo("work_with_bad_options") == {"raised": "CommandError", "returncode": 2}
+
+
 def test_a_raising_task_is_failed_with_its_exception_class(site: Site) -> None:
     [task_id] = site.enqueue({"task": "demo_app.tasks.explode", "args": ["bad"]})
     site.work()

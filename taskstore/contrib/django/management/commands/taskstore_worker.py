@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from taskstore.cli_common import Command as ClickCommand
 from taskstore.cli_common import fail
@@ -51,9 +51,16 @@ class Command(BaseCommand):
             )
         except SystemExit as done:
             # click ends every run with sys.exit; a Django command that succeeded returns,
-            # so ``call_command("taskstore_worker", "--burst")`` works in tests and scripts.
-            if done.code not in (0, None):
+            # so ``call_command("taskstore_worker", "--burst")`` works in tests and scripts,
+            # and one that failed raises CommandError there, as Django's own commands do.
+            if done.code in (0, None):
+                return
+            if self._called_from_command_line:  # manage.py: the line is said, exit with it
                 raise
+            raise CommandError(
+                f"taskstore_worker stopped with exit code {done.code} (its error is above)",
+                returncode=done.code if isinstance(done.code, int) else 1,
+            ) from None
 
 
 @click.command(

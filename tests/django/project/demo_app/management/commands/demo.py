@@ -7,6 +7,7 @@
   and ``refresh()`` on a result fetched first; ``{"missing": why}`` for none);
 - ``atomic TASK commit|rollback``: a Note and the task in one ``transaction.atomic()``;
 - ``work_in_process``: the worker through ``call_command``, ``--burst``;
+- ``work_with_bad_options``: the same with an invalid ``--queue``: what it raised;
 - ``notes``: how many Notes there are.
 """
 
@@ -15,7 +16,7 @@ import datetime as dt
 import json
 
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.tasks import default_task_backend
 from django.tasks.exceptions import TaskResultDoesNotExist
@@ -122,6 +123,15 @@ class Command(BaseCommand):
     def do_work_in_process(self):
         call_command("taskstore_worker", "--burst", "--log-level", "warning")
         return "returned"
+
+    def do_work_with_bad_options(self):
+        try:
+            call_command("taskstore_worker", "--queue", "BAD!", "--burst")
+        except CommandError as exc:
+            return {"raised": "CommandError", "returncode": exc.returncode}
+        except SystemExit as exc:
+            return {"raised": "SystemExit", "returncode": exc.code}
+        return {"raised": None}
 
     def do_notes(self):
         return Note.objects.count()
