@@ -174,10 +174,24 @@ async def autogenerate(
     Import the modules that define them first; the revision goes into `version_dir`, your
     application's own folder, and stacks on taskstore's head.
     """
+    from alembic.util import CommandError
+
     dirs = (str(version_dir), *extra_version_dirs)
-    script = await _alembic(
-        engine, "revision", dirs, message=message, autogenerate=True, version_path=str(version_dir)
-    )
+    try:
+        script = await _alembic(
+            engine,
+            "revision",
+            dirs,
+            message=message,
+            autogenerate=True,
+            version_path=str(version_dir),
+        )
+    except (KeyError, CommandError) as exc:  # alembic's look-up of the database's revision
+        raise TaskStoreError(
+            f"cannot write a revision: the database is at a revision none of the version "
+            f"folders given holds ({exc}): pass your application's folders in "
+            "extra_version_dirs, as to upgrade"
+        ) from None
     return Path(script.path)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from taskstore import TaskStore, schema
+from taskstore import TaskStore, TaskStoreError, schema
 from taskstore.models import VideoEntity
 from taskstore.repositories import MediaRepository, VideoRepository
 
@@ -47,6 +47,12 @@ async def main(url: str, versions: Path) -> None:
         assert "taskstore_tasks" not in body, "only the new table belongs in the revision"
         await schema.upgrade(store.engine, extra_version_dirs=(str(versions),))
         await store.open()  # an application's revision on top of ours is "current"
+        try:  # the database is at the application's revision: its folder must be given
+            await schema.autogenerate(store.engine, "again", versions.parent)
+        except TaskStoreError as exc:
+            assert "none of the version folders given holds" in str(exc), exc
+        else:
+            raise AssertionError("a revision was written on top of a revision it cannot see")
         async with store.sessions() as session:
             await ExtendedVideoRepository(session).create(
                 ExtendedVideoEntity(id="x1", url="https://e/x.mp4", duration=3.0, codec="av1")
