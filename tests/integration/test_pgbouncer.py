@@ -101,6 +101,17 @@ def _cli(url: str, *args: str, pgbouncer: bool = True) -> subprocess.CompletedPr
     )
 
 
+async def _enqueued_through(bouncer_url: str, items: list[dict]) -> None:
+    """Migrate and enqueue through PgBouncer, then let go of every connection."""
+    os.environ["TASKSTORE_PGBOUNCER"] = "1"
+    try:
+        async with TaskStore.from_url(bouncer_url) as store:
+            await store.migrate()
+            await store.enqueue_many(items)
+    finally:
+        os.environ.pop("TASKSTORE_PGBOUNCER", None)
+
+
 async def test_four_workers_drain_through_pgbouncer_exactly_once_without_errors(
     bouncer_url: str, tmp_path: Path
 ) -> None:
@@ -187,13 +198,7 @@ async def test_a_worker_through_pgbouncer_holds_two_client_connections_and_no_mo
 ) -> None:
     """As on a direct connection: one for claims and reads, one for endings
     (deploy/README.md, "Connection budget"); PgBouncer's log counts its logins."""
-    os.environ["TASKSTORE_PGBOUNCER"] = "1"
-    try:
-        async with TaskStore.from_url(bouncer_url) as store:
-            await store.migrate()
-            await store.enqueue_many([{"name": "tests.noop"} for _ in range(50)])
-    finally:
-        os.environ.pop("TASKSTORE_PGBOUNCER", None)
+    await _enqueued_through(bouncer_url, [{"name": "tests.noop"} for _ in range(50)])
     logins = tmp_path / "pgbouncer.log"
     before = logins.read_text().count("login attempt")
     log = tmp_path / "exec.log"
@@ -216,15 +221,9 @@ async def test_a_burst_run_whose_outcomes_the_database_refused_exits_1(
     """Its two connections fill PgBouncer: each handler's own session (``ctx.session()``)
     is refused a third, so no completion is recorded. A cron job or CI step must not read
     that as success."""
-    os.environ["TASKSTORE_PGBOUNCER"] = "1"
-    try:
-        async with TaskStore.from_url(bouncer_url) as store:
-            await store.migrate()
-            await store.enqueue_many(
-                [{"name": "tests.record", "payload": {"n": n}} for n in range(3)]
-            )
-    finally:
-        os.environ.pop("TASKSTORE_PGBOUNCER", None)
+    await _enqueued_through(
+        bouncer_url, [{"name": "tests.record", "payload": {"n": n}} for n in range(3)]
+    )
     log = tmp_path / "exec.log"
     worker = start_worker(bouncer_url, "--burst", exec_log=log, env={"TASKSTORE_PGBOUNCER": "1"})
     assert worker.wait(120) == 1

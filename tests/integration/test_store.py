@@ -390,9 +390,10 @@ async def test_a_blocking_session_given_to_the_async_store_is_refused_before_any
     from sqlalchemy import create_engine
     from sqlalchemy.orm import Session
 
-    blocking = {"postgresql": "postgresql+psycopg", "sqlite": "sqlite"}[store.backend.name]
-    url = store.settings.database_url.set(drivername=blocking)
-    engine = create_engine(url.render_as_string(hide_password=False))
+    from tests.integration.test_sync_api import sync_url
+
+    url = store.settings.database_url.render_as_string(hide_password=False)
+    engine = create_engine(sync_url(url))
     try:
         with Session(engine) as session:
             for call in (
