@@ -55,3 +55,7 @@ class EntityNotFound(TaskStoreError, LookupError):
     """No entity of that class has that id."""
 
     exit_code = 2
+
+
+class WrongEventLoop(TaskStoreError, RuntimeError):
+    """A store's connections are in use by an event loop running in another thread."""

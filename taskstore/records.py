@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 from taskstore.states import TaskStatus
@@ -145,6 +146,19 @@ def unserved_reason(queue: str, name: str, queues: set[str], names: set[str]) ->
     if name not in names:
         return "no live worker has this handler"
     return None
+
+
+def unserved_list(
+    waiting: Mapping[tuple[str, str], int], queues: set[str], names: set[str]
+) -> list[Unserved]:
+    """The (queue, name) groups of claimable tasks (`waiting`, their counts) that no live
+    worker serving `queues` with handlers `names` can run, in order."""
+    found = []
+    for (queue, name), count in sorted(waiting.items()):
+        reason = unserved_reason(queue, name, queues, names)
+        if reason is not None:
+            found.append(Unserved(queue, name, count, reason))
+    return found
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

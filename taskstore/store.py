@@ -13,10 +13,9 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from taskstore import bulk, flow_admin, schema, validation
-from taskstore.backends import Backend
 from taskstore.backends.sqlite_inline import NOT_READ, read_inline
 from taskstore.engine import create_engine, create_session_factory
 from taskstore.errors import InvalidInput, SchemaOutOfDate, TaskNotFound
@@ -24,6 +23,7 @@ from taskstore.flow_admin import UNSET
 from taskstore.graph import Graph
 from taskstore.graph import resolve as resolve_graph
 from taskstore.links import LinkPool
+from taskstore.loop_binding import LoopBinding
 from taskstore.records import (
     NewTask,
     QueueInfo,
@@ -32,7 +32,7 @@ from taskstore.records import (
     TaskInfo,
     Unserved,
     WorkerInfo,
-    unserved_reason,
+    unserved_list,
 )
 from taskstore.repositories.flow import FlowStatements
 from taskstore.repositories.tasks import TaskRepository
@@ -49,21 +49,25 @@ class TaskStore:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.engine: AsyncEngine
-        self.backend: Backend
         self.engine, self.backend = create_engine(settings)
         self.sessions: async_sessionmaker[AsyncSession] = create_session_factory(self.engine)
         self.tasks = TaskRepository(self.backend)
         self.worker_registry = WorkerRepository(self.backend)
         self.flow = FlowStatements(self.backend)
         self.translate = ErrorTranslator(settings.safe_url, self.backend, sqlite_file(settings))
+        self._loop = LoopBinding(self.backend.connections_per_loop)
         # Single statements reuse held autocommit connections where the backend has them.
-        self._links = (
-            LinkPool(self.engine, self.backend, self.translate)
-            if self.backend.statement_options
-            else None
-        )
+        statements = bool(self.backend.statement_options)
+        self._links = LinkPool(self.engine, self.backend, self.translate) if statements else None
         self._waiters: Waiters | None = None
+
+    async def _on_this_loop(self) -> None:
+        """Drop connections opened on an event loop that has ended (see `loop_binding`)."""
+        if self._loop.moved():
+            if self._links is not None:  # an idle link goes back to the pool with no I/O
+                await self._links.close()
+            self.engine.sync_engine.dispose(close=False)
+            self._waiters = None
 
     @classmethod
     def from_url(cls, url: str | None = None, env: Mapping[str, str] | None = None) -> TaskStore:
@@ -73,6 +77,7 @@ class TaskStore:
     # -------------------------------------------------------------- lifecycle
     async def open(self, *, check_schema: bool = True) -> TaskStore:
         """Connect once (clear error if unreachable) and check the schema is current."""
+        await self._on_this_loop()
         if check_schema and (missing := missing_sqlite_file(self.settings)):
             raise SchemaOutOfDate(missing)  # before connecting: that would make an empty file
         try:
@@ -87,6 +92,7 @@ class TaskStore:
         return self
 
     async def close(self) -> None:
+        await self._on_this_loop()
         if self._waiters is not None:
             await self._waiters.close()
         if self._links is not None:
@@ -110,6 +116,7 @@ class TaskStore:
         With `if_needed`, a cheap version check comes first and alembic runs only when the
         schema is behind (a worker's start-up path).
         """
+        await self._on_this_loop()
         async with self.translate():
             if if_needed:
                 try:
@@ -123,6 +130,7 @@ class TaskStore:
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction that commits on success."""
+        await self._on_this_loop()
         async with self.translate(), self.backend.writing(), self.engine.begin() as conn:
             yield conn
 
@@ -131,6 +139,7 @@ class TaskStore:
         """A connection for one atomic statement: autocommit where a lone statement is
         atomic (PostgreSQL: a held link, see `taskstore.links.LinkPool`), a short write
         transaction otherwise (SQLite)."""
+        await self._on_this_loop()
         if self._links is not None:
             async with self._links.statement() as conn:
                 yield conn
@@ -151,6 +160,7 @@ class TaskStore:
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:
         """A read-only transaction (never takes SQLite's write lock)."""
+        await self._on_this_loop()
         async with self.translate(), self.engine.connect() as conn:
             conn = await conn.execution_options(**self.backend.read_options)
             async with conn.begin():
@@ -159,8 +169,9 @@ class TaskStore:
     @contextlib.asynccontextmanager
     async def _write(self, session: AsyncSession | None) -> AsyncIterator[Any]:
         """The caller's session (joined, not committed) or a transaction of our own."""
+        await self._on_this_loop()
         if session is not None:
-            _check_joined(session)
+            validation.check_session(session)
             async with self.translate():
                 yield session
             return
@@ -247,7 +258,7 @@ class TaskStore:
         """Plain rows are one statement (atomic alone: no BEGIN/COMMIT needed on
         PostgreSQL); rows with dedup keys or dependencies need a transaction of several."""
         if session is not None:
-            _check_joined(session)
+            validation.check_session(session)
         graph = resolve_graph(batch, keys_allowed=keys_allowed)
         with enqueue_span(batch) as batch:
             if graph is None and session is None and all(t.dedup_key is None for t in batch):
@@ -272,6 +283,7 @@ class TaskStore:
     async def wait(self, task_id: int, *, timeout: float | None = None) -> TaskInfo:  # noqa: ASYNC109 (the contract)
         """Wait until the task has finished (completed, failed or cancelled) and return it;
         `TimeoutError` after `timeout` seconds. See `taskstore.waiting`."""
+        await self._on_this_loop()
         self._waiters = self._waiters or Waiters(self)
         return await self._waiters.wait(task_id, timeout)
 
@@ -291,8 +303,7 @@ class TaskStore:
 
     async def require(self, task_id: int) -> TaskInfo:
         """Like `get`, but a missing task is a `TaskNotFound` error."""
-        info = await self.get(task_id)
-        if info is None:
+        if (info := await self.get(task_id)) is None:
             raise TaskNotFound(f"no task with id {task_id}")
         return info
 
@@ -348,12 +359,7 @@ class TaskStore:
         async with self.reading() as conn:
             waiting = await self.tasks.claimable_by_name(conn)
             queues, names = await self.worker_registry.served(conn)
-        found = []
-        for (queue, name), count in sorted(waiting.items()):
-            reason = unserved_reason(queue, name, queues, names)
-            if reason is not None:
-                found.append(Unserved(queue, name, count, reason))
-        return found
+        return unserved_list(waiting, queues, names)
 
     # ----------------------------------------------------------- flow control
     async def set_queue(
@@ -439,12 +445,3 @@ class TaskStore:
         (each its own short transaction, so workers are never blocked for long)."""
         seconds, wanted = validation.purge_args(older_than, statuses)
         return await bulk.purge(self, seconds, wanted, batch_size, progress)
-
-
-def _check_joined(session: object) -> None:
-    """Refuse a blocking session: it would write the row, then fail awaiting the result."""
-    if not isinstance(session, AsyncSession | AsyncConnection):
-        raise InvalidInput(
-            f"session must be an AsyncSession or AsyncConnection, got {type(session).__name__}"
-            " (a blocking Session goes to taskstore.sync.enqueue_with)"
-        )

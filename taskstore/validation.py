@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
 from taskstore.errors import InvalidInput, TaskNotFound
 from taskstore.jsoncodec import dumps_json
 from taskstore.records import NewTask
@@ -320,3 +322,12 @@ def parse_status(value: TaskStatus | str) -> TaskStatus:
     except ValueError:
         choices = ", ".join(s.value for s in TaskStatus)
         raise InvalidInput(f"unknown status {value!r} (one of: {choices})") from None
+
+
+def check_session(session: object) -> None:
+    """Refuse a blocking session: it would write the row, then fail awaiting the result."""
+    if not isinstance(session, AsyncSession | AsyncConnection):
+        raise InvalidInput(
+            f"session must be an AsyncSession or AsyncConnection, got {type(session).__name__}"
+            " (a blocking Session goes to taskstore.sync.enqueue_with)"
+        )

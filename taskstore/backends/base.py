@@ -39,6 +39,9 @@ class Backend(Protocol):
     #: a write statement reads the latest committed rows (it holds the only write lock
     #: from its start), so what it counts cannot be overtaken by another writer
     writes_read_latest: bool
+    #: the driver's connections belong to the event loop that opened them (a store used
+    #: from a new loop, once the old one ended, opens new ones: `taskstore.loop_binding`)
+    connections_per_loop: bool
     #: LATERAL joins: a subquery in FROM may name the tables joined before it
     lateral_joins: bool
     #: GROUP BY hashes its groups (else sorts every row first)

@@ -109,6 +109,7 @@ class PostgresBackend:
     transaction_options: dict[str, Any] = {"isolation_level": "READ COMMITTED"}
     reads_on_link: bool = True
     writes_read_latest: bool = False  # a statement reads the snapshot taken at its start
+    connections_per_loop: bool = True  # asyncpg's futures belong to the loop that connected
     lateral_joins: bool = True
     hash_aggregates: bool = True
 

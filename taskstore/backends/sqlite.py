@@ -111,6 +111,7 @@ class SQLiteBackend:
     transaction_options: dict[str, Any] = {}
     reads_on_link: bool = False  # a read must not wait for the link's write lock
     writes_read_latest: bool = True
+    connections_per_loop: bool = False  # aiosqlite's threads answer whichever loop asks
     lateral_joins: bool = False
     hash_aggregates: bool = False  # it sorts groups; DISTINCT keeps a small index
 
