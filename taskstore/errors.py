@@ -59,3 +59,7 @@ class EntityNotFound(TaskStoreError, LookupError):
 
 class WrongEventLoop(TaskStoreError, RuntimeError):
     """A store's connections are in use by an event loop running in another thread."""
+
+
+class StoreClosed(TaskStoreError, RuntimeError):
+    """The store was closed (`open` it again to use it)."""

@@ -6,24 +6,19 @@ short transaction, or in the caller's (``session=...``) without committing it.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from taskstore import bulk, flow_admin, schema, validation
+from taskstore import bulk, flow_admin, validation
 from taskstore.backends.sqlite_inline import NOT_READ, read_inline
-from taskstore.engine import create_engine, create_session_factory
-from taskstore.errors import InvalidInput, SchemaOutOfDate, TaskNotFound
+from taskstore.errors import InvalidInput, TaskNotFound
 from taskstore.flow_admin import UNSET
 from taskstore.graph import Graph
 from taskstore.graph import resolve as resolve_graph
-from taskstore.links import LinkPool
-from taskstore.loop_binding import LoopBinding
 from taskstore.records import (
     NewTask,
     QueueInfo,
@@ -34,155 +29,14 @@ from taskstore.records import (
     WorkerInfo,
     unserved_list,
 )
-from taskstore.repositories.flow import FlowStatements
-from taskstore.repositories.tasks import TaskRepository
-from taskstore.repositories.workers import WorkerRepository
-from taskstore.settings import Settings, missing_sqlite_file, sqlite_file
 from taskstore.states import FINISHED, TaskStatus
+from taskstore.store_connections import StoreConnections
 from taskstore.tracing import enqueue_span
-from taskstore.translate import UNREACHABLE, ErrorTranslator
 from taskstore.waiting import Waiters
 
 
-class TaskStore:
+class TaskStore(StoreConnections):
     """Enqueue, inspect and manage tasks in one database."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.engine, self.backend = create_engine(settings)
-        self.sessions: async_sessionmaker[AsyncSession] = create_session_factory(self.engine)
-        self.tasks = TaskRepository(self.backend)
-        self.worker_registry = WorkerRepository(self.backend)
-        self.flow = FlowStatements(self.backend)
-        self.translate = ErrorTranslator(settings.safe_url, self.backend, sqlite_file(settings))
-        self._loop = LoopBinding(self.backend.connections_per_loop)
-        # Single statements reuse held autocommit connections where the backend has them.
-        statements = bool(self.backend.statement_options)
-        self._links = LinkPool(self.engine, self.backend, self.translate) if statements else None
-        self._waiters: Waiters | None = None
-
-    async def _on_this_loop(self) -> None:
-        """Drop connections opened on an event loop that has ended (see `loop_binding`)."""
-        if self._loop.moved():
-            if self._links is not None:  # an idle link goes back to the pool with no I/O
-                await self._links.close()
-            self.engine.sync_engine.dispose(close=False)
-            self._waiters = None
-
-    @classmethod
-    def from_url(cls, url: str | None = None, env: Mapping[str, str] | None = None) -> TaskStore:
-        """A store for `url`, or for the configuration chain when `url` is None."""
-        return cls(Settings.from_env(url, env))
-
-    # -------------------------------------------------------------- lifecycle
-    async def open(self, *, check_schema: bool = True) -> TaskStore:
-        """Connect once (clear error if unreachable) and check the schema is current."""
-        await self._on_this_loop()
-        if check_schema and (missing := missing_sqlite_file(self.settings)):
-            raise SchemaOutOfDate(missing)  # before connecting: that would make an empty file
-        try:
-            async with self.engine.connect():
-                pass
-        except (DBAPIError, *UNREACHABLE) as exc:
-            # Whatever stops the first connection, said as what it is (see `translate`).
-            raise self.translate.at_connect(exc) from None
-        if check_schema:
-            async with self.translate():
-                await schema.check_schema(self.engine, self.backend.read_options)
-        return self
-
-    async def close(self) -> None:
-        await self._on_this_loop()
-        if self._waiters is not None:
-            await self._waiters.close()
-        if self._links is not None:
-            await self._links.close()
-        await self.backend.dispose()
-        await self.engine.dispose()
-
-    async def __aenter__(self) -> TaskStore:
-        try:
-            return await self.open()
-        except BaseException:
-            await self.close()
-            raise
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def migrate(self, *, if_needed: bool = False) -> None:
-        """Apply pending migrations (safe when several processes do it at once).
-
-        With `if_needed`, a cheap version check comes first and alembic runs only when the
-        schema is behind (a worker's start-up path).
-        """
-        await self._on_this_loop()
-        async with self.translate():
-            if if_needed:
-                try:
-                    await schema.check_schema(self.engine, self.backend.read_options)
-                    return
-                except SchemaOutOfDate:
-                    pass
-            await schema.upgrade(self.engine)
-
-    # ----------------------------------------------------------- transactions
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction that commits on success."""
-        await self._on_this_loop()
-        async with self.translate(), self.backend.writing(), self.engine.begin() as conn:
-            yield conn
-
-    @contextlib.asynccontextmanager
-    async def statement(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for one atomic statement: autocommit where a lone statement is
-        atomic (PostgreSQL: a held link, see `taskstore.links.LinkPool`), a short write
-        transaction otherwise (SQLite)."""
-        await self._on_this_loop()
-        if self._links is not None:
-            async with self._links.statement() as conn:
-                yield conn
-            return
-        writer = self.backend.single_writer()
-        if writer is not None:
-            async with self.translate(), self.backend.writing():
-                yield writer
-            return
-        async with (
-            self.translate(),
-            self.engine.connect() as conn,
-            self.backend.writing(),
-            conn.begin(),
-        ):
-            yield conn
-
-    @contextlib.asynccontextmanager
-    async def reading(self) -> AsyncIterator[AsyncConnection]:
-        """A read-only transaction (never takes SQLite's write lock)."""
-        await self._on_this_loop()
-        async with self.translate(), self.engine.connect() as conn:
-            conn = await conn.execution_options(**self.backend.read_options)
-            async with conn.begin():
-                yield conn
-
-    @contextlib.asynccontextmanager
-    async def _write(self, session: AsyncSession | None) -> AsyncIterator[Any]:
-        """The caller's session (joined, not committed) or a transaction of our own."""
-        await self._on_this_loop()
-        if session is not None:
-            validation.check_session(session)
-            async with self.translate():
-                yield session
-            return
-        async with self.translate(), self.backend.writing():
-            if (units := self.backend.inline_units()) is not None:  # SQLite: on this thread
-                with units.unit_or_none() as inline:
-                    if inline is not None:  # else another program writes: wait below
-                        yield inline
-                        return
-            async with self.engine.begin() as conn:
-                yield conn
 
     # ---------------------------------------------------------------- enqueue
     async def enqueue(
@@ -283,7 +137,7 @@ class TaskStore:
     async def wait(self, task_id: int, *, timeout: float | None = None) -> TaskInfo:  # noqa: ASYNC109 (the contract)
         """Wait until the task has finished (completed, failed or cancelled) and return it;
         `TimeoutError` after `timeout` seconds. See `taskstore.waiting`."""
-        await self._on_this_loop()
+        await self._usable()
         self._waiters = self._waiters or Waiters(self)
         return await self._waiters.wait(task_id, timeout)
 

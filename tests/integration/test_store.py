@@ -18,6 +18,7 @@ from taskstore import (
     TaskStatus,
     TaskStore,
 )
+from taskstore.errors import StoreClosed
 from taskstore.models import TaskEntity
 
 W = "worker-a"
@@ -648,3 +649,18 @@ async def test_bulk_retry_requeues_failed_tasks_but_not_a_held_dedup_key(
         "1 stay failed: another live task holds each one's dedup key "
         "(retry them once it has finished)",
     ]
+
+
+async def test_a_closed_store_refuses_use_until_opened_again(db_url: str) -> None:
+    store = await TaskStore.from_url(db_url).open()
+    first = await store.enqueue("app.job")
+    await store.close()
+    await store.close()  # twice is harmless
+    for use in (store.enqueue("app.job"), store.get(first), store.list(), store.wait(first)):
+        with pytest.raises(StoreClosed, match="this TaskStore is closed: open"):
+            await use
+    async with store:  # opens it again, and closes it at the end
+        assert (await store.require(first)).status == "created"
+        assert await store.enqueue("app.job") == first + 1
+    with pytest.raises(StoreClosed):
+        await store.stats()
