@@ -182,6 +182,13 @@ async def _call_in_time(definition: TaskDef, ctx: TaskContext, payload: dict[str
         raise
 
 
+def _cancelled_from_outside() -> bool:
+    """Was this attempt's task itself cancelled (the worker is being torn down)? A
+    `CancelledError` that merely came out of the handler leaves it uncancelled."""
+    current = asyncio.current_task()
+    return current is None or current.cancelling() > 0
+
+
 def _encode_result(value: Any) -> str | None:
     """The result as JSON text, checked like a payload: a value no database can store
     (NUL, a lone surrogate) fails its own task instead of the batch it is acked with."""
@@ -212,10 +219,12 @@ async def attempt(
         else:
             value = await _call_in_time(definition, ctx, payload)
         outcome.result_json = _encode_result(value)
-    except asyncio.CancelledError:
-        if not running.absorb_stop():
+    except asyncio.CancelledError as exc:
+        if not running.absorb_stop() and _cancelled_from_outside():
             raise
-    except (Exception, SystemExit) as exc:  # the handler's error, or TaskTimeout
+        if running.reason is None:  # the handler's own: it awaited a task that was cancelled
+            outcome.error = exc
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:  # the handler's, or TaskTimeout
         # sys.exit() in a handler (an argparse error, say) fails that task: let through,
         # it would end the worker and strand every task beside it until its lease ran out.
         outcome.error = exc

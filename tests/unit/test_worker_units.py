@@ -199,6 +199,43 @@ async def test_a_handler_calling_sys_exit_fails_its_task_not_the_worker(kind: st
     assert error_document(outcome.error, attempt=1, worker_id="w")["type"] == "SystemExit"
 
 
+@pytest.mark.parametrize("kind", ["async", "sync"])
+@pytest.mark.parametrize("raised", [asyncio.CancelledError, KeyboardInterrupt])
+async def test_a_cancelled_error_or_interrupt_from_a_handler_fails_its_task(
+    kind: str, raised: type[BaseException]
+) -> None:
+    # Awaiting a helper task that was cancelled raises CancelledError in the handler,
+    # though nobody cancelled the attempt: that is the handler's error to retry, not a
+    # silent end that leaves the task to its lease.
+    async def async_handler(ctx) -> None:
+        if raised is KeyboardInterrupt:
+            raise KeyboardInterrupt
+        helper = asyncio.ensure_future(asyncio.sleep(10))
+        await asyncio.sleep(0)
+        helper.cancel()
+        await helper
+
+    def sync_handler(ctx) -> None:
+        raise raised
+
+    outcome = await run_attempt(async_handler if kind == "async" else sync_handler, {})
+    assert type(outcome.error) is raised and outcome.abandoned is None
+
+
+async def test_cancelling_the_attempts_task_itself_still_ends_it() -> None:
+    """A cancellation of the worker's own (not `Running.stop`) must get through."""
+
+    async def slow(ctx) -> None:
+        await anyio.sleep(10)
+
+    definition = task(name="unit.slow", registry=Registry())(slow)
+    handle = asyncio.ensure_future(attempt(definition, FakeCtx(), {}, Running(1, "q", 0.0)))
+    await anyio.sleep(0.05)
+    handle.cancel()
+    with anyio.fail_after(5), pytest.raises(asyncio.CancelledError):
+        await handle
+
+
 async def test_attempt_checks_arguments_before_calling() -> None:
     called = []
 
