@@ -15,7 +15,9 @@ def backoff_seconds(base: float, attempt: int, rng: random.Random | None = None)
     attempt 1 -> ~base, 2 -> ~2*base, 3 -> ~4*base ...; the jitter spreads retries of a
     burst of failures so they do not come back all at once.
     """
-    ceiling = min(MAX_BACKOFF_SECONDS, base * 2 ** max(0, attempt - 1))
+    # 2.0 ** 1024 is past a float (OverflowError); the cap is reached long before
+    doublings = min(max(0, attempt - 1), 1023)
+    ceiling = min(MAX_BACKOFF_SECONDS, base * 2.0**doublings)
     return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
 
 

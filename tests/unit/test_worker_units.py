@@ -106,6 +106,10 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
         assert all(ceiling / 2 <= v <= ceiling for v in values)
         assert max(values) - min(values) > ceiling / 4  # really jittered
     assert backoff_seconds(1.0, 60, rng) <= MAX_BACKOFF_SECONDS
+    # max_attempts goes up to 10,000: past attempt 1024 a float doubling overflows
+    for attempt_no in (1025, 10_000):
+        assert MAX_BACKOFF_SECONDS / 2 <= backoff_seconds(1.0, attempt_no, rng) <= 3600
+        assert backoff_seconds(1e-300, attempt_no, rng) <= MAX_BACKOFF_SECONDS
 
 
 def test_retry_policy() -> None:
