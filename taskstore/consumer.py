@@ -29,7 +29,7 @@ from taskstore.errors import TaskStoreError
 from taskstore.flow_gate import FlowGate
 from taskstore.jsoncodec import dumps_json
 from taskstore.links import Link
-from taskstore.records import ClaimedTask, TaskInfo
+from taskstore.records import ClaimedTask, RescueReport, TaskInfo
 from taskstore.states import TaskStatus
 from taskstore.store import TaskStore
 
@@ -50,14 +50,6 @@ class Registration:
     concurrency: int
     lease_seconds: float
     tasks: list[str]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class RescueReport:
-    """One rescue pass: tasks taken back from expired leases, and whether orphans wait."""
-
-    rescued: dict[int, TaskStatus]
-    orphans_waiting: bool
 
 
 class Consumer:
@@ -407,13 +399,18 @@ class Consumer:
                 return None
             return await self._tasks.purge(conn, older_than_seconds=retention_seconds, limit=limit)
 
-    async def enqueue_tick(self, name: str, tick: dt.datetime, **options: Any) -> int | None:
-        """Enqueue one tick of a schedule, once across all workers (as
-        `TaskStore.enqueue_periodic` does, on this worker's connection)."""
+    async def enqueue_tick(
+        self, name: str, tick: dt.datetime, **options: Any
+    ) -> tuple[int | None, dt.datetime]:
+        """Enqueue one tick of a schedule once across all workers, if it is due by the
+        database's clock. Returns the new id (None: another worker's, or not yet due) and
+        that clock, which schedules keep to (a host's own clock may be off)."""
         limit = self._store.settings.max_payload_bytes
         task = validation.new_task(name, {}, max_payload_bytes=limit, **options)
         async with self._ack_link.transaction() as conn:
-            return await self._tasks.insert_periodic(conn, task, tick)
+            now = await self._tasks.clock(conn)
+            due = tick <= now
+            return (await self._tasks.insert_periodic(conn, task, tick) if due else None), now
 
     async def claimable_counts(self) -> dict[str, int]:
         """Tasks due now, per queue (for the depth gauge)."""

@@ -203,3 +203,11 @@ class QueueInfo:
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RescueReport:
+    """One rescue pass: tasks taken back from expired leases, and whether orphans wait."""
+
+    rescued: dict[int, TaskStatus]
+    orphans_waiting: bool

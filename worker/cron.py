@@ -21,6 +21,10 @@ def _croniter() -> type:
 
 
 def is_valid(expression: str) -> bool:
+    """5 fields, 6 (seconds last) or an alias such as ``@hourly`` (croniter's 7th field,
+    a year, is not offered)."""
+    if not expression.startswith("@") and len(expression.split()) not in (5, 6):
+        return False
     return bool(_croniter().is_valid(expression))
 
 
@@ -36,3 +40,8 @@ def can_fire(expression: str) -> bool:
 def next_tick(expression: str, after: dt.datetime) -> dt.datetime:
     """The first tick strictly after `after`."""
     return _croniter()(expression, after).get_next(dt.datetime)
+
+
+def last_tick(expression: str, at: dt.datetime) -> dt.datetime:
+    """The last tick at or before `at`."""
+    return _croniter()(expression, at + dt.timedelta(microseconds=1)).get_prev(dt.datetime)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import and_, bindparam, insert, select, update
+from sqlalchemy import and_, bindparam, delete, insert, select, update
 
 from taskstore.backends import Backend
 from taskstore.errors import IllegalTransition
@@ -26,6 +26,8 @@ from taskstore.repositories.workflow import WorkflowStatements
 from taskstore.states import ACTIVE, TaskStatus
 
 P = PeriodicTick.__table__
+#: how long a periodic tick's record outlives it (it keeps a late worker from running it twice)
+TICKS_KEPT = dt.timedelta(days=1)
 
 
 class EnqueueStatements(WorkflowStatements):
@@ -127,7 +129,8 @@ class EnqueueStatements(WorkflowStatements):
         """Enqueue `task` for a periodic tick unless some worker already did.
 
         Returns the new id, or None when the tick was taken. Call inside one transaction:
-        the tick row and the task commit together.
+        the tick row and the task commit together. The schedule's ticks older than
+        `TICKS_KEPT` go: workers only ever try the latest due tick.
         """
         claim_tick = (
             self.backend.insert_ignoring_conflicts(P, ["name", "tick"])
@@ -140,4 +143,5 @@ class EnqueueStatements(WorkflowStatements):
         await conn.execute(
             update(P).where(P.c.name == task.name, P.c.tick == tick).values(task_id=task_id)
         )
+        await conn.execute(delete(P).where(P.c.name == task.name, P.c.tick < tick - TICKS_KEPT))
         return task_id

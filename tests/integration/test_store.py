@@ -20,6 +20,7 @@ from taskstore import (
 )
 from taskstore.errors import StoreClosed
 from taskstore.models import TaskEntity
+from taskstore.models.periodic import PeriodicTick
 
 W = "worker-a"
 
@@ -664,3 +665,17 @@ async def test_a_closed_store_refuses_use_until_opened_again(db_url: str) -> Non
         assert await store.enqueue("app.job") == first + 1
     with pytest.raises(StoreClosed):
         await store.stats()
+
+
+async def test_a_schedules_tick_records_older_than_a_day_are_pruned(store: TaskStore) -> None:
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    ticks = [now - dt.timedelta(hours=h) for h in (72, 30, 2, 0)]
+    for tick in ticks:
+        assert await store.enqueue_periodic("app.tick", tick) is not None
+    assert await store.enqueue_periodic("other.tick", ticks[0]) is not None
+    assert await store.enqueue_periodic("app.tick", ticks[-1]) is None  # still taken
+    async with store.reading() as conn:
+        rows = (await conn.execute(select(PeriodicTick.name, PeriodicTick.tick))).all()
+    kept = sorted((name, tick.replace(tzinfo=dt.UTC)) for name, tick in rows)
+    # another schedule's ticks are its own to prune
+    assert kept == [("app.tick", ticks[2]), ("app.tick", ticks[3]), ("other.tick", ticks[0])]

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from taskstore.consumer import Ending, Registration, RescueReport
-from taskstore.records import ClaimedTask
+from taskstore.consumer import Ending, Registration
+from taskstore.records import ClaimedTask, RescueReport
 from taskstore.states import TaskStatus
 
 
