@@ -26,7 +26,9 @@ from taskstore.repositories.flow import NO_SLOTS, FreeSlots
 from taskstore.store import TaskStore
 
 SETTINGS_TTL = 1.0  # seconds a queue's settings are trusted before they are read again
-PAUSED_RECHECK = 1.0  # a paused queue is looked at again this often
+#: a paused queue is looked at again this often, and (where no notification says that its
+#: settings changed) a queue waiting for a rate slot
+PAUSED_RECHECK = 1.0
 FULL_RECHECK = 0.05  # at its concurrency (or key) limit: a running task may end any moment
 
 
@@ -306,7 +308,10 @@ class FlowGate:
             next_at = await store.flow.next_slot_at(conn, queue, period)
             now = await store.tasks.clock(conn)
             wait = 0.001 if next_at is None else (next_at - now).total_seconds()
-            self._hold(queue, min(max(wait, 0.001), period), "rate")
+            hold = min(max(wait, 0.001), period)
+            if not store.backend.notifies:  # no word of a lifted or raised rate will come
+                hold = min(hold, PAUSED_RECHECK)
+            self._hold(queue, hold, "rate")
         return len(slots), slots, room
 
 
