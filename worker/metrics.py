@@ -6,12 +6,10 @@ hot path pays for metrics only when they are switched on with ``--metrics-port``
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
 from taskstore.errors import InvalidInput
-from worker.errors import Snooze
 from worker.wrappers import CallNext, Middleware
 
 _DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800)
@@ -23,7 +21,9 @@ class NoMetrics:
 
     def started(self, queue: str, name: str) -> None: ...
 
-    def finished(self, queue: str, name: str, outcome: str, seconds: float) -> None: ...
+    def ran(self, queue: str, name: str, seconds: float) -> None: ...
+
+    def ended(self, queue: str, name: str, outcome: str) -> None: ...
 
     def claimed(self, count: int) -> None: ...
 
@@ -99,29 +99,27 @@ class PrometheusMetrics(NoMetrics):
     def started(self, queue: str, name: str) -> None:
         self._child(self._started, queue, name).inc()
 
-    def finished(self, queue: str, name: str, outcome: str, seconds: float) -> None:
-        self._child(self._outcomes, queue, name, outcome).inc()
+    def ran(self, queue: str, name: str, seconds: float) -> None:
         self._child(self._duration, queue, name).observe(seconds)
+
+    def ended(self, queue: str, name: str, outcome: str) -> None:
+        """An attempt's ending as recorded (completed, error, snoozed, abandoned): known
+        only once the worker has written it, after the handler and its middleware (a
+        result that is not JSON, rows the completion could not flush, fail it then)."""
+        self._child(self._outcomes, queue, name, outcome).inc()
 
     def attempt_middleware(self) -> Middleware:
         return self._measure
 
     async def _measure(self, ctx: Any, call_next: CallNext) -> Any:
-        """Middleware: count the attempt's start, then its outcome and duration."""
+        """Middleware: count the attempt's start, and time the handler (`ended` counts
+        the outcome)."""
         self.started(ctx.queue, ctx.name)
-        began, outcome = time.perf_counter(), "error"
+        began = time.perf_counter()
         try:
-            result = await call_next()
-            outcome = "completed"
-            return result
-        except Snooze:
-            outcome = "snoozed"
-            raise
-        except asyncio.CancelledError:
-            outcome = "abandoned"  # stopped: cancelled, taken over, or cut off
-            raise
+            return await call_next()
         finally:
-            self.finished(ctx.queue, ctx.name, outcome, time.perf_counter() - began)
+            self.ran(ctx.queue, ctx.name, time.perf_counter() - began)
 
     def claimed(self, count: int) -> None:
         self._batch.observe(count)

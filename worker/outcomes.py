@@ -99,6 +99,7 @@ class Outcomes:
                 # Most attempts: one more completion for the batch (no coroutine for it).
                 self._completer.add(task.id, task.fence, outcome.result_json)
                 state.counts["completed"] += 1
+                state.metrics.ended(task.queue, task.name, "completed")
             else:
                 await self._record(task, outcome)
         except Exception as exc:  # never let one task's bookkeeping take the worker down
@@ -203,7 +204,6 @@ class Outcomes:
                 "(their worker died, or was held up past its lease)"
             )
             self._state.metrics.started(task.queue, task.name)
-            self._state.metrics.finished(task.queue, task.name, "error", 0.0)
             return Outcome(None, error=NonRetryable(message))
         ctx = TaskContext(
             task,
@@ -227,14 +227,20 @@ class Outcomes:
             elif session is not None:
                 await _quietly(session.rollback(), self._state.log)
             if outcome.abandoned:
+                self._ended(task, "abandoned")
                 self._abandoned(task, outcome.abandoned)
             elif isinstance(outcome.error, Snooze):
+                self._ended(task, "snoozed")
                 await self._snooze(task, outcome.error.seconds)
             elif outcome.error is not None:
+                self._ended(task, "error")
                 await self._fail(task, outcome.error)
         finally:
             if session is not None:
                 await _quietly(session.close(), self._state.log)
+
+    def _ended(self, task: ClaimedTask, outcome: str) -> None:
+        self._state.metrics.ended(task.queue, task.name, outcome)
 
     def _never_started(self, task: ClaimedTask, reason: str) -> None:
         if reason == "shutdown":
@@ -262,14 +268,18 @@ class Outcomes:
             done = (task.id, task.fence, outcome.result_json)
             if await self._consumer.complete_in(session, done):
                 self._state.counts["completed"] += 1
+                self._ended(task, "completed")
                 return
+            self._ended(task, "abandoned")
             log.warning("completion refused: lease lost; results discarded", task_id=task.id)
         except (IntegrityError, DataError) as exc:
             # The handler's own rows, flushed with the completion, broke a constraint or
             # did not fit: the attempt failed, as if the handler had flushed them itself.
+            self._ended(task, "error")
             await _quietly(session.rollback(), log)
             await self._fail(task, exc)
         except STORE_ERRORS as exc:
+            self._ended(task, "completed")  # the handler's work is done; the write is not
             self._state.counts[UNRECORDED] += 1
             await _quietly(session.rollback(), log)
             log.warning(

@@ -13,7 +13,16 @@ from sqlalchemy import func, select
 
 from taskstore import InvalidInput, TaskStatus, TaskStore
 from taskstore.models import MediaEntity, TranscriptEntity, VideoEntity
-from worker import NonRetryable, Registry, TaskContext, Worker, WorkerConfig, middleware, task
+from worker import (
+    NonRetryable,
+    Registry,
+    Snooze,
+    TaskContext,
+    Worker,
+    WorkerConfig,
+    middleware,
+    task,
+)
 
 reg = Registry()
 
@@ -44,6 +53,16 @@ async def clashing_rows(ctx: TaskContext) -> None:
     async with ctx.session() as session:
         for url in ("a", "b"):
             session.add(VideoEntity(id=f"clash{ctx.task_id}", url=url, task_id=ctx.task_id))
+
+
+@task(name="t.not_json", registry=reg, max_attempts=1)
+async def not_json(ctx: TaskContext) -> object:
+    return {1, 2}
+
+
+@task(name="t.snooze", registry=reg)
+async def snooze(ctx: TaskContext) -> None:
+    raise Snooze(3600)
 
 
 @task(name="t.reject", registry=reg, max_attempts=5)
@@ -222,6 +241,44 @@ async def test_rows_a_handler_left_that_the_database_refuses_fail_the_attempt_wi
     assert info.error["type"] == "sqlalchemy.exc.IntegrityError"
     async with store.sessions() as session:
         assert (await session.scalar(select(func.count()).select_from(MediaEntity))) == 0
+
+
+async def test_metrics_count_each_attempt_by_the_outcome_the_worker_recorded(
+    store: TaskStore,
+) -> None:
+    """Not the handler's return alone: a result that is not JSON, or rows the completion
+    could not flush, fail the attempt after the handler (and its middleware) returned."""
+    from worker.metrics import PrometheusMetrics
+
+    names = ["t.echo", "t.write", "t.not_json", "t.clashing_rows", "t.reject", "t.snooze"]
+    payloads = [{"value": 1}, {"n": 1}, {}, {}, {}, {}]
+    await store.enqueue_many(
+        [{"name": n, "payload": p} for n, p in zip(names, payloads, strict=True)]
+    )
+    metrics = PrometheusMetrics()
+    config = WorkerConfig(queues={"default": None}, burst=True)
+    await Worker(store, reg, config, metrics=metrics).run()
+
+    def sample(metric: str, **labels: str) -> float | None:
+        return metrics.registry.get_sample_value(metric, {"queue": "default", **labels})
+
+    outcomes = {
+        (name, outcome): sample("taskstore_tasks_finished_total", name=name, outcome=outcome)
+        for name in names
+        for outcome in ("completed", "error", "snoozed")
+    }
+    assert {key for key, count in outcomes.items() if count} == {
+        ("t.echo", "completed"),
+        ("t.write", "completed"),
+        ("t.not_json", "error"),
+        ("t.clashing_rows", "error"),
+        ("t.reject", "error"),
+        ("t.snooze", "snoozed"),
+    }
+    assert set(outcomes.values()) == {None, 1.0}
+    for name in names:
+        assert sample("taskstore_tasks_started_total", name=name) == 1
+        assert sample("taskstore_task_duration_seconds_count", name=name) == 1
 
 
 async def test_non_retryable_error_fails_at_once(store: TaskStore) -> None:

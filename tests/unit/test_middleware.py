@@ -109,7 +109,7 @@ def test_a_sync_middleware_taking_call_next_is_refused_when_registered() -> None
         middleware(42, registry=Registry())
 
 
-async def test_the_prometheus_metrics_are_middleware_labelling_each_outcome() -> None:
+async def test_the_prometheus_metrics_middleware_counts_starts_and_times_handlers() -> None:
     import anyio
 
     from worker import Snooze
@@ -134,10 +134,8 @@ async def test_the_prometheus_metrics_are_middleware_labelling_each_outcome() ->
         definition = task(name="unit.fn", registry=Registry(), **options)(fn)
         await attempt(definition, FakeCtx(), {}, Running(1, "default", 0.0), chain)
 
-    def finished(outcome: str) -> float | None:
-        labels = {"queue": "default", "name": "unit.fn", "outcome": outcome}
-        return metrics.registry.get_sample_value("taskstore_tasks_finished_total", labels)
-
-    started = {"queue": "default", "name": "unit.fn"}
-    assert metrics.registry.get_sample_value("taskstore_tasks_started_total", started) == 4
-    assert (finished("completed"), finished("error"), finished("snoozed")) == (1, 2, 1)
+    # (outcomes are counted as the worker records them: see tests/integration/test_worker)
+    labels = {"queue": "default", "name": "unit.fn"}
+    assert metrics.registry.get_sample_value("taskstore_tasks_started_total", labels) == 4
+    timed = metrics.registry.get_sample_value("taskstore_task_duration_seconds_count", labels)
+    assert timed == 4
