@@ -24,6 +24,7 @@ from taskstore import validation
 from taskstore.backends import backend_for, backend_of
 from taskstore.background import BackgroundLoop
 from taskstore.errors import InvalidInput
+from taskstore.graph import Graph
 from taskstore.graph import resolve as resolve_graph
 from taskstore.logs import get_logger
 from taskstore.records import NewTask, QueueStats, TaskInfo
@@ -253,7 +254,20 @@ def _insert_on(conn: Connection | Session, batch: list[NewTask]) -> list[int]:
     bind = conn.connection() if isinstance(conn, Session) else conn
     repository = _repository(backend_of(bind).name)
     if graph is not None:
-        return run_blocking(
-            repository.insert_graph(_SyncExecutor(conn), batch, graph), "a blocking connection"
-        )
+        marked = _mark_apart(bind, repository, graph)
+        inserting = repository.insert_graph(_SyncExecutor(conn), batch, graph, marked)
+        return run_blocking(inserting, "a blocking connection")
     return run_blocking(repository.insert(_SyncExecutor(conn), batch), "a blocking connection")
+
+
+def _mark_apart(
+    bind: Connection, repository: TaskRepository, graph: Graph
+) -> dict[int, TaskStatus] | None:
+    """As the async store does: on PostgreSQL the dependencies are marked in a short
+    transaction of our own, on a connection of our own, as locking them in the caller's
+    (open as long as it likes) would stall their workers' heartbeats and endings."""
+    if not graph.external_ids or repository.backend.writes_read_latest:
+        return None
+    with bind.engine.begin() as apart:
+        marking = repository.mark_dependencies(_SyncExecutor(apart), graph.external_ids)
+        return run_blocking(marking, "a blocking connection")

@@ -282,6 +282,43 @@ async def test_an_enqueue_in_an_open_transaction_leaves_its_running_dependencies
         await worker.close()
 
 
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_a_blocking_enqueue_in_an_open_transaction_leaves_its_running_dependency_alone(
+    store: TaskStore, db_url: str
+) -> None:
+    """`enqueue_with` on a caller's blocking session, as `session=` does above."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from taskstore.consumer import Consumer
+    from taskstore.sync import enqueue_with
+    from tests.integration.test_sync_api import sync_url
+
+    dep = await store.enqueue("wf.num", {"n": 1})
+    worker = Consumer(store, "w-1", 30.0)
+    engine = create_engine(sync_url(db_url))
+    session = Session(engine)
+    try:
+        [claimed] = await worker.claim("default", 1)
+        child = await anyio.to_thread.run_sync(
+            lambda: enqueue_with(session, "wf.join", {"n": 2}, depends_on=[dep])
+        )
+        with anyio.fail_after(5):  # before: held until the caller's commit
+            async with store.transaction() as conn:
+                kept = await store.tasks.heartbeat(
+                    conn, worker_id="w-1", lease_seconds=30.0, task_ids=[dep]
+                )
+            assert kept == {dep}
+            assert await worker.complete([(dep, claimed.fence, None)]) == {dep}
+        await anyio.to_thread.run_sync(session.commit)
+        await worker.rescue(["default"])
+        assert (await store.require(child)).status is TaskStatus.CREATED
+    finally:
+        await anyio.to_thread.run_sync(session.close)
+        engine.dispose()
+        await worker.close()
+
+
 async def test_a_dependency_enqueued_in_the_same_open_transaction_is_found(
     store: TaskStore,
 ) -> None:
