@@ -14,7 +14,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 
 import anyio
 
@@ -239,10 +241,11 @@ class Fetcher:
     async def _claim(self, queue: str, limit: int, orphans: bool = False) -> list[ClaimedTask]:
         state = self._state
         try:
-            if not orphans and self._completer.acks and self._consumer.claims_complete(queue):
-                tasks = await self._claim_completing(queue, limit)
-            else:
-                tasks = await self._consumer.claim(queue, limit, orphans=orphans)
+            with self._reserved(queue, limit):  # the caller starts what comes back
+                if not orphans and self._completer.acks and self._consumer.claims_complete(queue):
+                    tasks = await self._claim_completing(queue, limit)
+                else:
+                    tasks = await self._consumer.claim(queue, limit, orphans=orphans)
         except STORE_ERRORS as exc:
             # A killed connection is replaced at once; a server that is down is asked
             # again less and less often.
@@ -257,6 +260,16 @@ class Fetcher:
             state.metrics.claimed(len(tasks))
         self._claim_failures = 0
         return tasks
+
+    @contextlib.contextmanager
+    def _reserved(self, queue: str, room: int) -> Iterator[None]:
+        """The room is a claim's while it is out: a completion write meanwhile must not
+        plan to claim it too (`_plan_refill`), past a limit of this worker's."""
+        self._state.in_flight[queue] += room
+        try:
+            yield
+        finally:
+            self._state.in_flight[queue] -= room
 
     async def _claim_completing(self, queue: str, limit: int) -> list[ClaimedTask]:
         """Claim, writing our pending completions in the same unit (one write turn, where

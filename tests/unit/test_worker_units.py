@@ -458,6 +458,50 @@ async def test_completions_of_a_full_limited_queue_claim_only_what_the_worker_ca
     assert [t for t, _, _ in consumer.completed] == [1, 2, 3, 4]
 
 
+class SlowClaims(FakeConsumer):
+    """A claim that stays out until released; completion writes refill at once."""
+
+    def __init__(self) -> None:
+        super().__init__(fresh=range(11, 20))
+        self.refill_queues.add("q1")
+        self.release = anyio.Event()
+
+    async def claim(self, queue: str, limit: int, *, orphans: bool = False) -> list[ClaimedTask]:
+        await self.release.wait()
+        return await super().claim(queue, limit, orphans=orphans)
+
+    async def complete_and_claim(
+        self, done: Sequence[Ending], queue: str, limit: int
+    ) -> tuple[set[int], list[ClaimedTask]]:
+        self.refills.append((len(done), queue, limit))
+        return await self.complete(done), await FakeConsumer.claim(self, queue, limit)
+
+
+async def test_a_completion_write_during_a_claim_leaves_that_claims_room_to_it() -> None:
+    """A queue limited here (`--queue q1:2`) and in the database: the claim out and a
+    refill planned meanwhile must not both take the room."""
+    consumer = SlowClaims()
+    worker = fake_worker(consumer, queues={"q1": 2})
+    worker.state.orphans_waiting = False
+    started: list[int] = []
+
+    def start(task: ClaimedTask) -> None:  # as `Outcomes.start` counts: no handler runs
+        worker.state.in_flight[task.queue] += 1
+        started.append(task.id)
+
+    worker.outcomes.start = start  # type: ignore[method-assign]
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(worker.fetcher.claim_round)
+            await anyio.sleep(0.01)  # the claim of q1's 2 free slots is out
+            for task_id in (1, 2):  # two earlier q1 tasks ended meanwhile
+                worker.completer.add(task_id, 1, None)
+            await worker.completer.flush()
+            consumer.release.set()
+    assert consumer.refills == [] and len(started) == 2
+    assert worker.state.in_flight["q1"] == 2
+
+
 async def test_where_writers_take_turns_a_claim_writes_the_pending_completions_too() -> None:
     consumer = FakeConsumer(fresh=[11, 12, 13])
     consumer.one_writer = True
