@@ -68,9 +68,10 @@ async def examine(store: TaskStore) -> Report:
     async with store.reading() as conn:
         health = await store.backend.health(conn, TABLES)
         missing = await _missing_indexes(conn)
-    backlog = await store.count_purgeable(store.settings.retention_seconds)
+    retention = store.settings.retention_seconds
+    backlog = await store.count_purgeable(retention) if retention > 0 else None
     findings = [_indexes(missing), *_dead_rows(health), *_database(health)]
-    findings += [_retention(backlog, store.settings.retention_seconds), _tuning(health)]
+    findings += [_retention(backlog, retention), _tuning(health)]
     return Report(health, [f for f in findings if f is not None])
 
 
@@ -189,7 +190,9 @@ def _mb(size: int) -> str:
     return f"{size / 2**20:,.1f} MB"
 
 
-def _retention(backlog: int, retention_seconds: float) -> Finding:
+def _retention(backlog: int | None, retention_seconds: float) -> Finding:
+    if backlog is None:  # TASKSTORE_RETENTION=0: the history is kept on purpose
+        return Finding("ok", "retention", "finished tasks are kept (TASKSTORE_RETENTION=0)")
     if backlog < PRUNE_BACKLOG_AT:
         return Finding("ok", "retention", f"{backlog:,} finished task(s) past retention")
     age = format_age(retention_seconds)

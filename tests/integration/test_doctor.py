@@ -3,6 +3,7 @@ and the fix makes the finding go away."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 
@@ -73,6 +74,11 @@ async def test_finished_tasks_no_worker_prunes_are_reported_with_the_purge_that_
     finding = _by_check(await doctor.examine(store))["retention"]
     assert finding.level == "warn" and finding.message.startswith("30 finished tasks")
     assert finding.fix == "taskstore purge --older-than 604800s --yes"
+    # TASKSTORE_RETENTION=0 keeps the history on purpose: nothing is past it
+    monkeypatch.setattr(store, "settings", dataclasses.replace(store.settings, retention_seconds=0))
+    kept = _by_check(await doctor.examine(store))["retention"]
+    assert (kept.level, kept.fix) == ("ok", None) and "are kept" in kept.message
+    monkeypatch.undo()
     await store.purge(store.settings.retention_seconds)
     assert _by_check(await doctor.examine(store))["retention"].level == "ok"
 
