@@ -38,6 +38,9 @@ async def standing(store: TaskStore, info: TaskInfo) -> str:
         if not further:
             break
         head = further[0]
+    if head.status is TaskStatus.WAITING:  # the chain goes on past what is followed
+        down = f"task {head.id}, {CHAIN_FOLLOWED} down the chain, waits for others in turn"
+        return f"it waits for {_listed(pending)}; {down}"
     return f"it waits for {_listed(pending)}; task {head.id} {await _state(store, head)}"
 
 

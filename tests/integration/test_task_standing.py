@@ -79,3 +79,19 @@ async def test_two_or_three_pending_dependencies_read_as_a_list(store: TaskStore
     assert (await standing(store, both)).startswith(f"it waits for tasks {ids[0]} and {ids[1]};")
     listed = f"tasks {ids[0]}, {ids[1]} and {ids[2]}; task {ids[0]} is ready"
     assert (await standing(store, three)).startswith(f"it waits for {listed}")
+
+
+async def test_a_chain_deeper_than_is_followed_is_not_called_ready(store: TaskStore) -> None:
+    from taskstore.standing import CHAIN_FOLLOWED, standing
+
+    ids = [await store.enqueue("demo.root", delay=3600)]
+    for _ in range(CHAIN_FOLLOWED + 4):
+        ids.append(await store.enqueue("demo.step", depends_on=[ids[-1]]))
+    said = await standing(store, await store.require(ids[-1]))
+    head = ids[-2 - CHAIN_FOLLOWED]
+    assert said == (
+        f"it waits for task {ids[-2]}; task {head}, {CHAIN_FOLLOWED} down the chain,"
+        " waits for others in turn"
+    )
+    shallow = await standing(store, await store.require(ids[3]))
+    assert shallow.startswith(f"it waits for task {ids[2]}; task {ids[0]} is scheduled for ")
