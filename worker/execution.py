@@ -25,6 +25,7 @@ from worker.registry import TaskDef
 from worker.wrappers import Middleware, wrap
 
 _TRACEBACK_LIMIT = 16_000
+_MESSAGE_LIMIT = 4_000
 #: tasks whose sync handler's thread still runs (it may outlive a timeout or a stop), with
 #: how many: a cancelled attempt's thread may still run beside its retried task's
 THREADS_RUNNING: collections.Counter[int] = collections.Counter()
@@ -107,11 +108,16 @@ def error_document(
 
 
 def _message(error: BaseException) -> str:
-    """`str(error)`, or a note where that raises: the failure must be recorded still."""
+    """`str(error)`, its head where it is long (it is stored on the task and again on the
+    attempt, and shown in lists), or a note where that raises: the failure must be
+    recorded still."""
     try:
-        return str(error)
+        message = str(error)
     except Exception as exc:
         return f"<its message could not be read: {type(exc).__name__}: {exc}>"
+    if len(message) <= _MESSAGE_LIMIT:
+        return message
+    return f"{message[:_MESSAGE_LIMIT]}... ({len(message):,} characters in all)"
 
 
 @functools.cache

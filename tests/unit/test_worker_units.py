@@ -292,6 +292,12 @@ def test_error_document_has_type_message_and_traceback() -> None:
     assert "Traceback" in doc["traceback"]
 
 
+def test_a_huge_error_message_is_stored_as_its_head_with_its_length() -> None:
+    doc = error_document(RuntimeError("x" * 2_000_000), attempt=1, worker_id="w")
+    assert doc["message"] == "x" * 4000 + "... (2,000,000 characters in all)"
+    assert len(doc["traceback"]) <= 16_000
+
+
 def test_an_error_whose_message_cannot_be_read_is_still_recorded() -> None:
     """A failure that could not be written would leave its task to a lease expiry."""
 
