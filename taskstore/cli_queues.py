@@ -98,8 +98,11 @@ def set_queue(
     key_concurrency: str | None,
 ) -> None:
     """Limit a queue across every worker (an option left out keeps its value)."""
+    from taskstore.cli_common import fail
     from taskstore.flow_admin import UNSET
 
+    if concurrency is None and rate is None and key_concurrency is None:
+        fail("nothing to set: give --concurrency, --rate or --key-concurrency (N, or none)", 2)
     options = {
         "concurrency": _limit(concurrency, "concurrency"),
         "key_concurrency": _limit(key_concurrency, "key-concurrency"),
@@ -109,7 +112,10 @@ def set_queue(
     async def go(store: TaskStore) -> tuple[str, str]:
         await store.set_queue(name, **options)
         infos = await store.queues()
-        return _render([q for q in infos if q.name == name]), await _unused_note(store, name, infos)
+        shown = [q for q in infos if q.name == name]
+        # back at its defaults with no task: no longer listed, which is not "no queues"
+        said = _render(shown) if shown else f"queue {name} has no limits (and no tasks)"
+        return said, await _unused_note(store, name, infos)
 
     _echo(*with_store(url, go))
 

@@ -39,6 +39,7 @@ UNSET: Any = object()
 _RATE = re.compile(r"\s*(\d+)\s*/\s*(\S+)\s*")
 _MAX_RATE = 1_000_000
 _MAX_PERIOD = 86_400.0
+_MIN_PERIOD = 0.001
 
 
 def parse_rate(text: str) -> tuple[int, float]:
@@ -57,8 +58,9 @@ def parse_rate(text: str) -> tuple[int, float]:
         ) from None
     if not 1 <= count <= _MAX_RATE:
         raise InvalidInput(f"invalid rate {text!r}: N must be from 1 to {_MAX_RATE:,}")
-    if not 0 < period <= _MAX_PERIOD:
-        raise InvalidInput(f"invalid rate {text!r}: the period must be above 0s and at most 1d")
+    if not _MIN_PERIOD <= period <= _MAX_PERIOD:
+        # (below a millisecond the database clocks cannot tell the windows apart)
+        raise InvalidInput(f"invalid rate {text!r}: the period must be from 0.001s to 1d")
     return count, period
 
 

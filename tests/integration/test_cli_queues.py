@@ -38,11 +38,12 @@ def test_queue_set_pause_resume_and_list_round_trip(db_url: str) -> None:
 def test_bad_queue_settings_are_one_line_errors_that_change_nothing(db_url: str) -> None:
     taskstore("queue", "set", "api", "--concurrency", "2", url=db_url)
     cases = [
-        (("--rate", "10/0s"), "period must be above 0s"),
+        (("--rate", "10/0s"), "period must be from 0.001s to 1d"),
         (("--concurrency", "-1"), "concurrency must be a whole number"),
         (("--concurrency", "many"), "--concurrency must be a whole number from 1 to"),
         (("--rate", "fast"), "invalid rate"),
         (("--rate", "10/1x"), "invalid rate '10/1x': the period '1x' is not a duration"),
+        ((), "nothing to set: give --concurrency, --rate or --key-concurrency"),
     ]
     for args, fragment in cases:
         assert_one_line_error(taskstore("queue", "set", "api", *args, url=db_url), 2, fragment)
@@ -79,6 +80,8 @@ def test_a_queue_no_task_has_used_gets_a_note_but_is_still_set(db_url: str) -> N
         assert "no task or live worker uses queue mial" in again.stderr
     assert "is the name right?" in taskstore("queue", "pause", "zzz", url=db_url).stderr
     assert _queues(db_url)["mial"]["concurrency"] == 2
+    cleared = taskstore("queue", "set", "fresh", "--concurrency", "none", url=db_url)
+    assert cleared.stdout.strip() == "queue fresh has no limits (and no tasks)"
 
 
 def test_enqueue_into_a_paused_queue_notes_that_it_waits_for_a_resume(db_url: str) -> None:

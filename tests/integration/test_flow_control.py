@@ -50,7 +50,8 @@ async def test_a_queue_is_limited_and_paused_before_it_has_any_task(store: TaskS
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"rate": "10/0s"}, "period must be above 0s"),
+        ({"rate": "10/0s"}, "period must be from 0.001s to 1d"),
+        ({"rate": "1/0.0000000001s"}, "period must be from 0.001s to 1d"),
         ({"rate": "ten a second"}, "invalid rate"),
         ({"concurrency": -1}, "concurrency must be a whole number"),
         ({"key_concurrency": 0}, "key_concurrency must be a whole number"),
@@ -69,7 +70,8 @@ async def test_bad_flow_settings_are_refused_in_one_line_and_change_nothing(
 
 
 @pytest.mark.parametrize(
-    ("given", "shown"), [("10/60s", "10/1m"), ("10/1h30m", "10/1h30m"), ("5/0.5s", "5/0.5s")]
+    ("given", "shown"),
+    [("10/60s", "10/1m"), ("10/1h30m", "10/1h30m"), ("5/0.5s", "5/0.5s"), ("1/0.001", "1/0.001s")],
 )
 async def test_a_rate_is_shown_in_the_units_it_can_be_typed_in(
     store: TaskStore, given: str, shown: str
