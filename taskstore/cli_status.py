@@ -81,7 +81,7 @@ def render_status(report: dict[str, Any]) -> str:
     headers = ["queue", *STATUSES, "ready", "scheduled", "oldest due"]
     queues = table(headers, rows) if rows else "no tasks"
     if rows:
-        queues += "\n(ready: claimable now; scheduled: created or not_finished, due later)"
+        queues += "\n(ready: due now; scheduled: created or not_finished, due later)"
     windows = list(report["finished"])
     recent = table(
         ["finished", *windows],
