@@ -191,6 +191,8 @@ def _retry_one(url: str | None, task_id: int, as_json: bool, with_dependents: bo
         click.echo(f"a worker took it at once: now {doc['status']} (taskstore show {task_id})")
     if revived:
         click.echo(f"waiting for it again: {_ids(revived)}")
+    elif with_dependents:  # none was cancelled by it, or those were purged since
+        click.echo("no dependent of it waits for it now")
 
 
 async def _waiting_below(store: TaskStore, task_id: int) -> list[int]:

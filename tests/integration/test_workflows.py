@@ -11,7 +11,7 @@ import time
 
 import anyio
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from taskstore import TaskStatus, TaskStore
 from taskstore.cancelling import cancel_once
@@ -487,6 +487,16 @@ async def test_cli_retry_with_dependents_names_the_tasks_that_wait_again(
     lines = done.stdout.decode().splitlines()
     assert lines == [f"task {a} is created", f"waiting for it again: {b}, {c}"]
     assert (await store.require(blocked)).status is TaskStatus.CANCELLED
+    # a failure whose cancelled dependents were purged since: the retry says so
+    lone = await store.enqueue("wf.reject")
+    below = await store.enqueue("wf.join", {"n": 6}, depends_on=[lone])
+    await burst(store).run()
+    async with store.transaction() as conn:
+        await conn.execute(delete(TaskEntity).where(TaskEntity.id == below))
+    argv[-2] = str(lone)
+    done = await anyio.run_process([*argv, "--database-url", url], check=False)
+    lines = done.stdout.decode().splitlines()
+    assert lines == [f"task {lone} is created", "no dependent of it waits for it now"]
 
 
 async def test_a_retried_dependent_waits_for_its_unfinished_dependency_and_then_runs_after_it(
