@@ -102,6 +102,21 @@ def emit_json(document: Any) -> None:
     click.echo(json.dumps(document, indent=2, default=str))
 
 
+class TaskIdType(click.ParamType):
+    """A task id: a whole number from 1 (said so, not as click's 'integer range')."""
+
+    name = "id"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        try:
+            task_id = int(value)
+        except (TypeError, ValueError):
+            task_id = 0
+        if task_id < 1:
+            self.fail(f"{value!r} is not a task id (a whole number from 1)", param, ctx)
+        return task_id
+
+
 class Duration(click.ParamType):
     """A click type for durations (see `taskstore.durations`): seconds, at least `minimum`."""
 

@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from taskstore.cli_common import Command, Duration, database_url_option, emit_json, fail
+from taskstore.cli_common import (
+    Command,
+    Duration,
+    TaskIdType,
+    database_url_option,
+    emit_json,
+    fail,
+)
 
 if TYPE_CHECKING:
     from taskstore.store import TaskStore
@@ -159,7 +166,7 @@ async def enqueue_chunks(store: TaskStore, items: list[dict[str, Any]]) -> list[
     "--depends-on",
     "depends_on",
     multiple=True,
-    type=click.IntRange(min=1),
+    type=TaskIdType(),
     metavar="ID",
     help="Run only once task ID has completed (cancelled if it fails). Repeatable.",
 )

@@ -334,6 +334,9 @@ def test_enqueue_depends_on_waits_for_the_named_tasks_and_refuses_unknown_ones(
     before = taskstore("list", "--json", url=db_url).stdout
     missing = taskstore("enqueue", "a.after", "--depends-on", "999999", url=db_url)
     assert_one_line_error(missing, 2, "--depends-on names no task: 999999")
+    for given in ("abc", "0"):
+        bad = taskstore("enqueue", "a.after", "--depends-on", given, url=db_url)
+        assert_one_line_error(bad, 2, f"'{given}' is not a task id (a whole number from 1)")
     assert taskstore("list", "--json", url=db_url).stdout == before
 
 
