@@ -32,20 +32,28 @@ def migrate(url: str | None) -> None:
     """Create or upgrade the schema (alembic upgrade head)."""
     from taskstore.cli_common import run_guarded
     from taskstore.cli_store import command_settings
-    from taskstore.schema import HEAD
+    from taskstore.schema import HEAD, REVISIONS, current_revisions
     from taskstore.store import TaskStore
 
     settings = command_settings(url)
 
-    async def go() -> str:
+    async def go() -> frozenset[str]:
         store = TaskStore(settings)
         try:
             await store.migrate()
-            return store.settings.safe_url
+            return await current_revisions(store.engine, store.backend.read_options)
         finally:
             await store.close()
 
-    click.echo(f"{run_guarded(go)} is at revision {HEAD}")
+    unknown = sorted(run_guarded(go) - set(REVISIONS))
+    click.echo(f"{settings.safe_url} is at revision {HEAD}")
+    if unknown:
+        click.echo(
+            f"note: the database also holds revision {', '.join(unknown)}, which this taskstore"
+            " does not know: a newer taskstore's, or your application's own (migrate those"
+            " with your application's)",
+            err=True,
+        )
 
 
 for command in [

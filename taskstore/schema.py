@@ -90,12 +90,48 @@ async def check_schema(engine: AsyncEngine, read_options: dict[str, Any]) -> Non
         if engine.dialect.default_schema_name is None:  # read at connect: current_schema()
             raise DatabaseRefused(f"the database {NO_SCHEMA}: {NO_SCHEMA_HINT}")
         raise SchemaOutOfDate("the database has no taskstore schema yet: run `taskstore migrate`")
-    # A revision we do not know is an application's own, stacked on our head.
-    if HEAD in current or not current <= set(REVISIONS):
+    if HEAD in current:
         return
-    raise SchemaOutOfDate(
-        f"the database schema is behind (at {', '.join(sorted(current))}, code needs "
-        f"{HEAD}): run `taskstore migrate`"
+    if current <= set(REVISIONS):
+        raise SchemaOutOfDate(
+            f"the database schema is behind (at {', '.join(sorted(current))}, code needs "
+            f"{HEAD}): run `taskstore migrate`"
+        )
+    # A revision we do not know: an application's own (stacked on one of ours, which may
+    # be older than our head), or a newer taskstore's. Our tables tell which of ours ran.
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(**read_options)
+        missing = await conn.run_sync(missing_columns)
+    if missing:
+        raise SchemaOutOfDate(_behind_beneath(current, missing))
+
+
+def missing_columns(sync_conn: Any) -> list[str]:
+    """Columns of taskstore's own tables that the code needs and the database lacks."""
+    from taskstore.models import Base
+
+    inspector = inspect(sync_conn)
+    names = set(inspector.get_table_names())
+    missing = []
+    for table_ in Base.metadata.sorted_tables:
+        if not table_.name.startswith("taskstore_"):
+            continue  # the result tables, which an application extends
+        if table_.name not in names:
+            missing.append(table_.name)
+            continue
+        have = {c["name"] for c in inspector.get_columns(table_.name)}
+        missing += [f"{table_.name}.{c.name}" for c in table_.columns if c.name not in have]
+    return missing
+
+
+def _behind_beneath(current: frozenset[str], missing: list[str]) -> str:
+    """Why a database with revisions we do not know is behind our head."""
+    unknown = ", ".join(sorted(current - set(REVISIONS)))
+    return (
+        f"the database is at revision {unknown}, which this taskstore does not know, and "
+        f"lacks {missing[0]} of taskstore's revision {HEAD}: migrate with your application's "
+        "migrations, which must include taskstore's (taskstore.schema.upgrade with "
+        "extra_version_dirs)"
     )
 
 
@@ -124,26 +160,26 @@ async def upgrade(
     """
     if not extra_version_dirs:
         async with engine.connect() as conn:
-            await conn.run_sync(_refuse_unknown_revisions)
+            if await conn.run_sync(_refuse_unknown_revisions):
+                return
     await _alembic(engine, "upgrade", extra_version_dirs, revision)
 
 
-def _refuse_unknown_revisions(sync_conn: Any) -> None:
-    """Alembic cannot upgrade from a revision it does not know: say what it may be."""
+def _refuse_unknown_revisions(sync_conn: Any) -> bool:
+    """Alembic cannot upgrade from a revision it does not know: True when there is none
+    of ours to apply beneath it, else say what to do."""
     # One read of the names: another migrator's first migration, committed meanwhile, is
     # seen whole (its tables with their version table) or not at all.
     names = set(inspect(sync_conn).get_table_names())
     if VERSION_TABLE not in names:
         _refuse_taken_names(names)
-        return
-    current = {row[0] for row in sync_conn.execute(select(_VERSIONS.c.version_num))}
-    unknown = sorted(current - set(REVISIONS))
-    if unknown:
-        raise TaskStoreError(
-            f"the database is at revision {', '.join(unknown)}, which this taskstore does "
-            f"not know (its last is {HEAD}): a newer taskstore migrated it, or it holds "
-            "your application's own revisions (migrate those with your application's)"
-        )
+        return False
+    current = frozenset(row[0] for row in sync_conn.execute(select(_VERSIONS.c.version_num)))
+    if current <= set(REVISIONS):
+        return False
+    if missing := missing_columns(sync_conn):
+        raise TaskStoreError(_behind_beneath(current, missing))
+    return True  # a newer taskstore's revision, or an application's on ours: nothing to do
 
 
 def _refuse_taken_names(names: set[str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -92,28 +93,60 @@ async def test_opening_a_store_after_a_downgrade_says_the_schema_is_behind(
         await store.close()
 
 
-def test_migrate_on_a_revision_it_does_not_know_says_so_in_one_line(empty_db_url: str) -> None:
-    """A newer taskstore's revision (a rolled-back deploy), or an application's own."""
+async def _stamp(url: str, revision: str, *, on: str = "heads") -> None:
+    """Our revisions up to `on`, then `revision` recorded as if stacked on it (an
+    application's own, or a newer taskstore's)."""
+    versions = table(VERSION_TABLE, column("version_num"))
+    store = TaskStore.from_url(url)
+    try:
+        await upgrade(store.engine, on)
+        async with store.transaction() as conn:
+            await conn.execute(update(versions).values(version_num=revision))
+    finally:
+        await store.close()
 
-    async def stamp(revision: str) -> None:
-        versions = table(VERSION_TABLE, column("version_num"))
-        store = TaskStore.from_url(empty_db_url)
-        try:
-            await store.migrate()
-            async with store.transaction() as conn:
-                await conn.execute(update(versions).values(version_num=revision))
-        finally:
-            await store.close()
 
-    asyncio.run(stamp("0999"))
-    cli = [sys.executable, "-m", "taskstore.cli", "--database-url", empty_db_url, "migrate"]
-    done = subprocess.run(cli, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 1 and done.stdout == ""
+def _migrate(url: str) -> subprocess.CompletedProcess[str]:
+    cli = [sys.executable, "-m", "taskstore.cli", "--database-url", url, "migrate"]
+    return subprocess.run(cli, capture_output=True, text=True, timeout=120)
+
+
+def test_migrate_beside_a_revision_it_does_not_know_on_its_head_has_nothing_to_do(
+    empty_db_url: str,
+) -> None:
+    """A newer taskstore's revision (a rolled-back deploy), or an application's own on
+    our head: our tables are complete, so there is nothing to do, and it says why."""
+    asyncio.run(_stamp(empty_db_url, "0999"))
+    done = _migrate(empty_db_url)
+    assert done.returncode == 0 and done.stdout.endswith(f" is at revision {HEAD}\n")
     assert done.stderr.strip().splitlines() == [
-        f"taskstore: error: the database is at revision 0999, which this taskstore does not "
-        f"know (its last is {HEAD}): a newer taskstore migrated it, or it holds your "
-        "application's own revisions (migrate those with your application's)"
+        "note: the database also holds revision 0999, which this taskstore does not know: a"
+        " newer taskstore's, or your application's own (migrate those with your"
+        " application's)"
     ]
+
+
+async def test_a_revision_it_does_not_know_stacked_below_its_head_is_behind(
+    empty_db_url: str,
+) -> None:
+    """An application's revision made on an older taskstore: taskstore's later ones are
+    not applied, and nothing may run on that schema (a worker would loop on errors)."""
+    await _stamp(empty_db_url, "aaaa0001", on=REVISIONS[-2])
+    said = (
+        "the database is at revision aaaa0001, which this taskstore does not know, and lacks "
+        f"taskstore_[a-z_.]+ of taskstore's revision {HEAD}: migrate with your "
+        "application's migrations"
+    )
+    store = TaskStore.from_url(empty_db_url)
+    try:
+        with pytest.raises(SchemaOutOfDate, match=said):
+            await store.open()
+    finally:
+        await store.close()
+    done = await asyncio.to_thread(_migrate, empty_db_url)
+    assert done.returncode == 1 and done.stdout == ""
+    assert re.match(f"taskstore: error: {said}", done.stderr), done.stderr
+    assert done.stderr.count("\n") == 1
 
 
 def test_a_first_migrate_beside_a_table_of_one_of_its_names_refuses_in_one_line(
