@@ -200,6 +200,14 @@ def _bad_file(exc: BaseException) -> bool:
     )
 
 
+def connection_lost(exc: BaseException) -> bool:
+    """Did `exc` come of the connection itself (a lost server, a reset), not of what was
+    asked of the database?"""
+    if isinstance(exc, DBAPIError):
+        return _connection_failed(exc)
+    return isinstance(exc, OSError | ConnectionError | TimeoutError)
+
+
 def _connection_failed(exc: DBAPIError) -> bool:
     """A driver error about the connection itself (refused, reset, timed out, closed)."""
     state = _sqlstate(exc) or ""

@@ -21,6 +21,7 @@ from taskstore.jsoncodec import dumps_json
 from taskstore.records import ClaimedTask
 from taskstore.states import TaskStatus
 from taskstore.store import TaskStore
+from taskstore.translate import connection_lost
 from worker import retry
 from worker.completer import Completer
 from worker.config import BLOCKED_WARN_SECONDS, DEFAULT_MAX_ATTEMPTS
@@ -262,8 +263,19 @@ class Outcomes:
         self._completer.cut_off(task.id, task.fence, dumps_json(note))
 
     async def _complete_in_session(self, task: ClaimedTask, outcome: Outcome, session: Any) -> None:
-        """Results and completion commit together, or not at all."""
-        log = self._state.log
+        """Results and completion commit together, or not at all. The handler's rows are
+        flushed first: what the database (or the ORM) refuses of them fails the attempt
+        with that error, as if the handler had flushed them itself (a duplicate key, a
+        table or column its migration has not made yet); only a lost connection is an
+        outage, left to the lease."""
+        try:
+            await session.flush()
+        except Exception as exc:
+            if not connection_lost(exc):
+                await self._rows_refused(task, session, exc)
+                return
+            await self._completion_lost(task, session, exc)
+            return
         try:
             done = (task.id, task.fence, outcome.result_json)
             if await self._consumer.complete_in(session, done):
@@ -271,22 +283,28 @@ class Outcomes:
                 self._ended(task, "completed")
                 return
             self._ended(task, "abandoned")
-            log.warning("completion refused: lease lost; results discarded", task_id=task.id)
-        except (IntegrityError, DataError) as exc:
-            # The handler's own rows, flushed with the completion, broke a constraint or
-            # did not fit: the attempt failed, as if the handler had flushed them itself.
-            self._ended(task, "error")
-            await _quietly(session.rollback(), log)
-            await self._fail(task, exc)
-        except STORE_ERRORS as exc:
-            self._ended(task, "completed")  # the handler's work is done; the write is not
-            self._state.counts[UNRECORDED] += 1
-            await _quietly(session.rollback(), log)
-            log.warning(
-                "completion failed; the task will be rescued and rerun",
-                task_id=task.id,
-                error=str(exc),
+            self._state.log.warning(
+                "completion refused: lease lost; results discarded", task_id=task.id
             )
+        except (IntegrityError, DataError) as exc:  # a constraint checked at the commit
+            await self._rows_refused(task, session, exc)
+        except STORE_ERRORS as exc:
+            await self._completion_lost(task, session, exc)
+
+    async def _rows_refused(self, task: ClaimedTask, session: Any, exc: Exception) -> None:
+        self._ended(task, "error")
+        await _quietly(session.rollback(), self._state.log)
+        await self._fail(task, exc)
+
+    async def _completion_lost(self, task: ClaimedTask, session: Any, exc: Exception) -> None:
+        self._ended(task, "completed")  # the handler's work is done; the write is not
+        self._state.counts[UNRECORDED] += 1
+        await _quietly(session.rollback(), self._state.log)
+        self._state.log.warning(
+            "completion failed; the task will be rescued and rerun",
+            task_id=task.id,
+            error=str(exc),
+        )
 
     async def _snooze(self, task: ClaimedTask, seconds: float) -> None:
         try:

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from taskstore import InvalidInput, TaskStatus, TaskStore
 from taskstore.models import MediaEntity, TranscriptEntity, VideoEntity
@@ -23,6 +24,7 @@ from worker import (
     middleware,
     task,
 )
+from worker.state import UNRECORDED
 
 reg = Registry()
 
@@ -53,6 +55,21 @@ async def clashing_rows(ctx: TaskContext) -> None:
     async with ctx.session() as session:
         for url in ("a", "b"):
             session.add(VideoEntity(id=f"clash{ctx.task_id}", url=url, task_id=ctx.task_id))
+
+
+class _Elsewhere(DeclarativeBase):
+    """A model whose table no migration has made (the application's forgot to run)."""
+
+
+class Unmigrated(_Elsewhere):
+    __tablename__ = "not_migrated_yet"
+    id: Mapped[int] = mapped_column(primary_key=True)
+
+
+@task(name="t.unmigrated_rows", registry=reg, max_attempts=1)
+async def unmigrated_rows(ctx: TaskContext) -> None:
+    async with ctx.session() as session:
+        session.add(Unmigrated(id=ctx.task_id))
 
 
 @task(name="t.not_json", registry=reg, max_attempts=1)
@@ -241,6 +258,21 @@ async def test_rows_a_handler_left_that_the_database_refuses_fail_the_attempt_wi
     assert info.error["type"] == "sqlalchemy.exc.IntegrityError"
     async with store.sessions() as session:
         assert (await session.scalar(select(func.count()).select_from(MediaEntity))) == 0
+
+
+async def test_rows_for_a_table_not_migrated_yet_fail_the_attempt_with_the_databases_error(
+    store: TaskStore,
+) -> None:
+    """Not an outage of the database (left to the lease, rerun, then 'earlier attempts
+    never finished'): the handler's rows, refused, with the reason on the task."""
+    task_id = await store.enqueue("t.unmigrated_rows")
+    worker = make_worker(store)
+    with anyio.fail_after(30):
+        await worker.run()
+    info = await store.require(task_id)
+    assert (info.status, info.attempts, worker.counts["failed"]) == (TaskStatus.FAILED, 1, 1)
+    assert worker.counts[UNRECORDED] == 0
+    assert "not_migrated_yet" in info.error["message"]
 
 
 async def test_metrics_count_each_attempt_by_the_outcome_the_worker_recorded(
