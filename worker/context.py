@@ -8,7 +8,9 @@ import math
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from taskstore.errors import InvalidInput
 from taskstore.records import ClaimedTask
@@ -19,6 +21,22 @@ if TYPE_CHECKING:
     from worker.registry import Registry
 
 R = TypeVar("R")
+#: set in an attempt's session's info while its handler runs (see `handler_ended`)
+_IN_HANDLER = "taskstore.in_handler"
+
+
+def _refuse_commit_in_handler(session: Session) -> None:
+    if session.info.get(_IN_HANDLER):
+        raise InvalidInput(
+            "ctx.session() is committed with the task's completion: a commit in the handler"
+            " would keep its rows though the attempt may still fail (for writes that must"
+            " stay whatever happens, open a session of your own: store.sessions())"
+        )
+
+
+def handler_ended(session: AsyncSession) -> None:
+    """The handler returned: the worker may commit its session with the completion."""
+    session.info[_IN_HANDLER] = False
 
 
 class TaskContext:
@@ -77,6 +95,8 @@ class TaskContext:
             )
         if self._session is None:
             self._session = self._consumer.session()
+            self._session.info[_IN_HANDLER] = True
+            event.listen(self._session.sync_session, "before_commit", _refuse_commit_in_handler)
         yield self._session
 
     async def dependency_results(self) -> dict[int, Any]:

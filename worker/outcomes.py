@@ -25,7 +25,7 @@ from taskstore.translate import connection_lost
 from worker import retry
 from worker.completer import Completer
 from worker.config import BLOCKED_WARN_SECONDS, DEFAULT_MAX_ATTEMPTS
-from worker.context import TaskContext
+from worker.context import TaskContext, handler_ended
 from worker.errors import NonRetryable, Snooze
 from worker.execution import THREADS_RUNNING, Outcome, Running, attempt, error_document
 from worker.registry import Registry, TaskDef
@@ -222,6 +222,8 @@ class Outcomes:
     async def _record(self, task: ClaimedTask, outcome: Outcome) -> None:
         """Every ending but a plain completion (`_execute` batches those itself)."""
         session = outcome.ctx.used_session if outcome.ctx else None
+        if session is not None:
+            handler_ended(session)
         try:
             if outcome.ok and session is not None:
                 await self._complete_in_session(task, outcome, session)

@@ -72,6 +72,14 @@ async def unmigrated_rows(ctx: TaskContext) -> None:
         session.add(Unmigrated(id=ctx.task_id))
 
 
+@task(name="t.commits_itself", registry=reg, max_attempts=1)
+async def commits_itself(ctx: TaskContext) -> None:
+    async with ctx.session() as session:
+        session.add(VideoEntity(id=f"own{ctx.task_id}", url="u", task_id=ctx.task_id))
+        await session.commit()
+    raise RuntimeError("failed after its rows were committed")
+
+
 @task(name="t.not_json", registry=reg, max_attempts=1)
 async def not_json(ctx: TaskContext) -> object:
     return {1, 2}
@@ -273,6 +281,17 @@ async def test_rows_for_a_table_not_migrated_yet_fail_the_attempt_with_the_datab
     assert (info.status, info.attempts, worker.counts["failed"]) == (TaskStatus.FAILED, 1, 1)
     assert worker.counts[UNRECORDED] == 0
     assert "not_migrated_yet" in info.error["message"]
+
+
+async def test_a_handler_cannot_commit_the_attempts_session_itself(store: TaskStore) -> None:
+    """Its rows would stay though the attempt fails: the commit is the completion's."""
+    task_id = await store.enqueue("t.commits_itself")
+    await make_worker(store).run()
+    info = await store.require(task_id)
+    assert (info.status, info.error["type"]) == (TaskStatus.FAILED, "taskstore.errors.InvalidInput")
+    assert "ctx.session() is committed with the task's completion" in info.error["message"]
+    async with store.sessions() as session:
+        assert (await session.scalar(select(func.count()).select_from(MediaEntity))) == 0
 
 
 async def test_metrics_count_each_attempt_by_the_outcome_the_worker_recorded(
