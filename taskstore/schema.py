@@ -63,6 +63,12 @@ def alembic_config(extra_version_dirs: tuple[str, ...] = ()) -> Config:
     """An alembic Config built in code (no alembic.ini needed)."""
     from alembic.config import Config
 
+    for folder in extra_version_dirs:
+        if not Path(folder).is_dir():
+            raise TaskStoreError(
+                f"no version folder {folder!r} (from {Path.cwd()}): pass your application's "
+                "revisions folder, absolute or relative to the current directory"
+            )
     cfg = Config()
     location = migrations_dir()
     cfg.set_main_option("script_location", str(location))
@@ -212,6 +218,7 @@ async def autogenerate(
     """
     from alembic.util import CommandError
 
+    version_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (alembic's file work blocks too)
     dirs = (str(version_dir), *extra_version_dirs)
     try:
         script = await _alembic(
@@ -223,6 +230,12 @@ async def autogenerate(
             version_path=str(version_dir),
         )
     except (KeyError, CommandError) as exc:  # alembic's look-up of the database's revision
+        if "not up to date" in str(exc):
+            raise TaskStoreError(
+                "cannot write a revision: the database is behind the version folders given "
+                "(apply their revisions first: taskstore.schema.upgrade with "
+                "extra_version_dirs)"
+            ) from None
         raise TaskStoreError(
             f"cannot write a revision: the database is at a revision none of the version "
             f"folders given holds ({exc}): pass your application's folders in "
@@ -231,5 +244,8 @@ async def autogenerate(
     return Path(script.path)
 
 
-async def downgrade(engine: AsyncEngine, revision: str) -> None:
-    await _alembic(engine, "downgrade", (), revision)
+async def downgrade(
+    engine: AsyncEngine, revision: str, extra_version_dirs: tuple[str, ...] = ()
+) -> None:
+    """Step back to `revision` (an application's folders as for `upgrade`)."""
+    await _alembic(engine, "downgrade", extra_version_dirs, revision)
