@@ -9,6 +9,7 @@ Priority chain for the URL (first hit wins):
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -43,13 +44,22 @@ _PG_OPTIONS = frozenset(
     | {"keepalives_idle", "keepalives_interval", "keepalives_count", *PG_DSN_OPTIONS}
 )
 _SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+_SESSION_ATTRS = ("any", "primary", "standby", "prefer-standby", "read-write", "read-only")
+#: options whose value is a count (at least 0) or a number of seconds (above 0): the driver
+#: would fail on another with a bare TypeError at every connect
+_COUNTS = frozenset(
+    {"statement_cache_size", "max_cacheable_statement_size", "prepared_statement_cache_size"}
+    | {"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count"}
+    | {"tcp_user_timeout", "max_cached_statement_lifetime"}
+)
+_SECONDS = frozenset({"timeout", "command_timeout", "connect_timeout"})
 _TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+_FALSE = {"0", "false", "no", "off"}
 
 
 def _env_bool(env: Mapping[str, str], key: str, default: bool) -> bool:
     raw = env.get(key)
-    if raw is None:
+    if raw is None or raw.strip() == "":  # KEY= in an env file: the default, as elsewhere
         return default
     value = raw.strip().lower()
     if value in _TRUE:
@@ -86,6 +96,20 @@ def _env_duration(env: Mapping[str, str], key: str, default: float) -> float:
         ) from None
 
 
+def _env_port(env: Mapping[str, str]) -> int:
+    port = _env_int(env, "TASKSTORE_POSTGRES_PORT", 5432)
+    if not 0 < port < 65536:
+        raise ConfigError(f"TASKSTORE_POSTGRES_PORT must be from 1 to 65535, got {port}")
+    return port
+
+
+def _env_text(env: Mapping[str, str], key: str, default: str) -> str:
+    raw = env.get(key)
+    if raw is not None and not raw.strip():
+        raise ConfigError(f"{key} is set but empty (unset it for {default!r})")
+    return default if raw is None else raw
+
+
 def default_sqlite_path(env: Mapping[str, str]) -> Path:
     """Where the embedded default database lives."""
     base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -99,8 +123,9 @@ def safe_url(url: URL | str) -> str:
             url = make_url(url)
         except (ArgumentError, ValueError):
             return "<unparseable URL>"
-    if "sslpassword" in url.query:
-        url = url.update_query_dict({"sslpassword": "***"})
+    hidden = {key: "***" for key in ("password", "sslpassword") if key in url.query}
+    if hidden:
+        url = url.update_query_dict(hidden)
     return url.render_as_string(hide_password=True)
 
 
@@ -158,12 +183,36 @@ def _pg_query(url: URL) -> URL:
             "(sslmode, sslrootcert, options, application_name, connect_timeout, keepalives*, "
             "tcp_user_timeout or an asyncpg connect option)"
         )
+    for name, value in url.query.items():
+        _check_option(name, value)
     if "sslmode" not in url.query:
         return url
     mode = url.query["sslmode"]
     if mode not in _SSL_MODES:
         raise ConfigError(f"sslmode must be one of {', '.join(_SSL_MODES)}, got {mode!r}")
     return url.difference_update_query(["sslmode"]).update_query_dict({"ssl": mode})
+
+
+def _check_option(name: str, value: str | tuple[str, ...]) -> None:
+    """One URL option's value, where the driver takes a number or one of a few words."""
+    if name not in _COUNTS | _SECONDS | {"port", "target_session_attrs"}:
+        return
+    if not isinstance(value, str):
+        raise ConfigError(f"the database URL gives {name} more than once")
+    if name == "target_session_attrs":
+        if value not in _SESSION_ATTRS:
+            raise ConfigError(f"{name} must be one of {', '.join(_SESSION_ATTRS)}, got {value!r}")
+        return
+    try:
+        number = float(value) if name in _SECONDS else int(value)
+    except ValueError:
+        number = -1
+    if name == "port" and not 0 < number < 65536:
+        raise ConfigError(f"invalid port {value!r} in the database URL (1-65535)")
+    if name in _SECONDS and not 0 < number < math.inf:
+        raise ConfigError(f"{name} in the database URL must be seconds above 0, got {value!r}")
+    if number < 0:
+        raise ConfigError(f"{name} in the database URL must be a whole number, got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,12 +266,27 @@ class Settings:
             auto_migrate=_env_bool(env, "TASKSTORE_AUTO_MIGRATE", True),
             max_payload_bytes=_env_int(env, "TASKSTORE_MAX_PAYLOAD_BYTES", 1_048_576, 2),
             retention_seconds=_env_duration(env, "TASKSTORE_RETENTION", 7 * 86400),
-            unserved_grace_seconds=_env_duration(env, "TASKSTORE_UNSERVED_GRACE", 600.0),
+            # 0 (never): a task no worker has a handler for waits for one for good
+            unserved_grace_seconds=_env_duration(env, "TASKSTORE_UNSERVED_GRACE", 600.0)
+            or math.inf,
             pgbouncer=_env_bool(env, "TASKSTORE_PGBOUNCER", False),
-            listen_url=normalize_url(env["TASKSTORE_LISTEN_URL"])
-            if env.get("TASKSTORE_LISTEN_URL")
-            else None,
+            listen_url=_listen_url(env),
         )
+
+
+def _listen_url(env: Mapping[str, str]) -> URL | None:
+    raw = env.get("TASKSTORE_LISTEN_URL")
+    if not raw:
+        return None
+    try:
+        url = normalize_url(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"TASKSTORE_LISTEN_URL: {exc}") from None
+    if url.get_backend_name() != "postgresql":
+        raise ConfigError(
+            "TASKSTORE_LISTEN_URL must be a postgresql:// URL (LISTEN is PostgreSQL's)"
+        )
+    return url
 
 
 def resolve_database_url(explicit: str | None, env: Mapping[str, str]) -> URL:
@@ -238,8 +302,8 @@ def resolve_database_url(explicit: str | None, env: Mapping[str, str]) -> URL:
             username=env.get("TASKSTORE_POSTGRES_USER", "postgres"),
             password=env.get("TASKSTORE_POSTGRES_PASSWORD") or None,
             host=env.get("TASKSTORE_POSTGRES_HOST", "127.0.0.1"),
-            port=_env_int(env, "TASKSTORE_POSTGRES_PORT", 5432),
-            database=env.get("TASKSTORE_POSTGRES_DB", "taskstore"),
+            port=_env_port(env),
+            database=_env_text(env, "TASKSTORE_POSTGRES_DB", "taskstore"),
         )
     if backend != "sqlite":
         raise ConfigError(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import re
+
 import pytest
 
 from taskstore import ConfigError, Settings
@@ -107,6 +110,67 @@ def test_settings_out_of_range_are_refused_naming_the_variable(
 ) -> None:
     with pytest.raises(ConfigError, match=f"{key} {message}"):
         Settings.from_env(None, {key: value})
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("timeout=abc", "timeout in the database URL must be seconds above 0, got 'abc'"),
+        ("command_timeout=0", "command_timeout in the database URL must be seconds above 0"),
+        ("connect_timeout=0", "connect_timeout in the database URL must be seconds above 0"),
+        ("connect_timeout=-5", "connect_timeout in the database URL must be seconds above 0"),
+        ("statement_cache_size=abc", "statement_cache_size in the database URL must be a whole"),
+        ("max_cached_statement_lifetime=1.5", "must be a whole number, got '1.5'"),
+        ("port=abc", "invalid port 'abc' in the database URL"),
+        ("target_session_attrs=bogus", "target_session_attrs must be one of any, primary"),
+        ("timeout=1&timeout=2", "the database URL gives timeout more than once"),
+    ],
+)
+def test_a_bad_value_of_a_url_option_is_a_config_error_naming_it(option: str, message: str) -> None:
+    """Not the driver's bare TypeError at every connect (exit 1: restarted for good)."""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Settings.from_env(f"postgresql://u@h/db?{option}")
+    good = "timeout=5&statement_cache_size=0&port=5433&target_session_attrs=read-write"
+    assert Settings.from_env(f"postgresql://u@h/db?{good}").database_url.query["port"] == "5433"
+
+
+def test_a_password_in_the_urls_query_is_masked() -> None:
+    shown = safe_url("postgresql://u@h/db?password=s3cret&application_name=a")
+    assert "s3cret" not in shown and "application_name=a" in shown
+    with pytest.raises(ConfigError) as told:
+        Settings.from_env("postgresql://u@h/db?password=s3cret&sslmod=x")
+    assert "s3cret" not in str(told.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"TASKSTORE_POSTGRES_PORT": "99999"}, "TASKSTORE_POSTGRES_PORT must be from 1 to 65535"),
+        ({"TASKSTORE_POSTGRES_PORT": "0"}, "TASKSTORE_POSTGRES_PORT must be from 1 to 65535"),
+        ({"TASKSTORE_POSTGRES_DB": ""}, "TASKSTORE_POSTGRES_DB is set but empty"),
+    ],
+)
+def test_bad_postgres_fields_name_their_variable(env: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(None, {"TASKSTORE_DATABASE_BACKEND": "postgres", **env})
+
+
+def test_the_listen_url_is_checked_as_a_postgresql_url_and_named() -> None:
+    with pytest.raises(ConfigError, match="TASKSTORE_LISTEN_URL: invalid database URL"):
+        Settings.from_env("postgresql://u@h/db", {"TASKSTORE_LISTEN_URL": "nonsense"})
+    with pytest.raises(ConfigError, match="TASKSTORE_LISTEN_URL must be a postgresql:// URL"):
+        Settings.from_env("postgresql://u@h/db", {"TASKSTORE_LISTEN_URL": "sqlite:///x.db"})
+
+
+def test_an_empty_variable_means_its_default_and_a_grace_of_0_means_never() -> None:
+    """KEY= in an env file (an unset shell variable) must not turn a setting off."""
+    empty = Settings.from_env(
+        "sqlite:///x.db", {"TASKSTORE_AUTO_MIGRATE": "", "TASKSTORE_POOL_PRE_PING": ""}
+    )
+    assert (empty.auto_migrate, empty.pool_pre_ping) == (True, True)
+    for never in ("0", "never", "off"):
+        grace = Settings.from_env("sqlite:///x.db", {"TASKSTORE_UNSERVED_GRACE": never})
+        assert grace.unserved_grace_seconds == math.inf
 
 
 def test_libpq_sslmode_becomes_asyncpgs_ssl_and_unknown_options_are_refused() -> None:
