@@ -61,4 +61,5 @@ __all__ = [
 ]
 
 
-__getattr__, __dir__ = lazy_exports(__name__, _HOMES)
+if not TYPE_CHECKING:  # a type checker sees the imports above: an unknown name is an error
+    __getattr__, __dir__ = lazy_exports(__name__, _HOMES)

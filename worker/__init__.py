@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         RegistrationError,
         Registry,
         TaskDef,
+        middleware,
         on_shutdown,
         on_startup,
         task,
@@ -64,4 +65,5 @@ __all__ = [
 ]
 
 
-__getattr__, __dir__ = lazy_exports(__name__, _HOMES)
+if not TYPE_CHECKING:  # a type checker sees the imports above: an unknown name is an error
+    __getattr__, __dir__ = lazy_exports(__name__, _HOMES)

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
 PRODUCER = """
 from taskstore import TaskStore
 from taskstore.sync import SyncTaskStore
@@ -32,6 +31,10 @@ async def produce(store: TaskStore, sync_store: SyncTaskStore) -> None:
     await transcribe.enqueue(store)  # wrong: missing argument
     transcribe.using(priority="high")  # wrong: option type
     not_awaited: int = transcribe.enqueue(store, video_id="v1")  # wrong: async store
+
+
+from taskstore import task as misplaced  # wrong: the decorator is worker's
+from worker import middleware, Snooze  # every public name is known to the checker
 """
 
 
@@ -50,7 +53,7 @@ def test_type_checkers_check_enqueue_arguments_against_the_handler(tmp_path: Pat
             "--no-error-summary",
             str(source),
         ],
-        cwd=ROOT,
+        cwd=tmp_path,  # as a user's project: taskstore found installed, not beside it
         capture_output=True,
         text=True,
         timeout=600,
