@@ -83,22 +83,29 @@ async def rescue_loop(state: WorkerState, consumer: Consumer) -> None:
     """Every half lease: take back expired leases and look for orphans."""
     while True:
         await anyio.sleep(state.config.rescue_interval)
-        try:
-            report = await consumer.rescue(list(state.config.queues))
-        except STORE_ERRORS as exc:
-            state.log.warning("rescue failed", error=str(exc))
-            continue
-        if report.orphans_waiting and not state.orphans_waiting:
-            state.orphans_waiting = True  # the fetcher lets running tasks drain first
-            state.signal()
-        if report.rescued:
-            state.counts["rescued"] += len(report.rescued)
-            state.metrics.rescued(len(report.rescued))
-            state.log.warning(
-                "rescued tasks with expired leases",
-                tasks={i: s.value for i, s in report.rescued.items()},
-            )
-            state.signal()
+        await rescue_once(state, consumer)
+
+
+async def rescue_once(state: WorkerState, consumer: Consumer) -> None:
+    """One pass: expired leases taken back, orphans looked for, and waiting tasks whose
+    dependencies all ended settled (an ending no worker settled: one of a release without
+    workflows, or one that raced a producer's open transaction)."""
+    try:
+        report = await consumer.rescue(list(state.config.queues))
+    except STORE_ERRORS as exc:
+        state.log.warning("rescue failed", error=str(exc))
+        return
+    if report.orphans_waiting and not state.orphans_waiting:
+        state.orphans_waiting = True  # the fetcher lets running tasks drain first
+        state.signal()
+    if report.rescued:
+        state.counts["rescued"] += len(report.rescued)
+        state.metrics.rescued(len(report.rescued))
+        state.log.warning(
+            "rescued tasks with expired leases",
+            tasks={i: s.value for i, s in report.rescued.items()},
+        )
+        state.signal()
 
 
 async def prune_loop(state: WorkerState, consumer: Consumer, retention_seconds: float) -> None:

@@ -38,6 +38,7 @@ from worker.maintenance import (
     file_identity,
     prune_loop,
     rescue_loop,
+    rescue_once,
     watch_file,
     watch_loop,
 )
@@ -136,6 +137,8 @@ class Worker:
         self._log_serving()
         try:
             await self.heartbeat()  # register at once, so operators see the worker start
+            if config.burst:  # its rescue loop may never come round: one pass first
+                await rescue_once(self.state, self.consumer)
             async with anyio.create_task_group() as services:
                 self._start_services(services)
                 try:

@@ -6,12 +6,13 @@ by in-process workers; what each handler saw is recorded in its result.
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 import time
 
 import anyio
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 
 from taskstore import TaskStatus, TaskStore
 from taskstore.cancelling import cancel_once
@@ -60,6 +61,23 @@ def burst(store: TaskStore, **overrides) -> Worker:
 async def count_rows(store: TaskStore, entity: type) -> int:
     async with store.reading() as conn:
         return (await conn.execute(select(func.count()).select_from(entity))).scalar_one()
+
+
+async def test_a_burst_worker_settles_a_waiting_task_whose_dependency_ended_unsettled(
+    store: TaskStore,
+) -> None:
+    """An ending no worker settled (one written by a release before workflows, or one
+    that raced a producer's open transaction): a burst run ends before its rescue loop
+    would come round, so it settles first."""
+    a = await store.enqueue("wf.num", {"n": 1})
+    b = await store.enqueue("wf.join", {"n": 2}, depends_on=[a])
+    async with store.transaction() as conn:
+        done = {"status": "completed", "result": {"n": 1}, "finished_at": dt.datetime.now(dt.UTC)}
+        await conn.execute(update(TaskEntity).where(TaskEntity.id == a).values(**done))
+    assert (await store.require(b)).status is TaskStatus.WAITING
+    await burst(store).run()
+    info = await store.require(b)
+    assert (info.status, info.result["seen"]) == (TaskStatus.COMPLETED, {str(a): 1})
 
 
 async def test_a_fan_out_of_100_and_its_fan_in_run_from_one_call_with_the_sum(
