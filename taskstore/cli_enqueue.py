@@ -15,7 +15,7 @@ import difflib
 import json
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -255,10 +255,35 @@ async def enqueue_note(store: TaskStore, queue: str, name: str, what: str) -> st
             f"note: no live worker serves queue {queue} (they serve: {served}); "
             f"{what} waits until one does (--queue chooses the queue)"
         )
-    near = difflib.get_close_matches(name, names, n=1) if queues and name not in names else []
+    near = _near_miss(name, names) if queues and name not in names else None
     if near:
-        return f"note: no live worker has a handler named {name}: did you mean {near[0]}?"
+        return f"note: no live worker has a handler named {name}: did you mean {near}?"
     return ""
+
+
+def _near_miss(name: str, names: Iterable[str]) -> str | None:
+    """The handler `name` is most likely a typo of: a near function in the same module,
+    or the same function in a near module. (Whole names alike are no sign: handlers of
+    one module share most of their letters, a new one and an old one too.)"""
+    module, function = _parts(name)
+    best, score = None, 0.8
+    for other in sorted(names):
+        o_module, o_function = _parts(other)
+        if o_module == module:
+            ratio = difflib.SequenceMatcher(None, function, o_function).ratio()
+        elif o_function == function:
+            ratio = difflib.SequenceMatcher(None, module, o_module).ratio()
+        else:
+            continue
+        if ratio >= score:
+            best, score = other, ratio
+    return best
+
+
+def _parts(name: str) -> tuple[str, str]:
+    """(module, function) of a handler name: ``pkg.mod.fn`` or ``pkg.mod:fn``."""
+    cut = max(name.rfind("."), name.rfind(":"))
+    return name[:cut], name[cut + 1 :]
 
 
 @contextlib.contextmanager

@@ -168,6 +168,8 @@ async def test_enqueue_notes_a_queue_no_live_worker_serves_and_a_name_near_a_han
         typo = taskstore("enqueue", "demo.recrod", "--queue", "demo", url=db_url)
         served = taskstore("enqueue", "demo.record", "--queue", "demo", url=db_url)
         unknown = taskstore("enqueue", "other.thing", "--queue", "demo", url=db_url)
+        # a new handler of the same module (a rolling deploy): no typo of the old one
+        new = taskstore("enqueue", "demo.refund_order", "--queue", "demo", url=db_url)
     finally:
         await live.close()
     task_id = int(elsewhere.stdout)
@@ -181,7 +183,7 @@ async def test_enqueue_notes_a_queue_no_live_worker_serves_and_a_name_near_a_han
     )
     # Quiet before any worker is up, and for a name a worker may find only when it
     # claims it (Django's resolver).
-    assert [r.stderr for r in (before_any_worker, served, unknown)] == ["", "", ""]
+    assert [r.stderr for r in (before_any_worker, served, unknown, new)] == ["", "", "", ""]
     assert {r.returncode for r in (before_any_worker, elsewhere, lines, typo)} == {0}
 
 
