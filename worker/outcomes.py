@@ -298,7 +298,7 @@ class Outcomes:
         await _quietly(session.rollback(), self._state.log)
         await self._fail(task, exc)
 
-    async def _completion_lost(self, task: ClaimedTask, session: Any, exc: Exception) -> None:
+    async def _completion_lost(self, task: ClaimedTask, session: Any, exc: BaseException) -> None:
         self._ended(task, "completed")  # the handler's work is done; the write is not
         self._state.counts[UNRECORDED] += 1
         await _quietly(session.rollback(), self._state.log)
