@@ -70,7 +70,7 @@ def list_(url: str | None, limit: int, as_json: bool, **filters: Any) -> None:
 @database_url_option
 def show(url: str | None, task_id: int, as_json: bool) -> None:
     """Show one task in full: payload, result, error, attempts, dependencies."""
-    from taskstore.formatting import attempt_limit
+    from taskstore.formatting import attempt_limit, error_summary
 
     doc = with_store(url, lambda store: _task_doc(store, task_id))
     if as_json:
@@ -91,7 +91,8 @@ def show(url: str | None, task_id: int, as_json: bool) -> None:
     if error:
         # A completed task keeps the error met before it completed: say it is history.
         label = "error" if doc["status"] != "completed" else "earlier error"
-        click.echo(f"{label.ljust(width)}  {error.get('type')}: {error.get('message')}")
+        summary = error_summary(error.get("type"), error.get("message"))
+        click.echo(f"{label.ljust(width)}  {summary}")
         if error.get("traceback"):
             click.echo(error["traceback"].rstrip())
     if log:
@@ -109,12 +110,14 @@ def _ids(ids: list[int], shown: int = 12) -> str | None:
 
 
 def _attempt_line(entry: dict[str, Any]) -> str:
+    from taskstore.formatting import error_summary
+
     started = (entry["started_at"] or "-")[:19].replace("T", " ")
     finished = (entry["finished_at"] or "-")[:19].replace("T", " ")
     line = f"#{entry['number']}  {entry['outcome']:<13} {started} -> {finished}"
     line += f"  {entry['worker_id'] or '-'}"
     if entry["error_type"]:
-        line += f"  {entry['error_type']}: {entry['error_message']}"
+        line += f"  {error_summary(entry['error_type'], entry['error_message'])}"
     return line
 
 

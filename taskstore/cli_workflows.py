@@ -63,7 +63,9 @@ def wait(url: str | None, task_id: int, timeout: float | None, as_json: bool) ->
         click.echo(f"task {task_id} {info.status.value}")
         # A completed task keeps the error of an earlier attempt: history, not its outcome.
         if info.error and info.status is not TaskStatus.COMPLETED:
-            click.echo(f"{info.error.get('type')}: {info.error.get('message')}")
+            from taskstore.formatting import error_summary
+
+            click.echo(error_summary(info.error.get("type"), info.error.get("message")))
     raise SystemExit(0 if info.status is TaskStatus.COMPLETED else 1)
 
 

@@ -41,6 +41,12 @@ def attempt_limit(max_attempts: int | None, error: Any) -> str:
     return str(limit)
 
 
+def error_summary(kind: Any, message: Any) -> str:
+    """``Type: message``, or the type alone when the message is empty (a bare
+    ``CancelledError``, a ``KeyboardInterrupt``)."""
+    return ": ".join(str(part) for part in (kind, message) if part not in (None, ""))
+
+
 def format_age(seconds: float | None) -> str:
     if seconds is None:
         return "-"

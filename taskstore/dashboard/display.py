@@ -13,7 +13,7 @@ from typing import Any
 from taskstore.durations import format_duration
 from taskstore.errors import InvalidInput
 from taskstore.flow_admin import parse_rate
-from taskstore.formatting import DEFAULT_MAX_ATTEMPTS, applied_limit, format_age
+from taskstore.formatting import DEFAULT_MAX_ATTEMPTS, applied_limit, error_summary, format_age
 from taskstore.records import TaskInfo, Unserved
 from taskstore.states import Event, TaskStatus, sources
 
@@ -57,8 +57,7 @@ def error_text(error: Any) -> str:
         return ""
     if not isinstance(error, dict):
         return json.dumps(error, ensure_ascii=False)
-    kind, message = error.get("type"), error.get("message")
-    return ": ".join(str(part) for part in (kind, message) if part not in (None, ""))
+    return error_summary(error.get("type"), error.get("message"))
 
 
 def error_line(error: Any, width: int = ERROR_LINE_WIDTH) -> str:

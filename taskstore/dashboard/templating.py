@@ -37,6 +37,7 @@ def environment() -> jinja2.Environment:
         utc=display.utc,
         pretty_json=display.pretty_json,
         error_line=display.error_line,
+        error_summary=display.error_summary,
         error_hover=display.error_hover,
         percent=display.progress,
         queue_limits=display.queue_limits,
