@@ -76,13 +76,8 @@ def connect_args(url: URL) -> dict[str, Any]:
     """asyncpg's connect arguments for libpq options of the URL that it has no name for."""
     name = url.query.get("application_name", "taskstore")
     args: dict[str, Any] = {"server_settings": {"application_name": name}}
-    if "connect_timeout" in url.query:
-        try:
-            args["timeout"] = float(url.query["connect_timeout"])  # type: ignore[arg-type]
-        except ValueError:
-            raise ConfigError(
-                f"connect_timeout must be a number of seconds, got {url.query['connect_timeout']!r}"
-            ) from None
+    if "connect_timeout" in url.query:  # its value was checked with the URL's (settings)
+        args["timeout"] = float(url.query["connect_timeout"])  # type: ignore[arg-type]
     # asyncpg reads these only from a connection string: hand them over as one, beside
     # the URL's other parts (passed as arguments, which take precedence).
     dsn = {option: _single(url, option) for option in PG_DSN_OPTIONS if option in url.query}
